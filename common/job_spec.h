@@ -1,0 +1,44 @@
+// Validation of submitted job specs and expansion of their command.
+#ifndef DEJA_COMMON_JOB_SPEC_H_
+#define DEJA_COMMON_JOB_SPEC_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "deja/v1/job.pb.h"
+
+namespace deja {
+
+// Limits on submitted fields; a larger field is INVALID_ARGUMENT.
+inline constexpr size_t kMaxNameLength = 128;         // project, app name, version, keys
+inline constexpr size_t kMaxValueLength = 64 * 1024;  // one argv word, env or param value
+inline constexpr size_t kMaxEntries = 1024;           // argv words, env, params, outputs
+inline constexpr size_t kMaxPathLength = 1024;        // output globs, input paths
+inline constexpr size_t kMaxSpecBytes = 4 * 1024 * 1024;
+
+// The project used when a spec names none.
+inline constexpr char kDefaultProject[] = "default";
+
+// Checks `spec` and returns INVALID_ARGUMENT whose message starts with the
+// offending field ("app.command: must not be empty", "outputs[2]: ...").
+// Expects defaults applied (NormalizeJobSpec) first.
+absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec);
+
+// Fills defaults: project "default", app name = basename of argv[0].
+void NormalizeJobSpec(deja::v1::JobSpec* spec);
+
+// Returns INVALID_ARGUMENT naming `field` unless `path` is a relative path
+// that stays inside the workspace (no "..", not absolute, not empty).
+absl::Status ValidateWorkspacePath(const std::string& field, const std::string& path);
+
+// The argv to execute: "${params.X}" becomes the param's value and
+// "${inputs.X}" the input's workspace path. "$${" escapes a literal "${".
+// INVALID_ARGUMENT names the unknown reference.
+absl::StatusOr<std::vector<std::string>> ExpandCommand(const deja::v1::JobSpec& spec);
+
+}  // namespace deja
+
+#endif  // DEJA_COMMON_JOB_SPEC_H_

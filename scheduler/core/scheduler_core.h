@@ -1,0 +1,146 @@
+// SchedulerCore: the scheduler's business logic, with no gRPC and no RocksDB.
+//
+// Execution model: every method is called from one thread (the scheduler's
+// event loop); the class is not thread-safe. Methods never block and never do
+// I/O. Each mutating method records what must happen next in an Effects
+// value: records to persist, then messages to send to workers. The caller
+// persists `Effects` durably before it sends anything or answers a client,
+// so nothing is acknowledged that a crash could lose.
+//
+// Time is passed in explicitly (`now`), so tests drive it.
+#ifndef DEJA_SCHEDULER_CORE_SCHEDULER_CORE_H_
+#define DEJA_SCHEDULER_CORE_SCHEDULER_CORE_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "deja/v1/job.pb.h"
+#include "deja/v1/scheduler.pb.h"
+#include "deja/v1/worker.pb.h"
+
+namespace deja {
+
+struct CoreOptions {
+  // A worker silent (no heartbeat, or no stream) this long is lost and its
+  // jobs are requeued.
+  absl::Duration worker_timeout = absl::Seconds(10);
+  // Executions a job gets before lost workers make it FAILED.
+  int max_attempts = 3;
+  // Heartbeat interval asked of workers.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+};
+
+// What a core call asks its caller to carry out, in this order.
+struct Effects {
+  // 1. Persist: the latest version of every changed job, memo changes.
+  std::map<std::string, deja::v1::Job> jobs;
+  std::map<std::string, deja::v1::MemoEntry> memo_puts;  // by memo key
+  std::set<std::string> memo_deletes;                    // memo keys
+  // 2. Then send, in order, to the current stream of each worker.
+  std::vector<std::pair<std::string, deja::v1::SchedulerMessage>> to_workers;
+  // 3. Then end these worker streams (worker id, session): declared lost.
+  std::vector<std::pair<std::string, uint64_t>> close_sessions;
+
+  bool empty() const {
+    return jobs.empty() && memo_puts.empty() && memo_deletes.empty() && to_workers.empty() &&
+           close_sessions.empty();
+  }
+};
+
+// The memo index key of a job: project, NUL, job hash.
+std::string MemoKey(const std::string& project, const std::string& job_hash);
+
+class SchedulerCore {
+ public:
+  explicit SchedulerCore(CoreOptions options);
+
+  // Restores state read from the store at startup. Jobs that were on a worker
+  // stay there until that worker reconnects and claims them, or
+  // worker_timeout after `now` passes and they are requeued.
+  void Load(std::vector<deja::v1::Job> jobs, std::vector<deja::v1::MemoEntry> memo,
+            absl::Time now);
+
+  // Validates and stores a new job, serving it from the memo index when it
+  // can. INVALID_ARGUMENT names the bad field. A repeated request_id in the
+  // same project returns the job first created for it.
+  absl::StatusOr<deja::v1::SubmitResponse> Submit(deja::v1::JobSpec spec, absl::Time now,
+                                                  Effects* fx);
+
+  // NOT_FOUND for an unknown id.
+  absl::StatusOr<deja::v1::Job> GetJob(const std::string& job_id) const;
+  // Oldest first; an empty project or an unspecified state matches all.
+  std::vector<deja::v1::Job> ListJobs(const std::string& project, deja::v1::JobState state,
+                                      size_t limit) const;
+  // Cancels a job that has not ended (its process group is killed by its
+  // worker); FAILED_PRECONDITION if it already ended.
+  absl::StatusOr<deja::v1::Job> CancelJob(const std::string& job_id, absl::Time now, Effects* fx);
+
+  // The connected worker holding `job_id`'s workspace. FAILED_PRECONDITION
+  // if the job never got one, UNAVAILABLE if that worker is not connected.
+  absl::StatusOr<std::string> WorkspaceHolder(const std::string& job_id) const;
+
+  std::vector<deja::v1::WorkerInfo> ListWorkers() const;
+
+  // A worker stream registered. `session` is unique per stream; messages of
+  // an older session of the same worker are ignored from now on.
+  absl::Status WorkerConnected(const deja::v1::Register& reg, uint64_t session, absl::Time now,
+                               Effects* fx);
+  void WorkerMessage(const std::string& worker_id, uint64_t session,
+                     const deja::v1::WorkerMessage& msg, absl::Time now, Effects* fx);
+  void WorkerDisconnected(const std::string& worker_id, uint64_t session, absl::Time now);
+
+  // Declares silent workers lost and requeues their jobs. Call periodically.
+  void Tick(absl::Time now, Effects* fx);
+
+  const CoreOptions& options() const { return options_; }
+
+ private:
+  struct Worker {
+    deja::v1::Register info;
+    uint64_t session = 0;
+    bool connected = false;
+    absl::Time last_seen;  // last message, or disconnect time when !connected
+    // Jobs sent to this worker whose result has not arrived: id -> attempt.
+    std::map<std::string, uint32_t> jobs;
+    int busy_slots = 0;  // RUN assignments among `jobs`
+  };
+
+  void SetState(deja::v1::Job& job, deja::v1::JobState to, absl::Time now);
+  void Enqueue(deja::v1::Job& job);
+  // Assigns queued jobs, oldest first, to connected workers with free slots.
+  void Dispatch(absl::Time now, Effects* fx);
+  bool Fits(const Worker& worker, const deja::v1::Job& job) const;
+  void HandleResult(Worker& worker, const deja::v1::JobResult& result, absl::Time now,
+                    Effects* fx);
+  // Requeues (or fails, past max_attempts) every job on a lost worker.
+  void LoseWorker(Worker& worker, const std::string& why, absl::Time now, Effects* fx);
+  void Release(Worker& worker, const std::string& job_id);
+  Worker* FindWorker(const std::string& worker_id);
+  Worker* ConnectedWorker(const std::string& worker_id);
+
+  // Constant after construction.
+  const CoreOptions options_;
+
+  uint64_t next_seq_ = 1;
+  absl::flat_hash_map<std::string, deja::v1::Job> jobs_;
+  std::map<uint64_t, std::string> order_;  // seq -> job id, oldest first
+  std::set<uint64_t> queue_;               // seqs of QUEUED jobs: FIFO
+  absl::flat_hash_map<std::string, deja::v1::MemoEntry> memo_;
+  absl::flat_hash_map<std::string, std::string> requests_;  // project/request_id -> job id
+  std::map<std::string, Worker> workers_;
+};
+
+// "j42" <-> 42. ParseJobId returns 0 for a malformed id.
+std::string JobIdFromSeq(uint64_t seq);
+uint64_t ParseJobId(const std::string& job_id);
+
+}  // namespace deja
+
+#endif  // DEJA_SCHEDULER_CORE_SCHEDULER_CORE_H_

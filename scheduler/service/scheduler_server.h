@@ -1,0 +1,52 @@
+// SchedulerServer: deja-scheduler's gRPC front (the client Scheduler service
+// and the WorkerService stream) around SchedulerCore and RocksStore.
+//
+// Execution model: gRPC reactions never block and never touch the core or
+// the store. They post closures to one event-loop thread, which owns the
+// core, runs every closure queued so far, commits the resulting Effects to
+// RocksDB in one synced WriteBatch (group commit), and only then sends
+// messages to workers, pushes job updates to watchers and finishes the
+// RPCs. A client is never told about a write that a crash could lose.
+//
+// Thread-safety: public methods are thread-safe.
+#ifndef DEJA_SCHEDULER_SERVICE_SCHEDULER_SERVER_H_
+#define DEJA_SCHEDULER_SERVICE_SCHEDULER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "scheduler/core/scheduler_core.h"
+
+namespace deja {
+
+struct SchedulerConfig {
+  // host:port; port 0 picks a free port (see SchedulerServer::port()).
+  std::string listen = "127.0.0.1:7070";
+  std::string data_dir;
+  CoreOptions core;
+  // How often the loop checks worker liveness and request timeouts.
+  absl::Duration tick = absl::Milliseconds(100);
+};
+
+class SchedulerServer {
+ public:
+  // Opens the store, restores state, and starts serving. Errors name the
+  // data dir or listen address at fault. `clock` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<SchedulerServer>> Start(const SchedulerConfig& config,
+                                                                Clock* clock);
+  virtual ~SchedulerServer() = default;
+
+  // The bound port.
+  virtual int port() const = 0;
+  // Blocks until Shutdown() is called from another thread.
+  virtual void Wait() = 0;
+  // Stops accepting calls, ends streams, stops the loop. Idempotent.
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace deja
+
+#endif  // DEJA_SCHEDULER_SERVICE_SCHEDULER_SERVER_H_

@@ -1,0 +1,108 @@
+#include "scheduler/store/rocks_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/store/schema.h"
+
+namespace deja {
+namespace {
+
+absl::Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(what, ": ", s.ToString()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& dir) {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const auto& name : schema::ColumnFamilyNames()) {
+    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::unique_ptr<RocksStore> store(new RocksStore());
+  rocksdb::DB* db = nullptr;
+  if (auto s = FromRocks(rocksdb::DB::Open(options, dir, families, &store->handles_, &db),
+                         "open store " + dir);
+      !s.ok()) {
+    return s;
+  }
+  store->db_.reset(db);
+
+  auto* settings = store->handles_[schema::kSettings];
+  std::string version;
+  rocksdb::Status got = db->Get(rocksdb::ReadOptions(), settings, schema::kSchemaVersionKey,
+                                &version);
+  const std::string want = std::to_string(schema::kSchemaVersion);
+  if (got.IsNotFound()) {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    if (auto s = FromRocks(db->Put(sync, settings, schema::kSchemaVersionKey, want),
+                           "write schema version");
+        !s.ok()) {
+      return s;
+    }
+  } else if (!got.ok()) {
+    return FromRocks(got, "read schema version");
+  } else if (version != want) {
+    return absl::FailedPreconditionError(absl::StrCat("store ", dir, " has schema version ",
+                                                      version, "; this build reads ", want));
+  }
+  return store;
+}
+
+RocksStore::~RocksStore() {
+  if (db_ == nullptr) return;
+  for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  db_->Close();
+}
+
+absl::Status RocksStore::Load(std::vector<deja::v1::Job>* jobs,
+                              std::vector<deja::v1::MemoEntry>* memo) {
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kJobs]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      deja::v1::Job job;
+      if (!job.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("a job record in the store does not parse");
+      }
+      jobs->push_back(std::move(job));
+    }
+    if (auto s = FromRocks(it->status(), "scan jobs"); !s.ok()) return s;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kMemo]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    deja::v1::MemoEntry entry;
+    if (!entry.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("a memo record in the store does not parse");
+    }
+    memo->push_back(std::move(entry));
+  }
+  return FromRocks(it->status(), "scan memo");
+}
+
+absl::Status RocksStore::Commit(const Effects& fx) {
+  if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty()) {
+    return absl::OkStatus();
+  }
+  rocksdb::WriteBatch batch;
+  for (const auto& [id, job] : fx.jobs) {
+    batch.Put(handles_[schema::kJobs], schema::JobKey(ParseJobId(id)), job.SerializeAsString());
+  }
+  for (const auto& key : fx.memo_deletes) batch.Delete(handles_[schema::kMemo], key);
+  for (const auto& [key, entry] : fx.memo_puts) {
+    batch.Put(handles_[schema::kMemo], key, entry.SerializeAsString());
+  }
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(db_->Write(sync, &batch), "commit");
+}
+
+}  // namespace deja

@@ -1,0 +1,51 @@
+// RocksStore: the scheduler's durable state in RocksDB (schema in schema.h).
+//
+// Durability: Commit writes one WriteBatch with WriteOptions::sync = true,
+// so a committed batch survives a crash of the process or the machine. The
+// scheduler commits once per event-loop round (group commit) and only then
+// answers clients.
+//
+// Thread-safety: Load must run before any Commit; Commit is called from one
+// thread (the event loop). No method is ever called from a gRPC reaction.
+#ifndef DEJA_SCHEDULER_STORE_ROCKS_STORE_H_
+#define DEJA_SCHEDULER_STORE_ROCKS_STORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "deja/v1/job.pb.h"
+#include "scheduler/core/scheduler_core.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace deja {
+
+class RocksStore {
+ public:
+  // Opens or creates the store in `dir`. FAILED_PRECONDITION when it was
+  // written with another schema version; INTERNAL on RocksDB errors.
+  static absl::StatusOr<std::unique_ptr<RocksStore>> Open(const std::string& dir);
+  ~RocksStore();
+
+  // Every stored job (in submission order) and memo entry. DATA_LOSS when a
+  // record does not parse.
+  absl::Status Load(std::vector<deja::v1::Job>* jobs, std::vector<deja::v1::MemoEntry>* memo);
+
+  // Persists the records of `fx` atomically and durably.
+  absl::Status Commit(const Effects& fx);
+
+ private:
+  RocksStore() = default;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // ColumnFamily order
+};
+
+}  // namespace deja
+
+#endif  // DEJA_SCHEDULER_STORE_ROCKS_STORE_H_

@@ -1,0 +1,16 @@
+#include "scheduler/store/schema.h"
+
+namespace deja::schema {
+
+const std::vector<std::string>& ColumnFamilyNames() {
+  static const auto* names = new std::vector<std::string>{"default", "jobs", "memo", "settings"};
+  return *names;
+}
+
+std::string JobKey(uint64_t seq) {
+  std::string key(8, '\0');
+  for (int i = 0; i < 8; ++i) key[i] = static_cast<char>((seq >> (8 * (7 - i))) & 0xff);
+  return key;
+}
+
+}  // namespace deja::schema

@@ -1,0 +1,309 @@
+#include "scheduler/core/scheduler_core.h"
+
+#include <string>
+#include <vector>
+
+#include "common/job_identity.h"
+#include "gtest/gtest.h"
+
+namespace deja {
+namespace {
+
+using deja::v1::Job;
+using deja::v1::JobSpec;
+using deja::v1::SchedulerMessage;
+
+JobSpec Echo(const std::string& word) {
+  JobSpec spec;
+  spec.mutable_app()->add_command("echo");
+  spec.mutable_app()->add_command(word);
+  return spec;
+}
+
+deja::v1::Register Reg(const std::string& id, int slots) {
+  deja::v1::Register reg;
+  reg.set_worker_id(id);
+  reg.set_slots(slots);
+  return reg;
+}
+
+// Assignments in `fx` for `worker`.
+std::vector<deja::v1::Assignment> Assignments(const Effects& fx, const std::string& worker) {
+  std::vector<deja::v1::Assignment> out;
+  for (const auto& [w, msg] : fx.to_workers) {
+    if (w == worker && msg.has_assignment()) out.push_back(msg.assignment());
+  }
+  return out;
+}
+
+class SchedulerCoreTest : public ::testing::Test {
+ protected:
+  SchedulerCoreTest() : core_(Options()) {}
+  static CoreOptions Options() {
+    CoreOptions o;
+    o.worker_timeout = absl::Seconds(10);
+    o.max_attempts = 2;
+    return o;
+  }
+
+  void Connect(const std::string& id, int slots, uint64_t session = 1) {
+    Effects fx;
+    ASSERT_TRUE(core_.WorkerConnected(Reg(id, slots), session, now_, &fx).ok());
+  }
+  std::string Submit(const JobSpec& spec, Effects* fx) {
+    auto r = core_.Submit(spec, now_, fx);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r->job().job_id();
+  }
+  void Result(const std::string& worker, const std::string& job, uint32_t attempt, int exit_code,
+              Effects* fx, uint64_t session = 1) {
+    deja::v1::WorkerMessage msg;
+    auto* r = msg.mutable_result();
+    r->set_job_id(job);
+    r->set_attempt(attempt);
+    r->set_exit_code(exit_code);
+    r->set_run_time_ms(1500);
+    core_.WorkerMessage(worker, session, msg, now_, fx);
+  }
+  Job Get(const std::string& id) { return *core_.GetJob(id); }
+
+  absl::Time now_ = absl::FromUnixSeconds(1000);
+  SchedulerCore core_;
+};
+
+TEST_F(SchedulerCoreTest, DispatchesFifoToFreeSlotsAndPersistsEachChange) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  std::string b = Submit(Echo("b"), &fx);
+  EXPECT_EQ(Get(a).state(), deja::v1::ASSIGNED);
+  EXPECT_EQ(Get(b).state(), deja::v1::QUEUED);
+  ASSERT_EQ(Assignments(fx, "w1").size(), 1u);
+  EXPECT_EQ(Assignments(fx, "w1")[0].job_id(), a);
+  EXPECT_EQ(fx.jobs.at(a).state(), deja::v1::ASSIGNED);  // persisted before sent
+
+  Effects done;
+  Result("w1", a, 1, 0, &done);
+  EXPECT_EQ(Get(a).state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(Get(b).state(), deja::v1::ASSIGNED);  // the freed slot goes to b
+  EXPECT_EQ(done.memo_puts.size(), 1u);
+}
+
+TEST_F(SchedulerCoreTest, TwoWorkersOneSlotEachBothGetWork) {
+  Connect("w1", 1);
+  Connect("w2", 1);
+  Effects fx;
+  Submit(Echo("a"), &fx);
+  Submit(Echo("b"), &fx);
+  EXPECT_EQ(Assignments(fx, "w1").size(), 1u);
+  EXPECT_EQ(Assignments(fx, "w2").size(), 1u);
+}
+
+TEST_F(SchedulerCoreTest, IdenticalJobIsMaterializedOnTheHolder) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  Result("w1", a, 1, 0, &fx);
+  Effects fx2;
+  auto r = core_.Submit(Echo("a"), now_, &fx2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->reused());
+  EXPECT_EQ(r->job().state(), deja::v1::MATERIALIZING);
+  auto assignments = Assignments(fx2, "w1");
+  ASSERT_EQ(assignments.size(), 1u);
+  EXPECT_EQ(assignments[0].kind(), deja::v1::Assignment::MATERIALIZE);
+  EXPECT_EQ(assignments[0].source_job_id(), a);
+
+  Effects fx3;
+  Result("w1", r->job().job_id(), 1, 0, &fx3);
+  Job reused = Get(r->job().job_id());
+  EXPECT_EQ(reused.state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(reused.reused_from(), a);
+  EXPECT_EQ(reused.time_saved_ms(), 1500);
+  EXPECT_TRUE(fx3.memo_puts.empty()) << "reuses never create memo entries";
+}
+
+TEST_F(SchedulerCoreTest, FailedJobsAreNotMemoized) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  Result("w1", a, 1, 3, &fx);
+  EXPECT_EQ(Get(a).state(), deja::v1::FAILED);
+  EXPECT_TRUE(fx.memo_puts.empty());
+  auto again = core_.Submit(Echo("a"), now_, &fx);
+  EXPECT_FALSE(again->reused());
+}
+
+TEST_F(SchedulerCoreTest, VerificationFailureDropsTheEntryAndRunsFresh) {
+  Connect("w1", 2);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  Result("w1", a, 1, 0, &fx);
+  auto r = core_.Submit(Echo("a"), now_, &fx);
+  deja::v1::WorkerMessage msg;
+  msg.mutable_result()->set_job_id(r->job().job_id());
+  msg.mutable_result()->set_attempt(1);
+  msg.mutable_result()->set_verification_failed(true);
+  msg.mutable_result()->set_error("out.txt: content changed");
+  Effects fx2;
+  core_.WorkerMessage("w1", 1, msg, now_, &fx2);
+  Job job = Get(r->job().job_id());
+  EXPECT_EQ(job.state(), deja::v1::ASSIGNED);  // requeued and dispatched fresh
+  EXPECT_TRUE(job.reused_from().empty());
+  EXPECT_NE(job.message().find("content changed"), std::string::npos);
+  EXPECT_EQ(fx2.memo_deletes.size(), 1u);
+  EXPECT_FALSE(core_.Submit(Echo("a"), now_, &fx2)->reused());
+}
+
+TEST_F(SchedulerCoreTest, MemoizationOffAndForceSkipTheLookup) {
+  Connect("w1", 4);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  Result("w1", a, 1, 0, &fx);
+  JobSpec off = Echo("a");
+  off.set_memoization(deja::v1::MEMOIZATION_OFF);
+  EXPECT_FALSE(core_.Submit(off, now_, &fx)->reused());
+  JobSpec force = Echo("a");
+  force.set_force(true);
+  EXPECT_FALSE(core_.Submit(force, now_, &fx)->reused());
+  JobSpec nondeterministic = Echo("a");
+  nondeterministic.mutable_app()->set_reuse(false);
+  EXPECT_FALSE(core_.Submit(nondeterministic, now_, &fx)->reused());
+}
+
+TEST_F(SchedulerCoreTest, LostWorkerRequeuesWithNextAttemptAndIgnoresLateResult) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  core_.WorkerDisconnected("w1", 1, now_);
+  now_ += absl::Seconds(5);
+  Effects tick;
+  core_.Tick(now_, &tick);
+  EXPECT_EQ(Get(a).state(), deja::v1::ASSIGNED) << "still within worker_timeout";
+  now_ += absl::Seconds(6);
+  core_.Tick(now_, &tick);
+  EXPECT_EQ(Get(a).state(), deja::v1::QUEUED);
+  EXPECT_EQ(Get(a).attempt(), 2u);
+
+  Connect("w2", 1, 2);
+  EXPECT_EQ(Get(a).state(), deja::v1::ASSIGNED);
+  EXPECT_EQ(Get(a).worker_id(), "w2");
+  // w1 comes back and reports attempt 1: ignored, and told to stop.
+  deja::v1::Register back = Reg("w1", 1);
+  auto* held = back.add_held();
+  held->set_job_id(a);
+  held->set_attempt(1);
+  Effects fx2;
+  ASSERT_TRUE(core_.WorkerConnected(back, 3, now_, &fx2).ok());
+  bool cancelled = false;
+  for (const auto& [w, msg] : fx2.to_workers) cancelled |= w == "w1" && msg.has_cancel();
+  EXPECT_TRUE(cancelled);
+  Effects fx3;
+  Result("w1", a, 1, 0, &fx3, 3);
+  EXPECT_EQ(Get(a).state(), deja::v1::ASSIGNED);
+  EXPECT_TRUE(fx3.jobs.empty());
+  Result("w2", a, 2, 0, &fx3, 2);
+  EXPECT_EQ(Get(a).state(), deja::v1::SUCCEEDED);
+}
+
+TEST_F(SchedulerCoreTest, GivesUpAfterMaxAttempts) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  for (int i = 0; i < 2; ++i) {
+    now_ += absl::Seconds(11);  // no heartbeats
+    core_.Tick(now_, &fx);
+    Connect("w1", 1, 10 + i);
+  }
+  EXPECT_EQ(Get(a).state(), deja::v1::FAILED);
+  EXPECT_NE(Get(a).message().find("gave up after 2 attempts"), std::string::npos);
+}
+
+TEST_F(SchedulerCoreTest, RestartKeepsJobsAndLetsTheWorkerReclaimThem) {
+  Connect("w1", 2);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  std::string b = Submit(Echo("b"), &fx);
+  Result("w1", a, 1, 0, &fx);
+  std::vector<Job> jobs;
+  for (const auto& id : {a, b}) jobs.push_back(Get(id));
+  std::vector<deja::v1::MemoEntry> memo;
+  for (const auto& [key, entry] : fx.memo_puts) memo.push_back(entry);
+
+  SchedulerCore restarted(Options());
+  restarted.Load(jobs, memo, now_);
+  deja::v1::Register reg = Reg("w1", 2);
+  reg.add_held()->set_job_id(b);
+  reg.mutable_held(0)->set_attempt(1);
+  Effects fx2;
+  ASSERT_TRUE(restarted.WorkerConnected(reg, 1, now_, &fx2).ok());
+  EXPECT_EQ(restarted.GetJob(b)->state(), deja::v1::ASSIGNED);
+  EXPECT_EQ(restarted.GetJob(b)->attempt(), 1u) << "reclaimed, not requeued";
+  auto again = restarted.Submit(Echo("a"), now_, &fx2);
+  EXPECT_TRUE(again->reused());
+  EXPECT_EQ(again->job().job_id(), "j3") << "ids continue after restart";
+}
+
+TEST_F(SchedulerCoreTest, UnclaimedJobsAreRequeuedWhenTheWorkerComesBackWithout) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  Connect("w1", 1, 2);  // restarted worker: holds nothing
+  EXPECT_EQ(Get(a).attempt(), 2u);
+  EXPECT_EQ(Get(a).state(), deja::v1::ASSIGNED);
+}
+
+TEST_F(SchedulerCoreTest, CancelOfARunningJobTellsItsWorker) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  Effects cancel;
+  auto job = core_.CancelJob(a, now_, &cancel);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), deja::v1::CANCELLED);
+  ASSERT_EQ(cancel.to_workers.size(), 1u);
+  EXPECT_TRUE(cancel.to_workers[0].second.has_cancel());
+  EXPECT_EQ(core_.CancelJob(a, now_, &cancel).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The slot is busy until the worker reports the killed process.
+  Submit(Echo("b"), &fx);
+  EXPECT_EQ(core_.ListWorkers()[0].busy_slots(), 1u);
+  Effects res;
+  Result("w1", a, 1, -15, &res);
+  EXPECT_EQ(Get(a).state(), deja::v1::CANCELLED);
+  EXPECT_EQ(Get(a).exit_code(), -15);
+}
+
+TEST_F(SchedulerCoreTest, SubmitIsIdempotentByRequestId) {
+  Effects fx;
+  JobSpec spec = Echo("a");
+  spec.set_request_id("r1");
+  std::string first = Submit(spec, &fx);
+  EXPECT_EQ(Submit(spec, &fx), first);
+  spec.set_project("other");
+  EXPECT_NE(Submit(spec, &fx), first);
+}
+
+TEST_F(SchedulerCoreTest, RejectsInvalidSpecsNamingTheField) {
+  Effects fx;
+  JobSpec spec;
+  auto r = core_.Submit(spec, now_, &fx);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "app.command: must not be empty");
+  EXPECT_TRUE(fx.jobs.empty());
+}
+
+TEST_F(SchedulerCoreTest, PlatformConstraintsPickAMatchingWorker) {
+  deja::v1::Register gpu = Reg("gpu", 1);
+  (*gpu.mutable_platform())["gpu"] = "1";
+  Effects fx;
+  ASSERT_TRUE(core_.WorkerConnected(Reg("cpu", 1), 1, now_, &fx).ok());
+  ASSERT_TRUE(core_.WorkerConnected(gpu, 2, now_, &fx).ok());
+  JobSpec spec = Echo("train");
+  (*spec.mutable_app()->mutable_platform())["gpu"] = "1";
+  std::string a = Submit(spec, &fx);
+  EXPECT_EQ(Get(a).worker_id(), "gpu");
+}
+
+}  // namespace
+}  // namespace deja
