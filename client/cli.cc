@@ -1,0 +1,770 @@
+#include "client/cli.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/deja_client.h"
+#include "common/job_spec.h"
+#include "common/job_state.h"
+
+namespace deja {
+namespace cli {
+namespace {
+
+using deja::v1::Job;
+
+std::string StateName(deja::v1::JobState state) { return std::string(JobStateName(state)); }
+
+absl::Status InvalidFlag(absl::string_view flag, absl::string_view arg, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(flag, " \"", arg, "\": ", problem));
+}
+
+// Adds every "K=V" of `args` to `map`.
+absl::Status AddKeyValues(absl::string_view flag, const std::vector<std::string>& args,
+                          google::protobuf::Map<std::string, std::string>* map) {
+  for (const std::string& arg : args) {
+    absl::StatusOr<std::pair<std::string, std::string>> kv = ParseKeyValue(flag, arg);
+    if (!kv.ok()) return kv.status();
+    if (!map->insert({kv->first, kv->second}).second) {
+      return InvalidFlag(flag, arg, absl::StrCat("key \"", kv->first, "\" given twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Pads `cell` to `width` bytes.
+std::string Pad(const std::string& cell, size_t width) {
+  std::string padded = cell;
+  if (padded.size() < width) padded.append(width - padded.size(), ' ');
+  return padded;
+}
+
+std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
+
+// Run time of a job for tables: the recorded run time, else finished -
+// started, else time since start for a job still going, else "".
+std::string JobDuration(const Job& job, absl::Time now) {
+  if (job.run_time_ms() > 0) return FormatDuration(job.run_time_ms());
+  if (job.started_at_ms() > 0 && job.finished_at_ms() >= job.started_at_ms()) {
+    return FormatDuration(job.finished_at_ms() - job.started_at_ms());
+  }
+  if (job.started_at_ms() > 0 && !IsTerminal(job.state())) {
+    return FormatDuration(absl::ToUnixMillis(now) - job.started_at_ms());
+  }
+  return "";
+}
+
+std::string AllStateNames() {
+  std::vector<std::string> names;
+  const auto* descriptor = deja::v1::JobState_descriptor();
+  for (int i = 0; i < descriptor->value_count(); ++i) {
+    auto state = static_cast<deja::v1::JobState>(descriptor->value(i)->number());
+    if (state != deja::v1::JOB_STATE_UNSPECIFIED) names.push_back(StateName(state));
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+// ---------------------------------------------------------------------------
+// Command execution.
+
+struct GlobalFlags {
+  std::string scheduler;
+  bool json = false;
+  double timeout_seconds = 0;  // 0: the default
+};
+
+// What every command needs once arguments are parsed.
+class Runner {
+ public:
+  Runner(const GlobalFlags& global, std::ostream& out, std::ostream& err)
+      : json_(global.json),
+        out_(out),
+        err_(err),
+        tz_(absl::LocalTimeZone()),
+        client_(ResolveScheduler(global.scheduler),
+                DejaClientOptions{.rpc_timeout = global.timeout_seconds > 0
+                                                     ? absl::Seconds(global.timeout_seconds)
+                                                     : kDefaultRpcTimeout}) {}
+
+  int Submit(const SpecFlags& flags, bool dry_run);
+  int Run(const SpecFlags& flags);
+  int Status(const std::string& job_id);
+  int Logs(const std::string& job_id, bool stderr_stream);
+  int List(const std::string& project, const std::string& state, uint32_t limit);
+  int Cancel(const std::string& job_id);
+  int Workers();
+
+ private:
+  // Prints "deja: <message>" and returns kExitError.
+  int Fail(const absl::Status& status);
+  int UsageError(const absl::Status& status);
+  void PrintJson(const google::protobuf::Message& message) { out_ << ToJson(message) << "\n"; }
+  // Submits the spec built from `flags`; prints nothing. Sets *exit_code on
+  // failure.
+  std::optional<deja::v1::SubmitResponse> DoSubmit(const SpecFlags& flags, int* exit_code);
+
+  const bool json_;
+  std::ostream& out_;
+  std::ostream& err_;
+  const absl::TimeZone tz_;
+  DejaClient client_;
+};
+
+int Runner::Fail(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnavailable && !client_.Connected()) {
+    err_ << "deja: cannot reach scheduler at " << client_.target() << ": " << status.message()
+         << "\n";
+  } else {
+    err_ << "deja: " << status.message() << "\n";
+  }
+  return kExitError;
+}
+
+int Runner::UsageError(const absl::Status& status) {
+  err_ << "deja: " << status.message() << "\n";
+  return kExitUsage;
+}
+
+std::optional<deja::v1::SubmitResponse> Runner::DoSubmit(const SpecFlags& flags,
+                                                         int* exit_code) {
+  absl::StatusOr<deja::v1::JobSpec> spec = BuildJobSpec(flags);
+  if (!spec.ok()) {
+    *exit_code = UsageError(spec.status());
+    return std::nullopt;
+  }
+  absl::StatusOr<deja::v1::SubmitResponse> response = client_.Submit(*spec);
+  if (!response.ok()) {
+    *exit_code = Fail(response.status());
+    return std::nullopt;
+  }
+  return *std::move(response);
+}
+
+int Runner::Submit(const SpecFlags& flags, bool dry_run) {
+  if (dry_run) {
+    absl::StatusOr<deja::v1::JobSpec> spec = BuildJobSpec(flags);
+    if (!spec.ok()) return UsageError(spec.status());
+    PrintJson(*spec);
+    return kExitOk;
+  }
+  int exit_code = kExitOk;
+  std::optional<deja::v1::SubmitResponse> response = DoSubmit(flags, &exit_code);
+  if (!response.has_value()) return exit_code;
+  if (json_) {
+    PrintJson(response->job());
+  } else {
+    out_ << FormatSubmitLine(*response) << "\n";
+  }
+  return kExitOk;
+}
+
+int Runner::Run(const SpecFlags& flags) {
+  int exit_code = kExitOk;
+  std::optional<deja::v1::SubmitResponse> response = DoSubmit(flags, &exit_code);
+  if (!response.has_value()) return exit_code;
+  const std::string job_id = response->job().job_id();
+
+  // Every update goes through here, across re-watches; a re-watch starts
+  // with the job as it is now, which must not print a second line.
+  std::string last_key;
+  std::optional<Job> last_job;
+  bool interrupted = false;
+  absl::Duration backoff = absl::Milliseconds(250);
+  auto on_update = [&](const Job& job) {
+    if (interrupted) {
+      interrupted = false;
+      backoff = absl::Milliseconds(250);
+    }
+    if (json_) {
+      if (!last_job.has_value() ||
+          !google::protobuf::util::MessageDifferencer::Equals(*last_job, job)) {
+        PrintJson(job);
+        out_.flush();
+      }
+    } else if (std::string key = StateLineKey(job); key != last_key) {
+      out_ << FormatStateLine(job) << "\n";
+      out_.flush();
+      last_key = key;
+    }
+    last_job = job;
+  };
+  while (true) {
+    absl::StatusOr<Job> job = client_.WatchJob(job_id, on_update);
+    if (job.ok() && IsTerminal(job->state())) return ExitCodeForJob(*job);
+    if (!job.ok() && !IsRetryableWatchError(job.status())) return Fail(job.status());
+    if (!interrupted) {
+      std::string why = job.ok() ? "stream ended" : std::string(job.status().message());
+      err_ << "deja: lost the watch of " << job_id << " (" << why << "); watching again\n";
+      interrupted = true;
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+int Runner::Status(const std::string& job_id) {
+  absl::StatusOr<Job> job = client_.GetJob(job_id);
+  if (!job.ok()) return Fail(job.status());
+  if (json_) {
+    PrintJson(*job);
+  } else {
+    out_ << RenderKeyValues(StatusRows(*job, tz_));
+  }
+  return kExitOk;
+}
+
+int Runner::Logs(const std::string& job_id, bool stderr_stream) {
+  absl::StatusOr<Job> job = client_.GetJob(job_id);
+  if (!job.ok()) return Fail(job.status());
+  if (!json_) {
+    std::string banner = ReuseBanner(*job, tz_);
+    if (!banner.empty()) out_ << banner << "\n";
+  }
+  absl::StatusOr<uint64_t> read =
+      client_.StreamLogs(job_id, stderr_stream ? deja::v1::LOG_STDERR : deja::v1::LOG_STDOUT,
+                         [this](absl::string_view chunk) {
+                           out_.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+                         });
+  out_.flush();
+  if (!read.ok()) return Fail(read.status());
+  return kExitOk;
+}
+
+int Runner::List(const std::string& project, const std::string& state_name, uint32_t limit) {
+  deja::v1::JobState state = deja::v1::JOB_STATE_UNSPECIFIED;
+  if (!state_name.empty()) {
+    std::optional<deja::v1::JobState> parsed = ParseJobState(state_name);
+    if (!parsed.has_value()) {
+      return UsageError(InvalidFlag("--state", state_name,
+                                    absl::StrCat("not a job state; use one of ", AllStateNames())));
+    }
+    state = *parsed;
+  }
+  absl::StatusOr<std::vector<Job>> jobs = client_.ListJobs(project, state, limit);
+  if (!jobs.ok()) return Fail(jobs.status());
+  if (json_) {
+    for (const Job& job : *jobs) PrintJson(job);
+  } else {
+    out_ << JobsTable(*jobs, tz_, absl::Now());
+  }
+  return kExitOk;
+}
+
+int Runner::Cancel(const std::string& job_id) {
+  absl::StatusOr<Job> job = client_.CancelJob(job_id);
+  if (!job.ok()) return Fail(job.status());
+  if (json_) {
+    PrintJson(*job);
+  } else {
+    out_ << job->job_id() << " " << StateName(job->state()) << "\n";
+  }
+  return kExitOk;
+}
+
+int Runner::Workers() {
+  absl::StatusOr<std::vector<deja::v1::WorkerInfo>> workers = client_.ListWorkers();
+  if (!workers.ok()) return Fail(workers.status());
+  if (json_) {
+    for (const auto& worker : *workers) PrintJson(worker);
+  } else {
+    out_ << WorkersTable(*workers);
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
+// Argument definitions.
+
+constexpr char kDescription[] =
+    "deja: the client of Deja, a distributed job scheduler that never runs the same job "
+    "twice.\nIdentical jobs (same app, command, env, params and inputs) are served from an "
+    "earlier success instead of running again.";
+
+constexpr char kFooter[] =
+    "Every command also takes --scheduler, --json and --timeout.\n"
+    "Environment: DEJA_SCHEDULER is the scheduler address when --scheduler is not given "
+    "(default 127.0.0.1:7070).\n"
+    "Exit codes: 0 success; 1 error from the scheduler or the connection; 2 usage error; "
+    "`deja run` exits with the job's exit code (reused success 0, failure without an exit "
+    "code 1, cancelled 130).\n"
+    "Examples:\n"
+    "  deja run --param n=3 -- ./train.sh '${params.n}'\n"
+    "  deja submit --project ml --output 'out/*.csv' -- python prep.py\n"
+    "  deja ls --state RUNNING\n"
+    "  deja logs j12 --stderr\n"
+    "See docs/cli.md for the full reference.";
+
+void AddGlobalFlags(CLI::App* app, GlobalFlags* global) {
+  app->add_option("--scheduler", global->scheduler,
+                  "Scheduler address HOST:PORT (else $DEJA_SCHEDULER, else 127.0.0.1:7070)")
+      ->type_name("HOST:PORT");
+  app->add_flag("--json", global->json,
+                "Machine output: protobuf JSON (snake_case field names), one object per line");
+  app->add_option("--timeout", global->timeout_seconds,
+                  "Deadline of each request to the scheduler, in seconds (default 30)")
+      ->type_name("SECONDS")
+      ->check(CLI::PositiveNumber);
+}
+
+void AddSpecFlags(CLI::App* app, SpecFlags* flags) {
+  app->add_option("--project", flags->project, "Project of the job (default \"default\")")
+      ->type_name("P");
+  app->add_option("--name", flags->name, "App name (default: the command's basename)")
+      ->type_name("APP");
+  app->add_option("--version", flags->version, "App version; part of the job's identity")
+      ->type_name("V");
+  app->add_option("--env", flags->env, "Environment variable of the command (repeatable)")
+      ->type_name("K=V")
+      ->allow_extra_args(false);
+  app->add_option("--param", flags->params,
+                  "Parameter, usable in the command as ${params.K} (repeatable)")
+      ->type_name("K=V")
+      ->allow_extra_args(false);
+  app->add_option("--output", flags->outputs,
+                  "Declared output glob, relative to the workspace (repeatable)")
+      ->type_name("GLOB")
+      ->allow_extra_args(false);
+  app->add_option("--request-id", flags->request_id,
+                  "Idempotency key: resubmitting with the same id returns the same job "
+                  "(default: 16 random hex characters)")
+      ->type_name("ID");
+  app->add_option("--image", flags->image, "Container image of the app")->type_name("IMAGE");
+  app->add_option("--platform", flags->platform,
+                  "Platform property the worker must have (repeatable)")
+      ->type_name("K=V")
+      ->allow_extra_args(false);
+  app->add_option("--label", flags->labels, "Label of the job; not part of its identity")
+      ->type_name("K=V")
+      ->allow_extra_args(false);
+  app->add_option("--cache-key", flags->cache_key,
+                  "Only these params enter the job's identity (repeatable)")
+      ->type_name("PARAM")
+      ->allow_extra_args(false);
+  app->add_option("--memo", flags->memo,
+                  "Memoization of this job: on, off, or inherit the project's (default)")
+      ->type_name("MODE")
+      ->check(CLI::IsMember({"on", "off", "inherit"}, CLI::ignore_case));
+  app->add_flag("--force", flags->force, "Run even if an identical job already succeeded");
+  app->add_flag("--no-reuse", flags->no_reuse,
+                "Mark the app non-deterministic: its jobs are never reused");
+  app->add_flag("--side-effects", flags->side_effects,
+                "Mark the app as having side effects: it always executes");
+  app->add_option("--reuse-job", flags->reuse_job,
+                  "Reuse this earlier successful job of the same app and project")
+      ->type_name("JOB");
+  app->add_option("CMD", flags->command,
+                  "The command and its arguments, best after `--` (needed when they start "
+                  "with '-')")
+      ->type_name("ARGS")
+      ->required();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Pure pieces.
+
+absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(absl::string_view flag,
+                                                                  absl::string_view arg) {
+  size_t eq = arg.find('=');
+  if (eq == absl::string_view::npos) return InvalidFlag(flag, arg, "expected KEY=VALUE");
+  if (eq == 0) return InvalidFlag(flag, arg, "the key before '=' is empty; expected KEY=VALUE");
+  return std::make_pair(std::string(arg.substr(0, eq)), std::string(arg.substr(eq + 1)));
+}
+
+absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags) {
+  deja::v1::JobSpec spec;
+  spec.set_project(flags.project);
+  deja::v1::AppSpec* app = spec.mutable_app();
+  app->set_name(flags.name);
+  app->set_version(flags.version);
+  app->set_image(flags.image);
+  for (const std::string& word : flags.command) app->add_command(word);
+  if (auto s = AddKeyValues("--env", flags.env, app->mutable_env()); !s.ok()) return s;
+  if (auto s = AddKeyValues("--platform", flags.platform, app->mutable_platform()); !s.ok()) {
+    return s;
+  }
+  if (auto s = AddKeyValues("--param", flags.params, spec.mutable_params()); !s.ok()) return s;
+  if (auto s = AddKeyValues("--label", flags.labels, spec.mutable_labels()); !s.ok()) return s;
+  for (const std::string& key : flags.cache_key) app->add_cache_key(key);
+  if (flags.no_reuse) app->set_reuse(false);
+  app->set_side_effects(flags.side_effects);
+  for (const std::string& glob : flags.outputs) spec.add_outputs(glob);
+
+  std::string memo = absl::AsciiStrToLower(flags.memo);
+  if (memo.empty() || memo == "inherit") {
+    spec.set_memoization(deja::v1::MEMOIZATION_INHERIT);
+  } else if (memo == "on") {
+    spec.set_memoization(deja::v1::MEMOIZATION_ON);
+  } else if (memo == "off") {
+    spec.set_memoization(deja::v1::MEMOIZATION_OFF);
+  } else {
+    return InvalidFlag("--memo", flags.memo, "expected on, off or inherit");
+  }
+  spec.set_force(flags.force);
+  spec.set_reuse_job_id(flags.reuse_job);
+  spec.set_request_id(flags.request_id.empty() ? RandomRequestId() : flags.request_id);
+
+  NormalizeJobSpec(&spec);
+  if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
+  return spec;
+}
+
+std::string RandomRequestId() {
+  std::random_device device;
+  uint64_t value = (static_cast<uint64_t>(device()) << 32) ^ device();
+  return absl::StrFormat("%016x", value);
+}
+
+std::string ResolveScheduler(const std::string& flag_value) {
+  if (!flag_value.empty()) return flag_value;
+  const char* env = std::getenv(kSchedulerEnv);
+  if (env != nullptr && env[0] != '\0') return env;
+  return kDefaultScheduler;
+}
+
+std::string FormatDuration(int64_t millis) {
+  if (millis < 0) millis = 0;
+  if (millis < 1000) return absl::StrCat(millis, "ms");
+  if (millis < 60'000) return absl::StrFormat("%d.%ds", millis / 1000, (millis % 1000) / 100);
+  int64_t seconds = millis / 1000;
+  if (seconds < 3600) return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
+  int64_t minutes = seconds / 60;
+  return absl::StrFormat("%dh%02dm", minutes / 60, minutes % 60);
+}
+
+std::string FormatTimestamp(int64_t unix_millis, absl::TimeZone tz) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_millis), tz);
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat("%.1f %s", value, kUnits[unit]);
+}
+
+std::string FormatApp(const deja::v1::AppSpec& app) {
+  if (app.version().empty()) return app.name();
+  return absl::StrCat(app.name(), "@", app.version());
+}
+
+std::string FormatCommand(const deja::v1::AppSpec& app) {
+  std::vector<std::string> words;
+  for (const std::string& word : app.command()) {
+    bool plain = !word.empty() && word.find_first_of(" \t\n'\"\\$`") == std::string::npos;
+    if (plain) {
+      words.push_back(word);
+      continue;
+    }
+    std::string quoted = "'";
+    for (char c : word) {
+      if (c == '\'') {
+        quoted += "'\\''";
+      } else {
+        quoted += c;
+      }
+    }
+    quoted += "'";
+    words.push_back(quoted);
+  }
+  return absl::StrJoin(words, " ");
+}
+
+std::string RenderTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::vector<std::string>> lines;
+  if (!header.empty()) lines.push_back(header);
+  for (const auto& row : rows) {
+    std::vector<std::string> line;
+    for (const std::string& cell : row) line.push_back(OrDash(cell));
+    lines.push_back(std::move(line));
+  }
+  std::vector<size_t> widths;
+  for (const auto& line : lines) {
+    if (widths.size() < line.size()) widths.resize(line.size(), 0);
+    for (size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], line[i].size());
+  }
+  std::string text;
+  for (const auto& line : lines) {
+    std::string rendered;
+    for (size_t i = 0; i < line.size(); ++i) {
+      if (i > 0) rendered += "  ";
+      rendered += (i + 1 == line.size()) ? line[i] : Pad(line[i], widths[i]);
+    }
+    while (!rendered.empty() && rendered.back() == ' ') rendered.pop_back();
+    text += rendered;
+    text += "\n";
+  }
+  return text;
+}
+
+std::string RenderKeyValues(const std::vector<std::pair<std::string, std::string>>& rows) {
+  std::vector<std::vector<std::string>> table;
+  for (const auto& [key, value] : rows) table.push_back({key, value});
+  return RenderTable({}, table);
+}
+
+std::string FormatSubmitLine(const deja::v1::SubmitResponse& response) {
+  const Job& job = response.job();
+  if (response.reused()) {
+    std::string line = absl::StrCat(job.job_id(), " reusing ", OrDash(job.reused_from()));
+    if (job.time_saved_ms() > 0) {
+      absl::StrAppend(&line, " (saves ", FormatDuration(job.time_saved_ms()), ")");
+    }
+    return line;
+  }
+  return absl::StrCat(job.job_id(), " ", absl::AsciiStrToLower(StateName(job.state())));
+}
+
+std::string FormatStateLine(const Job& job) {
+  std::string line = absl::StrCat(job.job_id(), " ", StateName(job.state()));
+  const std::string& worker = job.worker_id();
+  switch (job.state()) {
+    case deja::v1::QUEUED:
+    case deja::v1::WAITING:
+      if (job.attempt() > 1) absl::StrAppend(&line, " (attempt ", job.attempt(), ")");
+      break;
+    case deja::v1::ASSIGNED:
+      if (!worker.empty()) absl::StrAppend(&line, " to ", worker);
+      break;
+    case deja::v1::RUNNING:
+      if (!worker.empty()) absl::StrAppend(&line, " on ", worker);
+      if (job.attempt() > 1) absl::StrAppend(&line, " (attempt ", job.attempt(), ")");
+      break;
+    case deja::v1::MATERIALIZING:
+      if (!job.reused_from().empty()) absl::StrAppend(&line, " from ", job.reused_from());
+      if (!worker.empty()) absl::StrAppend(&line, " on ", worker);
+      break;
+    case deja::v1::SUCCEEDED:
+      if (!job.reused_from().empty()) {
+        absl::StrAppend(&line, " reused from ", job.reused_from());
+        if (job.time_saved_ms() > 0) {
+          absl::StrAppend(&line, ", saved ", FormatDuration(job.time_saved_ms()));
+        }
+      } else {
+        if (job.has_exit_code()) absl::StrAppend(&line, " exit ", job.exit_code());
+        if (job.run_time_ms() > 0) {
+          absl::StrAppend(&line, " in ", FormatDuration(job.run_time_ms()));
+        }
+      }
+      break;
+    case deja::v1::FAILED:
+      if (job.has_exit_code()) absl::StrAppend(&line, " exit ", job.exit_code());
+      break;
+    default:
+      break;
+  }
+  // A QUEUED line after a requeue, a failure or a cancel explains itself.
+  if (!job.message().empty() && job.state() != deja::v1::SUCCEEDED &&
+      (IsTerminal(job.state()) || job.attempt() > 1)) {
+    absl::StrAppend(&line, ": ", job.message());
+  }
+  return line;
+}
+
+std::string StateLineKey(const Job& job) {
+  return absl::StrCat(static_cast<int>(job.state()), "/", job.attempt(), "/", job.worker_id());
+}
+
+int ExitCodeForJob(const Job& job) {
+  switch (job.state()) {
+    case deja::v1::SUCCEEDED:
+      return kExitOk;
+    case deja::v1::CANCELLED:
+      return kExitCancelled;
+    case deja::v1::FAILED: {
+      if (!job.has_exit_code() || job.exit_code() == 0) return kExitError;
+      int code = job.exit_code();
+      if (code < 0) return std::min(128 - code, 255);
+      return std::min(code, 255);
+    }
+    default:
+      return kExitError;
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl::TimeZone tz) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  auto add = [&rows](std::string key, std::string value) {
+    if (!value.empty()) rows.emplace_back(std::move(key), std::move(value));
+  };
+  auto time = [&tz](int64_t millis) {
+    return millis > 0 ? FormatTimestamp(millis, tz) : std::string();
+  };
+  const deja::v1::JobSpec& spec = job.spec();
+  add("job", job.job_id());
+  add("project", spec.project());
+  add("app", FormatApp(spec.app()));
+  add("command", FormatCommand(spec.app()));
+  add("state", StateName(job.state()));
+  add("attempt", job.attempt() > 0 ? absl::StrCat(job.attempt()) : "");
+  add("worker", job.worker_id());
+  add("hash", job.job_hash());
+  add("created", time(job.created_at_ms()));
+  add("started", time(job.started_at_ms()));
+  add("finished", time(job.finished_at_ms()));
+  add("run time", job.run_time_ms() > 0 || job.has_exit_code()
+                      ? FormatDuration(job.run_time_ms())
+                      : "");
+  add("exit code", job.has_exit_code() ? absl::StrCat(job.exit_code()) : "");
+  if (!job.reused_from().empty()) {
+    std::string source = job.reused_from();
+    if (job.reused_source_finished_at_ms() > 0) {
+      absl::StrAppend(&source, " (finished ", time(job.reused_source_finished_at_ms()), ")");
+    }
+    add("reused from", source);
+  }
+  add("time saved", job.time_saved_ms() > 0 ? FormatDuration(job.time_saved_ms()) : "");
+  if (job.manifest().files_size() > 0) {
+    uint64_t total = 0;
+    for (const auto& file : job.manifest().files()) total += file.size();
+    int count = job.manifest().files_size();
+    add("files", absl::StrCat(count, count == 1 ? " file, " : " files, ", FormatBytes(total)));
+  }
+  add("message", job.message());
+  return rows;
+}
+
+std::string ReuseBanner(const Job& job, absl::TimeZone tz) {
+  if (job.reused_from().empty()) return "";
+  std::string banner = absl::StrCat("reused from ", job.reused_from());
+  if (job.reused_source_finished_at_ms() > 0) {
+    absl::StrAppend(&banner, " (finished ", FormatTimestamp(job.reused_source_finished_at_ms(), tz),
+                    ")");
+  }
+  return banner;
+}
+
+std::string JobsTable(const std::vector<Job>& jobs, absl::TimeZone tz, absl::Time now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const Job& job : jobs) {
+    rows.push_back({job.job_id(), job.spec().project(), FormatApp(job.spec().app()),
+                    StateName(job.state()), job.worker_id(),
+                    job.created_at_ms() > 0 ? FormatTimestamp(job.created_at_ms(), tz) : "",
+                    JobDuration(job, now), job.reused_from()});
+  }
+  return RenderTable(
+      {"JOB", "PROJECT", "APP", "STATE", "WORKER", "CREATED", "DURATION", "REUSED-FROM"}, rows);
+}
+
+std::string WorkersTable(const std::vector<deja::v1::WorkerInfo>& workers) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& worker : workers) {
+    std::map<std::string, std::string> platform(worker.platform().begin(),
+                                                worker.platform().end());
+    rows.push_back({worker.worker_id(), absl::StrCat(worker.slots()),
+                    absl::StrCat(worker.busy_slots()), worker.connected() ? "yes" : "no",
+                    worker.advertise(), absl::StrJoin(platform, ",", absl::PairFormatter("="))});
+  }
+  return RenderTable({"ID", "SLOTS", "BUSY", "CONNECTED", "ADVERTISE", "PLATFORM"}, rows);
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  options.add_whitespace = false;
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    // Only invalid UTF-8 in a string field gets here; never drop the record.
+    return absl::StrCat("{\"error\":\"cannot print ", message.GetTypeName(), " as JSON\"}");
+  }
+  return json;
+}
+
+}  // namespace cli
+
+int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  using namespace cli;  // NOLINT(build/namespaces): the pieces above
+  CLI::App app(kDescription, "deja");
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  GlobalFlags global;
+  AddGlobalFlags(&app, &global);
+
+  SpecFlags spec_flags;
+  bool dry_run = false;
+  CLI::App* submit = app.add_subcommand(
+      "submit",
+      "Submit a job and print its id: \"j12 queued\" or \"j13 reusing j12 (saves 1.2s)\"");
+  AddSpecFlags(submit, &spec_flags);
+  submit->add_flag("--dry-run", dry_run,
+                   "Print the JobSpec that would be submitted, as JSON, and submit nothing");
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "Submit a job, print a line per state change until it ends, and exit with its exit code");
+  AddSpecFlags(run, &spec_flags);
+
+  std::string job_id;
+  CLI::App* status = app.add_subcommand("status", "Show everything about one job");
+  status->add_option("JOB", job_id, "Job id, e.g. j12")->required();
+
+  bool stderr_stream = false;
+  CLI::App* logs = app.add_subcommand(
+      "logs", "Print a job's stdout log (or stderr); a reused job's log is its source's");
+  logs->add_option("JOB", job_id, "Job id, e.g. j12")->required();
+  logs->add_flag("--stderr", stderr_stream, "Print the stderr log instead of stdout");
+
+  std::string project;
+  std::string state;
+  uint32_t limit = 0;
+  CLI::App* ls = app.add_subcommand("ls", "List jobs as a table");
+  ls->add_option("--project", project, "Only this project (default: every project)")
+      ->type_name("P");
+  ls->add_option("--state", state,
+                 absl::StrCat("Only jobs in this state: ", AllStateNames()))
+      ->type_name("S");
+  ls->add_option("--limit", limit, "At most N jobs (default 1000)")->type_name("N");
+
+  CLI::App* cancel = app.add_subcommand("cancel", "Cancel a job and print its resulting state");
+  cancel->add_option("JOB", job_id, "Job id, e.g. j12")->required();
+
+  CLI::App* workers = app.add_subcommand("workers", "List the workers the scheduler knows");
+
+  for (CLI::App* sub : {submit, run, status, logs, ls, cancel, workers}) {
+    AddGlobalFlags(sub, &global);
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e, out, err);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  Runner runner(global, out, err);
+  if (submit->parsed()) return runner.Submit(spec_flags, dry_run);
+  if (run->parsed()) return runner.Run(spec_flags);
+  if (status->parsed()) return runner.Status(job_id);
+  if (logs->parsed()) return runner.Logs(job_id, stderr_stream);
+  if (ls->parsed()) return runner.List(project, state, limit);
+  if (cancel->parsed()) return runner.Cancel(job_id);
+  if (workers->parsed()) return runner.Workers();
+  err << "deja: no command given; see deja --help\n";
+  return kExitUsage;
+}
+
+}  // namespace deja

@@ -1,0 +1,226 @@
+#include "client/deja_client.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/errors.h"
+#include "common/job_state.h"
+
+namespace deja {
+
+using deja::v1::Job;
+
+namespace {
+
+constexpr absl::Duration kInitialBackoff = absl::Milliseconds(100);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  // gRPC's default reconnect backoff grows to 120 s; a client re-watching a
+  // restarting scheduler wants to notice it is back within seconds.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+bool IsRetryableWatchError(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDeadlineExceeded:
+      return true;
+    default:
+      return false;
+  }
+}
+
+DejaClient::DejaClient(const std::string& target, DejaClientOptions options)
+    : DejaClient(MakeChannel(target), target, options) {}
+
+DejaClient::DejaClient(std::shared_ptr<grpc::ChannelInterface> channel, std::string target,
+                       DejaClientOptions options)
+    : target_(std::move(target)),
+      channel_(std::move(channel)),
+      stub_(deja::v1::Scheduler::NewStub(channel_)),
+      options_(options) {}
+
+bool DejaClient::Connected() const {
+  return channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+}
+
+void DejaClient::SetDeadline(grpc::ClientContext* context) const {
+  context->set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+}
+
+absl::StatusOr<deja::v1::SubmitResponse> DejaClient::Submit(const deja::v1::JobSpec& spec) const {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  deja::v1::SubmitRequest request;
+  *request.mutable_spec() = spec;
+  deja::v1::SubmitResponse response;
+  grpc::Status status = stub_->Submit(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<Job> DejaClient::GetJob(const std::string& job_id) const {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  deja::v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  Job job;
+  grpc::Status status = stub_->GetJob(&context, request, &job);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return job;
+}
+
+absl::StatusOr<Job> DejaClient::WatchUntil(const std::string& job_id, absl::Time deadline,
+                                           const std::function<void(const Job&)>& on_update) const {
+  grpc::ClientContext context;
+  if (deadline != absl::InfiniteFuture()) context.set_deadline(absl::ToChronoTime(deadline));
+  deja::v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  std::unique_ptr<grpc::ClientReader<Job>> reader = stub_->WatchJob(&context, request);
+  std::optional<Job> last;
+  Job job;
+  while (reader->Read(&job)) {
+    if (on_update) on_update(job);
+    last = job;
+    if (IsTerminal(job.state())) {
+      // Nothing follows a terminal state; do not wait for the server to close.
+      context.TryCancel();
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (last.has_value() && IsTerminal(last->state())) return *std::move(last);
+  if (!status.ok()) return FromGrpcStatus(status);
+  if (!last.has_value()) {
+    return absl::InternalError(
+        absl::StrCat("watch of job ", job_id, " ended without sending the job"));
+  }
+  return *std::move(last);
+}
+
+absl::StatusOr<Job> DejaClient::WatchJob(const std::string& job_id,
+                                         const std::function<void(const Job&)>& on_update) const {
+  return WatchUntil(job_id, absl::InfiniteFuture(), on_update);
+}
+
+absl::StatusOr<Job> DejaClient::WaitForJob(const std::string& job_id,
+                                           absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::optional<Job> last;
+  auto remember = [&last](const Job& job) { last = job; };
+  // Why the last watch broke, other than by running into the deadline.
+  std::string last_error;
+  absl::Duration backoff = kInitialBackoff;
+  while (true) {
+    absl::StatusOr<Job> job = WatchUntil(job_id, deadline, remember);
+    if (job.ok() && IsTerminal(job->state())) return job;
+    if (!job.ok() && !IsRetryableWatchError(job.status())) return job.status();
+    if (!job.ok() && job.status().code() != absl::StatusCode::kDeadlineExceeded) {
+      last_error = std::string(job.status().message());
+    }
+    absl::Time now = absl::Now();
+    if (now >= deadline) {
+      std::string detail;
+      if (last.has_value()) {
+        detail = absl::StrCat(" (last state ", std::string(JobStateName(last->state())), ")");
+      } else if (!last_error.empty()) {
+        detail = absl::StrCat(" (", last_error, ")");
+      }
+      return absl::DeadlineExceededError(absl::StrCat("job ", job_id, " did not finish within ",
+                                                      absl::FormatDuration(timeout), detail));
+    }
+    absl::SleepFor(std::min(backoff, deadline - now));
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+absl::StatusOr<std::vector<Job>> DejaClient::ListJobs(const std::string& project,
+                                                      deja::v1::JobState state,
+                                                      uint32_t limit) const {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  deja::v1::ListJobsRequest request;
+  request.set_project(project);
+  request.set_state(state);
+  request.set_limit(limit);
+  deja::v1::ListJobsResponse response;
+  grpc::Status status = stub_->ListJobs(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return std::vector<Job>(std::make_move_iterator(response.mutable_jobs()->begin()),
+                          std::make_move_iterator(response.mutable_jobs()->end()));
+}
+
+absl::StatusOr<Job> DejaClient::CancelJob(const std::string& job_id) const {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  deja::v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  Job job;
+  grpc::Status status = stub_->CancelJob(&context, request, &job);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return job;
+}
+
+absl::StatusOr<uint64_t> DejaClient::StreamLogs(
+    const std::string& job_id, deja::v1::LogStream stream,
+    const std::function<void(absl::string_view)>& on_chunk) const {
+  uint64_t offset = 0;
+  while (true) {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    deja::v1::ReadLogsRequest request;
+    request.set_job_id(job_id);
+    request.set_stream(stream);
+    request.set_offset(offset);
+    deja::v1::ReadLogsResponse response;
+    grpc::Status status = stub_->ReadLogs(&context, request, &response);
+    if (!status.ok()) return FromGrpcStatus(status);
+    if (!response.data().empty() && on_chunk) on_chunk(response.data());
+    offset += response.data().size();
+    // An empty chunk without eof would loop forever; the log has no more now.
+    if (response.eof() || response.data().empty()) return offset;
+  }
+}
+
+absl::StatusOr<std::string> DejaClient::ReadLogs(const std::string& job_id,
+                                                 deja::v1::LogStream stream) const {
+  std::string data;
+  absl::StatusOr<uint64_t> read =
+      StreamLogs(job_id, stream,
+                 [&data](absl::string_view chunk) { data.append(chunk.data(), chunk.size()); });
+  if (!read.ok()) return read.status();
+  return data;
+}
+
+absl::StatusOr<std::vector<deja::v1::WorkerInfo>> DejaClient::ListWorkers() const {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  deja::v1::ListWorkersRequest request;
+  deja::v1::ListWorkersResponse response;
+  grpc::Status status = stub_->ListWorkers(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return std::vector<deja::v1::WorkerInfo>(
+      std::make_move_iterator(response.mutable_workers()->begin()),
+      std::make_move_iterator(response.mutable_workers()->end()));
+}
+
+}  // namespace deja

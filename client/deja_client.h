@@ -1,0 +1,133 @@
+// DejaClient: the client side of the Scheduler API (protos/deja/v1/scheduler.proto),
+// shared by every `deja` CLI command and by the integration tests.
+//
+// Thread-compatible: one DejaClient may be used from several threads only if
+// the caller serializes calls to set_rpc_timeout(); the RPC methods themselves
+// are const with respect to client state and may run concurrently.
+//
+// Errors: every method returns the scheduler's gRPC status converted with
+// deja::FromGrpcStatus (same code, same message). A scheduler that cannot be
+// reached gives UNAVAILABLE; a unary call that takes longer than rpc_timeout
+// gives DEADLINE_EXCEEDED.
+#ifndef DEJA_CLIENT_DEJA_CLIENT_H_
+#define DEJA_CLIENT_DEJA_CLIENT_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "deja/v1/job.pb.h"
+#include "deja/v1/scheduler.grpc.pb.h"
+
+namespace deja {
+
+inline constexpr absl::Duration kDefaultRpcTimeout = absl::Seconds(30);
+
+struct DejaClientOptions {
+  // Deadline of every unary call (Submit, GetJob, ListJobs, CancelJob, each
+  // ReadLogs chunk, ListWorkers). Watches have no deadline unless stated.
+  absl::Duration rpc_timeout = kDefaultRpcTimeout;
+};
+
+class DejaClient {
+ public:
+  // Connects lazily to `target` ("host:port") over an insecure channel; the
+  // constructor never fails, an unreachable scheduler shows up as UNAVAILABLE
+  // on the first call.
+  explicit DejaClient(const std::string& target, DejaClientOptions options = {});
+  // Uses an existing channel (e.g. an in-process server in tests). `target` is
+  // only used in messages.
+  DejaClient(std::shared_ptr<grpc::ChannelInterface> channel, std::string target,
+             DejaClientOptions options = {});
+
+  DejaClient(const DejaClient&) = delete;
+  DejaClient& operator=(const DejaClient&) = delete;
+
+  const std::string& target() const { return target_; }
+  absl::Duration rpc_timeout() const { return options_.rpc_timeout; }
+  void set_rpc_timeout(absl::Duration timeout) { options_.rpc_timeout = timeout; }
+
+  // Submits `spec` as is (the scheduler normalizes and validates it; an
+  // invalid spec is INVALID_ARGUMENT naming the field). Idempotent by
+  // spec.request_id within a project.
+  absl::StatusOr<deja::v1::SubmitResponse> Submit(const deja::v1::JobSpec& spec) const;
+
+  // NOT_FOUND when no such job.
+  absl::StatusOr<deja::v1::Job> GetJob(const std::string& job_id) const;
+
+  // Streams the job: `on_update` (may be empty) is called with the job as it
+  // is now, then after every change, on the calling thread. Returns the last
+  // job received when the job reaches a terminal state or the server ends the
+  // stream (the returned job may then be non-terminal). Returns the stream's
+  // error if it breaks (e.g. UNAVAILABLE when the scheduler restarts) — the
+  // caller has seen every update through `on_update` and may watch again.
+  // INTERNAL when the stream ends cleanly without sending anything.
+  absl::StatusOr<deja::v1::Job> WatchJob(
+      const std::string& job_id, const std::function<void(const deja::v1::Job&)>& on_update) const;
+
+  // Watches until the job is terminal and returns it. A broken stream
+  // (UNAVAILABLE and other transient codes) is re-watched with backoff until
+  // `timeout` has passed. DEADLINE_EXCEEDED ("job j12 did not finish within
+  // 30s (last state RUNNING)") when the time runs out; other errors
+  // (NOT_FOUND...) are returned at once.
+  absl::StatusOr<deja::v1::Job> WaitForJob(const std::string& job_id,
+                                           absl::Duration timeout) const;
+
+  // `project` empty: every project. `state` JOB_STATE_UNSPECIFIED: every
+  // state. `limit` 0: the scheduler's default (1000).
+  absl::StatusOr<std::vector<deja::v1::Job>> ListJobs(const std::string& project,
+                                                      deja::v1::JobState state,
+                                                      uint32_t limit) const;
+
+  // Returns the job after the cancel request (CANCELLED, or its terminal
+  // state if it had already ended).
+  absl::StatusOr<deja::v1::Job> CancelJob(const std::string& job_id) const;
+
+  // Reads the whole log file by looping ReadLogs with increasing offsets until
+  // eof (or an empty chunk). Each chunk has its own rpc_timeout deadline.
+  absl::StatusOr<std::string> ReadLogs(const std::string& job_id,
+                                       deja::v1::LogStream stream) const;
+  // The same, handing each chunk to `on_chunk` instead of keeping the whole
+  // log in memory. Returns the number of bytes read.
+  absl::StatusOr<uint64_t> StreamLogs(const std::string& job_id, deja::v1::LogStream stream,
+                                      const std::function<void(absl::string_view)>& on_chunk) const;
+
+  absl::StatusOr<std::vector<deja::v1::WorkerInfo>> ListWorkers() const;
+
+  // True when the channel currently has a live connection to the scheduler.
+  // Tells "the scheduler answered UNAVAILABLE" apart from "no connection".
+  bool Connected() const;
+
+ private:
+  // Sets the unary deadline on `context`.
+  void SetDeadline(grpc::ClientContext* context) const;
+  // One watch stream, ending at `deadline` at the latest.
+  absl::StatusOr<deja::v1::Job> WatchUntil(
+      const std::string& job_id, absl::Time deadline,
+      const std::function<void(const deja::v1::Job&)>& on_update) const;
+
+  // Constant after construction.
+  const std::string target_;
+  const std::shared_ptr<grpc::ChannelInterface> channel_;
+  const std::unique_ptr<deja::v1::Scheduler::Stub> stub_;
+
+  DejaClientOptions options_;
+};
+
+// True for the codes a broken watch stream ends with when the scheduler
+// restarts or the network blips (UNAVAILABLE, INTERNAL, UNKNOWN, ABORTED,
+// CANCELLED, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED): watching again may work.
+bool IsRetryableWatchError(const absl::Status& status);
+
+}  // namespace deja
+
+#endif  // DEJA_CLIENT_DEJA_CLIENT_H_

@@ -1,0 +1,224 @@
+#include "tests/integration/cluster.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace deja::testing {
+
+namespace fs = std::filesystem;
+
+bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+namespace {
+
+pid_t Spawn(const std::string& binary, const std::vector<std::string>& args, int out_fd,
+            int err_fd, char** env) {
+  std::vector<std::string> words = {binary};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), env);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    ADD_FAILURE() << "spawn " << binary << ": " << strerror(rc);
+    return -1;
+  }
+  return pid;
+}
+
+int WaitPid(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+}  // namespace
+
+void KillStrayJobs(const std::string& root) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code link_ec;
+    fs::path cwd = fs::read_symlink(entry.path() / "cwd", link_ec);
+    if (!link_ec && cwd.string().rfind(root, 0) == 0) kill(std::stoi(name), SIGKILL);
+  }
+}
+
+Process::Process(const std::string& binary, const std::vector<std::string>& args,
+                 const std::string& log_path) {
+  int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  pid_ = Spawn(binary, args, fd, fd, environ);
+  close(fd);
+}
+
+Process::~Process() {
+  if (pid_ > 0) {
+    Kill(SIGKILL);
+    Wait();
+  }
+}
+
+void Process::Kill(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+int Process::Wait() {
+  if (pid_ <= 0) return -1;
+  int code = WaitPid(pid_);
+  pid_ = -1;
+  return code;
+}
+
+CommandResult RunCommand(const std::string& binary, const std::vector<std::string>& args,
+                         const std::vector<std::string>& env) {
+  char out_path[] = "/tmp/deja-cmd-out-XXXXXX";
+  char err_path[] = "/tmp/deja-cmd-err-XXXXXX";
+  int out_fd = mkstemp(out_path);
+  int err_fd = mkstemp(err_path);
+  std::vector<std::string> env_words;
+  for (char** e = environ; *e != nullptr; ++e) env_words.emplace_back(*e);
+  env_words.insert(env_words.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (auto& w : env_words) envp.push_back(w.data());
+  envp.push_back(nullptr);
+  pid_t pid = Spawn(binary, args, out_fd, err_fd, envp.data());
+  CommandResult result{pid > 0 ? WaitPid(pid) : -1, ReadFile(out_path), ReadFile(err_path)};
+  close(out_fd);
+  close(err_fd);
+  unlink(out_path);
+  unlink(err_path);
+  return result;
+}
+
+Cluster::Cluster(std::vector<std::string> scheduler_flags)
+    : scheduler_flags_(std::move(scheduler_flags)) {
+  std::string tmpl = absl::StrCat(
+      "/tmp/deja-it-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-XXXXXX");
+  root_ = mkdtemp(tmpl.data());
+  StartScheduler();
+}
+
+Cluster::~Cluster() {
+  if (::testing::Test::HasFailure()) DumpLogs();
+  workers_.clear();  // SIGKILL: their jobs' groups are killed below
+  scheduler_.reset();
+  KillStrayJobs(root_);
+  if (!::testing::Test::HasFailure()) {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+}
+
+void Cluster::StartScheduler() {
+  std::string port_file = root_ + "/scheduler.port";
+  fs::remove(port_file);
+  std::vector<std::string> args = {
+      "--data_dir=" + root_ + "/scheduler-data",
+      "--listen=127.0.0.1:" + std::to_string(port_),
+      "--port_file=" + port_file,
+  };
+  args.insert(args.end(), scheduler_flags_.begin(), scheduler_flags_.end());
+  scheduler_ = std::make_unique<Process>(DEJA_SCHEDULER_BIN, args, root_ + "/scheduler.log");
+  ++scheduler_starts_;
+  ASSERT_TRUE(PollUntil([&] { return !ReadFile(port_file).empty(); }))
+      << "scheduler did not start:\n" << ReadFile(root_ + "/scheduler.log");
+  port_ = std::stoi(ReadFile(port_file));
+  if (client_ == nullptr) client_ = std::make_unique<DejaClient>(address());
+}
+
+void Cluster::StopScheduler(int signal) {
+  scheduler_->Kill(signal);
+  scheduler_->Wait();
+}
+
+std::string Cluster::address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+void Cluster::StartWorker(const std::string& id, int slots) {
+  fs::create_directories(WorkDir(id));
+  workers_[id] = std::make_unique<Process>(
+      DEJA_WORKER_BIN,
+      std::vector<std::string>{"--scheduler=" + address(), "--work_dir=" + WorkDir(id),
+                               "--slots=" + std::to_string(slots), "--id=" + id,
+                               "--advertise=127.0.0.1:0"},
+      root_ + "/worker-" + id + ".log");
+}
+
+void Cluster::KillWorker(const std::string& id, int signal) {
+  auto it = workers_.find(id);
+  ASSERT_NE(it, workers_.end());
+  it->second->Kill(signal);
+  it->second->Wait();
+  workers_.erase(it);
+}
+
+std::string Cluster::WorkDir(const std::string& worker_id) const {
+  return root_ + "/worker-" + worker_id;
+}
+
+std::string Cluster::Workspace(const std::string& worker_id, const std::string& job_id) const {
+  return WorkDir(worker_id) + "/jobs/" + job_id;
+}
+
+bool Cluster::WaitForWorkers(size_t connected, absl::Duration timeout) {
+  return PollUntil(
+      [&] {
+        auto workers = client_->ListWorkers();
+        if (!workers.ok()) return false;
+        size_t n = 0;
+        for (const auto& w : *workers) n += w.connected() ? 1 : 0;
+        return n == connected;
+      },
+      timeout);
+}
+
+void Cluster::DumpLogs() const {
+  for (const auto& entry : fs::directory_iterator(root_)) {
+    if (entry.path().extension() != ".log") continue;
+    std::fprintf(stderr, "===== %s =====\n%s\n", entry.path().c_str(),
+                 ReadFile(entry.path().string()).c_str());
+  }
+}
+
+}  // namespace deja::testing

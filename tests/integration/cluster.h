@@ -1,0 +1,91 @@
+// Test harness: real deja-scheduler and deja-worker processes on loopback
+// port 0, each cluster in its own temp dir, talked to over gRPC.
+#ifndef DEJA_TESTS_INTEGRATION_CLUSTER_H_
+#define DEJA_TESTS_INTEGRATION_CLUSTER_H_
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "client/deja_client.h"
+
+namespace deja::testing {
+
+// Polls `done` every 20 ms until it returns true or `timeout` passes.
+bool PollUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(20));
+
+// A child process whose stdout and stderr go to `log_path`. Killed with
+// SIGKILL when destroyed.
+class Process {
+ public:
+  Process(const std::string& binary, const std::vector<std::string>& args,
+          const std::string& log_path);
+  ~Process();
+  pid_t pid() const { return pid_; }
+  void Kill(int signal);
+  // Waits for exit; returns the exit code, or -signal.
+  int Wait();
+  bool running() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Runs `binary args...` to completion, returning its exit code and output.
+struct CommandResult {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+CommandResult RunCommand(const std::string& binary, const std::vector<std::string>& args,
+                         const std::vector<std::string>& env = {});
+
+// SIGKILLs every process whose working directory is under `root`: jobs
+// orphaned by a SIGKILLed worker, as on a lost machine.
+void KillStrayJobs(const std::string& root);
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& content);
+
+class Cluster {
+ public:
+  // `scheduler_flags` are added to every scheduler start.
+  explicit Cluster(std::vector<std::string> scheduler_flags = {});
+  ~Cluster();
+
+  const std::string& root() const { return root_; }
+  // Starts (or restarts, on the same port and data dir) the scheduler.
+  void StartScheduler();
+  void StopScheduler(int signal = SIGTERM);
+  std::string address() const;
+  DejaClient& client() { return *client_; }
+
+  void StartWorker(const std::string& id, int slots = 1);
+  void KillWorker(const std::string& id, int signal = SIGKILL);
+  std::string WorkDir(const std::string& worker_id) const;
+  std::string Workspace(const std::string& worker_id, const std::string& job_id) const;
+  // Waits until exactly these workers are connected.
+  bool WaitForWorkers(size_t connected, absl::Duration timeout = absl::Seconds(20));
+
+  // Dumps daemon logs to stderr (call when a test failed).
+  void DumpLogs() const;
+
+ private:
+  std::string root_;
+  std::vector<std::string> scheduler_flags_;
+  int port_ = 0;
+  std::unique_ptr<Process> scheduler_;
+  int scheduler_starts_ = 0;
+  std::map<std::string, std::unique_ptr<Process>> workers_;
+  std::unique_ptr<DejaClient> client_;
+};
+
+}  // namespace deja::testing
+
+#endif  // DEJA_TESTS_INTEGRATION_CLUSTER_H_

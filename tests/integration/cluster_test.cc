@@ -1,0 +1,311 @@
+// End-to-end tests: real daemons on port 0, gRPC only.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/hash.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/cluster.h"
+
+namespace deja::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using deja::v1::Job;
+using deja::v1::JobSpec;
+using ::testing::HasSubstr;
+
+JobSpec Shell(const std::string& script, const std::string& project = "it") {
+  JobSpec spec;
+  spec.set_project(project);
+  spec.mutable_app()->set_name("sh");
+  for (const char* w : {"sh", "-c"}) spec.mutable_app()->add_command(w);
+  spec.mutable_app()->add_command(script);
+  return spec;
+}
+
+Job Await(Cluster& c, const std::string& id, absl::Duration timeout = absl::Seconds(30)) {
+  auto job = c.client().WaitForJob(id, timeout);
+  EXPECT_TRUE(job.ok()) << job.status();
+  return job.ok() ? *job : Job();
+}
+
+std::string SubmitId(Cluster& c, const JobSpec& spec, bool* reused = nullptr) {
+  auto r = c.client().Submit(spec);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return "";
+  if (reused != nullptr) *reused = r->reused();
+  return r->job().job_id();
+}
+
+bool StateIs(Cluster& c, const std::string& id, deja::v1::JobState state) {
+  auto job = c.client().GetJob(id);
+  return job.ok() && job->state() == state;
+}
+
+// Regular files under `dir`, relative path -> content.
+std::map<std::string, std::string> Files(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) {
+      out[e.path().lexically_relative(dir).string()] = ReadFile(e.path().string());
+    }
+  }
+  return out;
+}
+
+bool ProcessGone(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
+
+TEST(ClusterTest, RunsAJobAndItsLogsComeBack) {
+  Cluster c;
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  std::string id = SubmitId(c, Shell("echo out; echo err >&2; echo data > result.txt"));
+  Job job = Await(c, id);
+  EXPECT_EQ(job.state(), deja::v1::SUCCEEDED) << job.message();
+  EXPECT_EQ(job.exit_code(), 0);
+  EXPECT_EQ(job.worker_id(), "w1");
+  EXPECT_EQ(*c.client().ReadLogs(id, deja::v1::LOG_STDOUT), "out\n");
+  EXPECT_EQ(*c.client().ReadLogs(id, deja::v1::LOG_STDERR), "err\n");
+  EXPECT_EQ(ReadFile(c.Workspace("w1", id) + "/result.txt"), "data\n");
+  std::vector<std::string> paths;
+  for (const auto& f : job.manifest().files()) paths.push_back(f.path());
+  EXPECT_THAT(paths, ::testing::ElementsAre("logs/stderr", "logs/stdout", "result.txt"));
+}
+
+TEST(ClusterTest, IdenticalJobIsReusedFromACopyOfTheWorkspace) {
+  Cluster c;
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  JobSpec spec = Shell("mkdir -p out; echo model > out/model.bin; echo trained; sleep 0.3");
+  std::string first = SubmitId(c, spec);
+  Job source = Await(c, first);
+  ASSERT_EQ(source.state(), deja::v1::SUCCEEDED);
+  const std::string src_dir = c.Workspace("w1", first);
+  auto src_before = Files(src_dir);
+
+  bool reused = false;
+  std::string second = SubmitId(c, spec, &reused);
+  EXPECT_TRUE(reused);
+  Job copy = Await(c, second);
+  ASSERT_EQ(copy.state(), deja::v1::SUCCEEDED) << copy.message();
+  EXPECT_EQ(copy.reused_from(), first);
+  EXPECT_GE(copy.time_saved_ms(), 300);
+  EXPECT_EQ(copy.time_saved_ms(), source.run_time_ms());
+  EXPECT_EQ(copy.job_hash(), source.job_hash());
+  EXPECT_EQ(copy.reused_source_finished_at_ms(), source.finished_at_ms());
+
+  const std::string dst_dir = c.Workspace("w1", second);
+  auto copied = Files(dst_dir);
+  ASSERT_TRUE(copied.contains("REUSED"));
+  EXPECT_THAT(copied["REUSED"], HasSubstr("source_job=" + first));
+  copied.erase("REUSED");
+  EXPECT_EQ(copied, src_before) << "same files and logs";
+  EXPECT_EQ(*c.client().ReadLogs(second, deja::v1::LOG_STDOUT), "trained\n");
+
+  // Writing through the copy never reaches the source.
+  for (const std::string rel : {"out/model.bin", "logs/stdout"}) {
+    int fd = open((dst_dir + "/" + rel).c_str(), O_WRONLY | O_TRUNC);
+    if (fd >= 0) {
+      ASSERT_EQ(write(fd, "tampered", 8), 8);
+      close(fd);
+    } else {
+      EXPECT_EQ(errno, EACCES);
+    }
+  }
+  EXPECT_EQ(Files(src_dir), src_before);
+}
+
+TEST(ClusterTest, DifferentParamRunsFresh) {
+  Cluster c;
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  JobSpec spec = Shell("echo ${params.n} > n.txt");
+  (*spec.mutable_params())["n"] = "1";
+  Job one = Await(c, SubmitId(c, spec));
+  ASSERT_EQ(one.state(), deja::v1::SUCCEEDED);
+  (*spec.mutable_params())["n"] = "2";
+  bool reused = true;
+  std::string id = SubmitId(c, spec, &reused);
+  EXPECT_FALSE(reused);
+  Job two = Await(c, id);
+  EXPECT_EQ(two.state(), deja::v1::SUCCEEDED);
+  EXPECT_TRUE(two.reused_from().empty());
+  EXPECT_NE(two.job_hash(), one.job_hash());
+  EXPECT_EQ(ReadFile(c.Workspace("w1", id) + "/n.txt"), "2\n");
+}
+
+TEST(ClusterTest, FailedJobIsNotMemoized) {
+  Cluster c;
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  const std::string side = c.root() + "/runs";
+  JobSpec spec = Shell("echo run >> " + side + "; exit 3");
+  Job first = Await(c, SubmitId(c, spec));
+  EXPECT_EQ(first.state(), deja::v1::FAILED);
+  EXPECT_EQ(first.exit_code(), 3);
+  EXPECT_THAT(first.message(), HasSubstr("exited with code 3"));
+  bool reused = true;
+  Job second = Await(c, SubmitId(c, spec, &reused));
+  EXPECT_FALSE(reused);
+  EXPECT_EQ(second.state(), deja::v1::FAILED);
+  EXPECT_EQ(ReadFile(side), "run\nrun\n");
+}
+
+TEST(ClusterTest, TwoWorkersWithOneSlotEachBothGetWork) {
+  Cluster c;
+  c.StartWorker("w1");
+  c.StartWorker("w2");
+  ASSERT_TRUE(c.WaitForWorkers(2));
+  const std::string gate = c.root() + "/gate";
+  std::string wait = "while [ ! -e " + gate + " ]; do sleep 0.02; done; echo ";
+  std::string a = SubmitId(c, Shell(wait + "a"));
+  std::string b = SubmitId(c, Shell(wait + "b"));
+  ASSERT_TRUE(PollUntil([&] {
+    return StateIs(c, a, deja::v1::RUNNING) && StateIs(c, b, deja::v1::RUNNING);
+  })) << "both jobs run at once";
+  EXPECT_NE(c.client().GetJob(a)->worker_id(), c.client().GetJob(b)->worker_id());
+  WriteFile(gate, "");
+  EXPECT_EQ(Await(c, a).state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(Await(c, b).state(), deja::v1::SUCCEEDED);
+}
+
+TEST(ClusterTest, SigkilledWorkerRequeuesItsJobToAnotherWorker) {
+  Cluster c({"--worker_timeout=1s", "--heartbeat_interval=200ms"});
+  c.StartWorker("w1");
+  c.StartWorker("w2");
+  ASSERT_TRUE(c.WaitForWorkers(2));
+  const std::string gate = c.root() + "/gate";
+  const std::string runs = c.root() + "/runs";
+  JobSpec spec = Shell("echo start >> " + runs + "; while [ ! -e " + gate +
+                       " ]; do sleep 0.02; done; echo done >> " + runs);
+  std::string id = SubmitId(c, spec);
+  ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::RUNNING); }));
+  const std::string victim = c.client().GetJob(id)->worker_id();
+  const std::string survivor = victim == "w1" ? "w2" : "w1";
+
+  // The victim's machine dies: the worker and the job it runs.
+  c.KillWorker(victim, SIGKILL);
+  KillStrayJobs(c.WorkDir(victim));
+  ASSERT_TRUE(PollUntil([&] {
+    auto job = c.client().GetJob(id);
+    return job.ok() && job->attempt() == 2 && job->state() == deja::v1::RUNNING;
+  })) << "requeued to the survivor";
+  EXPECT_EQ(c.client().GetJob(id)->worker_id(), survivor);
+  EXPECT_THAT(c.client().GetJob(id)->message(), HasSubstr("requeued (attempt 2 of 3)"));
+  WriteFile(gate, "");
+  Job job = Await(c, id);
+  EXPECT_EQ(job.state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(job.attempt(), 2u);
+  EXPECT_EQ(ReadFile(runs), "start\nstart\ndone\n") << "completed exactly once";
+}
+
+TEST(ClusterTest, RestartedSchedulerKeepsJobsAndMemoAndRunningJobs) {
+  Cluster c({"--worker_timeout=3s", "--heartbeat_interval=200ms"});
+  c.StartWorker("w1", 2);
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  JobSpec spec = Shell("echo hello > hello.txt");
+  std::string done_id = SubmitId(c, spec);
+  ASSERT_EQ(Await(c, done_id).state(), deja::v1::SUCCEEDED);
+  const std::string gate = c.root() + "/gate";
+  const std::string runs = c.root() + "/runs";
+  std::string running_id = SubmitId(
+      c, Shell("while [ ! -e " + gate + " ]; do sleep 0.02; done; echo done >> " + runs));
+  ASSERT_TRUE(PollUntil([&] { return StateIs(c, running_id, deja::v1::RUNNING); }));
+
+  c.StopScheduler(SIGKILL);
+  c.StartScheduler();
+  // The client's channel notices the new server on its next attempt.
+  ASSERT_TRUE(PollUntil([&] { return c.client().GetJob(done_id).ok(); }));
+  EXPECT_EQ(c.client().GetJob(done_id)->state(), deja::v1::SUCCEEDED);
+  ASSERT_TRUE(c.WaitForWorkers(1));
+
+  // The running job is reclaimed by its worker, not rerun.
+  WriteFile(gate, "");
+  Job finished = Await(c, running_id);
+  EXPECT_EQ(finished.state(), deja::v1::SUCCEEDED) << finished.message();
+  EXPECT_EQ(finished.attempt(), 1u);
+  EXPECT_EQ(ReadFile(runs), "done\n");
+
+  // The memo entry survived too.
+  bool reused = false;
+  Job again = Await(c, SubmitId(c, spec, &reused));
+  EXPECT_TRUE(reused);
+  EXPECT_EQ(again.reused_from(), done_id);
+  EXPECT_EQ(again.state(), deja::v1::SUCCEEDED);
+}
+
+TEST(ClusterTest, CancelKillsTheWholeProcessGroup) {
+  Cluster c;
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  const std::string pids = c.root() + "/pids";
+  std::string id = SubmitId(c, Shell("sleep 1000 & echo $! >> " + pids + "; sleep 1000 & echo $! >> " +
+                                     pids + "; echo $$ >> " + pids + "; wait"));
+  ASSERT_TRUE(PollUntil([&] {
+    return std::vector<std::string>(absl::StrSplit(ReadFile(pids), '\n', absl::SkipEmpty()))
+               .size() == 3;
+  }));
+  auto cancelled = c.client().CancelJob(id);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state(), deja::v1::CANCELLED);
+  for (const auto& pid : absl::StrSplit(ReadFile(pids), '\n', absl::SkipEmpty())) {
+    pid_t p = std::stoi(std::string(pid));
+    EXPECT_TRUE(PollUntil([&] { return ProcessGone(p); })) << "pid " << p << " survived";
+  }
+  Job job = Await(c, id);
+  EXPECT_EQ(job.state(), deja::v1::CANCELLED);
+  EXPECT_EQ(c.client().CancelJob(id).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ClusterTest, MalformedSubmitsAreRejectedNamingTheField) {
+  Cluster c;
+  struct Case {
+    std::string field;
+    std::function<void(JobSpec*)> mutate;
+  };
+  const std::vector<Case> cases = {
+      {"app.command", [](JobSpec* s) { s->mutable_app()->clear_command(); }},
+      {"project", [](JobSpec* s) { s->set_project("Bad Project!"); }},
+      {"outputs[1]",
+       [](JobSpec* s) {
+         s->add_outputs("a.txt");
+         s->add_outputs("a.txt");
+       }},
+      {"outputs[0]", [](JobSpec* s) { s->add_outputs("/etc/passwd"); }},
+      {"outputs[0]", [](JobSpec* s) { s->add_outputs("../escape.txt"); }},
+      {"app.command[3]",
+       [](JobSpec* s) { s->mutable_app()->add_command(std::string(100 * 1024, 'x')); }},
+      {"app.env[X]",
+       [](JobSpec* s) { (*s->mutable_app()->mutable_env())["X"] = std::string(70000, 'x'); }},
+      {"params[p]",
+       [](JobSpec* s) { (*s->mutable_params())["p"] = std::string(70000, 'x'); }},
+  };
+  for (const auto& tc : cases) {
+    JobSpec spec = Shell("true");
+    tc.mutate(&spec);
+    auto r = c.client().Submit(spec);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << tc.field;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(tc.field + ":")) << r.status();
+  }
+  auto jobs = c.client().ListJobs("", deja::v1::JOB_STATE_UNSPECIFIED, 0);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE(jobs->empty()) << "nothing stored for a rejected submit";
+}
+
+}  // namespace
+}  // namespace deja::testing

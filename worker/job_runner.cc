@@ -1,0 +1,283 @@
+#include "worker/job_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "worker/paths.h"
+
+namespace deja::worker {
+namespace {
+
+// Resolves `argv0` the way execvp would, but against the child's PATH and
+// with relative PATH entries taken from the workspace (the child's cwd).
+// Returns 0 and sets `resolved`, or the errno execvp would have failed with.
+int ResolveExecutable(const std::string& argv0, const std::string& path_value,
+                      const std::string& workspace, std::string* resolved) {
+  if (argv0.empty()) return ENOENT;
+  if (argv0.find('/') != std::string::npos) {
+    *resolved = argv0;  // relative to the workspace: posix_spawn chdirs first
+    return 0;
+  }
+  bool saw_eacces = false;
+  for (absl::string_view dir : absl::StrSplit(path_value, ':')) {
+    std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", argv0);
+    if (candidate.front() != '/') candidate = absl::StrCat(workspace, "/", candidate);
+    struct stat st;
+    if (stat(candidate.c_str(), &st) != 0) continue;
+    if (S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0) {
+      *resolved = std::move(candidate);
+      return 0;
+    }
+    saw_eacces = true;
+  }
+  return saw_eacces ? EACCES : ENOENT;
+}
+
+absl::StatusOr<int> OpenLog(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
+  fchmod(fd, 0644);  // whatever the umask says
+  return fd;
+}
+
+void WriteAll(int fd, const std::string& text) {
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+bool ValidEnvKey(const std::string& key) {
+  return !key.empty() && key.find('=') == std::string::npos && key.find('\0') == std::string::npos;
+}
+
+}  // namespace
+
+std::unique_ptr<JobRunner> JobRunner::Start(JobLaunch launch, Clock* clock,
+                                            StartedCallback on_started, ExitCallback on_exit) {
+  std::unique_ptr<JobRunner> runner(
+      new JobRunner(std::move(launch), clock, std::move(on_started), std::move(on_exit)));
+  runner->thread_ = std::thread([r = runner.get()] { r->RunThread(); });
+  return runner;
+}
+
+JobRunner::JobRunner(JobLaunch launch, Clock* clock, StartedCallback on_started,
+                     ExitCallback on_exit)
+    : launch_(std::move(launch)),
+      clock_(clock),
+      on_started_(std::move(on_started)),
+      on_exit_(std::move(on_exit)) {}
+
+JobRunner::~JobRunner() {
+  Kill();
+  if (thread_.joinable()) thread_.join();
+  std::thread grace;
+  {
+    absl::MutexLock lock(&mu_);
+    grace = std::move(grace_thread_);
+  }
+  if (grace.joinable()) grace.join();
+}
+
+void JobRunner::SignalGroupLocked(int sig) {
+  // Only while the leader is unreaped: its pid, which is the group id, cannot
+  // have been given to anyone else yet.
+  if (pid_ > 0 && !reaped_) kill(-pid_, sig);
+}
+
+void JobRunner::Cancel() {
+  absl::MutexLock lock(&mu_);
+  if (cancel_requested_ || finished_) return;
+  cancel_requested_ = true;
+  if (pid_ > 0 && !reaped_) {
+    SignalGroupLocked(SIGTERM);
+    grace_thread_ = std::thread([this] { GraceThread(); });
+  }
+}
+
+void JobRunner::Kill() {
+  absl::MutexLock lock(&mu_);
+  if (finished_) return;
+  kill_requested_ = true;
+  SignalGroupLocked(SIGKILL);
+}
+
+void JobRunner::GraceThread() {
+  mu_.LockWhenWithTimeout(absl::Condition(&reaped_), launch_.cancel_grace);
+  SignalGroupLocked(SIGKILL);
+  mu_.Unlock();
+}
+
+pid_t JobRunner::WaitForSpawn() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&spawn_done_));
+  return pid_;
+}
+
+JobOutcome JobRunner::Wait() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&finished_));
+  return outcome_;
+}
+
+bool JobRunner::Finished() {
+  absl::MutexLock lock(&mu_);
+  return finished_;
+}
+
+pid_t JobRunner::Spawn(JobOutcome* outcome) {
+  const std::string& ws = launch_.workspace;
+  auto fail = [&](int code, std::string error, int log_fd) {
+    outcome->exit_code = code;
+    outcome->error = std::move(error);
+    if (log_fd >= 0) WriteAll(log_fd, outcome->error + "\n");
+    return -1;
+  };
+
+  absl::Status st = paths::RemoveTree(ws);
+  if (st.ok()) st = paths::MakeDirs(absl::StrCat(ws, "/", paths::kLogsDir));
+  if (!st.ok()) return fail(kExitInternal, absl::StrCat("prepare workspace: ", st.message()), -1);
+  auto out_fd = OpenLog(absl::StrCat(ws, "/", paths::kStdoutFile));
+  if (!out_fd.ok()) return fail(kExitInternal, std::string(out_fd.status().message()), -1);
+  auto err_fd = OpenLog(absl::StrCat(ws, "/", paths::kStderrFile));
+  if (!err_fd.ok()) {
+    close(*out_fd);
+    return fail(kExitInternal, std::string(err_fd.status().message()), -1);
+  }
+  struct Closer {
+    int a, b;
+    ~Closer() {
+      close(a);
+      close(b);
+    }
+  } closer{*out_fd, *err_fd};
+
+  if (launch_.argv.empty()) return fail(kExitCannotStart, "cannot start: argv is empty", *err_fd);
+  const std::string& argv0 = launch_.argv[0];
+
+  // The child's environment first: its PATH decides where argv[0] is found.
+  std::map<std::string, std::string> env = {
+      {"PATH", kDefaultJobPath},
+      {"HOME", ws},
+      {"DEJA_JOB_ID", launch_.job_id},
+      {"DEJA_WORKSPACE", ws},
+  };
+  for (const auto& [key, value] : launch_.env) {
+    if (!ValidEnvKey(key)) {
+      return fail(kExitCannotStart,
+                  absl::StrCat("cannot start ", argv0, ": env key \"", key, "\" is invalid"),
+                  *err_fd);
+    }
+    env[key] = value;
+  }
+  std::vector<std::string> env_strings;
+  env_strings.reserve(env.size());
+  for (const auto& [key, value] : env) env_strings.push_back(absl::StrCat(key, "=", value));
+
+  std::string program;
+  if (int err = ResolveExecutable(argv0, env["PATH"], ws, &program); err != 0) {
+    return fail(kExitCannotStart, absl::StrCat("cannot start ", argv0, ": ", std::strerror(err)),
+                *err_fd);
+  }
+
+  std::vector<char*> argv_ptrs;
+  for (const auto& arg : launch_.argv) argv_ptrs.push_back(const_cast<char*>(arg.c_str()));
+  argv_ptrs.push_back(nullptr);
+  std::vector<char*> env_ptrs;
+  for (auto& entry : env_strings) env_ptrs.push_back(entry.data());
+  env_ptrs.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, *out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, *err_fd, 2);
+  posix_spawn_file_actions_addchdir_np(&actions, ws.c_str());
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t signals;
+  sigemptyset(&signals);
+  posix_spawnattr_setsigmask(&attr, &signals);
+  sigfillset(&signals);  // the worker may ignore SIGPIPE or block SIGTERM; the job must not
+  posix_spawnattr_setsigdefault(&attr, &signals);
+
+  pid_t pid = -1;
+  int err = posix_spawn(&pid, program.c_str(), &actions, &attr, argv_ptrs.data(), env_ptrs.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) {
+    return fail(kExitCannotStart, absl::StrCat("cannot start ", argv0, ": ", std::strerror(err)),
+                *err_fd);
+  }
+  return pid;
+}
+
+void JobRunner::RunThread() {
+  JobOutcome outcome;
+  const pid_t pid = Spawn(&outcome);
+  outcome.started_at = clock_->Now();
+  {
+    absl::MutexLock lock(&mu_);
+    spawn_done_ = true;
+    pid_ = pid;
+    if (pid < 0) {
+      reaped_ = true;
+    } else if (kill_requested_) {
+      SignalGroupLocked(SIGKILL);
+    } else if (cancel_requested_) {
+      SignalGroupLocked(SIGTERM);
+      grace_thread_ = std::thread([this] { GraceThread(); });
+    }
+  }
+
+  if (pid > 0) {
+    if (on_started_) on_started_(pid, outcome.started_at);
+    // Wait without reaping: while the leader is a zombie its pid (the group
+    // id) stays reserved, so killing the group cannot hit a stranger.
+    siginfo_t info;
+    while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 &&
+           errno == EINTR) {
+    }
+    int status = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      SignalGroupLocked(SIGKILL);  // no stray children outlive the job
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      reaped_ = true;
+      outcome.cancelled = cancel_requested_ || kill_requested_;
+    }
+    if (WIFEXITED(status)) {
+      outcome.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      outcome.exit_code = -WTERMSIG(status);
+    }
+  }
+  outcome.finished_at = clock_->Now();
+  outcome.run_time = outcome.finished_at - outcome.started_at;
+  if (on_exit_) on_exit_(outcome);
+  absl::MutexLock lock(&mu_);
+  outcome_ = std::move(outcome);
+  finished_ = true;
+}
+
+}  // namespace deja::worker

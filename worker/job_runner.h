@@ -1,0 +1,144 @@
+// Runs one job's command in its workspace, in its own process group.
+//
+// Execution model: Start() returns at once; a runner thread owned by the
+// JobRunner prepares the workspace (an earlier attempt's directory is removed,
+// logs/ is created), spawns the command with posix_spawn, calls `on_started`,
+// waits for the leader, SIGKILLs whatever is left of the process group while
+// the leader is still an unreaped zombie (so the group id cannot have been
+// recycled), reaps it, and finally calls `on_exit` exactly once. Both
+// callbacks run on the runner thread, in that order; they must not destroy
+// the JobRunner.
+//
+// The child gets a clean environment (PATH, HOME=<workspace>, DEJA_JOB_ID,
+// DEJA_WORKSPACE, then the app's env on top), cwd = workspace, stdin from
+// /dev/null, stdout/stderr into logs/stdout and logs/stderr (0644), default
+// signal dispositions, an empty signal mask and no inherited descriptors
+// beyond 0-2. argv[0] is resolved against the child's PATH, not the worker's.
+//
+// Thread-safety: JobRunner is thread-safe; Cancel/Kill/Wait may be called
+// from any thread, concurrently.
+#ifndef DEJA_WORKER_JOB_RUNNER_H_
+#define DEJA_WORKER_JOB_RUNNER_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+
+namespace deja::worker {
+
+// The PATH a job gets unless its app env sets one.
+inline constexpr char kDefaultJobPath[] =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Exit code reported when the command could not be started at all.
+inline constexpr int kExitCannotStart = 127;
+// Exit code reported when the workspace could not be prepared.
+inline constexpr int kExitInternal = -1;
+
+struct JobLaunch {
+  std::string job_id;
+  // Absolute path of the job's workspace (paths::WorkspaceDir).
+  std::string workspace;
+  std::vector<std::string> argv;
+  // The app's env; overrides the worker-provided variables.
+  std::map<std::string, std::string> env;
+  // Time between SIGTERM and SIGKILL on Cancel().
+  absl::Duration cancel_grace = absl::Seconds(2);
+};
+
+struct JobOutcome {
+  // WEXITSTATUS, or -signal when the leader was killed by a signal;
+  // kExitCannotStart / kExitInternal when it never ran (see `error`).
+  int exit_code = 0;
+  // Empty when the command ran. Otherwise what went wrong, e.g.
+  // "cannot start foo: No such file or directory" (also written to logs/stderr).
+  std::string error;
+  absl::Time started_at;   // after spawn (or the failed attempt)
+  absl::Time finished_at;  // after the leader was reaped
+  absl::Duration run_time;
+  bool cancelled = false;  // Cancel() or Kill() was called while it ran
+};
+
+class JobRunner {
+ public:
+  // `pid` is the leader's pid, which is also the process group id.
+  using StartedCallback = std::function<void(pid_t pid, absl::Time started_at)>;
+  using ExitCallback = std::function<void(const JobOutcome& outcome)>;
+
+  // Starts the runner thread and returns. Never fails: a job that cannot be
+  // started reports it through `on_exit` (and `Wait()`). `clock` must outlive
+  // the JobRunner. Callbacks may be empty.
+  static std::unique_ptr<JobRunner> Start(JobLaunch launch, Clock* clock,
+                                          StartedCallback on_started = nullptr,
+                                          ExitCallback on_exit = nullptr);
+
+  // Kills the process group if it still runs (SIGKILL) and joins the runner
+  // thread. Must not be called from the runner's own callbacks.
+  ~JobRunner();
+
+  JobRunner(const JobRunner&) = delete;
+  JobRunner& operator=(const JobRunner&) = delete;
+
+  // SIGTERM to the whole process group, then SIGKILL to the group if the
+  // leader has not exited after `cancel_grace`. No-op when already finished;
+  // a cancel that arrives before the spawn takes effect right after it.
+  void Cancel();
+
+  // SIGKILL to the whole process group now (worker shutdown).
+  void Kill();
+
+  // Blocks until the command was spawned or failed to spawn. Returns the
+  // leader's pid (= process group id), or -1 when it never started.
+  pid_t WaitForSpawn();
+
+  // Blocks until the job finished and returns its outcome.
+  JobOutcome Wait();
+
+  // True once the outcome is known (and `on_exit` has been called).
+  bool Finished();
+
+  const std::string& job_id() const { return launch_.job_id; }
+
+ private:
+  JobRunner(JobLaunch launch, Clock* clock, StartedCallback on_started, ExitCallback on_exit);
+
+  void RunThread();
+  // Creates the workspace and log files, spawns. Returns the pid, or sets
+  // `outcome` and returns -1.
+  pid_t Spawn(JobOutcome* outcome);
+  // Sends `sig` to the group if the leader is not reaped yet.
+  void SignalGroupLocked(int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GraceThread();
+
+  // Constant after construction.
+  const JobLaunch launch_;
+  Clock* const clock_;
+  const StartedCallback on_started_;
+  const ExitCallback on_exit_;
+
+  absl::Mutex mu_;
+  bool spawn_done_ ABSL_GUARDED_BY(mu_) = false;
+  pid_t pid_ ABSL_GUARDED_BY(mu_) = -1;
+  bool reaped_ ABSL_GUARDED_BY(mu_) = false;  // pid_ must not be signalled any more
+  bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool kill_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  JobOutcome outcome_ ABSL_GUARDED_BY(mu_);
+  std::thread grace_thread_ ABSL_GUARDED_BY(mu_);
+
+  std::thread thread_;  // set in Start(), joined in the destructor
+};
+
+}  // namespace deja::worker
+
+#endif  // DEJA_WORKER_JOB_RUNNER_H_

@@ -1,0 +1,245 @@
+// deja-worker: runs jobs and reuses for a deja-scheduler. Flags are turned
+// into a validated WorkerConfig here and nowhere else.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "worker/paths.h"
+#include "worker/worker.h"
+
+namespace {
+
+int32_t DefaultSlots() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int32_t>(n);
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, scheduler, "127.0.0.1:7070",
+          "Address (host:port) of the deja-scheduler.");
+ABSL_FLAG(std::string, work_dir, "",
+          "Required. Directory holding job workspaces (jobs/<job_id>/) and worker metadata.");
+ABSL_FLAG(int32_t, slots, DefaultSlots(),
+          "Number of jobs the scheduler may run here at once (>= 1; default: number of CPUs).");
+ABSL_FLAG(std::string, id, "",
+          "Worker id. Default: the one stored in <work_dir>/meta/worker_id, else a new "
+          "w-<hostname>-<6 hex> that is stored there.");
+ABSL_FLAG(std::string, advertise, "",
+          "Address at which the scheduler and other workers reach this worker "
+          "(default <hostname>:0).");
+ABSL_FLAG(std::vector<std::string>, platform, {},
+          "Platform property K=V; repeat the flag (or separate with commas) for several. "
+          "os=linux and arch=<uname -m> are always added.");
+
+namespace {
+
+using deja::worker::WorkerConfig;
+
+std::string Hostname() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+// Abseil keeps only the last occurrence of a flag; --platform is documented
+// as repeatable, so merge every occurrence into one comma-separated value.
+std::vector<char*> MergePlatformFlags(int argc, char** argv, std::string* merged_storage) {
+  std::vector<char*> out;
+  std::vector<std::string> values;
+  bool after_terminator = false;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i == 0 || after_terminator) {
+      out.push_back(argv[i]);
+      continue;
+    }
+    if (arg == "--") {
+      after_terminator = true;
+      out.push_back(argv[i]);
+      continue;
+    }
+    absl::string_view name = arg;
+    if (!absl::ConsumePrefix(&name, "--")) absl::ConsumePrefix(&name, "-");
+    if (name == "platform" && i + 1 < argc) {
+      values.push_back(argv[++i]);
+    } else if (absl::ConsumePrefix(&name, "platform=")) {
+      values.push_back(std::string(name));
+    } else {
+      out.push_back(argv[i]);
+    }
+  }
+  if (!values.empty()) {
+    *merged_storage = absl::StrCat("--platform=", absl::StrJoin(values, ","));
+    out.insert(out.begin() + 1, merged_storage->data());
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> LoadOrCreateWorkerId(const std::string& work_dir) {
+  const std::string path = deja::worker::paths::WorkerIdPath(work_dir);
+  {
+    std::ifstream in(path);
+    std::string id;
+    if (in && std::getline(in, id)) {
+      id = std::string(absl::StripAsciiWhitespace(id));
+      if (!id.empty()) return id;
+    }
+  }
+  std::random_device random;
+  const std::string id = absl::StrFormat("w-%s-%06x", Hostname(), random() & 0xffffffu);
+  if (absl::Status st = deja::worker::paths::MakeDirs(deja::worker::paths::MetaDir(work_dir));
+      !st.ok()) {
+    return st;
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << id << "\n";
+    out.flush();
+    if (!out) return absl::InternalError(absl::StrCat("write ", tmp, " failed"));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("rename ", tmp, " -> ", path, " failed"));
+  }
+  return id;
+}
+
+absl::StatusOr<WorkerConfig> ConfigFromFlags() {
+  WorkerConfig config;
+  config.scheduler_address = absl::GetFlag(FLAGS_scheduler);
+  if (config.scheduler_address.empty()) {
+    return absl::InvalidArgumentError("--scheduler: must not be empty");
+  }
+
+  const std::string work_dir = absl::GetFlag(FLAGS_work_dir);
+  if (work_dir.empty()) return absl::InvalidArgumentError("--work_dir is required");
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(work_dir, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat("--work_dir ", work_dir, ": ", ec.message()));
+  }
+  config.work_dir = abs.lexically_normal().string();
+  if (config.work_dir.size() > 1 && config.work_dir.back() == '/') config.work_dir.pop_back();
+  if (absl::Status st = deja::worker::paths::MakeDirs(config.work_dir); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--work_dir: ", st.message()));
+  }
+
+  const int32_t slots = absl::GetFlag(FLAGS_slots);
+  if (slots < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--slots ", slots, ": must be >= 1"));
+  }
+  config.slots = static_cast<uint32_t>(slots);
+
+  config.worker_id = absl::GetFlag(FLAGS_id);
+  if (config.worker_id.empty()) {
+    auto id = LoadOrCreateWorkerId(config.work_dir);
+    if (!id.ok()) return id.status();
+    config.worker_id = *id;
+  } else if (absl::StrContains(config.worker_id, "/") ||
+             std::any_of(config.worker_id.begin(), config.worker_id.end(),
+                         [](char c) { return absl::ascii_isspace(c); })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--id \"", config.worker_id, "\": must not contain '/' or whitespace"));
+  }
+
+  config.advertise = absl::GetFlag(FLAGS_advertise);
+  if (config.advertise.empty()) config.advertise = absl::StrCat(Hostname(), ":0");
+
+  for (const std::string& kv : absl::GetFlag(FLAGS_platform)) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--platform \"", kv, "\": expected K=V"));
+    }
+    const std::string key = kv.substr(0, eq);
+    if (key == "os" || key == "arch") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--platform \"", kv, "\": ", key, " is detected, not set"));
+    }
+    if (!config.platform.emplace(key, kv.substr(eq + 1)).second) {
+      return absl::InvalidArgumentError(absl::StrCat("--platform: ", key, " given twice"));
+    }
+  }
+  struct utsname uts;
+  config.platform["os"] = "linux";
+  config.platform["arch"] = uname(&uts) == 0 ? uts.machine : "unknown";
+  return config;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Runs Deja jobs for a deja-scheduler.\n"
+      "Usage: deja-worker --work_dir=DIR [--scheduler=HOST:PORT] [--slots=N] [--id=ID]\n"
+      "                   [--advertise=HOST:PORT] [--platform K=V]...");
+  // --help lists the flags defined in this file (Abseil's default looks for
+  // a file named after the binary, deja-worker.cc).
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "worker/main.cc");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
+  std::string merged;
+  std::vector<char*> args = MergePlatformFlags(argc, argv, &merged);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+
+  auto config = ConfigFromFlags();
+  if (!config.ok()) {
+    absl::FPrintF(stderr, "deja-worker: %s\n", config.status().message());
+    return 2;
+  }
+
+  // SIGTERM/SIGINT are taken by a dedicated thread (blocked everywhere else,
+  // before gRPC starts threads); jobs get them unblocked by JobRunner.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::FPrintF(stderr, "deja-worker: id %s, work_dir %s, scheduler %s, %d slots\n",
+                config->worker_id, config->work_dir, config->scheduler_address, config->slots);
+  deja::worker::Worker worker(*std::move(config));
+  std::thread signal_thread([&worker, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    absl::FPrintF(stderr, "deja-worker: got signal %d, stopping\n", sig);
+    worker.Stop();
+  });
+
+  absl::Status status = worker.Run();
+  worker.Stop();
+  pthread_kill(signal_thread.native_handle(), SIGTERM);  // ends the sigwait if no signal came
+  signal_thread.join();
+  if (!status.ok()) {
+    absl::FPrintF(stderr, "deja-worker: %s\n", status.ToString());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,75 @@
+// A reuse: copies a finished job's workspace into a new job's workspace.
+//
+// The source is verified against its manifest first (common/manifest.h);
+// only manifest entries are copied, and the copy never shares a writable
+// inode with the source. Per regular file, in order of preference:
+//   1. reflink (ioctl FICLONE): a private copy-on-write clone;
+//   2. hard link, only when not running as root: the source file is made
+//      read-only first (root ignores permission bits, so a root worker never
+//      hard-links);
+//   3. copy_file_range in a loop (read/write when the kernel cannot),
+// then the recorded mode bits are applied (minus write bits for a hard link).
+// Symlinks are re-created as symlinks, never followed. Memory use is bounded
+// by one 1 MiB buffer whatever the file sizes.
+//
+// Thread-safety: Materializer is thread-safe (it holds only constants);
+// callers must not materialize into the same job id concurrently.
+#ifndef DEJA_WORKER_MATERIALIZER_H_
+#define DEJA_WORKER_MATERIALIZER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "deja/v1/job.pb.h"
+
+namespace deja::worker {
+
+enum class CopyMethod { kReflink, kHardlink, kCopy };
+
+// "reflink", "hardlink" or "copy" (the REUSED marker's spelling).
+const char* CopyMethodName(CopyMethod method);
+
+struct MaterializeResult {
+  // The least efficient method any regular file needed (copy < hardlink <
+  // reflink); kCopy when the manifest has no regular file.
+  CopyMethod method = CopyMethod::kCopy;
+  // Bytes of regular files materialized, whatever the method.
+  uint64_t bytes = 0;
+  uint64_t files = 0;  // regular files and symlinks
+};
+
+class Materializer {
+ public:
+  struct Options {
+    // Tests turn methods off to exercise the fallbacks.
+    bool allow_reflink = true;
+    bool allow_hardlink = true;
+  };
+
+  // `work_dir` must be absolute (it is written into REUSED markers).
+  explicit Materializer(std::string work_dir);
+  Materializer(std::string work_dir, Options options);
+
+  // Copies every entry of `manifest` from jobs/<source_job_id> into a fresh
+  // jobs/<new_job_id> (an existing one is removed first) and writes REUSED.
+  // Returns:
+  //   DATA_LOSS         the source failed verification (missing file, other
+  //                     size or content), also when it changes during the
+  //                     copy; the message names the path;
+  //   INVALID_ARGUMENT  a bad job id or manifest path, or source == new;
+  //   other codes       I/O failures, naming the path.
+  // On any error no new workspace is left behind.
+  absl::StatusOr<MaterializeResult> Materialize(const std::string& source_job_id,
+                                                const deja::v1::Manifest& manifest,
+                                                const std::string& new_job_id) const;
+
+ private:
+  const std::string work_dir_;
+  const Options options_;
+};
+
+}  // namespace deja::worker
+
+#endif  // DEJA_WORKER_MATERIALIZER_H_

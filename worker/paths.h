@@ -1,0 +1,68 @@
+// Every path of the worker's work dir, in one place (Mesos `paths.hpp`
+// style). Nothing else in the worker builds a work-dir path by hand.
+//
+// The on-disk tree:
+//
+//   <work_dir>/
+//   |-- meta/
+//   |   `-- worker_id            this worker's id, one line, written once
+//   `-- jobs/
+//       `-- <job_id>/            the job's workspace; HOME and cwd of the job
+//           |-- ...              whatever the job (or a reuse) put there
+//           |-- logs/
+//           |   |-- stdout       the command's stdout (0644)
+//           |   `-- stderr       the command's stderr (0644)
+//           `-- REUSED           only in a reuse: "source_job=<id>\n
+//                                source_workspace=<abs path>\nmethod=<m>\n"
+//
+// A workspace belongs to one job id; a new attempt of the same job starts
+// from an empty workspace. REUSED is never part of a manifest: a reuse
+// reports its source's manifest.
+//
+// Thread-safety: the functions are pure or touch only the paths they are
+// given; callers serialise work on one workspace.
+#ifndef DEJA_WORKER_PATHS_H_
+#define DEJA_WORKER_PATHS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace deja::worker::paths {
+
+// Names inside a workspace, relative to its root.
+inline constexpr char kLogsDir[] = "logs";
+inline constexpr char kStdoutFile[] = "logs/stdout";
+inline constexpr char kStderrFile[] = "logs/stderr";
+inline constexpr char kReusedMarker[] = "REUSED";
+
+std::string JobsDir(const std::string& work_dir);
+std::string WorkspaceDir(const std::string& work_dir, const std::string& job_id);
+std::string LogsDir(const std::string& work_dir, const std::string& job_id);
+std::string StdoutPath(const std::string& work_dir, const std::string& job_id);
+std::string StderrPath(const std::string& work_dir, const std::string& job_id);
+std::string ReusedMarkerPath(const std::string& work_dir, const std::string& job_id);
+std::string MetaDir(const std::string& work_dir);
+std::string WorkerIdPath(const std::string& work_dir);
+
+// Job ids come from the network and become one path component: OK when
+// `job_id` is non-empty, at most 255 bytes, not "." or "..", and has no '/'
+// or NUL. Otherwise INVALID_ARGUMENT naming the id.
+absl::Status ValidateJobId(const std::string& job_id);
+
+// Manifest paths come from the network too: OK when `path` is relative,
+// non-empty, and has no empty, "." or ".." component (so it cannot escape
+// the workspace). Otherwise INVALID_ARGUMENT naming the path.
+absl::Status ValidateRelativePath(const std::string& path);
+
+// Removes `dir` and everything below it, without following symlinks, also
+// when the job left read-only directories behind. OK when `dir` is gone
+// (including when it never existed); otherwise an error naming the path.
+absl::Status RemoveTree(const std::string& dir);
+
+// Creates `dir` and missing parents (0755). OK if it already is a directory.
+absl::Status MakeDirs(const std::string& dir);
+
+}  // namespace deja::worker::paths
+
+#endif  // DEJA_WORKER_PATHS_H_

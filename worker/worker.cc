@@ -1,0 +1,540 @@
+#include "worker/worker.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/errors.h"
+#include "common/manifest.h"
+#include "worker/paths.h"
+
+namespace deja::worker {
+namespace {
+
+constexpr uint32_t kMaxLogChunk = 1 << 20;
+constexpr absl::Duration kDefaultHeartbeat = absl::Seconds(5);
+constexpr absl::Duration kMinHeartbeat = absl::Milliseconds(10);
+constexpr absl::Duration kConnectPoll = absl::Milliseconds(250);
+
+// One line per event on stderr.
+template <typename... Args>
+void Log(const absl::FormatSpec<Args...>& format, const Args&... args) {
+  absl::FPrintF(stderr, "%s deja-worker: %s\n",
+                absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
+                absl::StrFormat(format, args...));
+}
+
+grpc::ChannelArguments ChannelArgs() {
+  grpc::ChannelArguments args;
+  // Not shared with earlier channels, so no inherited reconnect backoff.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return args;
+}
+
+std::chrono::system_clock::time_point ToChrono(absl::Time t) { return absl::ToChronoTime(t); }
+
+}  // namespace
+
+Worker::Worker(WorkerConfig config, Clock* clock)
+    : config_(std::move(config)),
+      clock_(clock != nullptr ? clock : &real_clock_),
+      materializer_(config_.work_dir) {}
+
+Worker::~Worker() {
+  Stop();
+  ShutdownJobs();
+  ReapFinished();
+}
+
+void Worker::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  if (context_ != nullptr) context_->TryCancel();
+}
+
+absl::Status Worker::Run() {
+  if (absl::Status st = paths::MakeDirs(paths::JobsDir(config_.work_dir)); !st.ok()) return st;
+  {
+    absl::MutexLock lock(&mu_);
+    log_thread_exit_ = false;
+  }
+  std::thread log_thread([this] { LogThread(); });
+
+  std::mt19937_64 rng(std::random_device{}());
+  absl::Duration backoff = config_.initial_backoff;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) break;
+    }
+    bool registered = false;
+    absl::Status status = RunSession(&registered);
+    ReapFinished();
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) break;
+    }
+    if (registered) backoff = config_.initial_backoff;
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    const absl::Duration delay = backoff * jitter(rng);
+    Log("reconnect to %s in %d ms: %s", config_.scheduler_address,
+        absl::ToInt64Milliseconds(delay), status.ToString());
+    SleepUnlessStopped(delay);
+    backoff = std::min(backoff * 2, config_.max_backoff);
+  }
+
+  Log("stopping: killing running jobs");
+  ShutdownJobs();
+  ReapFinished();
+  {
+    absl::MutexLock lock(&mu_);
+    log_thread_exit_ = true;
+  }
+  log_thread.join();
+  Log("stopped");
+  return absl::OkStatus();
+}
+
+absl::Status Worker::RunSession(bool* registered) {
+  // A fresh channel per session, with its own subchannel: every attempt is
+  // then a real connection attempt, paced by our backoff rather than gRPC's.
+  // Connect with a deadline, polling so that Stop() is honoured quickly; a
+  // refused connection fails at once instead of waiting out the deadline.
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      config_.scheduler_address, grpc::InsecureChannelCredentials(), ChannelArgs());
+  const absl::Time deadline = absl::Now() + config_.connect_timeout;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return absl::CancelledError("stopping");
+    }
+    const grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) break;
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to scheduler ", config_.scheduler_address));
+    }
+    if (absl::Now() >= deadline) {
+      return absl::UnavailableError(
+          absl::StrCat("scheduler ", config_.scheduler_address, " unreachable for ",
+                       absl::FormatDuration(config_.connect_timeout)));
+    }
+    channel->WaitForStateChange(state, ToChrono(std::min(deadline, absl::Now() + kConnectPoll)));
+  }
+  auto stub = deja::v1::WorkerService::NewStub(channel);
+
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::CancelledError("stopping");
+    context_ = &context;
+    session_done_ = false;
+  }
+  auto stream = stub->Connect(&context);
+
+  // Ends the call properly: no more writes, drain reads, then Finish.
+  // `fallback` (when not OK) is what the session returns; `cancel` ends a
+  // call the scheduler has not ended itself.
+  auto finish = [&](absl::Status fallback, bool cancel) {
+    {
+      absl::MutexLock lock(&write_mu_);
+      stream_ = nullptr;
+    }
+    if (cancel) context.TryCancel();
+    deja::v1::SchedulerMessage ignored;
+    while (stream->Read(&ignored)) {
+    }
+    grpc::Status status = stream->Finish();
+    absl::MutexLock lock(&mu_);
+    context_ = nullptr;
+    log_requests_.clear();
+    if (!fallback.ok()) return fallback;
+    if (status.ok()) return absl::UnavailableError("scheduler closed the stream");
+    return FromGrpcStatus(status);
+  };
+
+  deja::v1::WorkerMessage hello;
+  deja::v1::Register* reg = hello.mutable_register_();
+  reg->set_worker_id(config_.worker_id);
+  reg->set_slots(config_.slots);
+  reg->mutable_platform()->insert(config_.platform.begin(), config_.platform.end());
+  reg->set_advertise(config_.advertise);
+  {
+    absl::MutexLock lock(&mu_);
+    std::set<JobKey> held;
+    for (const auto& [key, job] : active_) held.insert(key);
+    for (const auto& [key, result] : unacked_) held.insert(key);
+    for (const auto& [job_id, attempt] : held) {
+      deja::v1::HeldJob* h = reg->add_held();
+      h->set_job_id(job_id);
+      h->set_attempt(attempt);
+    }
+  }
+  if (!stream->Write(hello)) return finish(absl::OkStatus(), true);
+
+  deja::v1::SchedulerMessage first;
+  if (!stream->Read(&first)) return finish(absl::OkStatus(), false);
+  if (!first.has_register_ack()) {
+    return finish(absl::FailedPreconditionError(
+        absl::StrCat("scheduler answered Register with message case ", first.msg_case(),
+                     ", expected register_ack")),
+        true);
+  }
+  *registered = true;
+  absl::Duration interval = absl::Milliseconds(first.register_ack().heartbeat_interval_ms());
+  if (interval <= absl::ZeroDuration()) interval = kDefaultHeartbeat;
+  interval = std::max(interval, kMinHeartbeat);
+  Log("connected to %s as %s (%d slots, %d held jobs, heartbeat every %d ms)",
+      config_.scheduler_address, config_.worker_id, config_.slots, reg->held_size(),
+      absl::ToInt64Milliseconds(interval));
+
+  // Publish the stream; results that were waiting go first.
+  {
+    absl::MutexLock write_lock(&write_mu_);
+    std::vector<deja::v1::JobResult> pending;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [key, result] : unacked_) pending.push_back(result);
+    }
+    bool ok = true;
+    for (auto& result : pending) {
+      deja::v1::WorkerMessage message;
+      *message.mutable_result() = std::move(result);
+      if (!(ok = stream->Write(message))) break;
+    }
+    if (!pending.empty()) Log("re-sent %d unacknowledged results", pending.size());
+    if (ok) stream_ = stream.get();
+  }
+
+  std::thread heartbeat([this, interval] { HeartbeatLoop(interval); });
+  deja::v1::SchedulerMessage message;
+  while (stream->Read(&message)) HandleMessage(message);
+  {
+    absl::MutexLock lock(&mu_);
+    session_done_ = true;
+  }
+  heartbeat.join();
+  return finish(absl::OkStatus(), false);
+}
+
+void Worker::HeartbeatLoop(absl::Duration interval) {
+  deja::v1::WorkerMessage beat;
+  beat.mutable_heartbeat();
+  while (true) {
+    mu_.LockWhenWithTimeout(absl::Condition(this, &Worker::HeartbeatShouldExit), interval);
+    const bool exit = HeartbeatShouldExit();
+    mu_.Unlock();
+    if (exit) return;
+    Send(beat);
+    ReapFinished();
+  }
+}
+
+void Worker::SleepUnlessStopped(absl::Duration d) {
+  mu_.LockWhenWithTimeout(absl::Condition(&stopping_), d);
+  mu_.Unlock();
+}
+
+bool Worker::Send(const deja::v1::WorkerMessage& message) {
+  absl::MutexLock lock(&write_mu_);
+  if (stream_ == nullptr) return false;
+  return stream_->Write(message);
+}
+
+void Worker::HandleMessage(const deja::v1::SchedulerMessage& message) {
+  switch (message.msg_case()) {
+    case deja::v1::SchedulerMessage::kAssignment:
+      if (message.assignment().kind() == deja::v1::Assignment::MATERIALIZE) {
+        HandleMaterialize(message.assignment());
+      } else {
+        HandleRun(message.assignment());
+      }
+      break;
+    case deja::v1::SchedulerMessage::kCancel:
+      HandleCancel(message.cancel());
+      break;
+    case deja::v1::SchedulerMessage::kResultAck:
+      HandleResultAck(message.result_ack());
+      break;
+    case deja::v1::SchedulerMessage::kLogRequest: {
+      absl::MutexLock lock(&mu_);
+      log_requests_.push_back(message.log_request());
+      break;
+    }
+    case deja::v1::SchedulerMessage::kRegisterAck:
+      break;  // only meaningful as the first message
+    default:
+      Log("ignoring unknown scheduler message case %d", message.msg_case());
+      break;
+  }
+}
+
+bool Worker::AlreadyHeld(const JobKey& key) {
+  deja::v1::WorkerMessage resend;
+  {
+    absl::MutexLock lock(&mu_);
+    if (active_.count(key) != 0) return true;
+    auto it = unacked_.find(key);
+    if (it == unacked_.end()) return false;
+    *resend.mutable_result() = it->second;
+  }
+  Send(resend);
+  return true;
+}
+
+void Worker::HandleRun(const deja::v1::Assignment& assignment) {
+  const JobKey key(assignment.job_id(), assignment.attempt());
+  if (AlreadyHeld(key)) {
+    Log("assignment %s attempt %d: already held, not started again", key.first, key.second);
+    return;
+  }
+  Log("assignment %s attempt %d: run %s", key.first, key.second,
+      absl::StrJoin(assignment.argv(), " "));
+  if (absl::Status st = paths::ValidateJobId(key.first); !st.ok()) {
+    deja::v1::JobResult result;
+    result.set_job_id(key.first);
+    result.set_attempt(key.second);
+    result.set_exit_code(kExitInternal);
+    result.set_error(std::string(st.message()));
+    result.set_finished_at_ms(ToMillis(clock_->Now()));
+    FinishJob(std::move(result));
+    return;
+  }
+
+  JobLaunch launch;
+  launch.job_id = key.first;
+  launch.workspace = paths::WorkspaceDir(config_.work_dir, key.first);
+  launch.argv.assign(assignment.argv().begin(), assignment.argv().end());
+  launch.env.insert(assignment.env().begin(), assignment.env().end());
+  launch.cancel_grace = config_.cancel_grace;
+
+  auto on_started = [this, key](pid_t pid, absl::Time started_at) {
+    Log("started %s attempt %d: pid %d", key.first, key.second, pid);
+    SendStarted(key.first, key.second, started_at);
+  };
+  auto on_exit = [this, key, workspace = launch.workspace](const JobOutcome& outcome) {
+    deja::v1::JobResult result;
+    result.set_job_id(key.first);
+    result.set_attempt(key.second);
+    result.set_exit_code(outcome.exit_code);
+    result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
+    result.set_error(outcome.error);
+    auto manifest = BuildManifest(workspace);
+    if (manifest.ok()) {
+      *result.mutable_manifest() = *std::move(manifest);
+    } else if (outcome.error.empty()) {
+      result.set_error(absl::StrCat("manifest of ", workspace, ": ", manifest.status().message()));
+    }
+    result.set_finished_at_ms(ToMillis(outcome.finished_at));
+    Log("finished %s attempt %d: exit %d in %d ms%s%s", key.first, key.second, outcome.exit_code,
+        result.run_time_ms(), result.error().empty() ? "" : ": ", result.error());
+    FinishJob(std::move(result));
+  };
+
+  absl::MutexLock lock(&mu_);
+  // A newer attempt supersedes an older one still running here: both would
+  // use the same workspace.
+  for (auto& [other, job] : active_) {
+    if (other.first == key.first && job.runner != nullptr) {
+      Log("killing %s attempt %d: superseded by attempt %d", other.first, other.second,
+          key.second);
+      job.runner->Kill();
+    }
+  }
+  active_[key].runner =
+      JobRunner::Start(std::move(launch), clock_, std::move(on_started), std::move(on_exit));
+}
+
+void Worker::HandleMaterialize(const deja::v1::Assignment& assignment) {
+  const JobKey key(assignment.job_id(), assignment.attempt());
+  if (AlreadyHeld(key)) {
+    Log("assignment %s attempt %d: already held, not started again", key.first, key.second);
+    return;
+  }
+  Log("assignment %s attempt %d: materialize from %s (%d files)", key.first, key.second,
+      assignment.source_job_id(), assignment.source_manifest().files_size());
+  absl::MutexLock lock(&mu_);
+  // The thread's FinishJob waits for mu_, so it finds its entry in active_.
+  active_[key].thread = std::thread([this, assignment] { MaterializeThread(assignment); });
+}
+
+void Worker::MaterializeThread(deja::v1::Assignment assignment) {
+  const absl::Time start = clock_->Now();
+  SendStarted(assignment.job_id(), assignment.attempt(), start);
+  auto copied = materializer_.Materialize(assignment.source_job_id(),
+                                          assignment.source_manifest(), assignment.job_id());
+  const absl::Time end = clock_->Now();
+  deja::v1::JobResult result;
+  result.set_job_id(assignment.job_id());
+  result.set_attempt(assignment.attempt());
+  result.set_run_time_ms(absl::ToInt64Milliseconds(end - start));
+  result.set_finished_at_ms(ToMillis(end));
+  if (copied.ok()) {
+    result.set_exit_code(0);
+    *result.mutable_manifest() = std::move(*assignment.mutable_source_manifest());
+    Log("materialized %s attempt %d from %s: %d files, %d bytes by %s in %d ms",
+        assignment.job_id(), assignment.attempt(), assignment.source_job_id(), copied->files,
+        copied->bytes, CopyMethodName(copied->method), result.run_time_ms());
+  } else {
+    // exit_code -1 also for a failed verification, so that nothing reads the
+    // default 0 as a success.
+    result.set_exit_code(kExitInternal);
+    result.set_error(std::string(copied.status().message()));
+    result.set_verification_failed(copied.status().code() == absl::StatusCode::kDataLoss);
+    Log("materialize %s attempt %d from %s failed%s: %s", assignment.job_id(),
+        assignment.attempt(), assignment.source_job_id(),
+        result.verification_failed() ? " (verification)" : "", result.error());
+  }
+  FinishJob(std::move(result));
+}
+
+void Worker::HandleCancel(const deja::v1::CancelJob& cancel) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(JobKey(cancel.job_id(), cancel.attempt()));
+  if (it == active_.end() || it->second.runner == nullptr) return;  // unknown or a copy
+  Log("cancel %s attempt %d", cancel.job_id(), cancel.attempt());
+  it->second.runner->Cancel();
+}
+
+void Worker::HandleResultAck(const deja::v1::ResultAck& ack) {
+  absl::MutexLock lock(&mu_);
+  unacked_.erase(JobKey(ack.job_id(), ack.attempt()));
+}
+
+void Worker::SendStarted(const std::string& job_id, uint32_t attempt, absl::Time started_at) {
+  deja::v1::WorkerMessage message;
+  deja::v1::JobStarted* started = message.mutable_started();
+  started->set_job_id(job_id);
+  started->set_attempt(attempt);
+  started->set_started_at_ms(ToMillis(started_at));
+  Send(message);  // if the stream is down, the next Register lists the job as held
+}
+
+void Worker::FinishJob(deja::v1::JobResult result) {
+  const JobKey key(result.job_id(), result.attempt());
+  deja::v1::WorkerMessage message;
+  *message.mutable_result() = result;
+  {
+    absl::MutexLock lock(&mu_);
+    unacked_[key] = std::move(result);
+    auto it = active_.find(key);
+    if (it != active_.end()) {
+      finished_.push_back(std::move(it->second));
+      active_.erase(it);
+    }
+  }
+  Send(message);  // if the stream is down, it is re-sent after the next Register
+}
+
+void Worker::ReapFinished() {
+  std::vector<ActiveJob> done;
+  {
+    absl::MutexLock lock(&mu_);
+    done.swap(finished_);
+  }
+  for (auto& job : done) {
+    if (job.thread.joinable()) job.thread.join();
+    job.runner.reset();  // joins the runner thread, which is past its callbacks
+  }
+}
+
+void Worker::ShutdownJobs() {
+  std::map<JobKey, ActiveJob> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, job] : active_) {
+      if (job.runner != nullptr) job.runner->Kill();
+    }
+    jobs.swap(active_);
+  }
+  for (auto& [key, job] : jobs) {
+    if (job.thread.joinable()) job.thread.join();
+    job.runner.reset();
+  }
+}
+
+void Worker::LogThread() {
+  while (true) {
+    deja::v1::LogRequest request;
+    {
+      mu_.LockWhen(absl::Condition(this, &Worker::LogThreadHasWork));
+      if (log_thread_exit_) {
+        mu_.Unlock();
+        return;
+      }
+      request = std::move(log_requests_.front());
+      log_requests_.pop_front();
+      mu_.Unlock();
+    }
+    deja::v1::WorkerMessage message;
+    *message.mutable_log_data() = ReadLog(request);
+    Send(message);
+  }
+}
+
+deja::v1::LogData Worker::ReadLog(const deja::v1::LogRequest& request) const {
+  deja::v1::LogData data;
+  data.set_request_id(request.request_id());
+  const std::string no_logs =
+      absl::StrCat("no logs for job ", request.job_id(), " on worker ", config_.worker_id);
+  if (!paths::ValidateJobId(request.job_id()).ok()) {
+    data.set_error(no_logs);
+    return data;
+  }
+  std::string path;
+  switch (request.stream()) {
+    case deja::v1::LOG_STDOUT:
+      path = paths::StdoutPath(config_.work_dir, request.job_id());
+      break;
+    case deja::v1::LOG_STDERR:
+      path = paths::StderrPath(config_.work_dir, request.job_id());
+      break;
+    default:
+      data.set_error(absl::StrCat("stream: unknown log stream ", request.stream()));
+      return data;
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    data.set_error(no_logs);
+    return data;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    data.set_error(no_logs);
+    return data;
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const uint32_t limit =
+      request.limit() == 0 || request.limit() > kMaxLogChunk ? kMaxLogChunk : request.limit();
+  std::string buffer;
+  if (request.offset() < size) {
+    buffer.resize(std::min<uint64_t>(limit, size - request.offset()));
+    size_t got = 0;
+    while (got < buffer.size()) {
+      ssize_t n = pread(fd, buffer.data() + got, buffer.size() - got,
+                        static_cast<off_t>(request.offset() + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    buffer.resize(got);
+  }
+  close(fd);
+  data.set_eof(request.offset() + buffer.size() >= size);
+  data.set_data(std::move(buffer));
+  return data;
+}
+
+}  // namespace deja::worker

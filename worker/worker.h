@@ -1,0 +1,150 @@
+// The worker daemon's core: one long-lived WorkerService.Connect stream to the
+// scheduler, jobs run with JobRunner, reuses done with Materializer.
+//
+// Execution model (gRPC sync client API):
+//   - Run() owns the connection loop: connect (with a deadline), send
+//     Register (listing every held job), wait for RegisterAck, re-send every
+//     unacknowledged JobResult, then read SchedulerMessages on the Run()
+//     thread until the stream ends; reconnect with exponential backoff
+//     (100 ms doubling to 5 s, with jitter).
+//   - The reader never blocks on disk or on a job: RUN starts a JobRunner
+//     (which has its own thread), MATERIALIZE gets its own thread, log reads
+//     are queued to one log thread. A heartbeat thread per session sends
+//     Heartbeat at the interval from RegisterAck and joins finished job threads.
+//   - Writes to the stream come from several threads and are serialised by
+//     write_mu_. A JobResult stays in unacked_ until ResultAck, and is
+//     re-sent after every Register, so results survive broken streams.
+// Stop() cancels the stream and makes Run() return; running jobs' process
+// groups are killed on the way out.
+//
+// Thread-safety: Worker is thread-safe; Run() must be called once, Stop()
+// from any thread (not from a signal handler).
+#ifndef DEJA_WORKER_WORKER_H_
+#define DEJA_WORKER_WORKER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "deja/v1/worker.grpc.pb.h"
+#include "worker/job_runner.h"
+#include "worker/materializer.h"
+
+namespace deja::worker {
+
+// Validated by main.cc; Worker trusts it.
+struct WorkerConfig {
+  std::string scheduler_address = "127.0.0.1:7070";
+  std::string work_dir;  // absolute, exists
+  std::string worker_id;
+  uint32_t slots = 1;
+  std::string advertise;
+  std::map<std::string, std::string> platform;  // includes os and arch
+
+  absl::Duration connect_timeout = absl::Seconds(5);
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  absl::Duration cancel_grace = absl::Seconds(2);
+};
+
+class Worker {
+ public:
+  // `clock` (not owned) must outlive the Worker; nullptr means real time.
+  explicit Worker(WorkerConfig config, Clock* clock = nullptr);
+  // Stops (if needed) and waits for every thread.
+  ~Worker();
+
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Serves the scheduler until Stop(). Returns OK after a Stop(); the stream
+  // breaking is never an error (it reconnects).
+  absl::Status Run();
+
+  // Makes Run() return soon: cancels the stream and kills running jobs.
+  void Stop();
+
+ private:
+  using JobKey = std::pair<std::string, uint32_t>;  // (job_id, attempt)
+
+  // A job this worker is running or materializing.
+  struct ActiveJob {
+    std::unique_ptr<JobRunner> runner;  // RUN
+    std::thread thread;                 // MATERIALIZE
+  };
+
+  // One Connect stream: connect, register, read until it ends.
+  // Sets `registered` once RegisterAck arrived (the backoff then resets).
+  absl::Status RunSession(bool* registered);
+  void HeartbeatLoop(absl::Duration interval);
+  bool HeartbeatShouldExit() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return session_done_ || stopping_;
+  }
+  bool LogThreadHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return log_thread_exit_ || !log_requests_.empty();
+  }
+
+  void HandleMessage(const deja::v1::SchedulerMessage& message);
+  void HandleRun(const deja::v1::Assignment& assignment);
+  void HandleMaterialize(const deja::v1::Assignment& assignment);
+  void HandleCancel(const deja::v1::CancelJob& cancel);
+  void HandleResultAck(const deja::v1::ResultAck& ack);
+  // True when the assignment is a duplicate of a job held already (and the
+  // result was re-sent if it is done).
+  bool AlreadyHeld(const JobKey& key);
+
+  void MaterializeThread(deja::v1::Assignment assignment);
+  void LogThread();
+  deja::v1::LogData ReadLog(const deja::v1::LogRequest& request) const;
+
+  // Records `result` as unacknowledged, moves the job to the finished list
+  // and sends it. Called from job threads.
+  void FinishJob(deja::v1::JobResult result);
+  void SendStarted(const std::string& job_id, uint32_t attempt, absl::Time started_at);
+  // Writes on the current stream; false when there is none or it broke.
+  bool Send(const deja::v1::WorkerMessage& message) ABSL_LOCKS_EXCLUDED(write_mu_);
+  // Joins the threads of jobs that have finished.
+  void ReapFinished() ABSL_LOCKS_EXCLUDED(mu_);
+  // Kills every running job and waits for every job thread.
+  void ShutdownJobs() ABSL_LOCKS_EXCLUDED(mu_);
+  // Sleeps `d` unless Stop() comes first.
+  void SleepUnlessStopped(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Constant after construction.
+  const WorkerConfig config_;
+  RealClock real_clock_;
+  Clock* const clock_;
+  const Materializer materializer_;
+
+  // Lock order: write_mu_ before mu_.
+  absl::Mutex write_mu_;
+  // The session's stream once RegisterAck arrived; null otherwise.
+  grpc::ClientReaderWriter<deja::v1::WorkerMessage, deja::v1::SchedulerMessage>* stream_
+      ABSL_GUARDED_BY(write_mu_) = nullptr;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the live session
+  bool session_done_ ABSL_GUARDED_BY(mu_) = false;                // tells the heartbeat to end
+  std::map<JobKey, ActiveJob> active_ ABSL_GUARDED_BY(mu_);
+  std::vector<ActiveJob> finished_ ABSL_GUARDED_BY(mu_);  // to be joined
+  std::map<JobKey, deja::v1::JobResult> unacked_ ABSL_GUARDED_BY(mu_);
+  std::deque<deja::v1::LogRequest> log_requests_ ABSL_GUARDED_BY(mu_);
+  bool log_thread_exit_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace deja::worker
+
+#endif  // DEJA_WORKER_WORKER_H_
