@@ -272,6 +272,12 @@ absl::Status SchedulerCore::WorkerConnected(const deja::v1::Register& reg, uint6
   worker.connected = true;
   worker.last_seen = now;
 
+  // RegisterAck is always the first message of a session.
+  deja::v1::SchedulerMessage ack;
+  ack.mutable_register_ack()->set_heartbeat_interval_ms(
+      absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  fx->to_workers.emplace_back(reg.worker_id(), std::move(ack));
+
   // Reconcile what the worker holds with what we think it holds.
   std::map<std::string, uint32_t> held;
   for (const auto& h : reg.held()) held[h.job_id()] = h.attempt();
@@ -305,10 +311,6 @@ absl::Status SchedulerCore::WorkerConnected(const deja::v1::Register& reg, uint6
     auto h = held.find(job_id);
     if (h == held.end() || h->second != attempt) lost.push_back(job_id);
   }
-  deja::v1::SchedulerMessage ack;
-  ack.mutable_register_ack()->set_heartbeat_interval_ms(
-      absl::ToInt64Milliseconds(options_.heartbeat_interval));
-  fx->to_workers.emplace_back(reg.worker_id(), std::move(ack));
   if (!lost.empty()) {
     Worker partial;
     for (const auto& id : lost) {

@@ -193,6 +193,12 @@ void Cluster::KillWorker(const std::string& id, int signal) {
   workers_.erase(it);
 }
 
+void Cluster::SignalWorker(const std::string& id, int signal) {
+  auto it = workers_.find(id);
+  ASSERT_NE(it, workers_.end());
+  it->second->Kill(signal);
+}
+
 std::string Cluster::WorkDir(const std::string& worker_id) const {
   return root_ + "/worker-" + worker_id;
 }

@@ -67,7 +67,10 @@ class Cluster {
   DejaClient& client() { return *client_; }
 
   void StartWorker(const std::string& id, int slots = 1);
+  // Kills the worker process and forgets it.
   void KillWorker(const std::string& id, int signal = SIGKILL);
+  // Sends `signal` (SIGSTOP, SIGCONT...) to a worker that keeps running.
+  void SignalWorker(const std::string& id, int signal);
   std::string WorkDir(const std::string& worker_id) const;
   std::string Workspace(const std::string& worker_id, const std::string& job_id) const;
   // Waits until exactly these workers are connected.

@@ -214,6 +214,66 @@ TEST(ClusterTest, SigkilledWorkerRequeuesItsJobToAnotherWorker) {
   EXPECT_EQ(ReadFile(runs), "start\nstart\ndone\n") << "completed exactly once";
 }
 
+TEST(ClusterTest, WorkerSilentPastTheTimeoutLosesItsJobAndTheLateAttemptIsKilled) {
+  Cluster c({"--worker_timeout=1s", "--heartbeat_interval=200ms"});
+  c.StartWorker("w1");
+  c.StartWorker("w2");
+  ASSERT_TRUE(c.WaitForWorkers(2));
+  const std::string gate = c.root() + "/gate";
+  const std::string runs = c.root() + "/runs";
+  std::string id = SubmitId(c, Shell("echo $$ > ../$DEJA_JOB_ID.pid; echo start >> " + runs +
+                                     "; while [ ! -e " + gate +
+                                     " ]; do sleep 0.02; done; echo done >> " + runs));
+  ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::RUNNING); }));
+  const std::string victim = c.client().GetJob(id)->worker_id();
+  const std::string survivor = victim == "w1" ? "w2" : "w1";
+  std::string pid_file = c.WorkDir(victim) + "/jobs/" + id + ".pid";
+  ASSERT_TRUE(PollUntil([&] { return !ReadFile(pid_file).empty(); }));
+  pid_t first_attempt = std::stoi(ReadFile(pid_file));
+
+  // The worker hangs: no heartbeats, though its stream stays open.
+  c.SignalWorker(victim, SIGSTOP);
+  ASSERT_TRUE(PollUntil([&] {
+    auto job = c.client().GetJob(id);
+    return job.ok() && job->attempt() == 2 && job->state() == deja::v1::RUNNING;
+  }));
+  EXPECT_EQ(c.client().GetJob(id)->worker_id(), survivor);
+  EXPECT_THAT(c.client().GetJob(id)->message(), HasSubstr("missed heartbeats"));
+
+  // It wakes up, reconnects holding attempt 1, and is told to kill it.
+  c.SignalWorker(victim, SIGCONT);
+  EXPECT_TRUE(PollUntil([&] { return ProcessGone(first_attempt); }))
+      << "the superseded attempt must not run on";
+  ASSERT_TRUE(c.WaitForWorkers(2));
+  WriteFile(gate, "");
+  Job job = Await(c, id);
+  EXPECT_EQ(job.state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(job.attempt(), 2u);
+  EXPECT_EQ(job.worker_id(), survivor);
+  EXPECT_EQ(ReadFile(runs), "start\nstart\ndone\n") << "completed exactly once";
+}
+
+TEST(ClusterTest, ResultsOfJobsThatEndWhileTheSchedulerIsDownAreDelivered) {
+  Cluster c({"--worker_timeout=5s", "--heartbeat_interval=200ms"});
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  const std::string gate = c.root() + "/gate";
+  const std::string runs = c.root() + "/runs";
+  std::string id = SubmitId(c, Shell("while [ ! -e " + gate +
+                                     " ]; do sleep 0.02; done; echo done >> " + runs));
+  ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::RUNNING); }));
+  c.StopScheduler(SIGKILL);
+  WriteFile(gate, "");
+  ASSERT_TRUE(PollUntil([&] { return ReadFile(runs) == "done\n"; })) << "the job kept running";
+  c.StartScheduler();
+  ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::SUCCEEDED); }))
+      << "the worker delivered the result after reconnecting";
+  Job job = *c.client().GetJob(id);
+  EXPECT_EQ(job.attempt(), 1u);
+  EXPECT_EQ(job.exit_code(), 0);
+  EXPECT_EQ(job.worker_id(), "w1");
+}
+
 TEST(ClusterTest, RestartedSchedulerKeepsJobsAndMemoAndRunningJobs) {
   Cluster c({"--worker_timeout=3s", "--heartbeat_interval=200ms"});
   c.StartWorker("w1", 2);

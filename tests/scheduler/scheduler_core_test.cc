@@ -195,9 +195,10 @@ TEST_F(SchedulerCoreTest, LostWorkerRequeuesWithNextAttemptAndIgnoresLateResult)
   held->set_attempt(1);
   Effects fx2;
   ASSERT_TRUE(core_.WorkerConnected(back, 3, now_, &fx2).ok());
-  bool cancelled = false;
-  for (const auto& [w, msg] : fx2.to_workers) cancelled |= w == "w1" && msg.has_cancel();
-  EXPECT_TRUE(cancelled);
+  ASSERT_EQ(fx2.to_workers.size(), 2u);
+  EXPECT_TRUE(fx2.to_workers[0].second.has_register_ack()) << "the ack always comes first";
+  EXPECT_TRUE(fx2.to_workers[1].second.has_cancel());
+  EXPECT_EQ(fx2.to_workers[1].second.cancel().attempt(), 1u);
   Effects fx3;
   Result("w1", a, 1, 0, &fx3, 3);
   EXPECT_EQ(Get(a).state(), deja::v1::ASSIGNED);
