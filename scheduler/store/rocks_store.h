@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "deja/v1/job.pb.h"
 #include "scheduler/core/scheduler_core.h"
+#include "scheduler/store/schema.h"
 
 namespace rocksdb {
 class DB;
@@ -38,6 +39,12 @@ class RocksStore {
 
   // Persists the records of `fx` atomically and durably.
   absl::Status Commit(const Effects& fx);
+
+  // The database and the "blobs" column family, for the content store's
+  // metadata (RocksDB is thread-safe; blob records are written from the
+  // content store's threads, never from the event loop).
+  rocksdb::DB* db() const { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* blobs_family() const { return handles_[schema::kBlobs]; }
 
  private:
   RocksStore() = default;

@@ -3,7 +3,7 @@
 namespace deja::schema {
 
 const std::vector<std::string>& ColumnFamilyNames() {
-  static const auto* names = new std::vector<std::string>{"default", "jobs", "memo", "settings"};
+  static const auto* names = new std::vector<std::string>{"default", "jobs", "memo", "settings", "blobs"};
   return *names;
 }
 

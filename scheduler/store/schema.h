@@ -7,7 +7,9 @@
 //   jobs           job seq, 8 bytes big-endian      deja.v1.Job (binary proto)
 //   memo           project \0 job_hash              deja.v1.MemoEntry
 //   settings       "schema_version"                 decimal kSchemaVersion
+//   blobs          blob digest (32 hex)             deja.v1.BlobMeta
 //
+// Blob bytes live in files beside the database (scheduler/content).
 // Column families are opened in exactly this order; new ones are appended.
 // Changing an encoding bumps kSchemaVersion; a store with another version
 // is refused at open with FAILED_PRECONDITION.
@@ -23,7 +25,7 @@ namespace deja::schema {
 inline constexpr int kSchemaVersion = 1;
 inline constexpr char kSchemaVersionKey[] = "schema_version";
 
-enum ColumnFamily : int { kDefault = 0, kJobs = 1, kMemo = 2, kSettings = 3 };
+enum ColumnFamily : int { kDefault = 0, kJobs = 1, kMemo = 2, kSettings = 3, kBlobs = 4 };
 
 // Names in ColumnFamily order.
 const std::vector<std::string>& ColumnFamilyNames();

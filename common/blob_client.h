@@ -1,0 +1,59 @@
+// BlobClient: uploads to and downloads from the content store
+// (protos/deja/v1/content.proto), streaming in bounded chunks so that no
+// file is ever held in memory whole. Shared by the CLI and the worker.
+//
+// Thread-safe (each call uses its own gRPC context).
+#ifndef DEJA_COMMON_BLOB_CLIENT_H_
+#define DEJA_COMMON_BLOB_CLIENT_H_
+
+#include <grpcpp/channel.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "deja/v1/content.grpc.pb.h"
+
+namespace deja {
+
+inline constexpr size_t kBlobChunkBytes = 1 << 20;
+
+// Called with the bytes moved so far.
+using ProgressFn = std::function<void(uint64_t done)>;
+
+class BlobClient {
+ public:
+  explicit BlobClient(std::shared_ptr<grpc::ChannelInterface> channel,
+                      absl::Duration rpc_timeout = absl::Seconds(30));
+
+  // The blobs of `blobs` that the store lacks.
+  absl::StatusOr<std::vector<deja::v1::BlobRef>> FindMissing(
+      const std::vector<deja::v1::BlobRef>& blobs) const;
+
+  // Streams the file at `path`, which must hash to `digest` and be `size`
+  // bytes (else the store rejects it: INVALID_ARGUMENT). No deadline: large
+  // files take as long as they take; a stalled stream fails on keepalive.
+  absl::Status UploadFile(const std::string& path, const deja::v1::BlobRef& blob,
+                          const ProgressFn& progress = {}) const;
+  absl::Status UploadBytes(const std::string& bytes) const;
+
+  // Downloads the blob into `path` (through a temp file in the same
+  // directory, renamed once its size and digest check out; DATA_LOSS if
+  // they do not). NOT_FOUND if the store lacks it.
+  absl::Status DownloadToFile(const deja::v1::BlobRef& blob, const std::string& path,
+                              const ProgressFn& progress = {}) const;
+  // Small blobs (directory blobs) into memory, checked the same way.
+  absl::StatusOr<std::string> DownloadBytes(const deja::v1::BlobRef& blob) const;
+
+ private:
+  const std::unique_ptr<deja::v1::ContentStore::Stub> stub_;
+  const absl::Duration rpc_timeout_;
+};
+
+}  // namespace deja
+
+#endif  // DEJA_COMMON_BLOB_CLIENT_H_
