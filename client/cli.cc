@@ -3,8 +3,11 @@
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <functional>
 #include <iterator>
@@ -20,6 +23,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/deja_client.h"
+#include "client/hash_cache.h"
+#include "client/inputs.h"
+#include "client/progress.h"
+#include "common/errors.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"
 
@@ -70,6 +77,16 @@ std::string JobDuration(const Job& job, absl::Time now) {
   return "";
 }
 
+// mkdir -p of every directory above `path`.
+absl::Status MakeParentDirs(const std::string& path) {
+  for (size_t slash = path.find('/', 1); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
+    std::string dir = path.substr(0, slash);
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + dir);
+  }
+  return absl::OkStatus();
+}
+
 std::string AllStateNames() {
   std::vector<std::string> names;
   const auto* descriptor = deja::v1::JobState_descriptor();
@@ -97,6 +114,7 @@ class Runner {
         out_(out),
         err_(err),
         tz_(absl::LocalTimeZone()),
+        progress_(StderrIsTerminal(err)),
         client_(ResolveScheduler(global.scheduler),
                 DejaClientOptions{.rpc_timeout = global.timeout_seconds > 0
                                                      ? absl::Seconds(global.timeout_seconds)
@@ -105,6 +123,7 @@ class Runner {
   int Submit(const SpecFlags& flags, bool dry_run);
   int Run(const SpecFlags& flags);
   int Status(const std::string& job_id);
+  int Get(const std::string& job_id, const std::string& out_dir);
   int Logs(const std::string& job_id, bool stderr_stream);
   int List(const std::string& project, const std::string& state, uint32_t limit);
   int Cancel(const std::string& job_id);
@@ -115,14 +134,21 @@ class Runner {
   int Fail(const absl::Status& status);
   int UsageError(const absl::Status& status);
   void PrintJson(const google::protobuf::Message& message) { out_ << ToJson(message) << "\n"; }
-  // Submits the spec built from `flags`; prints nothing. Sets *exit_code on
+  // Builds the spec from `flags`: checks every flag first, then hashes the
+  // inputs (through the hash cache) and, when `upload`, uploads the blobs
+  // the store lacks, printing what it did on stderr. Sets *exit_code on
   // failure.
+  std::optional<deja::v1::JobSpec> PrepareSpec(const SpecFlags& flags, bool upload,
+                                               int* exit_code);
+  // Submits the spec built from `flags` (PrepareSpec with upload); prints
+  // nothing but the upload line. Sets *exit_code on failure.
   std::optional<deja::v1::SubmitResponse> DoSubmit(const SpecFlags& flags, int* exit_code);
 
   const bool json_;
   std::ostream& out_;
   std::ostream& err_;
   const absl::TimeZone tz_;
+  const bool progress_;  // draw progress bars on err_
   DejaClient client_;
 };
 
@@ -141,13 +167,73 @@ int Runner::UsageError(const absl::Status& status) {
   return kExitUsage;
 }
 
-std::optional<deja::v1::SubmitResponse> Runner::DoSubmit(const SpecFlags& flags,
-                                                         int* exit_code) {
-  absl::StatusOr<deja::v1::JobSpec> spec = BuildJobSpec(flags);
+std::optional<deja::v1::JobSpec> Runner::PrepareSpec(const SpecFlags& flags, bool upload,
+                                                     int* exit_code) {
+  std::vector<InputFlag> input_flags;
+  std::vector<deja::v1::InputRef> placeholders;
+  for (const std::string& arg : flags.inputs) {
+    absl::StatusOr<InputFlag> flag = ParseInputFlag(arg);
+    if (!flag.ok()) {
+      *exit_code = UsageError(flag.status());
+      return std::nullopt;
+    }
+    deja::v1::InputRef ref;
+    ref.set_name(flag->name);
+    ref.set_kind("file");
+    ref.set_digest(std::string(32, '0'));
+    ref.set_path(flag->workspace_path);
+    placeholders.push_back(std::move(ref));
+    input_flags.push_back(*std::move(flag));
+  }
+  // Every check that needs no input content, before reading any input.
+  absl::StatusOr<deja::v1::JobSpec> spec = BuildJobSpec(flags, placeholders);
   if (!spec.ok()) {
     *exit_code = UsageError(spec.status());
     return std::nullopt;
   }
+  if (input_flags.empty()) return *std::move(spec);
+
+  std::string warning;
+  std::unique_ptr<HashCache> cache = HashCache::Load(HashCache::DefaultPath(), {}, &warning);
+  if (!warning.empty()) err_ << "deja: warning: " << warning << "\n";
+  absl::StatusOr<PreparedInputs> prepared = PrepareInputs(input_flags, cache->AsFileHasher());
+  if (absl::Status saved = cache->Save(); !saved.ok()) {
+    err_ << "deja: warning: cannot save the hash cache: " << saved.message() << "\n";
+  }
+  if (!prepared.ok()) {
+    // A missing or unreadable PATH is the command line's fault.
+    bool usage = absl::IsInvalidArgument(prepared.status()) ||
+                 absl::IsNotFound(prepared.status()) ||
+                 absl::IsPermissionDenied(prepared.status());
+    *exit_code = usage ? UsageError(prepared.status()) : Fail(prepared.status());
+    return std::nullopt;
+  }
+  if (upload) {
+    absl::StatusOr<UploadReport> report;
+    {
+      ProgressBar bar(err_, progress_, "uploading");
+      report = UploadMissing(client_.blobs(), prepared->blobs,
+                             [&bar](uint64_t done, uint64_t total) { bar.Update(done, total); });
+    }
+    if (!report.ok()) {
+      *exit_code = Fail(report.status());
+      return std::nullopt;
+    }
+    err_ << FormatUploadReport(*report) << "\n";
+  }
+  spec->clear_inputs();
+  for (deja::v1::InputRef& ref : prepared->refs) *spec->add_inputs() = std::move(ref);
+  if (absl::Status valid = ValidateJobSpec(*spec); !valid.ok()) {
+    *exit_code = UsageError(valid);
+    return std::nullopt;
+  }
+  return *std::move(spec);
+}
+
+std::optional<deja::v1::SubmitResponse> Runner::DoSubmit(const SpecFlags& flags,
+                                                         int* exit_code) {
+  std::optional<deja::v1::JobSpec> spec = PrepareSpec(flags, /*upload=*/true, exit_code);
+  if (!spec.has_value()) return std::nullopt;
   absl::StatusOr<deja::v1::SubmitResponse> response = client_.Submit(*spec);
   if (!response.ok()) {
     *exit_code = Fail(response.status());
@@ -157,13 +243,13 @@ std::optional<deja::v1::SubmitResponse> Runner::DoSubmit(const SpecFlags& flags,
 }
 
 int Runner::Submit(const SpecFlags& flags, bool dry_run) {
+  int exit_code = kExitOk;
   if (dry_run) {
-    absl::StatusOr<deja::v1::JobSpec> spec = BuildJobSpec(flags);
-    if (!spec.ok()) return UsageError(spec.status());
+    std::optional<deja::v1::JobSpec> spec = PrepareSpec(flags, /*upload=*/false, &exit_code);
+    if (!spec.has_value()) return exit_code;
     PrintJson(*spec);
     return kExitOk;
   }
-  int exit_code = kExitOk;
   std::optional<deja::v1::SubmitResponse> response = DoSubmit(flags, &exit_code);
   if (!response.has_value()) return exit_code;
   if (json_) {
@@ -225,6 +311,66 @@ int Runner::Status(const std::string& job_id) {
     PrintJson(*job);
   } else {
     out_ << RenderKeyValues(StatusRows(*job, tz_));
+    if (std::string inputs = InputsTable(*job); !inputs.empty()) out_ << "\n" << inputs;
+    if (std::string outputs = OutputsTable(*job); !outputs.empty()) out_ << "\n" << outputs;
+  }
+  return kExitOk;
+}
+
+int Runner::Get(const std::string& job_id, const std::string& out_dir) {
+  absl::StatusOr<Job> job = client_.GetJob(job_id);
+  if (!job.ok()) return Fail(job.status());
+  if (job->state() != deja::v1::SUCCEEDED) {
+    return Fail(absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " is ", StateName(job->state()),
+                     "; only a SUCCEEDED job has outputs to get")));
+  }
+  if (job->outputs().empty()) {
+    return Fail(absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " has no outputs (declare them with --output when submitting)")));
+  }
+  const std::string dir = GetOutputDir(job_id, out_dir);
+  uint64_t total = 0;
+  for (int i = 0; i < job->outputs_size(); ++i) {
+    const deja::v1::OutputFile& output = job->outputs(i);
+    // The scheduler's record is trusted no further than a user's flag.
+    if (absl::Status s = ValidateWorkspacePath(absl::StrCat("outputs[", i, "].path"),
+                                               output.path());
+        !s.ok()) {
+      return Fail(s);
+    }
+    total += output.size();
+  }
+  uint64_t done = 0;
+  {
+    ProgressBar bar(err_, progress_, "downloading");
+    for (const deja::v1::OutputFile& output : job->outputs()) {
+      const std::string dest = absl::StrCat(dir, "/", output.path());
+      absl::Status status = MakeParentDirs(dest);
+      deja::v1::BlobRef blob;
+      blob.set_digest(output.digest());
+      blob.set_size(output.size());
+      if (status.ok()) {
+        status = client_.blobs().DownloadToFile(
+            blob, dest, [&](uint64_t moved) { bar.Update(done + moved, total); });
+      }
+      mode_t mode = static_cast<mode_t>(output.mode() & 0777);
+      if (status.ok() && chmod(dest.c_str(), mode == 0 ? 0644 : mode) != 0) {
+        status = ErrnoStatus(errno, "chmod " + dest);
+      }
+      if (!status.ok()) {
+        bar.Clear();
+        return Fail(absl::Status(status.code(), absl::StrCat("get ", output.path(), " of ",
+                                                             job_id, ": ", status.message())));
+      }
+      done += output.size();
+      bar.Update(done, total);
+    }
+  }
+  if (json_) {
+    for (const deja::v1::OutputFile& output : job->outputs()) PrintJson(output);
+  } else {
+    out_ << FormatGetLine(job_id, static_cast<uint64_t>(job->outputs_size()), total, dir) << "\n";
   }
   return kExitOk;
 }
@@ -308,6 +454,8 @@ constexpr char kFooter[] =
     "  deja submit --project ml --output 'out/*.csv' -- python prep.py\n"
     "  deja ls --state RUNNING\n"
     "  deja logs j12 --stderr\n"
+    "  deja run --input data=./dataset --output 'out/*' -- ./train.sh '${inputs.data}'\n"
+    "  deja get j12 --out results\n"
     "See docs/cli.md for the full reference.";
 
 void AddGlobalFlags(CLI::App* app, GlobalFlags* global) {
@@ -339,6 +487,12 @@ void AddSpecFlags(CLI::App* app, SpecFlags* flags) {
   app->add_option("--output", flags->outputs,
                   "Declared output glob, relative to the workspace (repeatable)")
       ->type_name("GLOB")
+      ->allow_extra_args(false);
+  app->add_option("--input", flags->inputs,
+                  "Input file or directory, uploaded to the content store if it lacks it and "
+                  "placed at WORKSPACE_PATH (default inputs/NAME); use in the command as "
+                  "${inputs.NAME} (repeatable)")
+      ->type_name("NAME=PATH[:WORKSPACE_PATH]")
       ->allow_extra_args(false);
   app->add_option("--request-id", flags->request_id,
                   "Idempotency key: resubmitting with the same id returns the same job "
@@ -388,7 +542,8 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(absl::string_v
   return std::make_pair(std::string(arg.substr(0, eq)), std::string(arg.substr(eq + 1)));
 }
 
-absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags) {
+absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags,
+                                               const std::vector<deja::v1::InputRef>& inputs) {
   deja::v1::JobSpec spec;
   spec.set_project(flags.project);
   deja::v1::AppSpec* app = spec.mutable_app();
@@ -406,6 +561,7 @@ absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags) {
   if (flags.no_reuse) app->set_reuse(false);
   app->set_side_effects(flags.side_effects);
   for (const std::string& glob : flags.outputs) spec.add_outputs(glob);
+  for (const deja::v1::InputRef& input : inputs) *spec.add_inputs() = input;
 
   std::string memo = absl::AsciiStrToLower(flags.memo);
   if (memo.empty() || memo == "inherit") {
@@ -647,6 +803,38 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl
   return rows;
 }
 
+std::string InputsTable(const Job& job) {
+  if (job.spec().inputs().empty()) return "";
+  std::vector<std::vector<std::string>> rows;
+  for (const deja::v1::InputRef& input : job.spec().inputs()) {
+    uint64_t size = input.kind() == "dir" ? input.total_bytes() : input.size();
+    rows.push_back({input.name(), input.kind(), FormatBytes(size), input.digest(),
+                    input.path().empty() ? "inputs/" + input.name() : input.path()});
+  }
+  return RenderTable({"INPUT", "KIND", "SIZE", "DIGEST", "PATH"}, rows);
+}
+
+std::string OutputsTable(const Job& job) {
+  if (job.outputs().empty()) return "";
+  std::vector<std::vector<std::string>> rows;
+  for (const deja::v1::OutputFile& output : job.outputs()) {
+    rows.push_back({output.path(), FormatBytes(output.size()), output.digest()});
+  }
+  return RenderTable({"OUTPUT", "SIZE", "DIGEST"}, rows);
+}
+
+std::string FormatGetLine(const std::string& job_id, uint64_t files, uint64_t bytes,
+                          const std::string& dir) {
+  std::string shown = dir;
+  if (shown.empty() || shown.back() != '/') shown += '/';
+  return absl::StrCat(job_id, ": downloaded ", files, files == 1 ? " file (" : " files (",
+                      FormatBytes(bytes), ") to ", shown);
+}
+
+std::string GetOutputDir(const std::string& job_id, const std::string& out_flag) {
+  return out_flag.empty() ? job_id : out_flag;
+}
+
 std::string ReuseBanner(const Job& job, absl::TimeZone tz) {
   if (job.reused_from().empty()) return "";
   std::string banner = absl::StrCat("reused from ", job.reused_from());
@@ -744,7 +932,13 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   CLI::App* workers = app.add_subcommand("workers", "List the workers the scheduler knows");
 
-  for (CLI::App* sub : {submit, run, status, logs, ls, cancel, workers}) {
+  std::string out_dir;
+  CLI::App* get = app.add_subcommand(
+      "get", "Download every output of a succeeded job, byte-identical and with its mode bits");
+  get->add_option("JOB", job_id, "Job id, e.g. j12")->required();
+  get->add_option("--out", out_dir, "Directory to write into (default ./JOB/)")->type_name("DIR");
+
+  for (CLI::App* sub : {submit, run, status, get, logs, ls, cancel, workers}) {
     AddGlobalFlags(sub, &global);
   }
 
@@ -759,6 +953,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (submit->parsed()) return runner.Submit(spec_flags, dry_run);
   if (run->parsed()) return runner.Run(spec_flags);
   if (status->parsed()) return runner.Status(job_id);
+  if (get->parsed()) return runner.Get(job_id, out_dir);
   if (logs->parsed()) return runner.Logs(job_id, stderr_stream);
   if (ls->parsed()) return runner.List(project, state, limit);
   if (cancel->parsed()) return runner.Cancel(job_id);

@@ -46,6 +46,9 @@ struct SpecFlags {
   std::vector<std::string> platform;  // "K=V"
   std::vector<std::string> labels;    // "K=V"
   std::vector<std::string> outputs;
+  // "NAME=PATH[:WORKSPACE_PATH]" (client/inputs.h); resolved by the caller,
+  // see BuildJobSpec.
+  std::vector<std::string> inputs;
   std::vector<std::string> cache_key;
   std::string memo;  // "", "on", "off" or "inherit"
   bool force = false;
@@ -64,7 +67,10 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(absl::string_v
 // Builds, normalizes (NormalizeJobSpec) and validates (ValidateJobSpec) the
 // spec. request_id is RandomRequestId() unless given. INVALID_ARGUMENT naming
 // the flag or the spec field on bad input (a repeated key is an error).
-absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags);
+// `flags.inputs` is not read here: hashing them is the caller's job
+// (PrepareInputs), which passes the resulting `inputs`.
+absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags,
+                                               const std::vector<deja::v1::InputRef>& inputs = {});
 
 // 16 random lowercase hex characters.
 std::string RandomRequestId();
@@ -109,6 +115,17 @@ int ExitCodeForJob(const deja::v1::Job& job);
 // The rows `deja status` prints: only the fields the job has.
 std::vector<std::pair<std::string, std::string>> StatusRows(const deja::v1::Job& job,
                                                             absl::TimeZone tz);
+// `deja status` tables below the key/value rows; "" when the job has none.
+// INPUT KIND SIZE DIGEST PATH (SIZE: a dir's total_bytes; PATH: the
+// workspace path, default inputs/NAME).
+std::string InputsTable(const deja::v1::Job& job);
+// OUTPUT SIZE DIGEST.
+std::string OutputsTable(const deja::v1::Job& job);
+// `deja get`: "j12: downloaded 3 files (1.2 GiB) to j12/".
+std::string FormatGetLine(const std::string& job_id, uint64_t files, uint64_t bytes,
+                          const std::string& dir);
+// The directory `deja get` writes into: `out_flag`, else "<job_id>".
+std::string GetOutputDir(const std::string& job_id, const std::string& out_flag);
 // `deja logs` banner for a reused job, without a newline; empty otherwise.
 std::string ReuseBanner(const deja::v1::Job& job, absl::TimeZone tz);
 // `deja ls`: JOB PROJECT APP STATE WORKER CREATED DURATION REUSED-FROM. A job

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/errors.h"
 #include "common/job_state.h"
+#include "common/transfer_window.h"
 
 namespace deja {
 
@@ -29,6 +30,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  BoundTransferWindow(&args);  // `deja get` of a large output stays small
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
@@ -57,6 +59,7 @@ DejaClient::DejaClient(std::shared_ptr<grpc::ChannelInterface> channel, std::str
     : target_(std::move(target)),
       channel_(std::move(channel)),
       stub_(deja::v1::Scheduler::NewStub(channel_)),
+      blobs_(channel_, options.rpc_timeout),
       options_(options) {}
 
 bool DejaClient::Connected() const {

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/blob_client.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/scheduler.grpc.pb.h"
 
@@ -103,6 +104,11 @@ class DejaClient {
 
   absl::StatusOr<std::vector<deja::v1::WorkerInfo>> ListWorkers() const;
 
+  // The content store (protos/deja/v1/content.proto), served by the
+  // scheduler on the same channel. Its unary calls use the rpc_timeout given
+  // at construction.
+  const BlobClient& blobs() const { return blobs_; }
+
   // True when the channel currently has a live connection to the scheduler.
   // Tells "the scheduler answered UNAVAILABLE" apart from "no connection".
   bool Connected() const;
@@ -119,6 +125,7 @@ class DejaClient {
   const std::string target_;
   const std::shared_ptr<grpc::ChannelInterface> channel_;
   const std::unique_ptr<deja::v1::Scheduler::Stub> stub_;
+  const BlobClient blobs_;
 
   DejaClientOptions options_;
 };

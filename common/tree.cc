@@ -182,6 +182,9 @@ absl::StatusOr<std::vector<DirEntry>> DecodeDirectory(absl::string_view bytes) {
     entries.push_back(std::move(e));
   }
   if (!in.done()) return Invalid("trailing bytes");
+  // Anything the fields above cannot tell (a symlink with a digest, an
+  // executable directory, a flag other than 0 or 1) fails this.
+  if (EncodeDirectory(entries) != bytes) return Invalid("not in canonical form");
   return entries;
 }
 

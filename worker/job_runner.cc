@@ -188,6 +188,20 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
   env_strings.reserve(env.size());
   for (const auto& [key, value] : env) env_strings.push_back(absl::StrCat(key, "=", value));
 
+  if (launch_.prepare) {
+    if (absl::Status prepared = launch_.prepare(ws); !prepared.ok()) {
+      return fail(kExitInternal, std::string(prepared.message()), *err_fd);
+    }
+    // Preparing may take long (inputs are downloaded): a cancel that came
+    // meanwhile stops the job before it starts.
+    absl::MutexLock lock(&mu_);
+    if (kill_requested_ || cancel_requested_) {
+      outcome->cancelled = true;
+      return fail(kill_requested_ ? -SIGKILL : -SIGTERM,
+                  "cancelled while the workspace was being prepared", *err_fd);
+    }
+  }
+
   std::string program;
   if (int err = ResolveExecutable(argv0, env["PATH"], ws, &program); err != 0) {
     return fail(kExitCannotStart, absl::StrCat("cannot start ", argv0, ": ", std::strerror(err)),

@@ -2,8 +2,8 @@
 //
 // Execution model: Start() returns at once; a runner thread owned by the
 // JobRunner prepares the workspace (an earlier attempt's directory is removed,
-// logs/ is created), spawns the command with posix_spawn, calls `on_started`,
-// waits for the leader, SIGKILLs whatever is left of the process group while
+// logs/ is created, JobLaunch::prepare runs), spawns the command with
+// posix_spawn, calls `on_started`, waits for the leader, SIGKILLs whatever is left of the process group while
 // the leader is still an unreaped zombie (so the group id cannot have been
 // recycled), reaps it, and finally calls `on_exit` exactly once. Both
 // callbacks run on the runner thread, in that order; they must not destroy
@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -54,6 +55,12 @@ struct JobLaunch {
   std::map<std::string, std::string> env;
   // Time between SIGTERM and SIGKILL on Cancel().
   absl::Duration cancel_grace = absl::Seconds(2);
+  // Optional. Runs on the runner thread once the workspace and its logs
+  // exist, right before the spawn (the worker places inputs here). An error
+  // fails the job unstarted: exit code kExitInternal, the message in
+  // `error` and logs/stderr. A Cancel()/Kill() that arrives while it runs
+  // stops the job before the spawn (exit code -SIGTERM / -SIGKILL).
+  std::function<absl::Status(const std::string& workspace)> prepare;
 };
 
 struct JobOutcome {

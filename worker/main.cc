@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -49,8 +50,18 @@ ABSL_FLAG(std::string, id, "",
           "Worker id. Default: the one stored in <work_dir>/meta/worker_id, else a new "
           "w-<hostname>-<6 hex> that is stored there.");
 ABSL_FLAG(std::string, advertise, "",
-          "Address at which the scheduler and other workers reach this worker "
-          "(default <hostname>:0).");
+          "HOST:PORT at which other workers reach this worker's peer service (default "
+          "<hostname>:0). Port 0: a free port is bound and HOST:<bound port> is advertised.");
+ABSL_FLAG(std::string, peer_listen, "",
+          "HOST:PORT the peer service listens on (default 0.0.0.0:<port of --advertise>). Set "
+          "it when the advertised address is not a local one (NAT, port mapping).");
+ABSL_FLAG(std::string, content_store, "",
+          "Address (host:port) of the content store, from which inputs are fetched and to "
+          "which outputs are uploaded (default: the --scheduler address).");
+ABSL_FLAG(int64_t, cache_bytes, int64_t{10} << 30,
+          "Bound, in bytes, of the local blob cache (<work_dir>/cache/blobs), evicted least "
+          "recently used first (default 10 GiB). A blob larger than the bound is still "
+          "fetched, and evicted first.");
 ABSL_FLAG(std::vector<std::string>, platform, {},
           "Platform property K=V; repeat the flag (or separate with commas) for several. "
           "os=linux and arch=<uname -m> are always added.");
@@ -128,6 +139,19 @@ absl::StatusOr<std::string> LoadOrCreateWorkerId(const std::string& work_dir) {
   return id;
 }
 
+// The port of "HOST:PORT" ("[v6]:PORT" too), 0..65535.
+absl::StatusOr<int> PortOf(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(absl::string_view(address).substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", address, "\": expected HOST:PORT with a port in 0..65535"));
+  }
+  return port;
+}
+
 absl::StatusOr<WorkerConfig> ConfigFromFlags() {
   WorkerConfig config;
   config.scheduler_address = absl::GetFlag(FLAGS_scheduler);
@@ -168,6 +192,28 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
 
   config.advertise = absl::GetFlag(FLAGS_advertise);
   if (config.advertise.empty()) config.advertise = absl::StrCat(Hostname(), ":0");
+  auto port = PortOf(config.advertise);
+  if (!port.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--advertise: ", port.status().message()));
+  }
+  config.peer_listen = absl::GetFlag(FLAGS_peer_listen);
+  if (config.peer_listen.empty()) {
+    config.peer_listen = absl::StrCat("0.0.0.0:", *port);
+  } else if (auto listen_port = PortOf(config.peer_listen); !listen_port.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--peer_listen: ", listen_port.status().message()));
+  }
+
+  config.content_store_address = absl::GetFlag(FLAGS_content_store);
+  if (config.content_store_address.empty()) {
+    config.content_store_address = config.scheduler_address;
+  }
+  const int64_t cache_bytes = absl::GetFlag(FLAGS_cache_bytes);
+  if (cache_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cache_bytes ", cache_bytes, ": must be >= 0"));
+  }
+  config.cache_bytes = static_cast<uint64_t>(cache_bytes);
 
   for (const std::string& kv : absl::GetFlag(FLAGS_platform)) {
     const size_t eq = kv.find('=');
@@ -195,7 +241,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Runs Deja jobs for a deja-scheduler.\n"
       "Usage: deja-worker --work_dir=DIR [--scheduler=HOST:PORT] [--slots=N] [--id=ID]\n"
-      "                   [--advertise=HOST:PORT] [--platform K=V]...");
+      "                   [--advertise=HOST:PORT] [--peer_listen=HOST:PORT]\n"
+      "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--platform K=V]...");
   // --help lists the flags defined in this file (Abseil's default looks for
   // a file named after the binary, deja-worker.cc).
   absl::FlagsUsageConfig usage_config;
@@ -223,8 +270,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  absl::FPrintF(stderr, "deja-worker: id %s, work_dir %s, scheduler %s, %d slots\n",
-                config->worker_id, config->work_dir, config->scheduler_address, config->slots);
+  absl::FPrintF(stderr,
+                "deja-worker: id %s, work_dir %s, scheduler %s, content store %s, %d slots, "
+                "cache %d bytes\n",
+                config->worker_id, config->work_dir, config->scheduler_address,
+                config->content_store_address, config->slots, config->cache_bytes);
   deja::worker::Worker worker(*std::move(config));
   std::thread signal_thread([&worker, stop_signals] {
     int sig = 0;

@@ -23,13 +23,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "deja/v1/job.pb.h"
+#include "worker/file_copy.h"
 
 namespace deja::worker {
-
-enum class CopyMethod { kReflink, kHardlink, kCopy };
-
-// "reflink", "hardlink" or "copy" (the REUSED marker's spelling).
-const char* CopyMethodName(CopyMethod method);
 
 struct MaterializeResult {
   // The least efficient method any regular file needed (copy < hardlink <

@@ -39,6 +39,24 @@ std::string WorkerIdPath(const std::string& work_dir) {
   return absl::StrCat(MetaDir(work_dir), "/worker_id");
 }
 
+std::string CacheBlobsDir(const std::string& work_dir) {
+  return absl::StrCat(work_dir, "/cache/blobs");
+}
+
+std::string CachedBlobPath(const std::string& blobs_dir, const std::string& digest) {
+  return absl::StrCat(blobs_dir, "/", digest.substr(0, 2), "/", digest);
+}
+
+absl::Status ValidateDigest(const std::string& digest) {
+  bool ok = digest.size() == 32;
+  for (char c : digest) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("digest \"", digest, "\": expected 32 lowercase hex digits"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateJobId(const std::string& job_id) {
   if (job_id.empty()) return absl::InvalidArgumentError("job_id: must not be empty");
   if (job_id.size() > 255 || job_id == "." || job_id == ".." ||

@@ -6,14 +6,23 @@
 //   <work_dir>/
 //   |-- meta/
 //   |   `-- worker_id            this worker's id, one line, written once
+//   |-- cache/
+//   |   `-- blobs/               content-store blobs (BlobCache), LRU-bounded
+//   |       `-- <d0d1>/          the digest's first two hex digits
+//   |           |-- <digest>     one blob, read-only (0444), verified on download
+//   |           `-- <digest>.part-XXXXXX   a download in progress (removed at start)
 //   `-- jobs/
 //       `-- <job_id>/            the job's workspace; HOME and cwd of the job
+//           |-- inputs/<name>    inputs at their default path (any relative
+//           |                    path is allowed); files 0444 / 0555
 //           |-- ...              whatever the job (or a reuse) put there
 //           |-- logs/
 //           |   |-- stdout       the command's stdout (0644)
 //           |   `-- stderr       the command's stderr (0644)
 //           `-- REUSED           only in a reuse: "source_job=<id>\n
 //                                source_workspace=<abs path>\nmethod=<m>\n"
+//                                (local), or "source_job=<id>\n
+//                                source_worker=<id>\nmethod=peer\n" (pulled)
 //
 // A workspace belongs to one job id; a new attempt of the same job starts
 // from an empty workspace. REUSED is never part of a manifest: a reuse
@@ -43,6 +52,14 @@ std::string StdoutPath(const std::string& work_dir, const std::string& job_id);
 std::string StderrPath(const std::string& work_dir, const std::string& job_id);
 std::string ReusedMarkerPath(const std::string& work_dir, const std::string& job_id);
 std::string MetaDir(const std::string& work_dir);
+std::string CacheBlobsDir(const std::string& work_dir);
+// <blobs_dir>/<first two digits>/<digest>; `digest` must be valid
+// (ValidateDigest).
+std::string CachedBlobPath(const std::string& blobs_dir, const std::string& digest);
+
+// Blob digests come from the network and become file names: OK when
+// `digest` is 32 lowercase hex digits, else INVALID_ARGUMENT naming it.
+absl::Status ValidateDigest(const std::string& digest);
 std::string WorkerIdPath(const std::string& work_dir);
 
 // Job ids come from the network and become one path component: OK when

@@ -17,6 +17,8 @@
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
 #include "common/manifest.h"
+#include "common/transfer_window.h"
+#include "worker/outputs.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
@@ -39,22 +41,40 @@ grpc::ChannelArguments ChannelArgs() {
   grpc::ChannelArguments args;
   // Not shared with earlier channels, so no inherited reconnect backoff.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  BoundTransferWindow(&args);
   return args;
 }
 
 std::chrono::system_clock::time_point ToChrono(absl::Time t) { return absl::ToChronoTime(t); }
+
+// `advertise` (HOST:PORT) with a port of 0 replaced by `bound_port`.
+std::string EffectiveAdvertise(const std::string& advertise, int bound_port) {
+  const size_t colon = advertise.rfind(':');
+  if (colon == std::string::npos) return advertise;
+  if (advertise.substr(colon + 1) != "0") return advertise;
+  return absl::StrCat(advertise.substr(0, colon), ":", bound_port);
+}
 
 }  // namespace
 
 Worker::Worker(WorkerConfig config, Clock* clock)
     : config_(std::move(config)),
       clock_(clock != nullptr ? clock : &real_clock_),
-      materializer_(config_.work_dir) {}
+      materializer_(config_.work_dir),
+      puller_(config_.work_dir),
+      blob_client_(std::make_unique<BlobClient>(grpc::CreateCustomChannel(
+          config_.content_store_address, grpc::InsecureChannelCredentials(), ChannelArgs()))) {}
 
 Worker::~Worker() {
   Stop();
   ShutdownJobs();
   ReapFinished();
+  if (peer_server_ != nullptr) peer_server_->Shutdown();
+}
+
+std::string Worker::advertise() const {
+  absl::MutexLock lock(&mu_);
+  return advertise_;
 }
 
 void Worker::Stop() {
@@ -65,6 +85,25 @@ void Worker::Stop() {
 
 absl::Status Worker::Run() {
   if (absl::Status st = paths::MakeDirs(paths::JobsDir(config_.work_dir)); !st.ok()) return st;
+  if (blob_cache_ == nullptr) {
+    auto cache = BlobCache::Open(paths::CacheBlobsDir(config_.work_dir), config_.cache_bytes,
+                                 blob_client_.get());
+    if (!cache.ok()) return cache.status();
+    blob_cache_ = *std::move(cache);
+    input_placer_ = std::make_unique<InputPlacer>(blob_cache_.get(), blob_client_.get());
+    const BlobCache::Stats stats = blob_cache_->GetStats();
+    Log("blob cache %s: %d blobs, %d of %d bytes", blob_cache_->dir(), stats.blobs, stats.bytes,
+        config_.cache_bytes);
+  }
+  if (peer_server_ == nullptr) {
+    auto server = PeerServer::Start(config_.peer_listen, config_.work_dir);
+    if (!server.ok()) return server.status();
+    peer_server_ = *std::move(server);
+    absl::MutexLock lock(&mu_);
+    advertise_ = EffectiveAdvertise(config_.advertise, peer_server_->port());
+    Log("peer service listening on %s (port %d), advertised as %s", config_.peer_listen,
+        peer_server_->port(), advertise_);
+  }
   {
     absl::MutexLock lock(&mu_);
     log_thread_exit_ = false;
@@ -97,6 +136,7 @@ absl::Status Worker::Run() {
   Log("stopping: killing running jobs");
   ShutdownJobs();
   ReapFinished();
+  peer_server_->Shutdown();
   {
     absl::MutexLock lock(&mu_);
     log_thread_exit_ = true;
@@ -169,7 +209,7 @@ absl::Status Worker::RunSession(bool* registered) {
   reg->set_worker_id(config_.worker_id);
   reg->set_slots(config_.slots);
   reg->mutable_platform()->insert(config_.platform.begin(), config_.platform.end());
-  reg->set_advertise(config_.advertise);
+  reg->set_advertise(advertise());
   {
     absl::MutexLock lock(&mu_);
     std::set<JobKey> held;
@@ -318,27 +358,28 @@ void Worker::HandleRun(const deja::v1::Assignment& assignment) {
   launch.argv.assign(assignment.argv().begin(), assignment.argv().end());
   launch.env.insert(assignment.env().begin(), assignment.env().end());
   launch.cancel_grace = config_.cancel_grace;
+  if (assignment.inputs_size() > 0) {
+    launch.prepare = [this, key, inputs = assignment.inputs()](const std::string& workspace) {
+      auto placed = input_placer_->Place(workspace, inputs);
+      if (!placed.ok()) return placed.status();
+      Log("placed %d inputs of %s attempt %d: %d files, %d bytes, by %s", inputs.size(),
+          key.first, key.second, placed->files, placed->bytes, CopyMethodName(placed->method));
+      return absl::OkStatus();
+    };
+  }
 
   auto on_started = [this, key](pid_t pid, absl::Time started_at) {
     Log("started %s attempt %d: pid %d", key.first, key.second, pid);
     SendStarted(key.first, key.second, started_at);
   };
-  auto on_exit = [this, key, workspace = launch.workspace](const JobOutcome& outcome) {
-    deja::v1::JobResult result;
-    result.set_job_id(key.first);
-    result.set_attempt(key.second);
-    result.set_exit_code(outcome.exit_code);
-    result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
-    result.set_error(outcome.error);
-    auto manifest = BuildManifest(workspace);
-    if (manifest.ok()) {
-      *result.mutable_manifest() = *std::move(manifest);
-    } else if (outcome.error.empty()) {
-      result.set_error(absl::StrCat("manifest of ", workspace, ": ", manifest.status().message()));
-    }
-    result.set_finished_at_ms(ToMillis(outcome.finished_at));
-    Log("finished %s attempt %d: exit %d in %d ms%s%s", key.first, key.second, outcome.exit_code,
-        result.run_time_ms(), result.error().empty() ? "" : ": ", result.error());
+  auto on_exit = [this, key, workspace = launch.workspace,
+                  globs = std::vector<std::string>(assignment.outputs().begin(),
+                                                   assignment.outputs().end())](
+                     const JobOutcome& outcome) {
+    deja::v1::JobResult result = RunResult(key, workspace, globs, outcome);
+    Log("finished %s attempt %d: exit %d in %d ms, %d outputs%s%s", key.first, key.second,
+        outcome.exit_code, result.run_time_ms(), result.outputs_size(),
+        result.error().empty() ? "" : ": ", result.error());
     FinishJob(std::move(result));
   };
 
@@ -356,14 +397,50 @@ void Worker::HandleRun(const deja::v1::Assignment& assignment) {
       JobRunner::Start(std::move(launch), clock_, std::move(on_started), std::move(on_exit));
 }
 
+deja::v1::JobResult Worker::RunResult(const JobKey& key, const std::string& workspace,
+                                      const std::vector<std::string>& output_globs,
+                                      const JobOutcome& outcome) const {
+  deja::v1::JobResult result;
+  result.set_job_id(key.first);
+  result.set_attempt(key.second);
+  result.set_exit_code(outcome.exit_code);
+  result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
+  result.set_error(outcome.error);
+  result.set_finished_at_ms(ToMillis(outcome.finished_at));
+  auto manifest = BuildManifest(workspace);
+  if (!manifest.ok()) {
+    if (outcome.error.empty()) {
+      result.set_error(absl::StrCat("manifest of ", workspace, ": ", manifest.status().message()));
+    }
+    return result;
+  }
+  *result.mutable_manifest() = *std::move(manifest);
+  if (outcome.exit_code != 0 || !outcome.error.empty() || output_globs.empty()) return result;
+  // The outputs are matched against the manifest just taken (each file is
+  // hashed once) and are in the store before the result is sent.
+  auto outputs = MatchOutputs(result.manifest(), output_globs);
+  if (!outputs.ok()) {
+    result.set_error(std::string(outputs.status().message()));
+    return result;
+  }
+  if (absl::Status st = UploadOutputs(workspace, *outputs, *blob_client_); !st.ok()) {
+    result.set_error(std::string(st.message()));
+    return result;
+  }
+  for (auto& out : *outputs) *result.add_outputs() = std::move(out);
+  return result;
+}
+
 void Worker::HandleMaterialize(const deja::v1::Assignment& assignment) {
   const JobKey key(assignment.job_id(), assignment.attempt());
   if (AlreadyHeld(key)) {
     Log("assignment %s attempt %d: already held, not started again", key.first, key.second);
     return;
   }
-  Log("assignment %s attempt %d: materialize from %s (%d files)", key.first, key.second,
-      assignment.source_job_id(), assignment.source_manifest().files_size());
+  Log("assignment %s attempt %d: materialize from %s%s%s (%d files)", key.first, key.second,
+      assignment.source_job_id(),
+      assignment.source_address().empty() ? "" : " on worker ", assignment.source_worker_id(),
+      assignment.source_manifest().files_size());
   absl::MutexLock lock(&mu_);
   // The thread's FinishJob waits for mu_, so it finds its entry in active_.
   active_[key].thread = std::thread([this, assignment] { MaterializeThread(assignment); });
@@ -372,26 +449,46 @@ void Worker::HandleMaterialize(const deja::v1::Assignment& assignment) {
 void Worker::MaterializeThread(deja::v1::Assignment assignment) {
   const absl::Time start = clock_->Now();
   SendStarted(assignment.job_id(), assignment.attempt(), start);
-  auto copied = materializer_.Materialize(assignment.source_job_id(),
-                                          assignment.source_manifest(), assignment.job_id());
+  const bool remote = !assignment.source_address().empty() &&
+                      assignment.source_worker_id() != config_.worker_id;
+  absl::Status status;
+  std::string how;
+  if (remote) {
+    PeerSource source{assignment.source_worker_id(), assignment.source_address(),
+                      assignment.source_job_id()};
+    auto pulled = puller_.Pull(source, assignment.source_manifest(), assignment.job_id());
+    status = pulled.status();
+    if (pulled.ok()) {
+      how = absl::StrFormat("%d files, %d bytes pulled from worker %s at %s", pulled->files,
+                            pulled->bytes, source.worker_id, source.address);
+    }
+  } else {
+    auto copied = materializer_.Materialize(assignment.source_job_id(),
+                                            assignment.source_manifest(), assignment.job_id());
+    status = copied.status();
+    if (copied.ok()) {
+      how = absl::StrFormat("%d files, %d bytes by %s", copied->files, copied->bytes,
+                            CopyMethodName(copied->method));
+    }
+  }
   const absl::Time end = clock_->Now();
   deja::v1::JobResult result;
   result.set_job_id(assignment.job_id());
   result.set_attempt(assignment.attempt());
   result.set_run_time_ms(absl::ToInt64Milliseconds(end - start));
   result.set_finished_at_ms(ToMillis(end));
-  if (copied.ok()) {
+  if (status.ok()) {
     result.set_exit_code(0);
     *result.mutable_manifest() = std::move(*assignment.mutable_source_manifest());
-    Log("materialized %s attempt %d from %s: %d files, %d bytes by %s in %d ms",
-        assignment.job_id(), assignment.attempt(), assignment.source_job_id(), copied->files,
-        copied->bytes, CopyMethodName(copied->method), result.run_time_ms());
+    *result.mutable_outputs() = std::move(*assignment.mutable_source_outputs());
+    Log("materialized %s attempt %d from %s: %s in %d ms", assignment.job_id(),
+        assignment.attempt(), assignment.source_job_id(), how, result.run_time_ms());
   } else {
     // exit_code -1 also for a failed verification, so that nothing reads the
     // default 0 as a success.
     result.set_exit_code(kExitInternal);
-    result.set_error(std::string(copied.status().message()));
-    result.set_verification_failed(copied.status().code() == absl::StatusCode::kDataLoss);
+    result.set_error(std::string(status.message()));
+    result.set_verification_failed(status.code() == absl::StatusCode::kDataLoss);
     Log("materialize %s attempt %d from %s failed%s: %s", assignment.job_id(),
         assignment.attempt(), assignment.source_job_id(),
         result.verification_failed() ? " (verification)" : "", result.error());

@@ -1,5 +1,8 @@
 // The worker daemon's core: one long-lived WorkerService.Connect stream to the
-// scheduler, jobs run with JobRunner, reuses done with Materializer.
+// scheduler, jobs run with JobRunner (inputs placed by InputPlacer from the
+// BlobCache, outputs uploaded to the content store), reuses done with
+// Materializer (local source) or WorkspacePuller (source on another worker),
+// and a PeerServer that serves this worker's workspaces to the others.
 //
 // Execution model (gRPC sync client API):
 //   - Run() owns the connection loop: connect (with a deadline), send
@@ -7,9 +10,13 @@
 //     unacknowledged JobResult, then read SchedulerMessages on the Run()
 //     thread until the stream ends; reconnect with exponential backoff
 //     (100 ms doubling to 5 s, with jitter).
-//   - The reader never blocks on disk or on a job: RUN starts a JobRunner
-//     (which has its own thread), MATERIALIZE gets its own thread, log reads
-//     are queued to one log thread. A heartbeat thread per session sends
+//   - Run() first opens the blob cache and starts the peer server (its bound
+//     port completes an --advertise given with port 0).
+//   - The reader never blocks on disk, network or a job: RUN starts a
+//     JobRunner (its thread places the inputs before the spawn and uploads
+//     the outputs after the exit, before the result is sent), MATERIALIZE
+//     gets its own thread (which also pulls from a peer), log reads are
+//     queued to one log thread. A heartbeat thread per session sends
 //     Heartbeat at the interval from RegisterAck and joins finished job threads.
 //   - Writes to the stream come from several threads and are serialised by
 //     write_mu_. A JobResult stays in unacked_ until ResultAck, and is
@@ -37,10 +44,15 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/blob_client.h"
 #include "common/clock.h"
 #include "deja/v1/worker.grpc.pb.h"
+#include "worker/blob_cache.h"
+#include "worker/inputs.h"
 #include "worker/job_runner.h"
 #include "worker/materializer.h"
+#include "worker/peer_client.h"
+#include "worker/peer_service.h"
 
 namespace deja::worker {
 
@@ -50,8 +62,16 @@ struct WorkerConfig {
   std::string work_dir;  // absolute, exists
   std::string worker_id;
   uint32_t slots = 1;
+  // HOST:PORT sent in Register; port 0 is replaced by the peer server's
+  // bound port.
   std::string advertise;
   std::map<std::string, std::string> platform;  // includes os and arch
+  // The content store (inputs are fetched from it, outputs uploaded to it).
+  std::string content_store_address = "127.0.0.1:7070";
+  // Bound of the blob cache (<work_dir>/cache/blobs).
+  uint64_t cache_bytes = uint64_t{10} << 30;
+  // Where the peer service listens (HOST:PORT, port 0 = any free port).
+  std::string peer_listen = "0.0.0.0:0";
 
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration initial_backoff = absl::Milliseconds(100);
@@ -70,8 +90,13 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Serves the scheduler until Stop(). Returns OK after a Stop(); the stream
-  // breaking is never an error (it reconnects).
+  // breaking is never an error (it reconnects). Fails at once when the work
+  // dir, the blob cache or the peer server cannot be set up.
   absl::Status Run();
+
+  // The address sent in Register: config.advertise, with the peer server's
+  // bound port when that was 0. Empty until Run() has started the server.
+  std::string advertise() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Makes Run() return soon: cancels the stream and kills running jobs.
   void Stop();
@@ -106,6 +131,11 @@ class Worker {
   bool AlreadyHeld(const JobKey& key);
 
   void MaterializeThread(deja::v1::Assignment assignment);
+  // On the runner thread after the exit: the result of a RUN, with the
+  // manifest and (exit code 0) the uploaded outputs.
+  deja::v1::JobResult RunResult(const JobKey& key, const std::string& workspace,
+                                const std::vector<std::string>& output_globs,
+                                const JobOutcome& outcome) const;
   void LogThread();
   deja::v1::LogData ReadLog(const deja::v1::LogRequest& request) const;
 
@@ -127,6 +157,14 @@ class Worker {
   RealClock real_clock_;
   Clock* const clock_;
   const Materializer materializer_;
+  const WorkspacePuller puller_;
+  const std::unique_ptr<BlobClient> blob_client_;
+
+  // Set by Run() before the first session, never changed afterwards while
+  // sessions run (job threads use them).
+  std::unique_ptr<BlobCache> blob_cache_;
+  std::unique_ptr<InputPlacer> input_placer_;
+  std::unique_ptr<PeerServer> peer_server_;
 
   // Lock order: write_mu_ before mu_.
   absl::Mutex write_mu_;
@@ -134,7 +172,8 @@ class Worker {
   grpc::ClientReaderWriter<deja::v1::WorkerMessage, deja::v1::SchedulerMessage>* stream_
       ABSL_GUARDED_BY(write_mu_) = nullptr;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
+  std::string advertise_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the live session
   bool session_done_ ABSL_GUARDED_BY(mu_) = false;                // tells the heartbeat to end

@@ -36,9 +36,6 @@ bool MemoizeAllowed(const deja::v1::JobSpec& spec) {
   return spec.memoization() != deja::v1::MEMOIZATION_OFF && AppReusable(spec.app());
 }
 
-// A reuse: MATERIALIZE assignments use no slot.
-bool IsMaterialize(const Job& job) { return !job.reused_from().empty(); }
-
 bool OnWorker(JobState state) {
   return state == deja::v1::ASSIGNED || state == deja::v1::RUNNING ||
          state == deja::v1::MATERIALIZING;
@@ -59,7 +56,8 @@ uint64_t ParseJobId(const std::string& job_id) {
   return seq;
 }
 
-SchedulerCore::SchedulerCore(CoreOptions options) : options_(options) {}
+SchedulerCore::SchedulerCore(CoreOptions options, BlobIndex* blobs)
+    : options_(options), blobs_(blobs) {}
 
 void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry> memo,
                          absl::Time now) {
@@ -80,7 +78,7 @@ void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry>
       worker.info.set_worker_id(job.worker_id());
       worker.last_seen = now;
       worker.jobs[job.job_id()] = job.attempt();
-      if (!IsMaterialize(job)) ++worker.busy_slots;
+      ++worker.busy_slots;
     }
     jobs_[job.job_id()] = std::move(job);
   }
@@ -105,8 +103,13 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
                                                                absl::Time now, Effects* fx) {
   NormalizeJobSpec(&spec);
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
-  if (spec.inputs_size() > 0) {
-    return absl::UnimplementedError("inputs: file inputs need the content store (not yet built)");
+  for (int i = 0; i < spec.inputs_size(); ++i) {
+    const auto& input = spec.inputs(i);
+    if (blobs_ != nullptr && !blobs_->Has(input.digest(), input.size())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "inputs[", i, "] (", input.name(), "): blob ", input.digest(),
+          " is not in the content store; upload it first (deja submit --input does)"));
+    }
   }
   if (!spec.reuse_job_id().empty()) {
     return absl::UnimplementedError("reuse_job_id: manual reuse is not available yet");
@@ -133,33 +136,30 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
   order_[seq] = job.job_id();
   if (!request_key.empty()) requests_[request_key] = job.job_id();
 
-  // Memo lookup: served by the worker holding the source workspace.
+  // Memo lookup. A hit becomes a reuse candidate: Dispatch sends it to the
+  // worker holding the source workspace, or to another one that pulls it.
   bool reused = false;
   if (LookupAllowed(job.spec())) {
-    auto it = memo_.find(MemoKey(job.spec().project(), job.job_hash()));
+    const std::string key = MemoKey(job.spec().project(), job.job_hash());
+    auto it = memo_.find(key);
     if (it != memo_.end()) {
       const deja::v1::MemoEntry& entry = it->second;
-      Worker* holder = ConnectedWorker(entry.worker_id());
-      if (holder == nullptr) {
-        job.set_message(absl::StrCat("a memo entry exists (", entry.source_job_id(),
-                                     ") but its worker ", entry.worker_id(),
-                                     " is not connected; running fresh"));
+      std::string missing = MissingOutput(entry);
+      if (!missing.empty()) {
+        job.set_message(absl::StrCat("memo entry from ", entry.source_job_id(), " dropped: ",
+                                     missing, "; running fresh"));
+        memo_.erase(it);
+        fx->memo_puts.erase(key);
+        fx->memo_deletes.insert(key);
+      } else if (ConnectedWorker(entry.worker_id()) == nullptr) {
+        job.set_message(absl::StrCat("not reused: the workspace of ", entry.source_job_id(),
+                                     " is on worker ", entry.worker_id(),
+                                     ", which is not connected; running fresh"));
       } else {
-        SetState(job, deja::v1::MATERIALIZING, now);
-        job.set_worker_id(entry.worker_id());
         job.set_reused_from(entry.source_job_id());
         job.set_time_saved_ms(entry.run_time_ms());
         auto src = jobs_.find(entry.source_job_id());
         if (src != jobs_.end()) job.set_reused_source_finished_at_ms(src->second.finished_at_ms());
-        holder->jobs[job.job_id()] = job.attempt();
-        deja::v1::SchedulerMessage msg;
-        auto* a = msg.mutable_assignment();
-        a->set_kind(deja::v1::Assignment::MATERIALIZE);
-        a->set_job_id(job.job_id());
-        a->set_attempt(job.attempt());
-        a->set_source_job_id(entry.source_job_id());
-        *a->mutable_source_manifest() = entry.manifest();
-        fx->to_workers.emplace_back(entry.worker_id(), std::move(msg));
         reused = true;
       }
     }
@@ -167,7 +167,7 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
   const std::string job_id = job.job_id();
   jobs_[job_id] = std::move(job);
   Job& stored = jobs_[job_id];
-  if (!reused) Enqueue(stored);
+  Enqueue(stored);
   fx->jobs[job_id] = stored;
   Dispatch(now, fx);
   *response.mutable_job() = jobs_[job_id];
@@ -288,7 +288,7 @@ absl::Status SchedulerCore::WorkerConnected(const deja::v1::Register& reg, uint6
     if (ours && (OnWorker(it->second.state()) || it->second.state() == deja::v1::CANCELLED)) {
       if (!worker.jobs.contains(job_id)) {
         worker.jobs[job_id] = attempt;
-        if (!IsMaterialize(it->second)) ++worker.busy_slots;
+        ++worker.busy_slots;
       }
       if (it->second.state() == deja::v1::CANCELLED && !it->second.has_exit_code()) {
         deja::v1::SchedulerMessage msg;  // a cancel may have been lost with the old stream
@@ -366,8 +366,7 @@ void SchedulerCore::WorkerMessage(const std::string& worker_id, uint64_t session
 void SchedulerCore::Release(Worker& worker, const std::string& job_id) {
   auto it = worker.jobs.find(job_id);
   if (it == worker.jobs.end()) return;
-  auto job = jobs_.find(job_id);
-  if (job == jobs_.end() || !IsMaterialize(job->second)) --worker.busy_slots;
+  --worker.busy_slots;
   worker.jobs.erase(it);
 }
 
@@ -397,6 +396,7 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
       SetState(job, deja::v1::SUCCEEDED, now);
       job.set_exit_code(0);
       *job.mutable_manifest() = result.manifest();
+      *job.mutable_outputs() = result.outputs();
       job.set_run_time_ms(result.run_time_ms());
     } else {
       const std::string key = MemoKey(job.spec().project(), job.job_hash());
@@ -407,12 +407,8 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
         fx->memo_deletes.insert(key);
         fx->memo_puts.erase(key);
       }
-      job.set_message(absl::StrCat("reuse of ", job.reused_from(), " failed (", result.error(),
-                                   "); running fresh"));
-      job.clear_reused_from();
-      job.clear_time_saved_ms();
-      job.clear_reused_source_finished_at_ms();
-      job.clear_started_at_ms();
+      ClearReuse(job, absl::StrCat("not reused: copying the workspace of ", job.reused_from(),
+                                   " failed (", result.error(), "); running fresh"));
       SetState(job, deja::v1::QUEUED, now);
       Enqueue(job);
     }
@@ -421,12 +417,14 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
     job.set_run_time_ms(result.run_time_ms());
     *job.mutable_manifest() = result.manifest();
     if (!result.error().empty() || result.exit_code() != 0) {
+      // E.g. a declared output that matched no file: never memoized.
       SetState(job, deja::v1::FAILED, now);
       job.set_message(!result.error().empty()
                           ? result.error()
                           : absl::StrCat("command exited with code ", result.exit_code()));
     } else {
       SetState(job, deja::v1::SUCCEEDED, now);
+      *job.mutable_outputs() = result.outputs();
       if (MemoizeAllowed(job.spec())) {
         deja::v1::MemoEntry entry;
         entry.set_project(job.spec().project());
@@ -435,6 +433,7 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
         entry.set_source_job_id(job.job_id());
         entry.set_worker_id(worker.info.worker_id());
         *entry.mutable_manifest() = job.manifest();
+        *entry.mutable_outputs() = job.outputs();
         entry.set_run_time_ms(job.run_time_ms());
         entry.set_created_at_ms(Millis(now));
         const std::string key = MemoKey(entry.project(), entry.job_hash());
@@ -461,11 +460,8 @@ void SchedulerCore::LoseWorker(Worker& worker, const std::string& why, absl::Tim
     if (job.state() == deja::v1::CANCELLED) {
       continue;  // nothing left to do for it
     } else if (job.state() == deja::v1::MATERIALIZING) {
-      job.set_message(absl::StrCat("reuse of ", job.reused_from(), " interrupted: ", why,
-                                   "; running fresh"));
-      job.clear_reused_from();
-      job.clear_time_saved_ms();
-      job.clear_reused_source_finished_at_ms();
+      ClearReuse(job, absl::StrCat("not reused: copying the workspace of ", job.reused_from(),
+                                   " was interrupted (", why, "); running fresh"));
       SetState(job, deja::v1::QUEUED, now);
       Enqueue(job);
     } else if (static_cast<int>(job.attempt()) >= options_.max_attempts) {
@@ -507,44 +503,121 @@ bool SchedulerCore::Fits(const Worker& worker, const Job& job) const {
   return true;
 }
 
+std::string SchedulerCore::MissingOutput(const deja::v1::MemoEntry& entry) const {
+  if (blobs_ == nullptr) return "";
+  for (const auto& output : entry.outputs()) {
+    if (!blobs_->Has(output.digest(), output.size())) {
+      return absl::StrCat("its output ", output.path(), " (blob ", output.digest(),
+                          ") is missing from the content store");
+    }
+  }
+  return "";
+}
+
+void SchedulerCore::ClearReuse(Job& job, const std::string& why) {
+  job.set_message(why);
+  job.clear_reused_from();
+  job.clear_time_saved_ms();
+  job.clear_reused_source_finished_at_ms();
+  job.clear_started_at_ms();
+}
+
+void SchedulerCore::Assign(Job& job, Worker& worker, deja::v1::SchedulerMessage msg,
+                           JobState state, absl::Time now, Effects* fx) {
+  SetState(job, state, now);
+  job.set_worker_id(worker.info.worker_id());
+  worker.jobs[job.job_id()] = job.attempt();
+  ++worker.busy_slots;
+  auto* a = msg.mutable_assignment();
+  a->set_job_id(job.job_id());
+  a->set_attempt(job.attempt());
+  fx->to_workers.emplace_back(worker.info.worker_id(), std::move(msg));
+  fx->jobs[job.job_id()] = job;
+}
+
+SchedulerCore::Worker* SchedulerCore::PickWorker(const Job& job) {
+  // The least busy fitting worker, so work spreads out.
+  Worker* best = nullptr;
+  for (auto& [id, worker] : workers_) {
+    if (!Fits(worker, job)) continue;
+    if (best == nullptr ||
+        worker.info.slots() - worker.busy_slots > best->info.slots() - best->busy_slots) {
+      best = &worker;
+    }
+  }
+  return best;
+}
+
+bool SchedulerCore::DispatchReuse(Job& job, absl::Time now, Effects* fx) {
+  auto it = memo_.find(MemoKey(job.spec().project(), job.job_hash()));
+  if (it == memo_.end() || it->second.source_job_id() != job.reused_from()) {
+    ClearReuse(job, absl::StrCat("not reused: the memo entry from ", job.reused_from(),
+                                 " was dropped; running fresh"));
+    return false;
+  }
+  const deja::v1::MemoEntry& entry = it->second;
+  Worker* holder = FindWorker(entry.worker_id());
+  if (holder == nullptr || !holder->connected) {
+    ClearReuse(job, absl::StrCat("not reused: the workspace of ", entry.source_job_id(),
+                                 " is on worker ", entry.worker_id(),
+                                 ", which is not connected; running fresh"));
+    return false;
+  }
+  // The holder copies locally; if it is busy, another worker pulls the
+  // workspace over the holder's Peer service.
+  Worker* target = Fits(*holder, job) ? holder : PickWorker(job);
+  if (target == nullptr) return true;  // wait for a free slot
+  if (target != holder && holder->info.advertise().empty()) {
+    return true;  // the holder serves no peers: wait for its slot
+  }
+  deja::v1::SchedulerMessage msg;
+  auto* a = msg.mutable_assignment();
+  a->set_kind(deja::v1::Assignment::MATERIALIZE);
+  a->set_source_job_id(entry.source_job_id());
+  *a->mutable_source_manifest() = entry.manifest();
+  *a->mutable_source_outputs() = entry.outputs();
+  if (target != holder) {
+    a->set_source_worker_id(holder->info.worker_id());
+    a->set_source_address(holder->info.advertise());
+  }
+  Assign(job, *target, std::move(msg), deja::v1::MATERIALIZING, now, fx);
+  return true;
+}
+
 void SchedulerCore::Dispatch(absl::Time now, Effects* fx) {
   for (auto it = queue_.begin(); it != queue_.end();) {
     bool any_free = false;
     for (const auto& [id, worker] : workers_) {
-      if (worker.connected && worker.busy_slots < static_cast<int>(worker.info.slots())) {
-        any_free = true;
-      }
+      any_free |= worker.connected && worker.busy_slots < static_cast<int>(worker.info.slots());
     }
     if (!any_free) return;
     Job& job = jobs_.at(order_.at(*it));
-    // The least busy fitting worker, so work spreads out.
-    Worker* best = nullptr;
-    for (auto& [id, worker] : workers_) {
-      if (!Fits(worker, job)) continue;
-      if (best == nullptr || worker.info.slots() - worker.busy_slots >
-                                 best->info.slots() - best->busy_slots) {
-        best = &worker;
+    if (!job.reused_from().empty()) {
+      if (DispatchReuse(job, now, fx)) {
+        if (job.state() == deja::v1::MATERIALIZING) {
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+        continue;
       }
+      fx->jobs[job.job_id()] = job;  // the reuse fell through: run it fresh
     }
+    Worker* best = PickWorker(job);
     if (best == nullptr) {
       ++it;  // no worker has the platform it needs free: later jobs may still fit
       continue;
     }
     auto argv = ExpandCommand(job.spec());
     DEJA_CHECK(argv.ok(), "validated at submit: " + argv.status().ToString());
-    SetState(job, deja::v1::ASSIGNED, now);
-    job.set_worker_id(best->info.worker_id());
-    best->jobs[job.job_id()] = job.attempt();
-    ++best->busy_slots;
     deja::v1::SchedulerMessage msg;
     auto* a = msg.mutable_assignment();
     a->set_kind(deja::v1::Assignment::RUN);
-    a->set_job_id(job.job_id());
-    a->set_attempt(job.attempt());
     for (auto& word : *argv) a->add_argv(std::move(word));
     *a->mutable_env() = job.spec().app().env();
-    fx->to_workers.emplace_back(best->info.worker_id(), std::move(msg));
-    fx->jobs[job.job_id()] = job;
+    *a->mutable_inputs() = job.spec().inputs();
+    *a->mutable_outputs() = job.spec().outputs();
+    Assign(job, *best, std::move(msg), deja::v1::ASSIGNED, now, fx);
     it = queue_.erase(it);
   }
 }

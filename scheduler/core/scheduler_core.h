@@ -54,12 +54,22 @@ struct Effects {
   }
 };
 
+// What the content store holds. Implementations are thread-safe.
+class BlobIndex {
+ public:
+  virtual ~BlobIndex() = default;
+  // True when the store has the blob with this size.
+  virtual bool Has(const std::string& digest, uint64_t size) = 0;
+};
+
 // The memo index key of a job: project, NUL, job hash.
 std::string MemoKey(const std::string& project, const std::string& job_hash);
 
 class SchedulerCore {
  public:
-  explicit SchedulerCore(CoreOptions options);
+  // `blobs` (not owned; may be null in tests that use no files) answers
+  // whether inputs and memoized outputs are in the content store.
+  explicit SchedulerCore(CoreOptions options, BlobIndex* blobs = nullptr);
 
   // Restores state read from the store at startup. Jobs that were on a worker
   // stay there until that worker reconnects and claims them, or
@@ -116,7 +126,18 @@ class SchedulerCore {
   void Enqueue(deja::v1::Job& job);
   // Assigns queued jobs, oldest first, to connected workers with free slots.
   void Dispatch(absl::Time now, Effects* fx);
+  // A reuse candidate: MATERIALIZE on the holder, or on another worker that
+  // pulls the workspace. False when it must run fresh instead (the job's
+  // message says why); true when assigned or waiting for a slot.
+  bool DispatchReuse(deja::v1::Job& job, absl::Time now, Effects* fx);
+  void Assign(deja::v1::Job& job, Worker& worker, deja::v1::SchedulerMessage msg,
+              deja::v1::JobState state, absl::Time now, Effects* fx);
+  Worker* PickWorker(const deja::v1::Job& job);
   bool Fits(const Worker& worker, const deja::v1::Job& job) const;
+  // Empty when every output blob of `entry` is in the store; else says which is not.
+  std::string MissingOutput(const deja::v1::MemoEntry& entry) const;
+  // The job will run fresh: forget the reuse, saying why.
+  void ClearReuse(deja::v1::Job& job, const std::string& why);
   void HandleResult(Worker& worker, const deja::v1::JobResult& result, absl::Time now,
                     Effects* fx);
   // Requeues (or fails, past max_attempts) every job on a lost worker.
@@ -127,6 +148,7 @@ class SchedulerCore {
 
   // Constant after construction.
   const CoreOptions options_;
+  BlobIndex* const blobs_;
 
   uint64_t next_seq_ = 1;
   absl::flat_hash_map<std::string, deja::v1::Job> jobs_;

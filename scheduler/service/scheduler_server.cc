@@ -14,8 +14,11 @@
 #include "absl/synchronization/mutex.h"
 #include "common/errors.h"
 #include "common/job_state.h"
+#include "common/transfer_window.h"
 #include "deja/v1/scheduler.grpc.pb.h"
 #include "deja/v1/worker.grpc.pb.h"
+#include "scheduler/content/blob_store.h"
+#include "scheduler/content/content_service.h"
 #include "scheduler/service/stream_outbox.h"
 #include "scheduler/store/rocks_store.h"
 
@@ -31,6 +34,21 @@ constexpr absl::Duration kLogRequestTimeout = absl::Seconds(30);
 constexpr int kMaxMessageBytes = 64 << 20;
 
 class ServerImpl;
+
+// The core's view of the content store.
+class StoreBlobIndex : public BlobIndex {
+ public:
+  explicit StoreBlobIndex(const BlobStore* blobs) : blobs_(blobs) {}
+  bool Has(const std::string& digest, uint64_t size) override {
+    deja::v1::BlobRef ref;
+    ref.set_digest(digest);
+    ref.set_size(size);
+    return blobs_->Has(ref);
+  }
+
+ private:
+  const BlobStore* const blobs_;
+};
 
 // One worker's Connect stream. Deletes itself in OnDone.
 class WorkerStream : public grpc::ServerBidiReactor<deja::v1::WorkerMessage,
@@ -71,8 +89,15 @@ class ServerImpl final : public SchedulerServer,
                          public deja::v1::Scheduler::CallbackService,
                          public deja::v1::WorkerService::CallbackService {
  public:
-  ServerImpl(const SchedulerConfig& config, Clock* clock, std::unique_ptr<RocksStore> store)
-      : config_(config), clock_(clock), core_(config.core), store_(std::move(store)) {}
+  ServerImpl(const SchedulerConfig& config, Clock* clock, std::unique_ptr<RocksStore> store,
+             std::unique_ptr<BlobStore> blobs)
+      : config_(config),
+        clock_(clock),
+        store_(std::move(store)),
+        blobs_(std::move(blobs)),
+        blob_index_(blobs_.get()),
+        content_(blobs_.get()),
+        core_(config.core, &blob_index_) {}
 
   ~ServerImpl() override { Shutdown(); }
 
@@ -89,8 +114,10 @@ class ServerImpl final : public SchedulerServer,
     builder.AddListeningPort(config_.listen, grpc::InsecureServerCredentials(), &port_);
     builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
     builder.SetMaxSendMessageSize(kMaxMessageBytes);
+    BoundTransferWindow(&builder);  // uploads stay small whatever the blob size
     builder.RegisterService(static_cast<deja::v1::Scheduler::CallbackService*>(this));
     builder.RegisterService(static_cast<deja::v1::WorkerService::CallbackService*>(this));
+    builder.RegisterService(&content_);
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen));
@@ -433,6 +460,11 @@ class ServerImpl final : public SchedulerServer,
   // Constant after construction.
   const SchedulerConfig config_;
   Clock* const clock_;
+  // Writes to the store happen on the loop thread only; blobs_ uses its db.
+  const std::unique_ptr<RocksStore> store_;
+  const std::unique_ptr<BlobStore> blobs_;  // thread-safe
+  StoreBlobIndex blob_index_;
+  ContentService content_;  // sync handlers on gRPC's thread pool
 
   absl::Mutex mu_;
   std::vector<std::function<void()>> pending_ ABSL_GUARDED_BY(mu_);
@@ -442,7 +474,6 @@ class ServerImpl final : public SchedulerServer,
 
   // Owned by the loop thread (after Init).
   SchedulerCore core_;
-  std::unique_ptr<RocksStore> store_;
   Effects fx_;
   std::vector<std::function<void()>> after_commit_;
   absl::Time next_tick_;
@@ -512,7 +543,9 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   if (config.data_dir.empty()) return absl::InvalidArgumentError("--data_dir: must be set");
   auto store = RocksStore::Open(config.data_dir);
   if (!store.ok()) return store.status();
-  auto server = std::make_unique<ServerImpl>(config, clock, *std::move(store));
+  auto blobs = BlobStore::Open(config.data_dir + "/blobs", (*store)->db(), (*store)->blobs_family());
+  if (!blobs.ok()) return blobs.status();
+  auto server = std::make_unique<ServerImpl>(config, clock, *std::move(store), *std::move(blobs));
   if (auto s = server->Init(); !s.ok()) return s;
   return server;
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,14 +67,26 @@ pid_t Spawn(const std::string& binary, const std::vector<std::string>& args, int
   return pid;
 }
 
-int WaitPid(pid_t pid) {
+int WaitPid(pid_t pid, long* max_rss_kb = nullptr) {
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  struct rusage usage {};
+  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
+  if (max_rss_kb != nullptr) *max_rss_kb = usage.ru_maxrss;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+long StatusField(pid_t pid, const std::string& field) {
+  std::string status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  size_t at = status.find(field + ":");
+  if (at == std::string::npos) return -1;
+  return std::strtol(status.c_str() + at + field.size() + 1, nullptr, 10);
+}
+
 }  // namespace
+
+long RssKb(pid_t pid) { return StatusField(pid, "VmRSS"); }
+long PeakRssKb(pid_t pid) { return StatusField(pid, "VmHWM"); }
 
 void KillStrayJobs(const std::string& root) {
   std::error_code ec;
@@ -124,7 +137,9 @@ CommandResult RunCommand(const std::string& binary, const std::vector<std::strin
   for (auto& w : env_words) envp.push_back(w.data());
   envp.push_back(nullptr);
   pid_t pid = Spawn(binary, args, out_fd, err_fd, envp.data());
-  CommandResult result{pid > 0 ? WaitPid(pid) : -1, ReadFile(out_path), ReadFile(err_path)};
+  long max_rss_kb = 0;
+  int code = pid > 0 ? WaitPid(pid, &max_rss_kb) : -1;
+  CommandResult result{code, ReadFile(out_path), ReadFile(err_path), max_rss_kb};
   close(out_fd);
   close(err_fd);
   unlink(out_path);

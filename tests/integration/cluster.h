@@ -42,6 +42,7 @@ struct CommandResult {
   int exit_code;
   std::string out;
   std::string err;
+  long max_rss_kb = 0;  // peak resident set of the command
 };
 CommandResult RunCommand(const std::string& binary, const std::vector<std::string>& args,
                          const std::vector<std::string>& env = {});
@@ -49,6 +50,10 @@ CommandResult RunCommand(const std::string& binary, const std::vector<std::strin
 // SIGKILLs every process whose working directory is under `root`: jobs
 // orphaned by a SIGKILLed worker, as on a lost machine.
 void KillStrayJobs(const std::string& root);
+
+// VmRSS and VmHWM (peak) of a live process, in KiB.
+long RssKb(pid_t pid);
+long PeakRssKb(pid_t pid);
 
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
@@ -75,6 +80,10 @@ class Cluster {
   std::string Workspace(const std::string& worker_id, const std::string& job_id) const;
   // Waits until exactly these workers are connected.
   bool WaitForWorkers(size_t connected, absl::Duration timeout = absl::Seconds(20));
+
+  pid_t scheduler_pid() const { return scheduler_->pid(); }
+  pid_t worker_pid(const std::string& id) const { return workers_.at(id)->pid(); }
+  std::string DataDir() const { return root_ + "/scheduler-data"; }
 
   // Dumps daemon logs to stderr (call when a test failed).
   void DumpLogs() const;

@@ -1,5 +1,7 @@
 #include "scheduler/core/scheduler_core.h"
 
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -304,6 +306,155 @@ TEST_F(SchedulerCoreTest, PlatformConstraintsPickAMatchingWorker) {
   (*spec.mutable_app()->mutable_platform())["gpu"] = "1";
   std::string a = Submit(spec, &fx);
   EXPECT_EQ(Get(a).worker_id(), "gpu");
+}
+
+class FakeBlobs : public BlobIndex {
+ public:
+  bool Has(const std::string& digest, uint64_t /*size*/) override {
+    return !missing.contains(digest);
+  }
+  std::set<std::string> missing;
+};
+
+class ReuseTest : public ::testing::Test {
+ protected:
+  ReuseTest() : core_(CoreOptions(), &blobs_) {}
+  void Connect(const std::string& id, int slots, const std::string& advertise = "") {
+    deja::v1::Register reg = Reg(id, slots);
+    reg.set_advertise(advertise);
+    Effects fx;
+    ASSERT_TRUE(core_.WorkerConnected(reg, ++session_, now_, &fx).ok());
+    sessions_[id] = session_;
+  }
+  // Runs `spec` to success on whatever worker takes it, with one output.
+  std::string RunToSuccess(const JobSpec& spec) {
+    Effects fx;
+    auto r = core_.Submit(spec, now_, &fx);
+    EXPECT_TRUE(r.ok()) << r.status();
+    const Job& job = r->job();
+    deja::v1::WorkerMessage msg;
+    auto* res = msg.mutable_result();
+    res->set_job_id(job.job_id());
+    res->set_attempt(1);
+    res->set_run_time_ms(5000);
+    auto* out = res->add_outputs();
+    out->set_path("model.bin");
+    out->set_digest("0123456789abcdef0123456789abcdef");
+    out->set_size(10);
+    core_.WorkerMessage(job.worker_id(), sessions_[job.worker_id()], msg, now_, &fx);
+    EXPECT_EQ(core_.GetJob(job.job_id())->state(), deja::v1::SUCCEEDED);
+    return job.job_id();
+  }
+
+  absl::Time now_ = absl::FromUnixSeconds(1000);
+  FakeBlobs blobs_;
+  SchedulerCore core_;
+  uint64_t session_ = 0;
+  std::map<std::string, uint64_t> sessions_;
+};
+
+TEST_F(ReuseTest, BusyHolderMeansAnotherWorkerPullsTheWorkspace) {
+  Connect("w1", 1, "10.0.0.1:7071");
+  std::string src = RunToSuccess(Echo("a"));
+  ASSERT_EQ(core_.GetJob(src)->worker_id(), "w1");
+  Connect("w2", 1, "10.0.0.2:7071");
+  Effects fx;
+  auto blocker = core_.Submit(Echo("busy"), now_, &fx);
+  ASSERT_EQ(blocker->job().worker_id(), "w1");
+
+  // The holder is busy: w2 pulls the workspace from w1's Peer service.
+  Effects fx2;
+  auto r = core_.Submit(Echo("a"), now_, &fx2);
+  EXPECT_TRUE(r->reused());
+  EXPECT_EQ(r->job().state(), deja::v1::MATERIALIZING);
+  EXPECT_EQ(r->job().worker_id(), "w2");
+  auto remote = Assignments(fx2, "w2");
+  ASSERT_EQ(remote.size(), 1u);
+  EXPECT_EQ(remote[0].kind(), deja::v1::Assignment::MATERIALIZE);
+  EXPECT_EQ(remote[0].source_job_id(), src);
+  EXPECT_EQ(remote[0].source_worker_id(), "w1");
+  EXPECT_EQ(remote[0].source_address(), "10.0.0.1:7071");
+  EXPECT_EQ(remote[0].source_outputs_size(), 1);
+
+  // No slot anywhere: the next one waits, then copies locally on the holder.
+  Effects fx3;
+  auto r2 = core_.Submit(Echo("a"), now_, &fx3);
+  EXPECT_EQ(r2->job().state(), deja::v1::QUEUED);
+  EXPECT_TRUE(r2->reused());
+  deja::v1::WorkerMessage done;
+  done.mutable_result()->set_job_id(blocker->job().job_id());
+  done.mutable_result()->set_attempt(1);
+  Effects fx4;
+  core_.WorkerMessage("w1", sessions_["w1"], done, now_, &fx4);
+  EXPECT_EQ(core_.GetJob(r2->job().job_id())->state(), deja::v1::MATERIALIZING);
+  auto local = Assignments(fx4, "w1");
+  ASSERT_EQ(local.size(), 1u);
+  EXPECT_TRUE(local[0].source_address().empty());
+}
+
+TEST_F(ReuseTest, MissingOutputBlobDropsTheEntryAndRunsFresh) {
+  Connect("w1", 2, "h:1");
+  RunToSuccess(Echo("a"));
+  blobs_.missing.insert("0123456789abcdef0123456789abcdef");
+  Effects fx;
+  auto r = core_.Submit(Echo("a"), now_, &fx);
+  EXPECT_FALSE(r->reused());
+  EXPECT_EQ(r->job().state(), deja::v1::ASSIGNED);
+  EXPECT_NE(r->job().message().find("model.bin"), std::string::npos) << r->job().message();
+  EXPECT_NE(r->job().message().find("missing from the content store"), std::string::npos);
+  EXPECT_EQ(fx.memo_deletes.size(), 1u);
+}
+
+TEST_F(ReuseTest, SourceWorkerGoneRunsFreshAndSaysWhy) {
+  Connect("w1", 1, "h:1");
+  std::string src = RunToSuccess(Echo("a"));
+  core_.WorkerDisconnected("w1", sessions_["w1"], now_);
+  Connect("w2", 1, "h:2");
+  Effects fx;
+  auto r = core_.Submit(Echo("a"), now_, &fx);
+  EXPECT_FALSE(r->reused());
+  EXPECT_EQ(r->job().worker_id(), "w2");
+  EXPECT_EQ(r->job().message(), "not reused: the workspace of " + src +
+                                    " is on worker w1, which is not connected; running fresh");
+}
+
+TEST_F(ReuseTest, InputsMustBeInTheStore) {
+  JobSpec spec = Echo("a");
+  auto* input = spec.add_inputs();
+  input->set_name("data");
+  input->set_kind("file");
+  input->set_digest("ffffffffffffffffffffffffffffffff");
+  blobs_.missing.insert(input->digest());
+  Effects fx;
+  auto r = core_.Submit(spec, now_, &fx);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("inputs[0] (data)"), std::string::npos);
+  blobs_.missing.clear();
+  Connect("w1", 1);
+  r = core_.Submit(spec, now_, &fx);
+  ASSERT_TRUE(r.ok());
+  auto a = Assignments(fx, "w1");
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].inputs(0).digest(), input->digest());
+}
+
+TEST_F(ReuseTest, AMissingDeclaredOutputFailsTheJobAndIsNotMemoized) {
+  Connect("w1", 1);
+  JobSpec spec = Echo("a");
+  spec.add_outputs("out.txt");
+  Effects fx;
+  auto r = core_.Submit(spec, now_, &fx);
+  deja::v1::WorkerMessage msg;
+  msg.mutable_result()->set_job_id(r->job().job_id());
+  msg.mutable_result()->set_attempt(1);
+  msg.mutable_result()->set_exit_code(0);
+  msg.mutable_result()->set_error("declared output \"out.txt\" matched no file");
+  Effects fx2;
+  core_.WorkerMessage("w1", sessions_["w1"], msg, now_, &fx2);
+  Job job = *core_.GetJob(r->job().job_id());
+  EXPECT_EQ(job.state(), deja::v1::FAILED);
+  EXPECT_EQ(job.message(), "declared output \"out.txt\" matched no file");
+  EXPECT_TRUE(fx2.memo_puts.empty());
 }
 
 }  // namespace

@@ -1,0 +1,270 @@
+#include "scheduler/content/blob_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/errors.h"
+
+namespace deja {
+namespace {
+
+absl::Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(what, ": ", s.ToString()));
+}
+
+// A failed system call is the store's problem, not the client's: INTERNAL
+// whatever the errno (a missing directory is not the client's NOT_FOUND).
+absl::Status SysError(int err, const std::string& what) {
+  absl::Status status = ErrnoStatus(err, what);
+  return absl::InternalError(status.message());
+}
+
+absl::Status MakeDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return absl::OkStatus();
+  return SysError(errno, "mkdir " + path);
+}
+
+absl::Status MakeDirs(const std::string& path) {
+  for (size_t slash = path.find('/', 1); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
+    if (auto s = MakeDir(path.substr(0, slash)); !s.ok()) return s;
+  }
+  return MakeDir(path);
+}
+
+absl::Status SyncDir(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return SysError(errno, "open directory " + path);
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return SysError(err, "fsync directory " + path);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateDigest(absl::string_view field, absl::string_view digest) {
+  bool ok = digest.size() == 32;
+  for (char c : digest) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, ": \"", digest.substr(0, 64), "\" is not a digest (32 lowercase hex digits)"));
+}
+
+// ---------------------------------------------------------------------------
+// BlobWriter
+
+BlobWriter::BlobWriter(BlobStore* store, deja::v1::BlobRef expected, std::string temp_path,
+                       int fd)
+    : store_(store), expected_(std::move(expected)), temp_path_(std::move(temp_path)), fd_(fd) {}
+
+BlobWriter::~BlobWriter() {
+  if (!done_) Discard();
+}
+
+void BlobWriter::Discard() {
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+  unlink(temp_path_.c_str());
+  done_ = true;
+}
+
+absl::Status BlobWriter::Append(absl::string_view data) {
+  if (done_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("blob ", expected_.digest(), ": the upload is already finished"));
+  }
+  if (data.size() > expected_.size() - written_) {
+    Discard();
+    return absl::InvalidArgumentError(absl::StrCat("blob ", expected_.digest(),
+                                                   ": size mismatch: expected ",
+                                                   expected_.size(), " bytes, got more"));
+  }
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd_, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      absl::Status status = SysError(errno, "write " + temp_path_);
+      Discard();
+      return status;
+    }
+    off += static_cast<size_t>(n);
+  }
+  hasher_.Update(std::string_view(data.data(), data.size()));
+  written_ += data.size();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> BlobWriter::Commit() {
+  if (done_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("blob ", expected_.digest(), ": the upload is already finished"));
+  }
+  if (written_ != expected_.size()) {
+    Discard();
+    return absl::InvalidArgumentError(absl::StrCat("blob ", expected_.digest(), " truncated: got ",
+                                                   written_, " of ", expected_.size(), " bytes"));
+  }
+  std::string got = hasher_.HexDigest();
+  if (got != expected_.digest()) {
+    Discard();
+    return absl::InvalidArgumentError(absl::StrCat("blob ", expected_.digest(),
+                                                   ": digest mismatch: expected ",
+                                                   expected_.digest(), ", got ", got));
+  }
+  if (fsync(fd_) != 0) {
+    absl::Status status = SysError(errno, "fsync " + temp_path_);
+    Discard();
+    return status;
+  }
+  int rc = close(fd_);
+  fd_ = -1;
+  if (rc != 0) {
+    absl::Status status = SysError(errno, "close " + temp_path_);
+    Discard();
+    return status;
+  }
+  absl::StatusOr<bool> installed = store_->Install(temp_path_, expected_);
+  if (!installed.ok()) {
+    Discard();
+    return installed.status();
+  }
+  done_ = true;
+  return *installed;
+}
+
+// ---------------------------------------------------------------------------
+// BlobStore
+
+BlobStore::BlobStore(std::string dir, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family)
+    : dir_(std::move(dir)), tmp_dir_(dir_ + "/tmp"), db_(db), family_(family) {}
+
+absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string dir, rocksdb::DB* db,
+                                                           rocksdb::ColumnFamilyHandle* family) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (dir.empty()) return absl::InvalidArgumentError("blob store: the directory is empty");
+  std::unique_ptr<BlobStore> store(new BlobStore(std::move(dir), db, family));
+  if (auto s = MakeDirs(store->tmp_dir_); !s.ok()) return s;
+  // Leftovers of uploads cut short by a crash: never committed, so garbage.
+  DIR* tmp = opendir(store->tmp_dir_.c_str());
+  if (tmp == nullptr) return SysError(errno, "open directory " + store->tmp_dir_);
+  std::vector<std::string> stale;
+  while (dirent* entry = readdir(tmp)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") stale.push_back(store->tmp_dir_ + "/" + name);
+  }
+  closedir(tmp);
+  for (const std::string& path : stale) {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return SysError(errno, "delete stale upload " + path);
+    }
+  }
+  return store;
+}
+
+std::string BlobStore::PathOf(const std::string& digest) const {
+  return absl::StrCat(dir_, "/", digest.substr(0, 2), "/", digest);
+}
+
+absl::StatusOr<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(deja::v1::BlobRef expected) {
+  if (auto s = ValidateDigest("blob.digest", expected.digest()); !s.ok()) return s;
+  std::string temp = absl::StrCat(tmp_dir_, "/", expected.digest(), ".XXXXXX");
+  int fd = mkostemp(temp.data(), O_CLOEXEC);
+  if (fd < 0) return SysError(errno, "create " + temp);
+  return std::unique_ptr<BlobWriter>(new BlobWriter(this, std::move(expected), temp, fd));
+}
+
+absl::StatusOr<bool> BlobStore::Install(const std::string& temp_path,
+                                        const deja::v1::BlobRef& blob) {
+  const std::string final_path = PathOf(blob.digest());
+  const std::string subdir = absl::StrCat(dir_, "/", blob.digest().substr(0, 2));
+  struct stat st;
+  if (stat(subdir.c_str(), &st) != 0) {
+    if (auto s = MakeDir(subdir); !s.ok()) return s;
+    if (auto s = SyncDir(dir_); !s.ok()) return s;
+  }
+  bool already = false;
+  if (stat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<uint64_t>(st.st_size) == blob.size()) {
+    // Same digest and size: the same bytes. Keep the file readers may have
+    // open and drop this copy. (Two uploads racing past this check both
+    // rename; the second replaces identical bytes atomically, and readers
+    // keep the inode they opened.)
+    already = true;
+    unlink(temp_path.c_str());
+  } else {
+    // Absent, or damaged behind our back (wrong size): this checked copy
+    // replaces it atomically.
+    if (rename(temp_path.c_str(), final_path.c_str()) != 0) {
+      return SysError(errno, "rename " + temp_path + " to " + final_path);
+    }
+    if (auto s = SyncDir(subdir); !s.ok()) return s;
+  }
+
+  std::string value;
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), family_, blob.digest(), &value);
+  deja::v1::BlobMeta meta;
+  if (got.ok() && meta.ParseFromString(value) && meta.size() == blob.size()) return already;
+  if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "read blob record " + blob.digest());
+  meta.Clear();
+  meta.set_size(blob.size());
+  meta.set_created_at_ms(absl::ToUnixMillis(absl::Now()));
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  if (auto s = FromRocks(db_->Put(sync, family_, blob.digest(), meta.SerializeAsString()),
+                         "write blob record " + blob.digest());
+      !s.ok()) {
+    return s;
+  }
+  return already;
+}
+
+bool BlobStore::Has(const deja::v1::BlobRef& blob) const {
+  if (!ValidateDigest("digest", blob.digest()).ok()) return false;
+  struct stat st;
+  if (stat(PathOf(blob.digest()).c_str(), &st) != 0) return false;
+  return S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == blob.size();
+}
+
+absl::StatusOr<int> BlobStore::OpenForRead(const std::string& digest) const {
+  if (auto s = ValidateDigest("digest", digest); !s.ok()) return s;
+  const std::string path = PathOf(digest);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("blob ", digest, " not found"));
+    return SysError(errno, "open " + path);
+  }
+  return fd;
+}
+
+absl::StatusOr<deja::v1::BlobMeta> BlobStore::GetMeta(const std::string& digest) const {
+  if (auto s = ValidateDigest("digest", digest); !s.ok()) return s;
+  std::string value;
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), family_, digest, &value);
+  if (got.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("blob ", digest, " has no record"));
+  }
+  if (auto s = FromRocks(got, "read blob record " + digest); !s.ok()) return s;
+  deja::v1::BlobMeta meta;
+  if (!meta.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("blob record ", digest, " does not parse"));
+  }
+  return meta;
+}
+
+}  // namespace deja

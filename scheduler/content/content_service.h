@@ -1,0 +1,69 @@
+// ContentService: the gRPC ContentStore service (protos/deja/v1/content.proto)
+// over a BlobStore.
+//
+// Execution model: this is a gRPC *sync* service, unlike the scheduler's
+// callback services. Its handlers do blocking file I/O (writing, fsyncing and
+// reading blob files) and synced RocksDB writes, which must never happen in
+// a callback reaction or on the scheduler's event loop. gRPC runs sync
+// handlers on its own thread pool, one call per thread, so a slow upload
+// blocks only its own thread. Registered on the same grpc::Server as the
+// scheduler's services (mixing sync and callback services is supported).
+//
+// Memory: blobs stream through in chunks of at most kBlobChunkBytes (1 MiB)
+// on download and whatever the client sends (bounded by gRPC's message size
+// limit) on upload; no handler ever holds a whole blob.
+//
+// Errors, per RPC:
+//   FindMissingBlobs  INVALID_ARGUMENT for a malformed digest ("blobs[3].digest: ...")
+//                     or more than kMaxFindMissing blobs.
+//   Upload            INVALID_ARGUMENT: no first chunk or one without `blob`
+//                     ("the first chunk must name the blob"), a malformed
+//                     digest, a size above kMaxBlobSize, a later chunk naming
+//                     another blob, too many or too few bytes, another digest.
+//                     CANCELLED when the client goes away. Nothing is stored
+//                     on any error.
+//   Download          INVALID_ARGUMENT for a malformed digest, NOT_FOUND
+//                     "blob <d> not found", OUT_OF_RANGE for an offset past
+//                     the end.
+//
+// Thread-safe. Does not own the BlobStore, which must outlive it.
+#ifndef DEJA_SCHEDULER_CONTENT_CONTENT_SERVICE_H_
+#define DEJA_SCHEDULER_CONTENT_CONTENT_SERVICE_H_
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/status.h>
+#include <grpcpp/support/sync_stream.h>
+
+#include <cstdint>
+
+#include "deja/v1/content.grpc.pb.h"
+#include "scheduler/content/blob_store.h"
+
+namespace deja {
+
+// The largest blob the store accepts: 64 GiB.
+inline constexpr uint64_t kMaxBlobSize = uint64_t{64} << 30;
+// The most blobs one FindMissingBlobs request may name (BlobClient sends
+// batches of 10,000).
+inline constexpr int kMaxFindMissing = 100'000;
+
+class ContentService final : public deja::v1::ContentStore::Service {
+ public:
+  explicit ContentService(BlobStore* store);
+
+  grpc::Status FindMissingBlobs(grpc::ServerContext* context,
+                                const deja::v1::FindMissingBlobsRequest* request,
+                                deja::v1::FindMissingBlobsResponse* response) override;
+  grpc::Status Upload(grpc::ServerContext* context,
+                      grpc::ServerReader<deja::v1::UploadChunk>* reader,
+                      deja::v1::UploadResponse* response) override;
+  grpc::Status Download(grpc::ServerContext* context, const deja::v1::DownloadRequest* request,
+                        grpc::ServerWriter<deja::v1::DownloadChunk>* writer) override;
+
+ private:
+  BlobStore* const store_;  // not owned
+};
+
+}  // namespace deja
+
+#endif  // DEJA_SCHEDULER_CONTENT_CONTENT_SERVICE_H_

@@ -1,0 +1,103 @@
+#include "worker/outputs.h"
+
+#include <fnmatch.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "worker/paths.h"
+
+namespace deja::worker {
+
+bool GlobMatches(absl::string_view glob, absl::string_view path) {
+  const std::vector<std::string> g = absl::StrSplit(glob, '/');
+  const std::vector<std::string> p = absl::StrSplit(path, '/');
+  // match[i][j]: glob components i.. match path components j.. (filled
+  // from the back, so `**` costs O(|g| * |p|) whatever the pattern).
+  std::vector<std::vector<char>> match(g.size() + 1, std::vector<char>(p.size() + 1, 0));
+  match[g.size()][p.size()] = 1;
+  for (size_t i = g.size(); i-- > 0;) {
+    for (size_t j = p.size() + 1; j-- > 0;) {
+      if (g[i] == "**") {
+        // Zero components, or one more and still `**`.
+        match[i][j] = match[i + 1][j] || (j < p.size() && match[i][j + 1]);
+      } else {
+        match[i][j] = j < p.size() && match[i + 1][j + 1] &&
+                      fnmatch(g[i].c_str(), p[j].c_str(), 0) == 0;
+      }
+    }
+  }
+  return match[0][0] != 0;
+}
+
+absl::StatusOr<std::vector<deja::v1::OutputFile>> MatchOutputs(
+    const deja::v1::Manifest& manifest, const std::vector<std::string>& globs) {
+  for (const std::string& glob : globs) {
+    if (!paths::ValidateRelativePath(glob).ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "declared output \"", glob,
+          "\": must be relative, without empty, '.' or '..' components"));
+    }
+  }
+  std::map<std::string, deja::v1::OutputFile> matched;
+  for (const std::string& glob : globs) {
+    bool any = false;
+    for (const deja::v1::FileEntry& entry : manifest.files()) {
+      if (!S_ISREG(entry.mode()) || !GlobMatches(glob, entry.path())) continue;
+      any = true;
+      deja::v1::OutputFile& out = matched[entry.path()];
+      out.set_path(entry.path());
+      out.set_digest(entry.digest());
+      out.set_size(entry.size());
+      out.set_mode(entry.mode());
+    }
+    if (!any) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("declared output \"", glob, "\" matched no file"));
+    }
+  }
+  std::vector<deja::v1::OutputFile> outputs;
+  outputs.reserve(matched.size());
+  for (auto& [path, out] : matched) outputs.push_back(std::move(out));
+  return outputs;
+}
+
+absl::Status UploadOutputs(const std::string& workspace,
+                           const std::vector<deja::v1::OutputFile>& outputs,
+                           const BlobClient& client) {
+  if (outputs.empty()) return absl::OkStatus();
+  // One file per distinct blob: identical outputs upload once.
+  std::map<std::string, const deja::v1::OutputFile*> by_digest;
+  std::vector<deja::v1::BlobRef> refs;
+  for (const deja::v1::OutputFile& out : outputs) {
+    if (!by_digest.emplace(out.digest(), &out).second) continue;
+    deja::v1::BlobRef ref;
+    ref.set_digest(out.digest());
+    ref.set_size(out.size());
+    refs.push_back(std::move(ref));
+  }
+  auto missing = client.FindMissing(refs);
+  if (!missing.ok()) {
+    return absl::Status(missing.status().code(),
+                        absl::StrCat("upload outputs: ask the content store which blobs it "
+                                     "lacks: ",
+                                     missing.status().message()));
+  }
+  for (const deja::v1::BlobRef& ref : *missing) {
+    auto it = by_digest.find(ref.digest());
+    if (it == by_digest.end()) continue;  // not ours: ignore what we did not ask
+    const deja::v1::OutputFile& out = *it->second;
+    absl::Status st = client.UploadFile(absl::StrCat(workspace, "/", out.path()), ref);
+    if (!st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("upload output \"", out.path(), "\": ",
+                                                  st.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace deja::worker

@@ -1,0 +1,69 @@
+// WorkspacePuller: a remote reuse. Pulls a finished job's workspace from the
+// worker holding it (its Peer service, worker/peer_service.h) into a fresh
+// jobs/<new_job_id>/ here.
+//
+// Every file is written through a temp name in its directory and renamed
+// into place once it checks out: its size and XXH3-128 (hashed while
+// writing) must equal the manifest entry's, and every manifest entry must
+// arrive exactly once (nothing else may). Symlinks are recreated from their
+// target text (never followed), parents are created as real directories
+// (never through a symlink), modes are the manifest's. Then a REUSED marker
+// says "source_job=<id>\nsource_worker=<id>\nmethod=peer\n". On any failure
+// the partial workspace is removed.
+//
+// Deadlines: connecting has `connect_timeout` (5 s by default); the stream
+// itself has none (a large workspace takes what it takes), but keepalive
+// pings end it when the peer stops answering.
+//
+// Thread-safety: WorkspacePuller holds only constants; callers must not pull
+// into the same job id concurrently.
+#ifndef DEJA_WORKER_PEER_CLIENT_H_
+#define DEJA_WORKER_PEER_CLIENT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "deja/v1/job.pb.h"
+
+namespace deja::worker {
+
+// Where the source workspace is.
+struct PeerSource {
+  std::string worker_id;
+  std::string address;  // its Peer service, HOST:PORT
+  std::string job_id;
+};
+
+struct PullResult {
+  uint64_t files = 0;  // regular files and symlinks
+  uint64_t bytes = 0;  // of regular files
+};
+
+class WorkspacePuller {
+ public:
+  // `work_dir` must be absolute.
+  explicit WorkspacePuller(std::string work_dir,
+                           absl::Duration connect_timeout = absl::Seconds(5));
+
+  // Pulls `manifest` of `source` into jobs/<new_job_id> (an existing one is
+  // removed first) and writes REUSED. Returns:
+  //   UNAVAILABLE       'source worker <id> at <addr> unreachable: ...' (no
+  //                     connection), or the stream broke midway;
+  //   DATA_LOSS         the source failed verification: its workspace or a
+  //                     file is gone, or a file arrived with another size or
+  //                     content, or not at all; the message names the file;
+  //   INVALID_ARGUMENT  a bad job id or manifest;
+  //   other codes       local I/O failures, naming the path.
+  absl::StatusOr<PullResult> Pull(const PeerSource& source, const deja::v1::Manifest& manifest,
+                                  const std::string& new_job_id) const;
+
+ private:
+  const std::string work_dir_;
+  const absl::Duration connect_timeout_;
+};
+
+}  // namespace deja::worker
+
+#endif  // DEJA_WORKER_PEER_CLIENT_H_

@@ -1,0 +1,136 @@
+#include "worker/peer_service.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/errors.h"
+#include "worker/file_copy.h"
+#include "worker/paths.h"
+
+namespace deja::worker {
+namespace {
+
+grpc::Status Error(grpc::StatusCode code, const std::string& message) {
+  return grpc::Status(code, message);
+}
+
+// A pulled workspace is a finished one that nothing writes any more; a file
+// that vanished or changed is the receiver's verification failure, named.
+grpc::Status FileError(int err, const std::string& rel, const std::string& job_id,
+                       const std::string& what) {
+  return Error(err == ENOENT ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::DATA_LOSS,
+               absl::StrCat(rel, ": ", what, " in the workspace of job ", job_id, ": ",
+                            std::strerror(err)));
+}
+
+}  // namespace
+
+PeerService::PeerService(std::string work_dir) : work_dir_(std::move(work_dir)) {}
+
+grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
+                                         const deja::v1::FetchWorkspaceRequest* request,
+                                         grpc::ServerWriter<deja::v1::WorkspaceChunk>* writer) {
+  const std::string& job_id = request->job_id();
+  if (absl::Status st = paths::ValidateJobId(job_id); !st.ok()) {
+    return Error(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
+  }
+  for (const deja::v1::FileEntry& entry : request->manifest().files()) {
+    if (absl::Status st = paths::ValidateRelativePath(entry.path()); !st.ok()) {
+      return Error(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
+    }
+    if (!S_ISREG(entry.mode()) && !S_ISLNK(entry.mode())) {
+      return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                   absl::StrCat("manifest path \"", entry.path(), "\": mode ", entry.mode(),
+                                " is neither a file nor a symlink"));
+    }
+  }
+  const std::string root = paths::WorkspaceDir(work_dir_, job_id);
+  struct stat st;
+  if (lstat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error(grpc::StatusCode::NOT_FOUND,
+                 absl::StrCat("the workspace of job ", job_id, " is gone"));
+  }
+
+  deja::v1::WorkspaceChunk chunk;
+  *chunk.mutable_manifest() = request->manifest();
+  if (!writer->Write(chunk)) return Error(grpc::StatusCode::CANCELLED, "receiver went away");
+
+  std::string buffer(kPeerChunkBytes, '\0');
+  std::set<std::string> checked;
+  for (const deja::v1::FileEntry& entry : request->manifest().files()) {
+    const std::string& rel = entry.path();
+    if (absl::Status s = CheckSourceParents(root, rel, &checked); !s.ok()) {
+      return Error(grpc::StatusCode::DATA_LOSS, absl::StrCat(s.message(), " (job ", job_id, ")"));
+    }
+    const std::string path = absl::StrCat(root, "/", rel);
+    chunk.Clear();
+    *chunk.mutable_file() = entry;
+    if (S_ISLNK(entry.mode())) {
+      ssize_t n = readlink(path.c_str(), buffer.data(), buffer.size());
+      if (n < 0) return FileError(errno, rel, job_id, "cannot read the symlink");
+      if (!writer->Write(chunk)) return Error(grpc::StatusCode::CANCELLED, "receiver went away");
+      chunk.Clear();
+      chunk.set_data(buffer.data(), static_cast<size_t>(n));
+      if (!writer->Write(chunk)) return Error(grpc::StatusCode::CANCELLED, "receiver went away");
+      continue;
+    }
+    Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() < 0) return FileError(errno, rel, job_id, "cannot open");
+    if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return Error(grpc::StatusCode::DATA_LOSS,
+                   absl::StrCat(rel, ": no longer a regular file in the workspace of job ",
+                                job_id));
+    }
+    if (!writer->Write(chunk)) return Error(grpc::StatusCode::CANCELLED, "receiver went away");
+    while (true) {
+      if (context->IsCancelled()) return Error(grpc::StatusCode::CANCELLED, "cancelled");
+      ssize_t n = read(fd.get(), buffer.data(), buffer.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return FileError(errno, rel, job_id, "cannot read");
+      if (n == 0) break;
+      chunk.Clear();
+      chunk.set_data(buffer.data(), static_cast<size_t>(n));
+      if (!writer->Write(chunk)) return Error(grpc::StatusCode::CANCELLED, "receiver went away");
+    }
+  }
+  return grpc::Status::OK;
+}
+
+PeerServer::PeerServer(std::string work_dir) : service_(std::move(work_dir)) {}
+
+absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string& listen_address,
+                                                              std::string work_dir) {
+  std::unique_ptr<PeerServer> server(new PeerServer(std::move(work_dir)));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(&server->service_);
+  // Pullers send keepalive pings on long transfers (peer_client.cc).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("peer service: cannot listen on ", listen_address));
+  }
+  return server;
+}
+
+PeerServer::~PeerServer() { Shutdown(); }
+
+void PeerServer::Shutdown() {
+  if (server_ == nullptr) return;
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  server_->Wait();
+  server_.reset();
+}
+
+}  // namespace deja::worker

@@ -1,0 +1,83 @@
+// The worker's peer file service (protos/deja/v1/peer.proto): other workers
+// pull a retained workspace from it to serve a reuse on another machine
+// (the pulling side is worker/peer_client.h).
+//
+// FetchWorkspace(job_id, manifest) streams, for the workspace
+// jobs/<job_id>/: first a chunk with the manifest as requested, then for
+// each manifest entry, in manifest order, a `file` chunk (the manifest's
+// FileEntry) followed by `data` chunks of at most 1 MiB read from disk at
+// that moment (a symlink's data is its target). Nothing is verified here:
+// the receiver checks every file against the manifest. Only manifest paths
+// are served, and only after validation: relative, no empty/'.'/'..'
+// component, regular file or symlink, no symlinked parent directory. A file
+// is never held in memory whole; the sync API's blocking Write lets gRPC
+// flow control pace the stream.
+//
+// Status codes: INVALID_ARGUMENT (bad job id or manifest path, naming it),
+// NOT_FOUND (the workspace is gone, or a file of it: named), DATA_LOSS (a
+// file that is no longer a regular file or symlink, has a parent that is
+// not a directory, or fails to read: named), CANCELLED (the receiver went
+// away).
+//
+// Thread-safety: PeerService holds only constants; gRPC calls it from many
+// threads at once. PeerServer: port() from any thread; Shutdown() and the
+// destructor from one.
+#ifndef DEJA_WORKER_PEER_SERVICE_H_
+#define DEJA_WORKER_PEER_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "deja/v1/peer.grpc.pb.h"
+
+namespace deja::worker {
+
+inline constexpr size_t kPeerChunkBytes = 1 << 20;
+
+class PeerService final : public deja::v1::Peer::Service {
+ public:
+  // `work_dir` as in WorkerConfig.
+  explicit PeerService(std::string work_dir);
+
+  grpc::Status FetchWorkspace(grpc::ServerContext* context,
+                              const deja::v1::FetchWorkspaceRequest* request,
+                              grpc::ServerWriter<deja::v1::WorkspaceChunk>* writer) override;
+
+ private:
+  const std::string work_dir_;
+};
+
+// A gRPC server serving PeerService.
+class PeerServer {
+ public:
+  // Listens on `listen_address` (HOST:PORT; port 0 picks a free port).
+  // UNAVAILABLE naming the address when it cannot bind.
+  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& listen_address,
+                                                           std::string work_dir);
+  // Shuts down (if needed).
+  ~PeerServer();
+
+  PeerServer(const PeerServer&) = delete;
+  PeerServer& operator=(const PeerServer&) = delete;
+
+  // The port actually bound.
+  int port() const { return port_; }
+
+  // Stops accepting calls, cancels the streams in flight after a short grace
+  // and waits for them. Idempotent.
+  void Shutdown();
+
+ private:
+  explicit PeerServer(std::string work_dir);
+
+  PeerService service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace deja::worker
+
+#endif  // DEJA_WORKER_PEER_SERVICE_H_
