@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -87,6 +88,22 @@ absl::Status MakeParentDirs(const std::string& path) {
   return absl::OkStatus();
 }
 
+// A job hash is XXH3-128 in hex.
+constexpr size_t kFullHashLength = 32;
+// Table cells of `deja explain` longer than this are shortened.
+constexpr size_t kMaxDiffCell = 60;
+
+bool IsHex(absl::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+}
+
+std::string Shorten(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  return s.substr(0, max - 3) + "...";
+}
+
 std::string AllStateNames() {
   std::vector<std::string> names;
   const auto* descriptor = deja::v1::JobState_descriptor();
@@ -128,6 +145,14 @@ class Runner {
   int List(const std::string& project, const std::string& state, uint32_t limit);
   int Cancel(const std::string& job_id);
   int Workers();
+  int ProjectGet(const std::string& project);
+  int ProjectSet(const std::string& project, const std::string& memoization,
+                 std::optional<int32_t> retention_hours);
+  int CacheList(const std::string& project, const std::string& app, uint32_t limit);
+  int CacheShow(const std::string& arg, const std::string& project);
+  int CacheEvict(const EvictFlags& flags);
+  int Explain(const std::string& job_id);
+  int Stats(const std::string& project, const std::string& since);
 
  private:
   // Prints "deja: <message>" and returns kExitError.
@@ -143,6 +168,11 @@ class Runner {
   // Submits the spec built from `flags` (PrepareSpec with upload); prints
   // nothing but the upload line. Sets *exit_code on failure.
   std::optional<deja::v1::SubmitResponse> DoSubmit(const SpecFlags& flags, int* exit_code);
+  // The full hash of the one memo entry of `project` (empty: any) whose hash
+  // starts with `prefix` (which may be a whole hash), found with ListMemo.
+  // Sets *project to the entry's project. NOT_FOUND when none matches,
+  // FAILED_PRECONDITION when several do.
+  absl::StatusOr<std::string> ResolveHash(const std::string& prefix, std::string* project);
 
   const bool json_;
   std::ostream& out_;
@@ -310,7 +340,7 @@ int Runner::Status(const std::string& job_id) {
   if (json_) {
     PrintJson(*job);
   } else {
-    out_ << RenderKeyValues(StatusRows(*job, tz_));
+    out_ << RenderKeyValues(StatusRows(*job, tz_, absl::Now()));
     if (std::string inputs = InputsTable(*job); !inputs.empty()) out_ << "\n" << inputs;
     if (std::string outputs = OutputsTable(*job); !outputs.empty()) out_ << "\n" << outputs;
   }
@@ -434,6 +464,144 @@ int Runner::Workers() {
   return kExitOk;
 }
 
+int Runner::ProjectGet(const std::string& project) {
+  absl::StatusOr<deja::v1::ProjectSettings> settings = client_.GetProject(project);
+  if (!settings.ok()) return Fail(settings.status());
+  if (json_) {
+    PrintJson(*settings);
+  } else {
+    out_ << RenderKeyValues(ProjectRows(*settings, tz_));
+  }
+  return kExitOk;
+}
+
+int Runner::ProjectSet(const std::string& project, const std::string& memoization,
+                       std::optional<int32_t> retention_hours) {
+  absl::StatusOr<deja::v1::SetProjectRequest> request =
+      BuildSetProjectRequest(project, memoization, retention_hours);
+  if (!request.ok()) return UsageError(request.status());
+  absl::StatusOr<deja::v1::ProjectSettings> settings = client_.SetProject(*request);
+  if (!settings.ok()) return Fail(settings.status());
+  if (json_) {
+    PrintJson(*settings);
+  } else {
+    out_ << RenderKeyValues(ProjectRows(*settings, tz_));
+  }
+  return kExitOk;
+}
+
+int Runner::CacheList(const std::string& project, const std::string& app, uint32_t limit) {
+  absl::StatusOr<std::vector<deja::v1::MemoEntry>> entries =
+      client_.ListMemo(project, app, limit);
+  if (!entries.ok()) return Fail(entries.status());
+  if (json_) {
+    for (const auto& entry : *entries) PrintJson(entry);
+  } else {
+    out_ << MemoTable(*entries, tz_);
+  }
+  return kExitOk;
+}
+
+absl::StatusOr<std::string> Runner::ResolveHash(const std::string& prefix, std::string* project) {
+  absl::StatusOr<std::vector<deja::v1::MemoEntry>> entries = client_.ListMemo(*project, "", 0);
+  if (!entries.ok()) return entries.status();
+  std::vector<const deja::v1::MemoEntry*> matches;
+  for (const auto& entry : *entries) {
+    if (absl::StartsWith(entry.job_hash(), prefix)) matches.push_back(&entry);
+  }
+  std::string where = project->empty() ? "" : absl::StrCat(" in project ", *project);
+  if (matches.empty()) {
+    return absl::NotFoundError(absl::StrCat("no memo entry", where, " has a hash starting with ",
+                                            prefix));
+  }
+  if (matches.size() > 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("hash prefix ", prefix, " matches ", matches.size(), " memo entries", where,
+                     "; give more characters (or --project)"));
+  }
+  *project = matches[0]->project();
+  return matches[0]->job_hash();
+}
+
+int Runner::CacheShow(const std::string& arg, const std::string& project) {
+  std::string lowered = absl::AsciiStrToLower(arg);
+  if (!LooksLikeJobId(arg) && !IsHex(lowered)) {
+    return UsageError(absl::InvalidArgumentError(
+        absl::StrCat("\"", arg, "\" is neither a job id (j12) nor a job hash (hex)")));
+  }
+  deja::v1::GetMemoRequest request = BuildGetMemoRequest(arg, project);
+  // A hash prefix, or a whole hash of an unnamed project, is looked up in
+  // the index first (GetMemo wants a whole hash and its project).
+  if (!LooksLikeJobId(arg) && (lowered.size() < kFullHashLength || project.empty())) {
+    std::string resolved_project = project;
+    absl::StatusOr<std::string> hash = ResolveHash(lowered, &resolved_project);
+    if (!hash.ok()) return Fail(hash.status());
+    request.set_job_hash(*hash);
+    request.set_project(resolved_project);
+  }
+  absl::StatusOr<deja::v1::MemoEntry> entry = client_.GetMemo(request);
+  if (!entry.ok()) return Fail(entry.status());
+  if (json_) {
+    PrintJson(*entry);
+  } else {
+    out_ << RenderKeyValues(MemoRows(*entry, tz_));
+    if (std::string outputs = MemoOutputsTable(*entry); !outputs.empty()) {
+      out_ << "\n" << outputs;
+    }
+  }
+  return kExitOk;
+}
+
+int Runner::CacheEvict(const EvictFlags& flags) {
+  absl::StatusOr<deja::v1::EvictMemoRequest> request =
+      BuildEvictRequest(flags, absl::Now(), tz_);
+  if (!request.ok()) return UsageError(request.status());
+  if (!request->job_hash().empty() && request->job_hash().size() < kFullHashLength) {
+    std::string project = request->project();
+    absl::StatusOr<std::string> hash = ResolveHash(request->job_hash(), &project);
+    if (!hash.ok()) return Fail(hash.status());
+    request->set_job_hash(*hash);
+    request->set_project(project);
+  }
+  absl::StatusOr<std::vector<deja::v1::MemoEntry>> evicted = client_.EvictMemo(*request);
+  if (!evicted.ok()) return Fail(evicted.status());
+  if (json_) {
+    for (const auto& entry : *evicted) PrintJson(entry);
+  } else {
+    out_ << FormatEvictLine(evicted->size()) << "\n";
+    if (!evicted->empty()) out_ << MemoTable(*evicted, tz_);
+  }
+  return kExitOk;
+}
+
+int Runner::Explain(const std::string& job_id) {
+  absl::StatusOr<deja::v1::ExplainResponse> response = client_.Explain(job_id);
+  if (!response.ok()) return Fail(response.status());
+  if (json_) {
+    PrintJson(*response);
+  } else {
+    out_ << ExplainText(*response);
+  }
+  return kExitOk;
+}
+
+int Runner::Stats(const std::string& project, const std::string& since) {
+  int64_t since_ms = 0;
+  if (!since.empty()) {
+    absl::StatusOr<absl::Time> time = ParseTimeFlag("--since", since, absl::Now(), tz_);
+    if (!time.ok()) return UsageError(time.status());
+    since_ms = std::max<int64_t>(absl::ToUnixMillis(*time), 0);
+  }
+  absl::StatusOr<deja::v1::StatsResponse> stats = client_.Stats(project, since_ms);
+  if (!stats.ok()) return Fail(stats.status());
+  if (json_) {
+    PrintJson(*stats);
+  } else {
+    out_ << StatsTable(*stats);
+  }
+  return kExitOk;
+}
+
 // ---------------------------------------------------------------------------
 // Argument definitions.
 
@@ -456,7 +624,11 @@ constexpr char kFooter[] =
     "  deja logs j12 --stderr\n"
     "  deja run --input data=./dataset --output 'out/*' -- ./train.sh '${inputs.data}'\n"
     "  deja get j12 --out results\n"
-    "See docs/cli.md for the full reference.";
+    "  deja run --memoization off -- ./sample.sh\n"
+    "  deja project set ml --memoization on --retention 72\n"
+    "  deja cache ls --project ml\n"
+    "  deja explain j14\n"
+    "See docs/cli.md and docs/memoization.md for the full reference.";
 
 void AddGlobalFlags(CLI::App* app, GlobalFlags* global) {
   app->add_option("--scheduler", global->scheduler,
@@ -510,18 +682,28 @@ void AddSpecFlags(CLI::App* app, SpecFlags* flags) {
                   "Only these params enter the job's identity (repeatable)")
       ->type_name("PARAM")
       ->allow_extra_args(false);
-  app->add_option("--memo", flags->memo,
-                  "Memoization of this job: on, off, or inherit the project's (default)")
-      ->type_name("MODE")
-      ->check(CLI::IsMember({"on", "off", "inherit"}, CLI::ignore_case));
-  app->add_flag("--force", flags->force, "Run even if an identical job already succeeded");
+  app->add_option("--memoization", flags->memo,
+                      "Memoization of this job: on, off, or inherit the project's setting "
+                      "(default). Ignored (off) for --no-reuse and --side-effects apps")
+          ->type_name("MODE")
+          ->check(CLI::IsMember({"on", "off", "inherit"}, CLI::ignore_case));
+  // The former name, kept working but out of --help (CLI11 names hidden
+  // options in no message, so BuildJobSpec checks it).
+  app->add_option("--memo", flags->memo_alias, "Alias of --memoization")->group("");
+  app->add_flag("--force", flags->force,
+                "Run even if an identical job already succeeded (no lookup); a success "
+                "replaces the memo entry");
   app->add_flag("--no-reuse", flags->no_reuse,
-                "Mark the app non-deterministic: its jobs are never reused");
+                "Mark the app non-deterministic (app.reuse=false): it always executes and is "
+                "never memoized");
   app->add_flag("--side-effects", flags->side_effects,
-                "Mark the app as having side effects: it always executes");
-  app->add_option("--reuse-job", flags->reuse_job,
-                  "Reuse this earlier successful job of the same app and project")
+                "Mark the app as having side effects (app.side_effects=true): it always "
+                "executes and is never memoized");
+  app->add_option("--reuse", flags->reuse_job,
+                  "Reuse this earlier successful job of the same app and project instead of "
+                  "looking one up")
       ->type_name("JOB");
+  app->add_option("--reuse-job", flags->reuse_job_alias, "Alias of --reuse")->group("");
   app->add_option("CMD", flags->command,
                   "The command and its arguments, best after `--` (needed when they start "
                   "with '-')")
@@ -563,7 +745,16 @@ absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags,
   for (const std::string& glob : flags.outputs) spec.add_outputs(glob);
   for (const deja::v1::InputRef& input : inputs) *spec.add_inputs() = input;
 
-  std::string memo = absl::AsciiStrToLower(flags.memo);
+  if (!flags.memo.empty() && !flags.memo_alias.empty()) {
+    return InvalidFlag("--memo", flags.memo_alias, "is an alias of --memoization; give only one");
+  }
+  if (!flags.reuse_job.empty() && !flags.reuse_job_alias.empty()) {
+    return InvalidFlag("--reuse-job", flags.reuse_job_alias,
+                       "is an alias of --reuse; give only one");
+  }
+  const bool memo_alias = flags.memo.empty() && !flags.memo_alias.empty();
+  const std::string& memo_arg = memo_alias ? flags.memo_alias : flags.memo;
+  std::string memo = absl::AsciiStrToLower(memo_arg);
   if (memo.empty() || memo == "inherit") {
     spec.set_memoization(deja::v1::MEMOIZATION_INHERIT);
   } else if (memo == "on") {
@@ -571,10 +762,11 @@ absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags,
   } else if (memo == "off") {
     spec.set_memoization(deja::v1::MEMOIZATION_OFF);
   } else {
-    return InvalidFlag("--memo", flags.memo, "expected on, off or inherit");
+    return InvalidFlag(memo_alias ? "--memo" : "--memoization", memo_arg,
+                       "expected on, off or inherit");
   }
   spec.set_force(flags.force);
-  spec.set_reuse_job_id(flags.reuse_job);
+  spec.set_reuse_job_id(flags.reuse_job.empty() ? flags.reuse_job_alias : flags.reuse_job);
   spec.set_request_id(flags.request_id.empty() ? RandomRequestId() : flags.request_id);
 
   NormalizeJobSpec(&spec);
@@ -691,7 +883,12 @@ std::string FormatSubmitLine(const deja::v1::SubmitResponse& response) {
     }
     return line;
   }
-  return absl::StrCat(job.job_id(), " ", absl::AsciiStrToLower(StateName(job.state())));
+  std::string line =
+      absl::StrCat(job.job_id(), " ", absl::AsciiStrToLower(StateName(job.state())));
+  if (job.state() == deja::v1::WAITING && !job.waiting_for().empty()) {
+    absl::StrAppend(&line, " for ", job.waiting_for(), " (identical job in flight)");
+  }
+  return line;
 }
 
 std::string FormatStateLine(const Job& job) {
@@ -699,7 +896,12 @@ std::string FormatStateLine(const Job& job) {
   const std::string& worker = job.worker_id();
   switch (job.state()) {
     case deja::v1::QUEUED:
+      if (job.attempt() > 1) absl::StrAppend(&line, " (attempt ", job.attempt(), ")");
+      break;
     case deja::v1::WAITING:
+      if (!job.waiting_for().empty()) {
+        absl::StrAppend(&line, " for ", job.waiting_for(), " (identical job in flight)");
+      }
       if (job.attempt() > 1) absl::StrAppend(&line, " (attempt ", job.attempt(), ")");
       break;
     case deja::v1::ASSIGNED:
@@ -732,16 +934,19 @@ std::string FormatStateLine(const Job& job) {
     default:
       break;
   }
-  // A QUEUED line after a requeue, a failure or a cancel explains itself.
+  // A QUEUED line (after a requeue, a lookup that could not be served, or
+  // the failure of the identical job it waited for), a failure or a cancel
+  // explains itself.
   if (!job.message().empty() && job.state() != deja::v1::SUCCEEDED &&
-      (IsTerminal(job.state()) || job.attempt() > 1)) {
+      (IsTerminal(job.state()) || job.attempt() > 1 || job.state() == deja::v1::QUEUED)) {
     absl::StrAppend(&line, ": ", job.message());
   }
   return line;
 }
 
 std::string StateLineKey(const Job& job) {
-  return absl::StrCat(static_cast<int>(job.state()), "/", job.attempt(), "/", job.worker_id());
+  return absl::StrCat(static_cast<int>(job.state()), "/", job.attempt(), "/", job.worker_id(),
+                      "/", job.waiting_for());
 }
 
 int ExitCodeForJob(const Job& job) {
@@ -762,6 +967,11 @@ int ExitCodeForJob(const Job& job) {
 }
 
 std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl::TimeZone tz) {
+  return StatusRows(job, tz, absl::Now());
+}
+
+std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl::TimeZone tz,
+                                                            absl::Time now) {
   std::vector<std::pair<std::string, std::string>> rows;
   auto add = [&rows](std::string key, std::string value) {
     if (!value.empty()) rows.emplace_back(std::move(key), std::move(value));
@@ -775,9 +985,15 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl
   add("app", FormatApp(spec.app()));
   add("command", FormatCommand(spec.app()));
   add("state", StateName(job.state()));
+  if (job.state() == deja::v1::WAITING && !job.waiting_for().empty()) {
+    add("waiting for", absl::StrCat(job.waiting_for(), " (identical job in flight)"));
+  }
   add("attempt", job.attempt() > 0 ? absl::StrCat(job.attempt()) : "");
   add("worker", job.worker_id());
   add("hash", job.job_hash());
+  if (!job.memoization_off_reason().empty()) {
+    add("memoization", absl::StrCat("off: ", job.memoization_off_reason()));
+  }
   add("created", time(job.created_at_ms()));
   add("started", time(job.started_at_ms()));
   add("finished", time(job.finished_at_ms()));
@@ -798,6 +1014,15 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl
     for (const auto& file : job.manifest().files()) total += file.size();
     int count = job.manifest().files_size();
     add("files", absl::StrCat(count, count == 1 ? " file, " : " files, ", FormatBytes(total)));
+  }
+  if (job.workspace_expired() ||
+      (IsTerminal(job.state()) && job.expires_at_ms() > 0 &&
+       job.expires_at_ms() <= absl::ToUnixMillis(now))) {
+    add("workspace", job.expires_at_ms() > 0
+                         ? absl::StrCat("expired at ", time(job.expires_at_ms()))
+                         : std::string("expired"));
+  } else if (job.expires_at_ms() > 0) {
+    add("expires", time(job.expires_at_ms()));
   }
   add("message", job.message());
   return rows;
@@ -869,6 +1094,255 @@ std::string WorkersTable(const std::vector<deja::v1::WorkerInfo>& workers) {
   return RenderTable({"ID", "SLOTS", "BUSY", "CONNECTED", "ADVERTISE", "PLATFORM"}, rows);
 }
 
+absl::StatusOr<absl::Time> ParseTimeFlag(absl::string_view flag, absl::string_view arg,
+                                         absl::Time now, absl::TimeZone tz) {
+  const std::string text(arg);
+  auto bad = [&]() {
+    return InvalidFlag(flag, arg,
+                       "expected an RFC 3339 time (2026-11-22T10:00:00Z), a date (2026-11-22), "
+                       "a local time (2026-11-22 10:00:00) or an age (30m, 2h, 3d, 1w)");
+  };
+  if (text.empty()) return bad();
+  // An age: one or more NUMBER UNIT pairs.
+  if (text.find_first_not_of("0123456789smhdw") == std::string::npos &&
+      !absl::ascii_isdigit(static_cast<unsigned char>(text.back()))) {
+    absl::Duration age = absl::ZeroDuration();
+    size_t i = 0;
+    while (i < text.size()) {
+      size_t start = i;
+      while (i < text.size() && absl::ascii_isdigit(static_cast<unsigned char>(text[i]))) ++i;
+      // Nine digits of any unit is already longer than anyone means.
+      if (i == start || i - start > 9 || i == text.size()) return bad();
+      int64_t n = std::stoll(text.substr(start, i - start));
+      switch (text[i]) {
+        case 's':
+          age += absl::Seconds(n);
+          break;
+        case 'm':
+          age += absl::Minutes(n);
+          break;
+        case 'h':
+          age += absl::Hours(n);
+          break;
+        case 'd':
+          age += absl::Hours(24 * n);
+          break;
+        case 'w':
+          age += absl::Hours(24 * 7 * n);
+          break;
+        default:
+          return bad();
+      }
+      ++i;
+    }
+    return now - age;
+  }
+  absl::Time time;
+  std::string error;
+  if (text.size() == 10 && absl::ParseTime("%Y-%m-%d", text, tz, &time, &error)) return time;
+  if (text.size() == 19 && text[10] == ' ' &&
+      absl::ParseTime("%Y-%m-%d %H:%M:%S", text, tz, &time, &error)) {
+    return time;
+  }
+  if (text.size() > 19 && (text[10] == 'T' || text[10] == 't')) {
+    // This Abseil's %Ez wants a numeric offset; "Z" is UTC.
+    std::string rfc3339 = text;
+    if (rfc3339.back() == 'Z' || rfc3339.back() == 'z') {
+      rfc3339.pop_back();
+      rfc3339 += "+00:00";
+    }
+    if (absl::ParseTime(absl::RFC3339_full, rfc3339, &time, &error)) return time;
+  }
+  return bad();
+}
+
+bool LooksLikeJobId(absl::string_view arg) {
+  return arg.size() >= 2 && arg[0] == 'j' &&
+         std::all_of(arg.begin() + 1, arg.end(),
+                     [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); });
+}
+
+absl::StatusOr<deja::v1::SetProjectRequest> BuildSetProjectRequest(
+    const std::string& project, const std::string& memoization,
+    std::optional<int32_t> retention_hours) {
+  if (memoization.empty() && !retention_hours.has_value()) {
+    return absl::InvalidArgumentError(
+        "project set: nothing to change; give --memoization on|off and/or --retention HOURS");
+  }
+  deja::v1::SetProjectRequest request;
+  request.set_project(project);
+  if (!memoization.empty()) {
+    std::string lowered = absl::AsciiStrToLower(memoization);
+    if (lowered != "on" && lowered != "off") {
+      return InvalidFlag("--memoization", memoization, "expected on or off");
+    }
+    request.set_use_memoization(lowered == "on");
+  }
+  if (retention_hours.has_value()) request.set_intermediate_files_hours(*retention_hours);
+  return request;
+}
+
+deja::v1::GetMemoRequest BuildGetMemoRequest(const std::string& arg, const std::string& project) {
+  deja::v1::GetMemoRequest request;
+  request.set_project(project);
+  if (LooksLikeJobId(arg)) {
+    request.set_job_id(arg);
+  } else {
+    request.set_job_hash(absl::AsciiStrToLower(arg));
+  }
+  return request;
+}
+
+absl::StatusOr<deja::v1::EvictMemoRequest> BuildEvictRequest(const EvictFlags& flags,
+                                                             absl::Time now, absl::TimeZone tz) {
+  int selectors = static_cast<int>(!flags.hash.empty()) + static_cast<int>(!flags.app.empty()) +
+                  static_cast<int>(!flags.before.empty());
+  if (selectors != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache evict: give exactly one of HASH, --app NAME and --before TIME (got ",
+                     selectors, ")"));
+  }
+  deja::v1::EvictMemoRequest request;
+  request.set_project(flags.project);
+  if (!flags.hash.empty()) {
+    std::string hash = absl::AsciiStrToLower(flags.hash);
+    if (!IsHex(hash) || hash.size() > kFullHashLength) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cache evict: \"", flags.hash, "\" is not a job hash (hex)"));
+    }
+    request.set_job_hash(hash);
+  } else if (!flags.app.empty()) {
+    request.set_app_name(flags.app);
+  } else {
+    absl::StatusOr<absl::Time> before = ParseTimeFlag("--before", flags.before, now, tz);
+    if (!before.ok()) return before.status();
+    int64_t before_ms = absl::ToUnixMillis(*before);
+    if (before_ms <= 0) return InvalidFlag("--before", flags.before, "is before 1970");
+    request.set_before_ms(before_ms);
+  }
+  return request;
+}
+
+std::vector<std::pair<std::string, std::string>> ProjectRows(
+    const deja::v1::ProjectSettings& settings, absl::TimeZone tz) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  rows.emplace_back("project", settings.project());
+  rows.emplace_back("memoization", settings.use_memoization() ? "on" : "off");
+  rows.emplace_back("retention", absl::StrCat(settings.intermediate_files_hours(), "h"));
+  if (settings.updated_at_ms() > 0) {
+    rows.emplace_back("updated", FormatTimestamp(settings.updated_at_ms(), tz));
+  }
+  return rows;
+}
+
+uint64_t ManifestBytes(const deja::v1::Manifest& manifest) {
+  uint64_t total = 0;
+  for (const auto& file : manifest.files()) total += file.size();
+  return total;
+}
+
+namespace {
+
+std::string ExpiresCell(int64_t expires_at_ms, absl::TimeZone tz) {
+  return expires_at_ms > 0 ? FormatTimestamp(expires_at_ms, tz) : "never";
+}
+
+}  // namespace
+
+std::string MemoTable(const std::vector<deja::v1::MemoEntry>& entries, absl::TimeZone tz) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& entry : entries) {
+    rows.push_back({entry.job_hash().substr(0, 12), entry.project(), entry.app_name(),
+                    entry.source_job_id(), FormatBytes(ManifestBytes(entry.manifest())),
+                    entry.created_at_ms() > 0 ? FormatTimestamp(entry.created_at_ms(), tz) : "",
+                    ExpiresCell(entry.expires_at_ms(), tz)});
+  }
+  return RenderTable({"HASH", "PROJECT", "APP", "SOURCE-JOB", "SIZE", "CREATED", "EXPIRES"},
+                     rows);
+}
+
+std::vector<std::pair<std::string, std::string>> MemoRows(const deja::v1::MemoEntry& entry,
+                                                          absl::TimeZone tz) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  auto add = [&rows](std::string key, std::string value) {
+    if (!value.empty()) rows.emplace_back(std::move(key), std::move(value));
+  };
+  add("hash", entry.job_hash());
+  add("project", entry.project());
+  add("app", entry.app_name());
+  add("source job", entry.source_job_id());
+  add("worker", entry.worker_id());
+  add("run time", FormatDuration(entry.run_time_ms()));
+  add("created", entry.created_at_ms() > 0 ? FormatTimestamp(entry.created_at_ms(), tz) : "");
+  add("expires", ExpiresCell(entry.expires_at_ms(), tz));
+  int count = entry.manifest().files_size();
+  add("files", absl::StrCat(count, count == 1 ? " file, " : " files, ",
+                            FormatBytes(ManifestBytes(entry.manifest()))));
+  int outputs = entry.outputs_size();
+  uint64_t output_bytes = 0;
+  for (const auto& output : entry.outputs()) output_bytes += output.size();
+  add("outputs", absl::StrCat(outputs, outputs == 1 ? " file, " : " files, ",
+                              FormatBytes(output_bytes)));
+  return rows;
+}
+
+std::string MemoOutputsTable(const deja::v1::MemoEntry& entry) {
+  if (entry.outputs().empty()) return "";
+  std::vector<std::vector<std::string>> rows;
+  for (const deja::v1::OutputFile& output : entry.outputs()) {
+    rows.push_back({output.path(), FormatBytes(output.size()), output.digest()});
+  }
+  return RenderTable({"OUTPUT", "SIZE", "DIGEST"}, rows);
+}
+
+std::string FormatEvictLine(size_t count) {
+  return absl::StrCat("evicted ", count, count == 1 ? " entry" : " entries");
+}
+
+std::string ExplainText(const deja::v1::ExplainResponse& response) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  rows.emplace_back("job", response.job_id());
+  rows.emplace_back("verdict", deja::v1::ExplainResponse::Verdict_Name(response.verdict()));
+  if (!response.summary().empty()) rows.emplace_back("summary", response.summary());
+  const deja::v1::MemoEntry& nearest = response.nearest();
+  if (response.has_nearest() && (!nearest.source_job_id().empty() ||
+                                 !nearest.job_hash().empty())) {
+    rows.emplace_back("nearest", absl::StrCat(OrDash(nearest.source_job_id()), " (hash ",
+                                              OrDash(nearest.job_hash()), ")"));
+  }
+  std::string text = RenderKeyValues(rows);
+  if (!response.differences().empty()) {
+    std::vector<std::vector<std::string>> diffs;
+    for (const deja::v1::FieldDiff& diff : response.differences()) {
+      diffs.push_back({diff.field(), Shorten(diff.job_value(), kMaxDiffCell),
+                       Shorten(diff.entry_value(), kMaxDiffCell)});
+    }
+    text += "\n";
+    text += RenderTable({"FIELD", "THIS-JOB", "NEAREST-ENTRY"}, diffs);
+  }
+  return text;
+}
+
+std::string StatsTable(const deja::v1::StatsResponse& stats) {
+  auto row = [](const std::string& app, const deja::v1::AppStats& s) {
+    return std::vector<std::string>{
+        app,
+        absl::StrCat(s.jobs()),
+        absl::StrCat(s.succeeded()),
+        absl::StrCat(s.failed()),
+        absl::StrCat(s.reused()),
+        s.succeeded() > 0 ? absl::StrFormat("%.1f%%", s.reuse_rate() * 100) : "",
+        FormatDuration(s.run_time_ms()),
+        FormatDuration(s.time_saved_ms())};
+  };
+  std::vector<std::vector<std::string>> rows;
+  for (const deja::v1::AppStats& app : stats.apps()) rows.push_back(row(app.app_name(), app));
+  rows.push_back(row("total", stats.total()));
+  return RenderTable({"APP", "JOBS", "SUCCEEDED", "FAILED", "REUSED", "REUSE-RATE", "RUN-TIME",
+                      "TIME-SAVED"},
+                     rows);
+}
+
 std::string ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
@@ -938,7 +1412,87 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   get->add_option("JOB", job_id, "Job id, e.g. j12")->required();
   get->add_option("--out", out_dir, "Directory to write into (default ./JOB/)")->type_name("DIR");
 
-  for (CLI::App* sub : {submit, run, status, get, logs, ls, cancel, workers}) {
+  // Project settings.
+  std::string settings_project;
+  std::string set_memoization;
+  int32_t set_retention = 0;
+  CLI::App* project_cmd = app.add_subcommand(
+      "project", "Show or change a project's memoization and retention settings");
+  project_cmd->require_subcommand(1);
+  CLI::App* project_get =
+      project_cmd->add_subcommand("get", "Show a project's settings (defaults if never set)");
+  project_get->add_option("P", settings_project, "Project")->required();
+  CLI::App* project_set = project_cmd->add_subcommand(
+      "set",
+      "Change a project's settings and print them; applies to jobs that finish after the change");
+  project_set->add_option("P", settings_project, "Project")->required();
+  project_set
+      ->add_option("--memoization", set_memoization,
+                   "Memoization of the project's jobs whose --memoization is inherit")
+      ->type_name("MODE")
+      ->check(CLI::IsMember({"on", "off"}, CLI::ignore_case));
+  CLI::Option* retention =
+      project_set
+          ->add_option("--retention", set_retention,
+                       "Hours a finished job's workspace (intermediate files, logs) is kept, and "
+                       "so can be reused (1 to 120; default 24)")
+          ->type_name("HOURS");
+
+  // The memo index.
+  std::string cache_project;
+  std::string cache_app;
+  uint32_t cache_limit = 0;
+  std::string cache_arg;
+  EvictFlags evict_flags;
+  CLI::App* cache = app.add_subcommand("cache", "Inspect and evict memo entries");
+  cache->require_subcommand(1);
+  CLI::App* cache_ls = cache->add_subcommand("ls", "List memo entries as a table");
+  cache_ls->add_option("--project", cache_project, "Only this project (default: every project)")
+      ->type_name("P");
+  cache_ls->add_option("--app", cache_app, "Only this app name")->type_name("NAME");
+  cache_ls->add_option("--limit", cache_limit, "At most N entries (default: all)")
+      ->type_name("N");
+  CLI::App* cache_show = cache->add_subcommand(
+      "show", "Show one memo entry: by hash (a unique prefix will do) or by job id");
+  cache_show->add_option("HASH|JOB", cache_arg, "Job hash or prefix, or a job id (j12)")
+      ->required();
+  cache_show
+      ->add_option("--project", cache_project, "Project of the hash (default: any project)")
+      ->type_name("P");
+  CLI::App* cache_evict = cache->add_subcommand(
+      "evict", "Evict memo entries: one hash, every entry of an app, or entries created before "
+               "a time; evicted entries are never served again");
+  cache_evict->add_option("HASH", evict_flags.hash, "Job hash (a unique prefix will do)");
+  cache_evict->add_option("--app", evict_flags.app, "Every entry of this app")
+      ->type_name("NAME");
+  cache_evict
+      ->add_option("--before", evict_flags.before,
+                   "Entries created before TIME: 2026-11-22T10:00:00Z, 2026-11-22, or an age "
+                   "such as 2h or 3d (older than)")
+      ->type_name("TIME");
+  cache_evict->add_option("--project", evict_flags.project, "Only this project (default: every)")
+      ->type_name("P");
+
+  std::string explain_job;
+  CLI::App* explain = app.add_subcommand(
+      "explain", "Say why a job was or was not reused, with the nearest entry's differences");
+  explain->add_option("JOB", explain_job, "Job id, e.g. j12")->required();
+
+  std::string stats_project;
+  std::string stats_since;
+  CLI::App* stats =
+      app.add_subcommand("stats", "Jobs, reuses, reuse rate and time saved, per app");
+  stats->add_option("--project", stats_project, "Only this project (default: every project)")
+      ->type_name("P");
+  stats
+      ->add_option("--since", stats_since,
+                   "Only jobs created at or after TIME: 2026-11-22T10:00:00Z, 2026-11-22, or an "
+                   "age such as 2h or 7d")
+      ->type_name("TIME");
+
+  for (CLI::App* sub :
+       {submit, run, status, get, logs, ls, cancel, workers, project_cmd, project_get,
+        project_set, cache, cache_ls, cache_show, cache_evict, explain, stats}) {
     AddGlobalFlags(sub, &global);
   }
 
@@ -958,6 +1512,17 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (ls->parsed()) return runner.List(project, state, limit);
   if (cancel->parsed()) return runner.Cancel(job_id);
   if (workers->parsed()) return runner.Workers();
+  if (project_get->parsed()) return runner.ProjectGet(settings_project);
+  if (project_set->parsed()) {
+    return runner.ProjectSet(settings_project, set_memoization,
+                             retention->count() > 0 ? std::optional<int32_t>(set_retention)
+                                                    : std::nullopt);
+  }
+  if (cache_ls->parsed()) return runner.CacheList(cache_project, cache_app, cache_limit);
+  if (cache_show->parsed()) return runner.CacheShow(cache_arg, cache_project);
+  if (cache_evict->parsed()) return runner.CacheEvict(evict_flags);
+  if (explain->parsed()) return runner.Explain(explain_job);
+  if (stats->parsed()) return runner.Stats(stats_project, stats_since);
   err << "deja: no command given; see deja --help\n";
   return kExitUsage;
 }

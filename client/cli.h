@@ -5,6 +5,7 @@
 #define DEJA_CLIENT_CLI_H_
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -50,11 +51,17 @@ struct SpecFlags {
   // see BuildJobSpec.
   std::vector<std::string> inputs;
   std::vector<std::string> cache_key;
-  std::string memo;  // "", "on", "off" or "inherit"
+  // --memoization: "", "on", "off" or "inherit", any case. memo_alias is
+  // its hidden former name --memo; giving both is an error.
+  std::string memo;
+  std::string memo_alias;
   bool force = false;
   bool side_effects = false;
   bool no_reuse = false;  // app.reuse = false
+  // --reuse JOB (spec.reuse_job_id); reuse_job_alias is its hidden former
+  // name --reuse-job.
   std::string reuse_job;
+  std::string reuse_job_alias;
   std::string request_id;
   std::vector<std::string> command;
 };
@@ -99,11 +106,15 @@ std::string RenderTable(const std::vector<std::string>& header,
 std::string RenderKeyValues(const std::vector<std::pair<std::string, std::string>>& rows);
 
 // `deja submit`: "j12 queued" or "j13 reusing j12 (saves 1.2s)"; otherwise
-// the id and the lower-case state ("j14 waiting").
+// the id and the lower-case state ("j14 waiting for j12 (identical job in
+// flight)").
 std::string FormatSubmitLine(const deja::v1::SubmitResponse& response);
 // `deja run` progress: "j12 QUEUED", "j12 RUNNING on w-a",
+// "j5 WAITING for j4 (identical job in flight)",
 // "j12 SUCCEEDED exit 0 in 1.2s", "j13 SUCCEEDED reused from j12, saved 1.2s",
-// "j12 FAILED exit 3: <message>", "j12 CANCELLED".
+// "j12 FAILED exit 3: <message>", "j12 CANCELLED". QUEUED, FAILED and
+// CANCELLED lines, and lines of attempts after the first, end with ": <message>"
+// when the job has one.
 std::string FormatStateLine(const deja::v1::Job& job);
 // What `deja run` prints a line for: state, attempt and worker.
 std::string StateLineKey(const deja::v1::Job& job);
@@ -112,7 +123,11 @@ std::string StateLineKey(const deja::v1::Job& job);
 // code; CANCELLED 130.
 int ExitCodeForJob(const deja::v1::Job& job);
 
-// The rows `deja status` prints: only the fields the job has.
+// The rows `deja status` prints: only the fields the job has. A finished
+// job whose expires_at_ms is at or before `now` (or whose workspace_expired
+// is set) shows "workspace  expired at <time>" instead of "expires  <time>".
+std::vector<std::pair<std::string, std::string>> StatusRows(const deja::v1::Job& job,
+                                                            absl::TimeZone tz, absl::Time now);
 std::vector<std::pair<std::string, std::string>> StatusRows(const deja::v1::Job& job,
                                                             absl::TimeZone tz);
 // `deja status` tables below the key/value rows; "" when the job has none.
@@ -133,6 +148,72 @@ std::string ReuseBanner(const deja::v1::Job& job, absl::TimeZone tz);
 std::string JobsTable(const std::vector<deja::v1::Job>& jobs, absl::TimeZone tz, absl::Time now);
 // `deja workers`: ID SLOTS BUSY CONNECTED ADVERTISE PLATFORM.
 std::string WorkersTable(const std::vector<deja::v1::WorkerInfo>& workers);
+
+// ---------------------------------------------------------------------------
+// Memoization controls: project settings, the memo index, explain, stats.
+
+// A time flag (--before, --since): RFC 3339 ("2026-11-22T10:00:00Z",
+// "2026-11-22T11:00:00+01:00"), a date ("2026-11-22": midnight in `tz`), or an
+// age ("90s", "30m", "2h", "3d", "1w", "1d12h") meaning `now` minus the age.
+// INVALID_ARGUMENT naming `flag` and the argument otherwise.
+absl::StatusOr<absl::Time> ParseTimeFlag(absl::string_view flag, absl::string_view arg,
+                                         absl::Time now, absl::TimeZone tz);
+
+// True for a job id: 'j' followed by one or more digits ("j12").
+bool LooksLikeJobId(absl::string_view arg);
+
+// `deja project set P`: `memoization` "" (unchanged), "on" or "off" (any
+// case); `retention_hours` unset: unchanged. INVALID_ARGUMENT when neither is
+// given or `memoization` is something else. The range of the retention is
+// the scheduler's to check.
+absl::StatusOr<deja::v1::SetProjectRequest> BuildSetProjectRequest(
+    const std::string& project, const std::string& memoization,
+    std::optional<int32_t> retention_hours);
+
+// `deja cache show ARG`: a job id (LooksLikeJobId) selects by job, anything
+// else is a job hash in `project` (empty: the scheduler's "default").
+deja::v1::GetMemoRequest BuildGetMemoRequest(const std::string& arg, const std::string& project);
+
+// The selectors of `deja cache evict`, as parsed.
+struct EvictFlags {
+  std::string project;
+  std::string hash;
+  std::string app;
+  std::string before;  // a time flag (ParseTimeFlag)
+};
+// Exactly one of hash, app and before; INVALID_ARGUMENT otherwise (and for a
+// bad --before or one before 1970).
+absl::StatusOr<deja::v1::EvictMemoRequest> BuildEvictRequest(const EvictFlags& flags,
+                                                             absl::Time now, absl::TimeZone tz);
+
+// `deja project get|set`: project, memoization (on/off), retention ("24h"),
+// updated (when set).
+std::vector<std::pair<std::string, std::string>> ProjectRows(
+    const deja::v1::ProjectSettings& settings, absl::TimeZone tz);
+
+// Total size of the files of a manifest.
+uint64_t ManifestBytes(const deja::v1::Manifest& manifest);
+// `deja cache ls` and `deja cache evict`: HASH (first 12 hex) PROJECT APP
+// SOURCE-JOB SIZE CREATED EXPIRES ("never" for 0).
+std::string MemoTable(const std::vector<deja::v1::MemoEntry>& entries, absl::TimeZone tz);
+// `deja cache show`: hash, project, app, source job, worker, run time,
+// created, expires, files; then OutputsTable-like OUTPUT SIZE DIGEST rows
+// (see MemoOutputsTable).
+std::vector<std::pair<std::string, std::string>> MemoRows(const deja::v1::MemoEntry& entry,
+                                                          absl::TimeZone tz);
+std::string MemoOutputsTable(const deja::v1::MemoEntry& entry);
+// `deja cache evict`: "evicted 3 entries" ("evicted 1 entry").
+std::string FormatEvictLine(size_t count);
+
+// `deja explain`: job, verdict, summary and, when the response has them, the
+// nearest entry ("j12 (hash <full hash>)") and a FIELD THIS-JOB NEAREST-ENTRY
+// table of the differences (long values shortened to 60 characters).
+std::string ExplainText(const deja::v1::ExplainResponse& response);
+
+// `deja stats`: APP JOBS SUCCEEDED FAILED REUSED REUSE-RATE RUN-TIME
+// TIME-SAVED, one row per app and a "total" row. REUSE-RATE is a percentage
+// with one decimal, "-" when nothing succeeded.
+std::string StatsTable(const deja::v1::StatsResponse& stats);
 
 // Protobuf JSON on one line, proto field names (snake_case), default values
 // included.

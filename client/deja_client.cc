@@ -70,6 +70,16 @@ void DejaClient::SetDeadline(grpc::ClientContext* context) const {
   context->set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
 }
 
+template <typename Request, typename Response, typename Method>
+absl::StatusOr<Response> DejaClient::Unary(Method method, const Request& request) const {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  Response response;
+  grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
 absl::StatusOr<deja::v1::SubmitResponse> DejaClient::Submit(const deja::v1::JobSpec& spec) const {
   grpc::ClientContext context;
   SetDeadline(&context);
@@ -224,6 +234,68 @@ absl::StatusOr<std::vector<deja::v1::WorkerInfo>> DejaClient::ListWorkers() cons
   return std::vector<deja::v1::WorkerInfo>(
       std::make_move_iterator(response.mutable_workers()->begin()),
       std::make_move_iterator(response.mutable_workers()->end()));
+}
+
+absl::StatusOr<deja::v1::ProjectSettings> DejaClient::GetProject(
+    const std::string& project) const {
+  deja::v1::GetProjectRequest request;
+  request.set_project(project);
+  return Unary<deja::v1::GetProjectRequest, deja::v1::ProjectSettings>(
+      &deja::v1::Scheduler::Stub::GetProject, request);
+}
+
+absl::StatusOr<deja::v1::ProjectSettings> DejaClient::SetProject(
+    const deja::v1::SetProjectRequest& request) const {
+  return Unary<deja::v1::SetProjectRequest, deja::v1::ProjectSettings>(
+      &deja::v1::Scheduler::Stub::SetProject, request);
+}
+
+absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::ListMemo(
+    const std::string& project, const std::string& app_name, uint32_t limit) const {
+  deja::v1::ListMemoRequest request;
+  request.set_project(project);
+  request.set_app_name(app_name);
+  request.set_limit(limit);
+  absl::StatusOr<deja::v1::ListMemoResponse> response =
+      Unary<deja::v1::ListMemoRequest, deja::v1::ListMemoResponse>(
+          &deja::v1::Scheduler::Stub::ListMemo, request);
+  if (!response.ok()) return response.status();
+  return std::vector<deja::v1::MemoEntry>(
+      std::make_move_iterator(response->mutable_entries()->begin()),
+      std::make_move_iterator(response->mutable_entries()->end()));
+}
+
+absl::StatusOr<deja::v1::MemoEntry> DejaClient::GetMemo(
+    const deja::v1::GetMemoRequest& request) const {
+  return Unary<deja::v1::GetMemoRequest, deja::v1::MemoEntry>(
+      &deja::v1::Scheduler::Stub::GetMemo, request);
+}
+
+absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::EvictMemo(
+    const deja::v1::EvictMemoRequest& request) const {
+  absl::StatusOr<deja::v1::EvictMemoResponse> response =
+      Unary<deja::v1::EvictMemoRequest, deja::v1::EvictMemoResponse>(
+          &deja::v1::Scheduler::Stub::EvictMemo, request);
+  if (!response.ok()) return response.status();
+  return std::vector<deja::v1::MemoEntry>(
+      std::make_move_iterator(response->mutable_evicted()->begin()),
+      std::make_move_iterator(response->mutable_evicted()->end()));
+}
+
+absl::StatusOr<deja::v1::ExplainResponse> DejaClient::Explain(const std::string& job_id) const {
+  deja::v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  return Unary<deja::v1::GetJobRequest, deja::v1::ExplainResponse>(
+      &deja::v1::Scheduler::Stub::Explain, request);
+}
+
+absl::StatusOr<deja::v1::StatsResponse> DejaClient::Stats(const std::string& project,
+                                                         int64_t since_ms) const {
+  deja::v1::StatsRequest request;
+  request.set_project(project);
+  request.set_since_ms(since_ms);
+  return Unary<deja::v1::StatsRequest, deja::v1::StatsResponse>(
+      &deja::v1::Scheduler::Stub::Stats, request);
 }
 
 }  // namespace deja

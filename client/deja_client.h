@@ -35,7 +35,8 @@ inline constexpr absl::Duration kDefaultRpcTimeout = absl::Seconds(30);
 
 struct DejaClientOptions {
   // Deadline of every unary call (Submit, GetJob, ListJobs, CancelJob, each
-  // ReadLogs chunk, ListWorkers). Watches have no deadline unless stated.
+  // ReadLogs chunk, ListWorkers, the project, memo, Explain and Stats calls).
+  // Watches have no deadline unless stated.
   absl::Duration rpc_timeout = kDefaultRpcTimeout;
 };
 
@@ -104,6 +105,33 @@ class DejaClient {
 
   absl::StatusOr<std::vector<deja::v1::WorkerInfo>> ListWorkers() const;
 
+  // Project settings (memoization on/off, intermediate files retention). A
+  // project never set has the defaults (on, 24 h).
+  absl::StatusOr<deja::v1::ProjectSettings> GetProject(const std::string& project) const;
+  // Changes the fields `request` sets and returns the settings after the
+  // change. INVALID_ARGUMENT (the scheduler's message names the field and its
+  // range) on a bad value.
+  absl::StatusOr<deja::v1::ProjectSettings> SetProject(
+      const deja::v1::SetProjectRequest& request) const;
+
+  // The memo index. `project` / `app_name` empty: every one; `limit` 0: no
+  // limit.
+  absl::StatusOr<std::vector<deja::v1::MemoEntry>> ListMemo(const std::string& project,
+                                                           const std::string& app_name,
+                                                           uint32_t limit) const;
+  // One entry, by project + job_hash or by job_id. NOT_FOUND when none.
+  absl::StatusOr<deja::v1::MemoEntry> GetMemo(const deja::v1::GetMemoRequest& request) const;
+  // Evicts the entries `request` selects and returns them.
+  absl::StatusOr<std::vector<deja::v1::MemoEntry>> EvictMemo(
+      const deja::v1::EvictMemoRequest& request) const;
+
+  // Why the job was or was not reused.
+  absl::StatusOr<deja::v1::ExplainResponse> Explain(const std::string& job_id) const;
+  // Jobs, reuses and time saved per app. `project` empty: every project;
+  // `since_ms` 0: every job.
+  absl::StatusOr<deja::v1::StatsResponse> Stats(const std::string& project,
+                                                int64_t since_ms) const;
+
   // The content store (protos/deja/v1/content.proto), served by the
   // scheduler on the same channel. Its unary calls use the rpc_timeout given
   // at construction.
@@ -116,6 +144,9 @@ class DejaClient {
  private:
   // Sets the unary deadline on `context`.
   void SetDeadline(grpc::ClientContext* context) const;
+  // One unary call with the rpc_timeout deadline.
+  template <typename Request, typename Response, typename Method>
+  absl::StatusOr<Response> Unary(Method method, const Request& request) const;
   // One watch stream, ending at `deadline` at the latest.
   absl::StatusOr<deja::v1::Job> WatchUntil(
       const std::string& job_id, absl::Time deadline,

@@ -91,30 +91,30 @@ absl::Status ValidateWorkspacePath(const std::string& field, const std::string& 
   return absl::OkStatus();
 }
 
+absl::Status ValidateName(const std::string& field, const std::string& name) {
+  if (name.empty()) return Invalid(field, "must not be empty");
+  if (auto s = CheckLength(field, name, kMaxNameLength); !s.ok()) return s;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (!IsNameChar(name[i], i == 0)) {
+      return Invalid(field, absl::StrCat("invalid name \"", name,
+                                         "\" (lowercase letters, digits, '-', '_', '.'; "
+                                         "starting with a letter or digit)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec) {
   if (spec.ByteSizeLong() > kMaxSpecBytes) {
     return Invalid("spec", absl::StrCat("too large (", spec.ByteSizeLong(), " bytes, at most ",
                                         kMaxSpecBytes, ")"));
   }
-  // Project and app names: lowercase letters, digits, '-', '_', '.'.
-  auto check_name = [](absl::string_view field, absl::string_view name) -> absl::Status {
-    if (name.empty()) return Invalid(field, "must not be empty");
-    if (auto s = CheckLength(field, name, kMaxNameLength); !s.ok()) return s;
-    for (size_t i = 0; i < name.size(); ++i) {
-      if (!IsNameChar(name[i], i == 0)) {
-        return Invalid(field, absl::StrCat("invalid name \"", name,
-                                           "\" (lowercase letters, digits, '-', '_', '.'; "
-                                           "starting with a letter or digit)"));
-      }
-    }
-    return absl::OkStatus();
-  };
-  if (auto s = check_name("project", spec.project()); !s.ok()) return s;
+  if (auto s = ValidateName("project", spec.project()); !s.ok()) return s;
   const auto& app = spec.app();
   // Before app.name, which defaults to argv[0].
   if (app.command_size() == 0) return Invalid("app.command", "must not be empty");
   if (app.command(0).empty()) return Invalid("app.command[0]", "must not be empty");
-  if (auto s = check_name("app.name", app.name()); !s.ok()) return s;
+  if (auto s = ValidateName("app.name", app.name()); !s.ok()) return s;
   if (auto s = CheckLength("app.version", app.version(), kMaxNameLength); !s.ok()) return s;
   if (auto s = CheckLength("app.image", app.image(), kMaxPathLength); !s.ok()) return s;
   if (static_cast<size_t>(app.command_size()) > kMaxEntries) {

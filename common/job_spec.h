@@ -30,6 +30,10 @@ absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec);
 // Fills defaults: project "default", app name = basename of argv[0].
 void NormalizeJobSpec(deja::v1::JobSpec* spec);
 
+// Project and app names: 1-128 of lowercase letters, digits, '-', '_', '.',
+// starting with a letter or digit. INVALID_ARGUMENT naming `field`.
+absl::Status ValidateName(const std::string& field, const std::string& name);
+
 // Returns INVALID_ARGUMENT naming `field` unless `path` is a relative path
 // that stays inside the workspace (no "..", not absolute, not empty).
 absl::Status ValidateWorkspacePath(const std::string& field, const std::string& path);

@@ -28,6 +28,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "worker/paths.h"
 #include "worker/worker.h"
 
@@ -62,6 +63,11 @@ ABSL_FLAG(int64_t, cache_bytes, int64_t{10} << 30,
           "Bound, in bytes, of the local blob cache (<work_dir>/cache/blobs), evicted least "
           "recently used first (default 10 GiB). A blob larger than the bound is still "
           "fetched, and evicted first.");
+ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(60),
+          "How often expired workspaces are deleted (e.g. 60s, 5m; > 0). A finished job's "
+          "workspace (intermediate files and logs) is kept until the expiry the scheduler "
+          "sent with its result's acknowledgement, and longer while another worker or a "
+          "local reuse is copying it; the expired ones are reported to the scheduler.");
 ABSL_FLAG(std::vector<std::string>, platform, {},
           "Platform property K=V; repeat the flag (or separate with commas) for several. "
           "os=linux and arch=<uname -m> are always added.");
@@ -215,6 +221,12 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
   }
   config.cache_bytes = static_cast<uint64_t>(cache_bytes);
 
+  config.sweep_interval = absl::GetFlag(FLAGS_sweep_interval);
+  if (config.sweep_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--sweep_interval ", absl::FormatDuration(config.sweep_interval), ": must be > 0"));
+  }
+
   for (const std::string& kv : absl::GetFlag(FLAGS_platform)) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -242,7 +254,8 @@ int main(int argc, char** argv) {
       "Runs Deja jobs for a deja-scheduler.\n"
       "Usage: deja-worker --work_dir=DIR [--scheduler=HOST:PORT] [--slots=N] [--id=ID]\n"
       "                   [--advertise=HOST:PORT] [--peer_listen=HOST:PORT]\n"
-      "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--platform K=V]...");
+      "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--sweep_interval=D]\n"
+      "                   [--platform K=V]...");
   // --help lists the flags defined in this file (Abseil's default looks for
   // a file named after the binary, deja-worker.cc).
   absl::FlagsUsageConfig usage_config;
@@ -272,9 +285,10 @@ int main(int argc, char** argv) {
 
   absl::FPrintF(stderr,
                 "deja-worker: id %s, work_dir %s, scheduler %s, content store %s, %d slots, "
-                "cache %d bytes\n",
+                "cache %d bytes, sweep every %s\n",
                 config->worker_id, config->work_dir, config->scheduler_address,
-                config->content_store_address, config->slots, config->cache_bytes);
+                config->content_store_address, config->slots, config->cache_bytes,
+                absl::FormatDuration(config->sweep_interval));
   deja::worker::Worker worker(*std::move(config));
   std::thread signal_thread([&worker, stop_signals] {
     int sig = 0;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -78,10 +79,11 @@ absl::Status MaterializeSymlink(const std::string& src, const std::string& dst) 
 
 }  // namespace
 
-Materializer::Materializer(std::string work_dir) : Materializer(std::move(work_dir), Options()) {}
+Materializer::Materializer(std::string work_dir, WorkspaceRetention* retention)
+    : Materializer(std::move(work_dir), Options(), retention) {}
 
-Materializer::Materializer(std::string work_dir, Options options)
-    : work_dir_(std::move(work_dir)), options_(options) {}
+Materializer::Materializer(std::string work_dir, Options options, WorkspaceRetention* retention)
+    : work_dir_(std::move(work_dir)), options_(options), retention_(retention) {}
 
 absl::StatusOr<MaterializeResult> Materializer::Materialize(
     const std::string& source_job_id, const deja::v1::Manifest& manifest,
@@ -99,6 +101,13 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
   // An earlier attempt's workspace goes first, so that any failure below
   // leaves no workspace at all for the new job.
   if (absl::Status st = paths::RemoveTree(dst_root); !st.ok()) return st;
+  // Held until the copy is done or failed: the sweeper skips a leased source.
+  std::optional<WorkspaceRetention::Lease> lease;
+  if (retention_ != nullptr) {
+    auto acquired = retention_->Acquire(source_job_id);
+    if (!acquired.ok()) return absl::DataLossError(acquired.status().message());
+    lease = *std::move(acquired);
+  }
 
   struct stat root_st;
   if (lstat(src_root.c_str(), &root_st) != 0 || !S_ISDIR(root_st.st_mode)) {

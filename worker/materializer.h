@@ -12,6 +12,10 @@
 // Symlinks are re-created as symlinks, never followed. Memory use is bounded
 // by one 1 MiB buffer whatever the file sizes.
 //
+// With a WorkspaceRetention, the source holds a lease for the whole copy (so
+// the sweeper cannot delete it midway), and a source whose expiry has passed
+// is refused before anything is read.
+//
 // Thread-safety: Materializer is thread-safe (it holds only constants);
 // callers must not materialize into the same job id concurrently.
 #ifndef DEJA_WORKER_MATERIALIZER_H_
@@ -24,6 +28,7 @@
 #include "absl/time/time.h"
 #include "deja/v1/job.pb.h"
 #include "worker/file_copy.h"
+#include "worker/retention.h"
 
 namespace deja::worker {
 
@@ -45,15 +50,18 @@ class Materializer {
   };
 
   // `work_dir` must be absolute (it is written into REUSED markers).
-  explicit Materializer(std::string work_dir);
-  Materializer(std::string work_dir, Options options);
+  // `retention` (not owned; may be null: no leases, no expiry check) must
+  // outlive the Materializer.
+  explicit Materializer(std::string work_dir, WorkspaceRetention* retention = nullptr);
+  Materializer(std::string work_dir, Options options, WorkspaceRetention* retention = nullptr);
 
   // Copies every entry of `manifest` from jobs/<source_job_id> into a fresh
   // jobs/<new_job_id> (an existing one is removed first) and writes REUSED.
   // Returns:
   //   DATA_LOSS         the source failed verification (missing file, other
   //                     size or content), also when it changes during the
-  //                     copy; the message names the path;
+  //                     copy; the message names the path; or the source's
+  //                     expiry has passed ("workspace of <id> expired");
   //   INVALID_ARGUMENT  a bad job id or manifest path, or source == new;
   //   other codes       I/O failures, naming the path.
   // On any error no new workspace is left behind.
@@ -64,6 +72,7 @@ class Materializer {
  private:
   const std::string work_dir_;
   const Options options_;
+  WorkspaceRetention* const retention_;
 };
 
 }  // namespace deja::worker

@@ -39,6 +39,20 @@ std::string WorkerIdPath(const std::string& work_dir) {
   return absl::StrCat(MetaDir(work_dir), "/worker_id");
 }
 
+std::string ExpiryDir(const std::string& work_dir) {
+  return absl::StrCat(MetaDir(work_dir), "/expiry");
+}
+
+std::string ExpiryRecordPath(const std::string& work_dir, const std::string& job_id) {
+  return absl::StrCat(ExpiryDir(work_dir), "/", job_id);
+}
+
+std::string ExpiryTempTemplate(const std::string& work_dir) {
+  return absl::StrCat(MetaDir(work_dir), "/", kExpiryTempPrefix, "XXXXXX");
+}
+
+std::string TrashDir(const std::string& work_dir) { return absl::StrCat(work_dir, "/trash"); }
+
 std::string CacheBlobsDir(const std::string& work_dir) {
   return absl::StrCat(work_dir, "/cache/blobs");
 }

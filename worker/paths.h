@@ -5,12 +5,22 @@
 //
 //   <work_dir>/
 //   |-- meta/
-//   |   `-- worker_id            this worker's id, one line, written once
+//   |   |-- worker_id            this worker's id, one line, written once
+//   |   |-- expiry/
+//   |   |   `-- <job_id>         when the job's workspace expires:
+//   |   |                        "<expires_at_ms>\n<attempt>\n" (0: not kept),
+//   |   |                        from its ResultAck; kept until the sweeper
+//   |   |                        deleted the workspace and reported it
+//   |   `-- expiry.tmp-XXXXXX    a record being written (removed at start)
 //   |-- cache/
 //   |   `-- blobs/               content-store blobs (BlobCache), LRU-bounded
 //   |       `-- <d0d1>/          the digest's first two hex digits
 //   |           |-- <digest>     one blob, read-only (0444), verified on download
 //   |           `-- <digest>.part-XXXXXX   a download in progress (removed at start)
+//   |-- trash/
+//   |   `-- <n>/                 an expired workspace being deleted: moved
+//   |                            here by one rename, then removed (emptied
+//   |                            at start)
 //   `-- jobs/
 //       `-- <job_id>/            the job's workspace; HOME and cwd of the job
 //           |-- inputs/<name>    inputs at their default path (any relative
@@ -25,7 +35,8 @@
 //                                source_worker=<id>\nmethod=peer\n" (pulled)
 //
 // A workspace belongs to one job id; a new attempt of the same job starts
-// from an empty workspace. REUSED is never part of a manifest: a reuse
+// from an empty workspace. A workspace without an expiry record is never
+// deleted by the sweeper (worker/retention.h). REUSED is never part of a manifest: a reuse
 // reports its source's manifest.
 //
 // Thread-safety: the functions are pure or touch only the paths they are
@@ -61,6 +72,13 @@ std::string CachedBlobPath(const std::string& blobs_dir, const std::string& dige
 // `digest` is 32 lowercase hex digits, else INVALID_ARGUMENT naming it.
 absl::Status ValidateDigest(const std::string& digest);
 std::string WorkerIdPath(const std::string& work_dir);
+std::string ExpiryDir(const std::string& work_dir);
+// <work_dir>/meta/expiry/<job_id>; `job_id` must be valid (ValidateJobId).
+std::string ExpiryRecordPath(const std::string& work_dir, const std::string& job_id);
+// Names of records being written (mkstemp templates), and their prefix.
+inline constexpr char kExpiryTempPrefix[] = "expiry.tmp-";
+std::string ExpiryTempTemplate(const std::string& work_dir);
+std::string TrashDir(const std::string& work_dir);
 
 // Job ids come from the network and become one path component: OK when
 // `job_id` is non-empty, at most 255 bytes, not "." or "..", and has no '/'

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -34,7 +35,8 @@ grpc::Status FileError(int err, const std::string& rel, const std::string& job_i
 
 }  // namespace
 
-PeerService::PeerService(std::string work_dir) : work_dir_(std::move(work_dir)) {}
+PeerService::PeerService(std::string work_dir, WorkspaceRetention* retention)
+    : work_dir_(std::move(work_dir)), retention_(retention) {}
 
 grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
                                          const deja::v1::FetchWorkspaceRequest* request,
@@ -52,6 +54,15 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
                    absl::StrCat("manifest path \"", entry.path(), "\": mode ", entry.mode(),
                                 " is neither a file nor a symlink"));
     }
+  }
+  // Held until the handler returns: the sweeper skips a leased workspace.
+  std::optional<WorkspaceRetention::Lease> lease;
+  if (retention_ != nullptr) {
+    auto acquired = retention_->Acquire(job_id);
+    if (!acquired.ok()) {
+      return Error(grpc::StatusCode::NOT_FOUND, std::string(acquired.status().message()));
+    }
+    lease = *std::move(acquired);
   }
   const std::string root = paths::WorkspaceDir(work_dir_, job_id);
   struct stat st;
@@ -105,11 +116,13 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-PeerServer::PeerServer(std::string work_dir) : service_(std::move(work_dir)) {}
+PeerServer::PeerServer(std::string work_dir, WorkspaceRetention* retention)
+    : service_(std::move(work_dir), retention) {}
 
 absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string& listen_address,
-                                                              std::string work_dir) {
-  std::unique_ptr<PeerServer> server(new PeerServer(std::move(work_dir)));
+                                                              std::string work_dir,
+                                                              WorkspaceRetention* retention) {
+  std::unique_ptr<PeerServer> server(new PeerServer(std::move(work_dir), retention));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(&server->service_);

@@ -13,8 +13,12 @@
 // is never held in memory whole; the sync API's blocking Write lets gRPC
 // flow control pace the stream.
 //
+// With a WorkspaceRetention, the workspace holds a lease while it is served
+// (the sweeper skips it), and one whose expiry has passed is not served.
+//
 // Status codes: INVALID_ARGUMENT (bad job id or manifest path, naming it),
-// NOT_FOUND (the workspace is gone, or a file of it: named), DATA_LOSS (a
+// NOT_FOUND (the workspace is gone, or a file of it: named; or its expiry
+// has passed: "workspace of <id> expired"), DATA_LOSS (a
 // file that is no longer a regular file or symlink, has a parent that is
 // not a directory, or fails to read: named), CANCELLED (the receiver went
 // away).
@@ -32,6 +36,7 @@
 
 #include "absl/status/statusor.h"
 #include "deja/v1/peer.grpc.pb.h"
+#include "worker/retention.h"
 
 namespace deja::worker {
 
@@ -39,8 +44,9 @@ inline constexpr size_t kPeerChunkBytes = 1 << 20;
 
 class PeerService final : public deja::v1::Peer::Service {
  public:
-  // `work_dir` as in WorkerConfig.
-  explicit PeerService(std::string work_dir);
+  // `work_dir` as in WorkerConfig. `retention` (not owned; may be null: no
+  // leases, no expiry check) must outlive the service.
+  explicit PeerService(std::string work_dir, WorkspaceRetention* retention = nullptr);
 
   grpc::Status FetchWorkspace(grpc::ServerContext* context,
                               const deja::v1::FetchWorkspaceRequest* request,
@@ -48,6 +54,7 @@ class PeerService final : public deja::v1::Peer::Service {
 
  private:
   const std::string work_dir_;
+  WorkspaceRetention* const retention_;
 };
 
 // A gRPC server serving PeerService.
@@ -55,8 +62,10 @@ class PeerServer {
  public:
   // Listens on `listen_address` (HOST:PORT; port 0 picks a free port).
   // UNAVAILABLE naming the address when it cannot bind.
-  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& listen_address,
-                                                           std::string work_dir);
+  // `retention` as in PeerService.
+  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(
+      const std::string& listen_address, std::string work_dir,
+      WorkspaceRetention* retention = nullptr);
   // Shuts down (if needed).
   ~PeerServer();
 
@@ -71,7 +80,7 @@ class PeerServer {
   void Shutdown();
 
  private:
-  explicit PeerServer(std::string work_dir);
+  PeerServer(std::string work_dir, WorkspaceRetention* retention);
 
   PeerService service_;
   std::unique_ptr<grpc::Server> server_;

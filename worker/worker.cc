@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -60,7 +61,8 @@ std::string EffectiveAdvertise(const std::string& advertise, int bound_port) {
 Worker::Worker(WorkerConfig config, Clock* clock)
     : config_(std::move(config)),
       clock_(clock != nullptr ? clock : &real_clock_),
-      materializer_(config_.work_dir),
+      retention_(config_.work_dir, clock_),
+      materializer_(config_.work_dir, &retention_),
       puller_(config_.work_dir),
       blob_client_(std::make_unique<BlobClient>(grpc::CreateCustomChannel(
           config_.content_store_address, grpc::InsecureChannelCredentials(), ChannelArgs()))) {}
@@ -95,8 +97,17 @@ absl::Status Worker::Run() {
     Log("blob cache %s: %d blobs, %d of %d bytes", blob_cache_->dir(), stats.blobs, stats.bytes,
         config_.cache_bytes);
   }
+  {
+    absl::MutexLock op(&retention_op_mu_);
+    if (!retention_ready_) {
+      std::vector<std::string> skipped;
+      if (absl::Status st = retention_.Load(&skipped); !st.ok()) return st;
+      for (const std::string& path : skipped) Log("ignoring unreadable expiry record %s", path);
+      retention_ready_ = true;
+    }
+  }
   if (peer_server_ == nullptr) {
-    auto server = PeerServer::Start(config_.peer_listen, config_.work_dir);
+    auto server = PeerServer::Start(config_.peer_listen, config_.work_dir, &retention_);
     if (!server.ok()) return server.status();
     peer_server_ = *std::move(server);
     absl::MutexLock lock(&mu_);
@@ -107,8 +118,10 @@ absl::Status Worker::Run() {
   {
     absl::MutexLock lock(&mu_);
     log_thread_exit_ = false;
+    sweeper_exit_ = false;
   }
   std::thread log_thread([this] { LogThread(); });
+  std::thread sweeper_thread([this] { SweeperThread(); });
 
   std::mt19937_64 rng(std::random_device{}());
   absl::Duration backoff = config_.initial_backoff;
@@ -140,8 +153,10 @@ absl::Status Worker::Run() {
   {
     absl::MutexLock lock(&mu_);
     log_thread_exit_ = true;
+    sweeper_exit_ = true;
   }
   log_thread.join();
+  sweeper_thread.join();
   Log("stopped");
   return absl::OkStatus();
 }
@@ -254,7 +269,11 @@ absl::Status Worker::RunSession(bool* registered) {
       if (!(ok = stream->Write(message))) break;
     }
     if (!pending.empty()) Log("re-sent %d unacknowledged results", pending.size());
-    if (ok) stream_ = stream.get();
+    if (ok) {
+      stream_ = stream.get();
+      absl::MutexLock lock(&mu_);
+      report_requested_ = true;  // deletions not reported yet go now
+    }
   }
 
   std::thread heartbeat([this, interval] { HeartbeatLoop(interval); });
@@ -507,6 +526,128 @@ void Worker::HandleCancel(const deja::v1::CancelJob& cancel) {
 void Worker::HandleResultAck(const deja::v1::ResultAck& ack) {
   absl::MutexLock lock(&mu_);
   unacked_.erase(JobKey(ack.job_id(), ack.attempt()));
+  // The expiry record (disk) and any deletion are the sweeper's.
+  pending_acks_.push_back(ack);
+}
+
+std::set<std::string> Worker::HeldJobIdsLocked() const {
+  std::set<std::string> ids;
+  for (const auto& [key, job] : active_) ids.insert(key.first);
+  for (const auto& [key, result] : unacked_) ids.insert(key.first);
+  return ids;
+}
+
+void Worker::SweeperThread() {
+  {
+    absl::MutexLock op(&retention_op_mu_);
+    if (absl::Status st = retention_.EmptyTrash(); !st.ok()) {
+      Log("emptying %s: %s", paths::TrashDir(config_.work_dir), st.ToString());
+    }
+  }
+  absl::Time next_sweep = absl::Now();  // a restarted worker sweeps at once
+  while (true) {
+    std::deque<deja::v1::ResultAck> acks;
+    bool report = false;
+    bool exit = false;
+    mu_.LockWhenWithDeadline(absl::Condition(this, &Worker::SweeperHasWork), next_sweep);
+    exit = sweeper_exit_;
+    acks.swap(pending_acks_);
+    report = std::exchange(report_requested_, false);
+    mu_.Unlock();
+
+    absl::MutexLock op(&retention_op_mu_);
+    // Acks that came before the stop are still recorded.
+    ApplyAcksLocked(std::move(acks));
+    if (exit) return;
+    if (absl::Now() >= next_sweep) {
+      SweepLocked();
+      report = true;
+      next_sweep = absl::Now() + config_.sweep_interval;
+    }
+    if (report) ReportExpiredLocked();
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> Worker::SweepNow() {
+  absl::MutexLock op(&retention_op_mu_);
+  if (!retention_ready_) {
+    return absl::FailedPreconditionError("the expiry records are not loaded yet (Run() first)");
+  }
+  std::deque<deja::v1::ResultAck> acks;
+  {
+    absl::MutexLock lock(&mu_);
+    acks.swap(pending_acks_);
+  }
+  ApplyAcksLocked(std::move(acks));
+  std::vector<std::string> deleted = SweepLocked();
+  ReportExpiredLocked();
+  return deleted;
+}
+
+void Worker::ApplyAcksLocked(std::deque<deja::v1::ResultAck> acks) {
+  for (const deja::v1::ResultAck& ack : acks) {
+    const std::string& job_id = ack.job_id();
+    if (!paths::ValidateJobId(job_id).ok()) continue;  // never a workspace here
+    const int64_t expires_at_ms = std::max<int64_t>(ack.expires_at_ms(), 0);
+    if (expires_at_ms == 0) {
+      // "Not kept" is about this attempt: the workspace may be another's.
+      {
+        absl::MutexLock lock(&mu_);
+        if (HeldJobIdsLocked().count(job_id) != 0) {
+          Log("workspace of %s attempt %d not kept, but another attempt of the job holds it here: "
+              "left alone", job_id, ack.attempt());
+          continue;
+        }
+      }
+      const auto record = retention_.GetRecord(job_id);
+      if (record.has_value() && record->attempt != ack.attempt() && record->expires_at_ms > 0) {
+        Log("workspace of %s attempt %d not kept, but attempt %d's is (until %d): left alone",
+            job_id, ack.attempt(), record->attempt, record->expires_at_ms);
+        continue;
+      }
+    }
+    if (absl::Status st = retention_.SetExpiry(job_id, ack.attempt(), expires_at_ms); !st.ok()) {
+      // Without a record the workspace is simply kept.
+      Log("cannot record the expiry of %s: %s", job_id, st.ToString());
+      continue;
+    }
+    if (expires_at_ms == 0) SweepLocked(&job_id);
+  }
+}
+
+std::vector<std::string> Worker::SweepLocked(const std::string* only) {
+  std::vector<std::string> leased;
+  std::vector<std::string> errors;
+  std::vector<WorkspaceRetention::Doomed> doomed;
+  {
+    // Under mu_, no job of a doomed id can start before its workspace has
+    // left jobs/ (HandleRun/HandleMaterialize take mu_).
+    absl::MutexLock lock(&mu_);
+    doomed = retention_.TakeExpired(HeldJobIdsLocked(), only, &leased, &errors);
+  }
+  for (const std::string& job_id : leased) {
+    Log("workspace of %s expired, but a copy of it is in progress: kept until it ends", job_id);
+  }
+  for (const std::string& error : errors) Log("cannot delete an expired workspace: %s", error);
+  if (absl::Status st = retention_.Dispose(doomed); !st.ok()) {
+    Log("deleting expired workspaces: %s", st.ToString());
+  }
+  std::vector<std::string> deleted;
+  for (const auto& d : doomed) {
+    deleted.push_back(d.job_id);
+    Log("deleted the workspace of %s (%s)", d.job_id, d.report ? "expired" : "not kept");
+  }
+  return deleted;
+}
+
+void Worker::ReportExpiredLocked() {
+  const std::vector<std::string> ids = retention_.Unreported();
+  if (ids.empty()) return;
+  deja::v1::WorkerMessage message;
+  for (const std::string& id : ids) message.mutable_expired()->add_job_ids(id);
+  if (!Send(message)) return;  // kept; re-sent after the next Register
+  retention_.Reported(ids);
+  Log("reported %d expired workspaces", ids.size());
 }
 
 void Worker::SendStarted(const std::string& job_id, uint32_t attempt, absl::Time started_at) {

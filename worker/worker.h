@@ -21,6 +21,15 @@
 //   - Writes to the stream come from several threads and are serialised by
 //     write_mu_. A JobResult stays in unacked_ until ResultAck, and is
 //     re-sent after every Register, so results survive broken streams.
+//   - Retention (worker/retention.h): the reader only queues each ResultAck;
+//     a sweeper thread writes its expiry record (expires_at_ms 0: deletes
+//     the workspace at once, unless another attempt of the job is running
+//     or unacknowledged here), and every --sweep_interval (and once at
+//     start) deletes the expired workspaces that no copy holds a lease on,
+//     then reports them in one WorkspacesExpired (kept, and re-sent after
+//     the next Register, while the stream is down). A workspace leaves
+//     jobs/ by one rename under mu_ (so no job of that id can start
+//     meanwhile); its tree is removed with no lock held.
 // Stop() cancels the stream and makes Run() return; running jobs' process
 // groups are killed on the way out.
 //
@@ -35,6 +44,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -42,6 +52,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/blob_client.h"
@@ -53,6 +64,7 @@
 #include "worker/materializer.h"
 #include "worker/peer_client.h"
 #include "worker/peer_service.h"
+#include "worker/retention.h"
 
 namespace deja::worker {
 
@@ -72,6 +84,9 @@ struct WorkerConfig {
   uint64_t cache_bytes = uint64_t{10} << 30;
   // Where the peer service listens (HOST:PORT, port 0 = any free port).
   std::string peer_listen = "0.0.0.0:0";
+  // How often expired workspaces are looked for (real time; the expiry
+  // itself is compared with the Clock).
+  absl::Duration sweep_interval = absl::Seconds(60);
 
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration initial_backoff = absl::Milliseconds(100);
@@ -91,7 +106,8 @@ class Worker {
 
   // Serves the scheduler until Stop(). Returns OK after a Stop(); the stream
   // breaking is never an error (it reconnects). Fails at once when the work
-  // dir, the blob cache or the peer server cannot be set up.
+  // dir, the blob cache, the expiry records or the peer server cannot be set
+  // up.
   absl::Status Run();
 
   // The address sent in Register: config.advertise, with the peer server's
@@ -100,6 +116,14 @@ class Worker {
 
   // Makes Run() return soon: cancels the stream and kills running jobs.
   void Stop();
+
+  // Applies the ResultAcks received so far, then deletes every expired,
+  // unleased workspace (against the Clock) and reports the deletions to the
+  // scheduler, as the sweeper thread does every sweep_interval. Returns the
+  // job ids whose workspace this sweep deleted. FAILED_PRECONDITION before
+  // Run() has loaded the expiry records. For tests and operators; blocks
+  // while another sweep runs.
+  absl::StatusOr<std::vector<std::string>> SweepNow() ABSL_LOCKS_EXCLUDED(retention_op_mu_);
 
  private:
   using JobKey = std::pair<std::string, uint32_t>;  // (job_id, attempt)
@@ -120,6 +144,9 @@ class Worker {
   bool LogThreadHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return log_thread_exit_ || !log_requests_.empty();
   }
+  bool SweeperHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return sweeper_exit_ || report_requested_ || !pending_acks_.empty();
+  }
 
   void HandleMessage(const deja::v1::SchedulerMessage& message);
   void HandleRun(const deja::v1::Assignment& assignment);
@@ -137,6 +164,19 @@ class Worker {
                                 const std::vector<std::string>& output_globs,
                                 const JobOutcome& outcome) const;
   void LogThread();
+  void SweeperThread();
+  // Records the expiry of each acknowledged job (deleting a "not kept"
+  // workspace at once).
+  void ApplyAcksLocked(std::deque<deja::v1::ResultAck> acks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(retention_op_mu_);
+  // Deletes the expired, unleased workspaces of jobs not held here
+  // (restricted to `only` when given); returns the job ids deleted.
+  std::vector<std::string> SweepLocked(const std::string* only = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(retention_op_mu_);
+  // Sends one WorkspacesExpired with every deletion not reported yet.
+  void ReportExpiredLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(retention_op_mu_);
+  // Job ids running, materializing, or with a result not acknowledged.
+  std::set<std::string> HeldJobIdsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   deja::v1::LogData ReadLog(const deja::v1::LogRequest& request) const;
 
   // Records `result` as unacknowledged, moves the job to the finished list
@@ -156,6 +196,9 @@ class Worker {
   const WorkerConfig config_;
   RealClock real_clock_;
   Clock* const clock_;
+  // Thread-safe itself; its record functions are called under
+  // retention_op_mu_.
+  WorkspaceRetention retention_;
   const Materializer materializer_;
   const WorkspacePuller puller_;
   const std::unique_ptr<BlobClient> blob_client_;
@@ -166,7 +209,12 @@ class Worker {
   std::unique_ptr<InputPlacer> input_placer_;
   std::unique_ptr<PeerServer> peer_server_;
 
-  // Lock order: write_mu_ before mu_.
+  // Lock order: retention_op_mu_ before write_mu_ before mu_ (and mu_
+  // before the lock inside retention_).
+  // Serialises expiry-record writes, sweeps and reports.
+  absl::Mutex retention_op_mu_;
+  bool retention_ready_ ABSL_GUARDED_BY(retention_op_mu_) = false;  // records loaded
+
   absl::Mutex write_mu_;
   // The session's stream once RegisterAck arrived; null otherwise.
   grpc::ClientReaderWriter<deja::v1::WorkerMessage, deja::v1::SchedulerMessage>* stream_
@@ -182,6 +230,10 @@ class Worker {
   std::map<JobKey, deja::v1::JobResult> unacked_ ABSL_GUARDED_BY(mu_);
   std::deque<deja::v1::LogRequest> log_requests_ ABSL_GUARDED_BY(mu_);
   bool log_thread_exit_ ABSL_GUARDED_BY(mu_) = false;
+  // ResultAcks whose expiry the sweeper has not recorded yet.
+  std::deque<deja::v1::ResultAck> pending_acks_ ABSL_GUARDED_BY(mu_);
+  bool report_requested_ ABSL_GUARDED_BY(mu_) = false;  // a new stream: report
+  bool sweeper_exit_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace deja::worker

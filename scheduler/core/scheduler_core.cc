@@ -3,13 +3,17 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "common/job_identity.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"
+#include "scheduler/core/explain.h"
 #include "scheduler/core/job_state_machine.h"
+#include "scheduler/core/memo_policy.h"
 
 namespace deja {
 
@@ -19,22 +23,6 @@ using deja::v1::JobState;
 namespace {
 
 int64_t Millis(absl::Time t) { return absl::ToUnixMillis(t); }
-
-bool AppReusable(const deja::v1::AppSpec& app) {
-  return (!app.has_reuse() || app.reuse()) && !app.side_effects();
-}
-
-// Reuse lookups are off for force, memoization off, non-deterministic and
-// side-effect apps. Project settings come with issue "memoization controls".
-bool LookupAllowed(const deja::v1::JobSpec& spec) {
-  return spec.memoization() != deja::v1::MEMOIZATION_OFF && !spec.force() &&
-         AppReusable(spec.app());
-}
-
-// A forced run still records its success (it replaces the entry).
-bool MemoizeAllowed(const deja::v1::JobSpec& spec) {
-  return spec.memoization() != deja::v1::MEMOIZATION_OFF && AppReusable(spec.app());
-}
 
 bool OnWorker(JobState state) {
   return state == deja::v1::ASSIGNED || state == deja::v1::RUNNING ||
@@ -60,7 +48,8 @@ SchedulerCore::SchedulerCore(CoreOptions options, BlobIndex* blobs)
     : options_(options), blobs_(blobs) {}
 
 void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry> memo,
-                         absl::Time now) {
+                         std::vector<deja::v1::ProjectSettings> projects, absl::Time now) {
+  for (auto& settings : projects) projects_[settings.project()] = std::move(settings);
   for (Job& job : jobs) {
     uint64_t seq = ParseJobId(job.job_id());
     DEJA_CHECK(seq != 0, "stored job has a malformed id: " + job.job_id());
@@ -69,7 +58,7 @@ void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry>
     if (!job.spec().request_id().empty()) {
       requests_[MemoKey(job.spec().project(), job.spec().request_id())] = job.job_id();
     }
-    if (job.state() == deja::v1::QUEUED || job.state() == deja::v1::WAITING) {
+    if (job.state() == deja::v1::QUEUED) {
       queue_.insert(seq);
     } else if (OnWorker(job.state()) || (job.state() == deja::v1::CANCELLED && !job.has_exit_code() &&
                                          !job.worker_id().empty())) {
@@ -85,6 +74,29 @@ void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry>
   for (auto& entry : memo) {
     memo_[MemoKey(entry.project(), entry.job_hash())] = std::move(entry);
   }
+  // Single-flight groups, oldest first.
+  for (const auto& [seq, id] : order_) {
+    const Job& job = jobs_.at(id);
+    if (IsTerminal(job.state())) continue;
+    if (job.state() == deja::v1::WAITING) {
+      followers_[job.waiting_for()].push_back(id);
+    } else if (job.reused_from().empty() &&
+               DecideMemoPolicy(job.spec(), Settings(job.spec().project())).record) {
+      inflight_.try_emplace(MemoKey(job.spec().project(), job.job_hash()), id);
+    }
+  }
+}
+
+const deja::v1::ProjectSettings& SchedulerCore::Settings(const std::string& project) const {
+  static const auto* defaults = new deja::v1::ProjectSettings(DefaultProjectSettings(""));
+  auto it = projects_.find(project);
+  return it == projects_.end() ? *defaults : it->second;
+}
+
+void SchedulerCore::DropMemo(const std::string& key, Effects* fx) {
+  memo_.erase(key);
+  fx->memo_puts.erase(key);
+  fx->memo_deletes.insert(key);
 }
 
 void SchedulerCore::SetState(Job& job, JobState to, absl::Time now) {
@@ -111,9 +123,7 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
           " is not in the content store; upload it first (deja submit --input does)"));
     }
   }
-  if (!spec.reuse_job_id().empty()) {
-    return absl::UnimplementedError("reuse_job_id: manual reuse is not available yet");
-  }
+  if (absl::Status st = CheckManualReuse(spec, now); !st.ok()) return st;
   deja::v1::SubmitResponse response;
   std::string request_key;
   if (!spec.request_id().empty()) {
@@ -136,43 +146,404 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
   order_[seq] = job.job_id();
   if (!request_key.empty()) requests_[request_key] = job.job_id();
 
-  // Memo lookup. A hit becomes a reuse candidate: Dispatch sends it to the
-  // worker holding the source workspace, or to another one that pulls it.
-  bool reused = false;
-  if (LookupAllowed(job.spec())) {
-    const std::string key = MemoKey(job.spec().project(), job.job_hash());
-    auto it = memo_.find(key);
-    if (it != memo_.end()) {
-      const deja::v1::MemoEntry& entry = it->second;
-      std::string missing = MissingOutput(entry);
-      if (!missing.empty()) {
-        job.set_message(absl::StrCat("memo entry from ", entry.source_job_id(), " dropped: ",
-                                     missing, "; running fresh"));
-        memo_.erase(it);
-        fx->memo_puts.erase(key);
-        fx->memo_deletes.insert(key);
-      } else if (ConnectedWorker(entry.worker_id()) == nullptr) {
-        job.set_message(absl::StrCat("not reused: the workspace of ", entry.source_job_id(),
-                                     " is on worker ", entry.worker_id(),
-                                     ", which is not connected; running fresh"));
-      } else {
-        job.set_reused_from(entry.source_job_id());
-        job.set_time_saved_ms(entry.run_time_ms());
-        auto src = jobs_.find(entry.source_job_id());
-        if (src != jobs_.end()) job.set_reused_source_finished_at_ms(src->second.finished_at_ms());
-        reused = true;
-      }
+  const MemoPolicy policy = DecideMemoPolicy(job.spec(), Settings(job.spec().project()));
+  job.set_memoization_off_reason(policy.off_reason);
+  bool reused = LookUp(job, now, fx);
+  // Single-flight: an identical fresh job in flight makes this one wait.
+  const std::string key = MemoKey(job.spec().project(), job.job_hash());
+  bool waiting = false;
+  if (!reused && policy.lookup) {
+    auto leader = inflight_.find(key);
+    if (leader != inflight_.end()) {
+      SetState(job, deja::v1::WAITING, now);
+      job.set_waiting_for(leader->second);
+      followers_[leader->second].push_back(job.job_id());
+      waiting = true;
     }
   }
+  if (!reused && !waiting && policy.record) inflight_.try_emplace(key, job.job_id());
   const std::string job_id = job.job_id();
   jobs_[job_id] = std::move(job);
   Job& stored = jobs_[job_id];
-  Enqueue(stored);
+  if (!waiting) Enqueue(stored);
   fx->jobs[job_id] = stored;
   Dispatch(now, fx);
   *response.mutable_job() = jobs_[job_id];
   response.set_reused(reused);
   return response;
+}
+
+namespace {
+
+std::string FormatMillis(int64_t ms) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(ms), absl::UTCTimeZone());
+}
+
+bool Expired(int64_t expires_at_ms, absl::Time now) {
+  return expires_at_ms > 0 && absl::FromUnixMillis(expires_at_ms) <= now;
+}
+
+}  // namespace
+
+absl::Status SchedulerCore::CheckManualReuse(const deja::v1::JobSpec& spec, absl::Time now) const {
+  const std::string& id = spec.reuse_job_id();
+  if (id.empty()) return absl::OkStatus();
+  // Naming a job is an explicit wish: it overrides the project's setting and
+  // an app's reuse: false, but not a contradiction in the same request, nor
+  // an app that must always execute.
+  if (spec.force() || spec.memoization() == deja::v1::MEMOIZATION_OFF) {
+    return absl::InvalidArgumentError(
+        "reuse_job_id: cannot be combined with force or memoization off");
+  }
+  if (spec.app().side_effects()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "reuse_job_id: app ", spec.app().name(), " has side_effects: true and always executes"));
+  }
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("reuse_job_id: job ", id, " not found"));
+  }
+  const Job& src = it->second;
+  if (src.spec().project() != spec.project()) {
+    return absl::InvalidArgumentError(absl::StrCat("reuse_job_id: ", id, " is in project ",
+                                                   src.spec().project(), ", not ",
+                                                   spec.project()));
+  }
+  if (src.spec().app().name() != spec.app().name()) {
+    return absl::InvalidArgumentError(absl::StrCat("reuse_job_id: ", id, " is app ",
+                                                   src.spec().app().name(), ", not ",
+                                                   spec.app().name()));
+  }
+  if (src.state() != deja::v1::SUCCEEDED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("reuse_job_id: ", id, " is ", std::string(JobStateName(src.state())),
+                     "; only a job that succeeded can be reused"));
+  }
+  if (src.workspace_expired() || Expired(src.expires_at_ms(), now)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "reuse_job_id: the workspace of ", id, " expired at ", FormatMillis(src.expires_at_ms())));
+  }
+  return absl::OkStatus();
+}
+
+bool SchedulerCore::LookUp(Job& job, absl::Time now, Effects* fx) {
+  const std::string key = MemoKey(job.spec().project(), job.job_hash());
+  // The source: a job the user named (--reuse), or the memo entry.
+  std::string source_id, worker_id;
+  int64_t time_saved = 0;
+  const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>* outputs = nullptr;
+  if (!job.spec().reuse_job_id().empty()) {
+    const Job& src = jobs_.at(job.spec().reuse_job_id());  // checked at submit
+    source_id = src.job_id();
+    worker_id = src.worker_id();
+    time_saved = src.reused_from().empty() ? src.run_time_ms() : src.time_saved_ms();
+    outputs = &src.outputs();
+  } else {
+    if (!DecideMemoPolicy(job.spec(), Settings(job.spec().project())).lookup) return false;
+    auto it = memo_.find(key);
+    if (it == memo_.end()) return false;
+    const deja::v1::MemoEntry& entry = it->second;
+    if (Expired(entry.expires_at_ms(), now)) {
+      job.set_message(absl::StrCat("not reused: the memo entry from ", entry.source_job_id(),
+                                   " expired at ", FormatMillis(entry.expires_at_ms()),
+                                   "; running fresh"));
+      DropMemo(key, fx);
+      return false;
+    }
+    std::string missing = MissingOutput(entry);
+    if (!missing.empty()) {
+      job.set_message(absl::StrCat("memo entry from ", entry.source_job_id(), " dropped: ",
+                                   missing, "; running fresh"));
+      DropMemo(key, fx);
+      return false;
+    }
+    source_id = entry.source_job_id();
+    worker_id = entry.worker_id();
+    time_saved = entry.run_time_ms();
+    outputs = &entry.outputs();
+  }
+  if (blobs_ != nullptr) {
+    for (const auto& output : *outputs) {
+      if (!blobs_->Has(output.digest(), output.size())) {
+        job.set_message(absl::StrCat("not reused: output ", output.path(), " of ", source_id,
+                                     " is missing from the content store; running fresh"));
+        return false;
+      }
+    }
+  }
+  if (ConnectedWorker(worker_id) == nullptr) {
+    job.set_message(absl::StrCat("not reused: the workspace of ", source_id, " is on worker ",
+                                 worker_id, ", which is not connected; running fresh"));
+    return false;
+  }
+  job.set_reused_from(source_id);
+  job.set_time_saved_ms(time_saved);
+  auto src = jobs_.find(source_id);
+  if (src != jobs_.end()) job.set_reused_source_finished_at_ms(src->second.finished_at_ms());
+  return true;
+}
+
+void SchedulerCore::Finished(Job& job, absl::Time now, Effects* fx) {
+  DEJA_CHECK(IsTerminal(job.state()), job.job_id() + " is not finished");
+  const deja::v1::ProjectSettings& settings = Settings(job.spec().project());
+  if (!job.worker_id().empty() && job.expires_at_ms() == 0) {
+    job.set_expires_at_ms(absl::ToUnixMillis(WorkspaceExpiry(now, settings)));
+  }
+  fx->jobs[job.job_id()] = job;
+  const std::string key = MemoKey(job.spec().project(), job.job_hash());
+  if (auto it = inflight_.find(key); it != inflight_.end() && it->second == job.job_id()) {
+    inflight_.erase(it);
+  }
+  auto node = followers_.extract(job.job_id());
+  if (node.empty()) return;
+  std::vector<std::string> waiting;
+  for (const auto& id : node.mapped()) {
+    auto f = jobs_.find(id);
+    if (f != jobs_.end() && f->second.state() == deja::v1::WAITING) waiting.push_back(id);
+  }
+  if (waiting.empty()) return;
+  if (job.state() == deja::v1::SUCCEEDED) {
+    // Every follower is served from the leader's fresh entry.
+    for (const auto& id : waiting) {
+      Job& f = jobs_.at(id);
+      f.clear_waiting_for();
+      SetState(f, deja::v1::QUEUED, now);
+      if (!LookUp(f, now, fx) && f.message().empty()) {
+        f.set_message(absl::StrCat("waited for ", job.job_id(),
+                                   ", which left no memo entry; running fresh"));
+      }
+      Enqueue(f);
+      fx->jobs[id] = f;
+    }
+    return;
+  }
+  // The leader failed: the oldest follower runs itself, the others wait on it.
+  Job& next = jobs_.at(waiting.front());
+  next.clear_waiting_for();
+  next.set_message(absl::StrCat("the identical job ", job.job_id(), " it waited for ended ",
+                                std::string(JobStateName(job.state())), "; running itself"));
+  SetState(next, deja::v1::QUEUED, now);
+  Enqueue(next);
+  fx->jobs[next.job_id()] = next;
+  inflight_[key] = next.job_id();
+  std::vector<std::string> rest(waiting.begin() + 1, waiting.end());
+  for (const auto& id : rest) {
+    Job& f = jobs_.at(id);
+    f.set_waiting_for(next.job_id());
+    fx->jobs[id] = f;
+  }
+  if (!rest.empty()) followers_[next.job_id()] = std::move(rest);
+}
+
+deja::v1::ProjectSettings SchedulerCore::GetProject(const std::string& project) const {
+  auto it = projects_.find(project);
+  return it == projects_.end() ? DefaultProjectSettings(project) : it->second;
+}
+
+absl::StatusOr<deja::v1::ProjectSettings> SchedulerCore::SetProject(
+    const deja::v1::SetProjectRequest& request, absl::Time now, Effects* fx) {
+  auto updated = ApplyProjectSettings(GetProject(request.project()), request, now);
+  if (!updated.ok()) return updated.status();
+  projects_[request.project()] = *updated;
+  fx->projects[request.project()] = *updated;
+  return updated;
+}
+
+std::vector<deja::v1::MemoEntry> SchedulerCore::ListMemo(
+    const deja::v1::ListMemoRequest& request) const {
+  std::vector<deja::v1::MemoEntry> out;
+  for (const auto& [key, entry] : memo_) {
+    if (!request.project().empty() && entry.project() != request.project()) continue;
+    if (!request.app_name().empty() && entry.app_name() != request.app_name()) continue;
+    out.push_back(entry);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(a.created_at_ms(), a.job_hash()) <
+           std::make_pair(b.created_at_ms(), b.job_hash());
+  });
+  if (request.limit() > 0 && out.size() > request.limit()) {
+    out.erase(out.begin(), out.end() - request.limit());
+  }
+  return out;
+}
+
+absl::StatusOr<deja::v1::MemoEntry> SchedulerCore::GetMemo(
+    const deja::v1::GetMemoRequest& request) const {
+  if (!request.job_id().empty()) {
+    auto job = jobs_.find(request.job_id());
+    if (job == jobs_.end()) {
+      return absl::NotFoundError(absl::StrCat("job ", request.job_id(), " not found"));
+    }
+    auto it = memo_.find(MemoKey(job->second.spec().project(), job->second.job_hash()));
+    if (it == memo_.end()) {
+      return absl::NotFoundError(absl::StrCat("no memo entry for job ", request.job_id(), " (hash ",
+                                              job->second.job_hash(), ")"));
+    }
+    return it->second;
+  }
+  const std::string project = request.project().empty() ? kDefaultProject : request.project();
+  auto it = memo_.find(MemoKey(project, request.job_hash()));
+  if (it == memo_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("no memo entry with hash ", request.job_hash(), " in project ", project));
+  }
+  return it->second;
+}
+
+absl::StatusOr<deja::v1::EvictMemoResponse> SchedulerCore::EvictMemo(
+    const deja::v1::EvictMemoRequest& request, Effects* fx) {
+  int selectors = (request.job_hash().empty() ? 0 : 1) + (request.app_name().empty() ? 0 : 1) +
+                  (request.before_ms() == 0 ? 0 : 1);
+  if (selectors != 1) {
+    return absl::InvalidArgumentError(
+        "evict: give exactly one of job_hash, app_name or before_ms");
+  }
+  deja::v1::EvictMemoResponse response;
+  std::vector<std::string> keys;
+  for (const auto& [key, entry] : memo_) {
+    if (!request.project().empty() && entry.project() != request.project()) continue;
+    bool match = (!request.job_hash().empty() && entry.job_hash() == request.job_hash()) ||
+                 (!request.app_name().empty() && entry.app_name() == request.app_name()) ||
+                 (request.before_ms() != 0 && entry.created_at_ms() < request.before_ms());
+    if (match) keys.push_back(key);
+  }
+  for (const auto& key : keys) {
+    *response.add_evicted() = memo_.at(key);
+    DropMemo(key, fx);
+  }
+  return response;
+}
+
+absl::StatusOr<deja::v1::ExplainResponse> SchedulerCore::Explain(const std::string& job_id,
+                                                                 absl::Time now) const {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  const Job& job = it->second;
+  deja::v1::ExplainResponse out;
+  out.set_job_id(job_id);
+  auto verdict = [&](deja::v1::ExplainResponse::Verdict v, std::string summary) {
+    out.set_verdict(v);
+    out.set_summary(std::move(summary));
+    return out;
+  };
+  if (!job.reused_from().empty()) {
+    if (job.state() == deja::v1::SUCCEEDED) {
+      return verdict(deja::v1::ExplainResponse::REUSED,
+                     absl::StrCat("reused from ", job.reused_from(), ", saving ",
+                                  absl::FormatDuration(absl::Milliseconds(job.time_saved_ms())),
+                                  job.spec().reuse_job_id().empty() ? " (same job hash)"
+                                                                    : " (named with --reuse)"));
+    }
+    return verdict(deja::v1::ExplainResponse::PENDING,
+                   absl::StrCat("to be reused from ", job.reused_from(), " (",
+                                std::string(JobStateName(job.state())), ")"));
+  }
+  if (job.state() == deja::v1::WAITING) {
+    return verdict(deja::v1::ExplainResponse::WAITED,
+                   absl::StrCat("waiting for the identical job ", job.waiting_for(),
+                                ", which is in flight; reused when it succeeds"));
+  }
+  if (!job.memoization_off_reason().empty()) {
+    return verdict(deja::v1::ExplainResponse::MEMOIZATION_OFF,
+                   absl::StrCat("memoization was off: ", job.memoization_off_reason()));
+  }
+  if (job.spec().force()) {
+    return verdict(deja::v1::ExplainResponse::FORCED,
+                   "--force: ran fresh on purpose; its success replaces the memo entry");
+  }
+  if (absl::StartsWith(job.message(), "not reused:") ||
+      absl::StartsWith(job.message(), "memo entry from") ||
+      absl::StartsWith(job.message(), "the identical job")) {
+    return verdict(deja::v1::ExplainResponse::ENTRY_UNUSABLE, job.message());
+  }
+  // No entry had its hash: compare with the nearest entry of the same app.
+  const deja::v1::MemoEntry* nearest = nullptr;
+  std::vector<deja::v1::FieldDiff> best;
+  for (const auto& [key, entry] : memo_) {
+    if (entry.project() != job.spec().project() || entry.app_name() != job.spec().app().name() ||
+        entry.source_job_id() == job_id) {
+      continue;
+    }
+    auto src = jobs_.find(entry.source_job_id());
+    if (src == jobs_.end()) continue;
+    std::vector<deja::v1::FieldDiff> diff = IdentityDiff(job.spec(), src->second.spec());
+    if (nearest == nullptr || diff.size() < best.size() ||
+        (diff.size() == best.size() && entry.created_at_ms() > nearest->created_at_ms())) {
+      nearest = &entry;
+      best = std::move(diff);
+    }
+  }
+  if (nearest == nullptr) {
+    return verdict(deja::v1::ExplainResponse::NO_MATCHING_ENTRY,
+                   absl::StrCat("no other success of app ", job.spec().app().name(),
+                                " is in the memo index of project ", job.spec().project()));
+  }
+  *out.mutable_nearest() = *nearest;
+  std::vector<std::string> fields;
+  for (auto& d : best) {
+    fields.push_back(d.field());
+    *out.add_differences() = std::move(d);
+  }
+  std::string summary =
+      best.empty()
+          ? absl::StrCat("the nearest entry, from ", nearest->source_job_id(),
+                         ", has the same identity but did not exist when this job was submitted")
+          : absl::StrCat("no memo entry has its hash; the nearest, from ",
+                         nearest->source_job_id(), ", differs in ", best.size(),
+                         best.size() == 1 ? " field: " : " fields: ", absl::StrJoin(fields, ", "));
+  (void)now;
+  return verdict(deja::v1::ExplainResponse::NO_MATCHING_ENTRY, summary);
+}
+
+deja::v1::StatsResponse SchedulerCore::Stats(const deja::v1::StatsRequest& request) const {
+  std::map<std::string, deja::v1::AppStats> apps;
+  deja::v1::AppStats total;
+  for (const auto& [seq, id] : order_) {
+    const Job& job = jobs_.at(id);
+    if (!request.project().empty() && job.spec().project() != request.project()) continue;
+    if (job.created_at_ms() < request.since_ms()) continue;
+    deja::v1::AppStats& app = apps[job.spec().app().name()];
+    app.set_app_name(job.spec().app().name());
+    for (deja::v1::AppStats* s : {&app, &total}) {
+      s->set_jobs(s->jobs() + 1);
+      if (job.state() == deja::v1::SUCCEEDED) s->set_succeeded(s->succeeded() + 1);
+      if (job.state() == deja::v1::FAILED) s->set_failed(s->failed() + 1);
+      if (job.state() == deja::v1::SUCCEEDED && !job.reused_from().empty()) {
+        s->set_reused(s->reused() + 1);
+        s->set_time_saved_ms(s->time_saved_ms() + job.time_saved_ms());
+      } else {
+        s->set_run_time_ms(s->run_time_ms() + job.run_time_ms());
+      }
+    }
+  }
+  deja::v1::StatsResponse response;
+  for (deja::v1::AppStats* s : {&total}) {
+    s->set_reuse_rate(s->succeeded() == 0 ? 0 : double(s->reused()) / double(s->succeeded()));
+  }
+  *response.mutable_total() = total;
+  for (auto& [name, app] : apps) {
+    app.set_reuse_rate(app.succeeded() == 0 ? 0
+                                            : double(app.reused()) / double(app.succeeded()));
+    *response.add_apps() = app;
+  }
+  return response;
+}
+
+void SchedulerCore::MarkWorkspacesExpired(const Worker& worker,
+                                          const deja::v1::WorkspacesExpired& expired,
+                                          Effects* fx) {
+  for (const auto& id : expired.job_ids()) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || it->second.worker_id() != worker.info.worker_id()) continue;
+    Job& job = it->second;
+    if (!job.workspace_expired()) {
+      job.set_workspace_expired(true);
+      fx->jobs[id] = job;
+    }
+    const std::string key = MemoKey(job.spec().project(), job.job_hash());
+    auto entry = memo_.find(key);
+    if (entry != memo_.end() && entry->second.source_job_id() == id) DropMemo(key, fx);
+  }
 }
 
 absl::StatusOr<Job> SchedulerCore::GetJob(const std::string& job_id) const {
@@ -212,10 +583,17 @@ absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Ti
     fx->to_workers.emplace_back(job.worker_id(), std::move(msg));
   }
   queue_.erase(ParseJobId(job_id));
+  if (job.state() == deja::v1::WAITING) {
+    // A follower leaves its group; the leader is not touched.
+    auto group = followers_.find(job.waiting_for());
+    if (group != followers_.end()) std::erase(group->second, job_id);
+  }
   SetState(job, deja::v1::CANCELLED, now);
   job.set_message("cancelled by request");
-  fx->jobs[job_id] = job;
-  return job;
+  Finished(job, now, fx);
+  Job result = job;
+  Dispatch(now, fx);  // a promoted follower may run now
+  return result;
 }
 
 absl::StatusOr<std::string> SchedulerCore::WorkspaceHolder(const std::string& job_id) const {
@@ -358,6 +736,9 @@ void SchedulerCore::WorkerMessage(const std::string& worker_id, uint64_t session
     case deja::v1::WorkerMessage::kResult:
       HandleResult(*worker, msg.result(), now, fx);
       return;
+    case deja::v1::WorkerMessage::kExpired:
+      MarkWorkspacesExpired(*worker, msg.expired(), fx);
+      return;
     default:
       return;  // heartbeats only refresh last_seen; log data is the service's
   }
@@ -373,6 +754,10 @@ void SchedulerCore::Release(Worker& worker, const std::string& job_id) {
 void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& result, absl::Time now,
                                  Effects* fx) {
   // Acknowledge every result, even one we ignore, so the worker forgets it.
+  // The ack goes before anything this result causes (a fresh run of the same
+  // job on this worker, say) and tells the worker how long to keep the
+  // workspace: 0, not at all, unless the result is current and final.
+  const size_t ack_index = fx->to_workers.size();
   deja::v1::SchedulerMessage ack;
   ack.mutable_result_ack()->set_job_id(result.job_id());
   ack.mutable_result_ack()->set_attempt(result.attempt());
@@ -398,6 +783,7 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
       *job.mutable_manifest() = result.manifest();
       *job.mutable_outputs() = result.outputs();
       job.set_run_time_ms(result.run_time_ms());
+      Finished(job, now, fx);
     } else {
       const std::string key = MemoKey(job.spec().project(), job.job_hash());
       auto entry = memo_.find(key);
@@ -422,10 +808,14 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
       job.set_message(!result.error().empty()
                           ? result.error()
                           : absl::StrCat("command exited with code ", result.exit_code()));
+      Finished(job, now, fx);
     } else {
       SetState(job, deja::v1::SUCCEEDED, now);
       *job.mutable_outputs() = result.outputs();
-      if (MemoizeAllowed(job.spec())) {
+      // Fixed now, from the setting in force now; the entry lives as long.
+      job.set_expires_at_ms(
+          absl::ToUnixMillis(WorkspaceExpiry(now, Settings(job.spec().project()))));
+      if (DecideMemoPolicy(job.spec(), Settings(job.spec().project())).record) {
         deja::v1::MemoEntry entry;
         entry.set_project(job.spec().project());
         entry.set_job_hash(job.job_hash());
@@ -436,14 +826,19 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
         *entry.mutable_outputs() = job.outputs();
         entry.set_run_time_ms(job.run_time_ms());
         entry.set_created_at_ms(Millis(now));
+        entry.set_expires_at_ms(job.expires_at_ms());
         const std::string key = MemoKey(entry.project(), entry.job_hash());
         fx->memo_deletes.erase(key);
         fx->memo_puts[key] = entry;
         memo_[key] = std::move(entry);
       }
+      Finished(job, now, fx);  // after the entry: waiting followers reuse it
     }
   }
   fx->jobs[job.job_id()] = job;
+  if (IsTerminal(job.state())) {
+    fx->to_workers[ack_index].second.mutable_result_ack()->set_expires_at_ms(job.expires_at_ms());
+  }
   Dispatch(now, fx);
 }
 
@@ -467,6 +862,7 @@ void SchedulerCore::LoseWorker(Worker& worker, const std::string& why, absl::Tim
     } else if (static_cast<int>(job.attempt()) >= options_.max_attempts) {
       SetState(job, deja::v1::FAILED, now);
       job.set_message(absl::StrCat(why, "; gave up after ", job.attempt(), " attempts"));
+      Finished(job, now, fx);
     } else {
       job.set_attempt(job.attempt() + 1);
       job.set_message(absl::StrCat(why, "; requeued (attempt ", job.attempt(), " of ",
@@ -481,6 +877,13 @@ void SchedulerCore::LoseWorker(Worker& worker, const std::string& why, absl::Tim
 }
 
 void SchedulerCore::Tick(absl::Time now, Effects* fx) {
+  // No reuse is ever served from an expired entry.
+  std::vector<std::string> expired;
+  for (const auto& [key, entry] : memo_) {
+    if (Expired(entry.expires_at_ms(), now)) expired.push_back(key);
+  }
+  for (const auto& key : expired) DropMemo(key, fx);
+
   for (auto& [id, worker] : workers_) {
     if (worker.jobs.empty() && !worker.connected) continue;
     if (now - worker.last_seen <= options_.worker_timeout) continue;
@@ -549,18 +952,38 @@ SchedulerCore::Worker* SchedulerCore::PickWorker(const Job& job) {
 }
 
 bool SchedulerCore::DispatchReuse(Job& job, absl::Time now, Effects* fx) {
-  auto it = memo_.find(MemoKey(job.spec().project(), job.job_hash()));
-  if (it == memo_.end() || it->second.source_job_id() != job.reused_from()) {
-    ClearReuse(job, absl::StrCat("not reused: the memo entry from ", job.reused_from(),
-                                 " was dropped; running fresh"));
-    return false;
+  // The source: the job named with --reuse, or the memo entry.
+  std::string source_id, worker_id;
+  const deja::v1::Manifest* manifest = nullptr;
+  const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>* outputs = nullptr;
+  if (!job.spec().reuse_job_id().empty()) {
+    const Job& src = jobs_.at(job.spec().reuse_job_id());
+    if (src.workspace_expired() || Expired(src.expires_at_ms(), now)) {
+      ClearReuse(job, absl::StrCat("not reused: the workspace of ", src.job_id(), " expired at ",
+                                   FormatMillis(src.expires_at_ms()), "; running fresh"));
+      return false;
+    }
+    source_id = src.job_id();
+    worker_id = src.worker_id();
+    manifest = &src.manifest();
+    outputs = &src.outputs();
+  } else {
+    auto it = memo_.find(MemoKey(job.spec().project(), job.job_hash()));
+    if (it == memo_.end() || it->second.source_job_id() != job.reused_from() ||
+        Expired(it->second.expires_at_ms(), now)) {
+      ClearReuse(job, absl::StrCat("not reused: the memo entry from ", job.reused_from(),
+                                   " was dropped or expired; running fresh"));
+      return false;
+    }
+    source_id = it->second.source_job_id();
+    worker_id = it->second.worker_id();
+    manifest = &it->second.manifest();
+    outputs = &it->second.outputs();
   }
-  const deja::v1::MemoEntry& entry = it->second;
-  Worker* holder = FindWorker(entry.worker_id());
+  Worker* holder = FindWorker(worker_id);
   if (holder == nullptr || !holder->connected) {
-    ClearReuse(job, absl::StrCat("not reused: the workspace of ", entry.source_job_id(),
-                                 " is on worker ", entry.worker_id(),
-                                 ", which is not connected; running fresh"));
+    ClearReuse(job, absl::StrCat("not reused: the workspace of ", source_id, " is on worker ",
+                                 worker_id, ", which is not connected; running fresh"));
     return false;
   }
   // The holder copies locally; if it is busy, another worker pulls the
@@ -573,9 +996,9 @@ bool SchedulerCore::DispatchReuse(Job& job, absl::Time now, Effects* fx) {
   deja::v1::SchedulerMessage msg;
   auto* a = msg.mutable_assignment();
   a->set_kind(deja::v1::Assignment::MATERIALIZE);
-  a->set_source_job_id(entry.source_job_id());
-  *a->mutable_source_manifest() = entry.manifest();
-  *a->mutable_source_outputs() = entry.outputs();
+  a->set_source_job_id(source_id);
+  *a->mutable_source_manifest() = *manifest;
+  *a->mutable_source_outputs() = *outputs;
   if (target != holder) {
     a->set_source_worker_id(holder->info.worker_id());
     a->set_source_address(holder->info.advertise());

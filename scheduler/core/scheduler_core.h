@@ -43,14 +43,15 @@ struct Effects {
   std::map<std::string, deja::v1::Job> jobs;
   std::map<std::string, deja::v1::MemoEntry> memo_puts;  // by memo key
   std::set<std::string> memo_deletes;                    // memo keys
+  std::map<std::string, deja::v1::ProjectSettings> projects;  // by project
   // 2. Then send, in order, to the current stream of each worker.
   std::vector<std::pair<std::string, deja::v1::SchedulerMessage>> to_workers;
   // 3. Then end these worker streams (worker id, session): declared lost.
   std::vector<std::pair<std::string, uint64_t>> close_sessions;
 
   bool empty() const {
-    return jobs.empty() && memo_puts.empty() && memo_deletes.empty() && to_workers.empty() &&
-           close_sessions.empty();
+    return jobs.empty() && memo_puts.empty() && memo_deletes.empty() && projects.empty() &&
+           to_workers.empty() && close_sessions.empty();
   }
 };
 
@@ -75,7 +76,7 @@ class SchedulerCore {
   // stay there until that worker reconnects and claims them, or
   // worker_timeout after `now` passes and they are requeued.
   void Load(std::vector<deja::v1::Job> jobs, std::vector<deja::v1::MemoEntry> memo,
-            absl::Time now);
+            std::vector<deja::v1::ProjectSettings> projects, absl::Time now);
 
   // Validates and stores a new job, serving it from the memo index when it
   // can. INVALID_ARGUMENT names the bad field. A repeated request_id in the
@@ -97,6 +98,24 @@ class SchedulerCore {
   absl::StatusOr<std::string> WorkspaceHolder(const std::string& job_id) const;
 
   std::vector<deja::v1::WorkerInfo> ListWorkers() const;
+
+  // Project settings (defaults for a project never set). SetProject:
+  // INVALID_ARGUMENT naming a bad field; applies to jobs finishing later.
+  deja::v1::ProjectSettings GetProject(const std::string& project) const;
+  absl::StatusOr<deja::v1::ProjectSettings> SetProject(const deja::v1::SetProjectRequest& request,
+                                                       absl::Time now, Effects* fx);
+
+  // The memo index. GetMemo: NOT_FOUND when no entry matches. EvictMemo:
+  // INVALID_ARGUMENT unless exactly one selector is given.
+  std::vector<deja::v1::MemoEntry> ListMemo(const deja::v1::ListMemoRequest& request) const;
+  absl::StatusOr<deja::v1::MemoEntry> GetMemo(const deja::v1::GetMemoRequest& request) const;
+  absl::StatusOr<deja::v1::EvictMemoResponse> EvictMemo(const deja::v1::EvictMemoRequest& request,
+                                                        Effects* fx);
+
+  // Why a job was or was not reused. NOT_FOUND for an unknown job.
+  absl::StatusOr<deja::v1::ExplainResponse> Explain(const std::string& job_id,
+                                                    absl::Time now) const;
+  deja::v1::StatsResponse Stats(const deja::v1::StatsRequest& request) const;
 
   // A worker stream registered. `session` is unique per stream; messages of
   // an older session of the same worker are ignored from now on.
@@ -140,6 +159,19 @@ class SchedulerCore {
   void ClearReuse(deja::v1::Job& job, const std::string& why);
   void HandleResult(Worker& worker, const deja::v1::JobResult& result, absl::Time now,
                     Effects* fx);
+  // Bookkeeping after `job` reached a terminal state: its workspace expiry,
+  // and the identical jobs waiting for it (single-flight).
+  void Finished(deja::v1::Job& job, absl::Time now, Effects* fx);
+  const deja::v1::ProjectSettings& Settings(const std::string& project) const;
+  // Drops a memo entry (and persists the drop).
+  void DropMemo(const std::string& key, Effects* fx);
+  // A submit's memo lookup: sets the job up as a reuse candidate, or says in
+  // its message why an entry could not serve it. True for a candidate.
+  bool LookUp(deja::v1::Job& job, absl::Time now, Effects* fx);
+  // --reuse JOB: INVALID_ARGUMENT / FAILED_PRECONDITION naming the problem.
+  absl::Status CheckManualReuse(const deja::v1::JobSpec& spec, absl::Time now) const;
+  void MarkWorkspacesExpired(const Worker& worker, const deja::v1::WorkspacesExpired& expired,
+                             Effects* fx);
   // Requeues (or fails, past max_attempts) every job on a lost worker.
   void LoseWorker(Worker& worker, const std::string& why, absl::Time now, Effects* fx);
   void Release(Worker& worker, const std::string& job_id);
@@ -157,6 +189,11 @@ class SchedulerCore {
   absl::flat_hash_map<std::string, deja::v1::MemoEntry> memo_;
   absl::flat_hash_map<std::string, std::string> requests_;  // project/request_id -> job id
   std::map<std::string, Worker> workers_;
+  std::map<std::string, deja::v1::ProjectSettings> projects_;
+  // Single-flight: memo key -> the fresh job in flight that will record it,
+  // and each such leader's followers (WAITING), oldest first.
+  absl::flat_hash_map<std::string, std::string> inflight_;
+  absl::flat_hash_map<std::string, std::vector<std::string>> followers_;
 };
 
 // "j42" <-> 42. ParseJobId returns 0 for a malformed id.

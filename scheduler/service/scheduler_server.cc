@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/errors.h"
+#include "common/job_spec.h"
 #include "common/job_state.h"
 #include "common/transfer_window.h"
 #include "deja/v1/scheduler.grpc.pb.h"
@@ -104,10 +105,11 @@ class ServerImpl final : public SchedulerServer,
   absl::Status Init() {
     std::vector<Job> jobs;
     std::vector<deja::v1::MemoEntry> memo;
-    if (auto s = store_->Load(&jobs, &memo); !s.ok()) return s;
+    std::vector<deja::v1::ProjectSettings> projects;
+    if (auto s = store_->Load(&jobs, &memo, &projects); !s.ok()) return s;
     std::fprintf(stderr, "deja-scheduler: restored %zu jobs and %zu memo entries from %s\n",
                  jobs.size(), memo.size(), config_.data_dir.c_str());
-    core_.Load(std::move(jobs), std::move(memo), clock_->Now());
+    core_.Load(std::move(jobs), std::move(memo), std::move(projects), clock_->Now());
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
@@ -273,6 +275,74 @@ class ServerImpl final : public SchedulerServer,
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* GetProject(grpc::CallbackServerContext* ctx,
+                                       const deja::v1::GetProjectRequest* request,
+                                       deja::v1::ProjectSettings* response) override {
+    return Unary(ctx, [this, request, response] {
+      if (auto s = ValidateName("project", request->project()); !s.ok()) return s;
+      *response = core_.GetProject(request->project());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* SetProject(grpc::CallbackServerContext* ctx,
+                                       const deja::v1::SetProjectRequest* request,
+                                       deja::v1::ProjectSettings* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto settings = core_.SetProject(*request, clock_->Now(), &fx_);
+      if (settings.ok()) *response = *std::move(settings);
+      return settings.status();
+    });
+  }
+
+  grpc::ServerUnaryReactor* ListMemo(grpc::CallbackServerContext* ctx,
+                                     const deja::v1::ListMemoRequest* request,
+                                     deja::v1::ListMemoResponse* response) override {
+    return Unary(ctx, [this, request, response] {
+      for (auto& entry : core_.ListMemo(*request)) *response->add_entries() = std::move(entry);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetMemo(grpc::CallbackServerContext* ctx,
+                                    const deja::v1::GetMemoRequest* request,
+                                    deja::v1::MemoEntry* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto entry = core_.GetMemo(*request);
+      if (entry.ok()) *response = *std::move(entry);
+      return entry.status();
+    });
+  }
+
+  grpc::ServerUnaryReactor* EvictMemo(grpc::CallbackServerContext* ctx,
+                                      const deja::v1::EvictMemoRequest* request,
+                                      deja::v1::EvictMemoResponse* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto evicted = core_.EvictMemo(*request, &fx_);
+      if (evicted.ok()) *response = *std::move(evicted);
+      return evicted.status();
+    });
+  }
+
+  grpc::ServerUnaryReactor* Explain(grpc::CallbackServerContext* ctx,
+                                    const deja::v1::GetJobRequest* request,
+                                    deja::v1::ExplainResponse* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto explained = core_.Explain(request->job_id(), clock_->Now());
+      if (explained.ok()) *response = *std::move(explained);
+      return explained.status();
+    });
+  }
+
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx,
+                                  const deja::v1::StatsRequest* request,
+                                  deja::v1::StatsResponse* response) override {
+    return Unary(ctx, [this, request, response] {
+      *response = core_.Stats(*request);
+      return absl::OkStatus();
+    });
+  }
+
   // --- Worker service --------------------------------------------------------
 
   grpc::ServerBidiReactor<deja::v1::WorkerMessage, deja::v1::SchedulerMessage>* Connect(
@@ -346,6 +416,15 @@ class ServerImpl final : public SchedulerServer,
     deja::v1::ReadLogsResponse* response;
     absl::Time deadline;
   };
+
+  // A unary call: `fn` runs on the loop and its status finishes the call
+  // after the round's commit.
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
+                                  std::function<absl::Status()> fn) {
+    auto* reactor = ctx->DefaultReactor();
+    Post([this, reactor, fn = std::move(fn)] { FinishAfterCommit(reactor, fn()); });
+    return reactor;
+  }
 
   void FinishAfterCommit(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
     after_commit_.push_back([reactor, s = ToGrpcStatus(status)] { reactor->Finish(s); });

@@ -63,7 +63,21 @@ RocksStore::~RocksStore() {
 }
 
 absl::Status RocksStore::Load(std::vector<deja::v1::Job>* jobs,
-                              std::vector<deja::v1::MemoEntry>* memo) {
+                              std::vector<deja::v1::MemoEntry>* memo,
+                              std::vector<deja::v1::ProjectSettings>* projects) {
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kSettings]));
+    for (it->Seek(schema::kProjectPrefix);
+         it->Valid() && it->key().starts_with(schema::kProjectPrefix); it->Next()) {
+      deja::v1::ProjectSettings settings;
+      if (!settings.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("a project settings record in the store does not parse");
+      }
+      projects->push_back(std::move(settings));
+    }
+    if (auto s = FromRocks(it->status(), "scan settings"); !s.ok()) return s;
+  }
   {
     std::unique_ptr<rocksdb::Iterator> it(
         db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kJobs]));
@@ -89,7 +103,8 @@ absl::Status RocksStore::Load(std::vector<deja::v1::Job>* jobs,
 }
 
 absl::Status RocksStore::Commit(const Effects& fx) {
-  if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty()) {
+  if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty() &&
+      fx.projects.empty()) {
     return absl::OkStatus();
   }
   rocksdb::WriteBatch batch;
@@ -99,6 +114,10 @@ absl::Status RocksStore::Commit(const Effects& fx) {
   for (const auto& key : fx.memo_deletes) batch.Delete(handles_[schema::kMemo], key);
   for (const auto& [key, entry] : fx.memo_puts) {
     batch.Put(handles_[schema::kMemo], key, entry.SerializeAsString());
+  }
+  for (const auto& [name, settings] : fx.projects) {
+    batch.Put(handles_[schema::kSettings], schema::kProjectPrefix + name,
+              settings.SerializeAsString());
   }
   rocksdb::WriteOptions sync;
   sync.sync = true;

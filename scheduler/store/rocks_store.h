@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "deja/v1/job.pb.h"
+#include "deja/v1/scheduler.pb.h"
 #include "scheduler/core/scheduler_core.h"
 #include "scheduler/store/schema.h"
 
@@ -35,7 +36,8 @@ class RocksStore {
 
   // Every stored job (in submission order) and memo entry. DATA_LOSS when a
   // record does not parse.
-  absl::Status Load(std::vector<deja::v1::Job>* jobs, std::vector<deja::v1::MemoEntry>* memo);
+  absl::Status Load(std::vector<deja::v1::Job>* jobs, std::vector<deja::v1::MemoEntry>* memo,
+                    std::vector<deja::v1::ProjectSettings>* projects);
 
   // Persists the records of `fx` atomically and durably.
   absl::Status Commit(const Effects& fx);

@@ -7,6 +7,7 @@
 //   jobs           job seq, 8 bytes big-endian      deja.v1.Job (binary proto)
 //   memo           project \0 job_hash              deja.v1.MemoEntry
 //   settings       "schema_version"                 decimal kSchemaVersion
+//   settings       "project/" + project name        deja.v1.ProjectSettings
 //   blobs          blob digest (32 hex)             deja.v1.BlobMeta
 //
 // Blob bytes live in files beside the database (scheduler/content).
@@ -29,6 +30,8 @@ enum ColumnFamily : int { kDefault = 0, kJobs = 1, kMemo = 2, kSettings = 3, kBl
 
 // Names in ColumnFamily order.
 const std::vector<std::string>& ColumnFamilyNames();
+
+inline constexpr char kProjectPrefix[] = "project/";
 
 // Job keys sort by job sequence number, i.e. by submission order.
 std::string JobKey(uint64_t seq);

@@ -41,6 +41,10 @@ TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
     entry.set_project("p");
     entry.set_job_hash("h");
     fx.memo_puts[MemoKey("p", "h")] = entry;
+    deja::v1::ProjectSettings settings;
+    settings.set_project("p");
+    settings.set_intermediate_files_hours(72);
+    fx.projects["p"] = settings;
     ASSERT_TRUE((*store)->Commit(fx).ok());
     Effects del;
     del.memo_deletes.insert(MemoKey("p", "h"));
@@ -52,7 +56,10 @@ TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
   ASSERT_TRUE(store.ok());
   std::vector<deja::v1::Job> jobs;
   std::vector<deja::v1::MemoEntry> memo;
-  ASSERT_TRUE((*store)->Load(&jobs, &memo).ok());
+  std::vector<deja::v1::ProjectSettings> projects;
+  ASSERT_TRUE((*store)->Load(&jobs, &memo, &projects).ok());
+  ASSERT_EQ(projects.size(), 1u);
+  EXPECT_EQ(projects[0].intermediate_files_hours(), 72);
   ASSERT_EQ(jobs.size(), 3u);
   EXPECT_EQ(jobs[0].job_id(), "j1");  // submission order, not string order
   EXPECT_EQ(jobs[1].job_id(), "j2");

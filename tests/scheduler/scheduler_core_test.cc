@@ -234,7 +234,7 @@ TEST_F(SchedulerCoreTest, RestartKeepsJobsAndLetsTheWorkerReclaimThem) {
   for (const auto& [key, entry] : fx.memo_puts) memo.push_back(entry);
 
   SchedulerCore restarted(Options());
-  restarted.Load(jobs, memo, now_);
+  restarted.Load(jobs, memo, {}, now_);
   deja::v1::Register reg = Reg("w1", 2);
   reg.add_held()->set_job_id(b);
   reg.mutable_held(0)->set_attempt(1);

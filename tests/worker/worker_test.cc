@@ -5,14 +5,21 @@
 #include "worker/worker.h"
 
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/hash.h"
+#include "common/transfer_window.h"
+#include "deja/v1/peer.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/worker/test_util.h"
@@ -26,6 +33,7 @@ using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::PollUntil;
 using ::deja::worker::testing::ReadFile;
 using ::deja::worker::testing::RemoveTempDir;
+using ::deja::worker::testing::WriteFile;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -52,9 +60,12 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
     std::thread reader([&] {
       deja::v1::WorkerMessage message;
       while (stream->Read(&message)) {
-        if (!message.has_result()) continue;
         absl::MutexLock lock(&mu_);
-        results_[message.result().job_id()] = message.result();
+        if (message.has_result()) results_[message.result().job_id()] = message.result();
+        if (message.has_expired()) {
+          expired_messages_.push_back(message.expired());
+          for (const auto& job_id : message.expired().job_ids()) expired_[job_id] = id;
+        }
       }
       absl::MutexLock lock(&mu_);
       closed_[id] = true;
@@ -80,6 +91,26 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
     *outgoing_[worker_id].emplace_back().mutable_assignment() = assignment;
     cv_.SignalAll();
   }
+  void Ack(const std::string& worker_id, const std::string& job_id, uint32_t attempt,
+           int64_t expires_at_ms) {
+    absl::MutexLock lock(&mu_);
+    deja::v1::ResultAck* ack = outgoing_[worker_id].emplace_back().mutable_result_ack();
+    ack->set_job_id(job_id);
+    ack->set_attempt(attempt);
+    ack->set_expires_at_ms(expires_at_ms);
+    cv_.SignalAll();
+  }
+  // The worker that reported `job_id`'s workspace expired, if one did.
+  std::optional<std::string> ExpiredBy(const std::string& job_id) {
+    absl::MutexLock lock(&mu_);
+    auto it = expired_.find(job_id);
+    if (it == expired_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::vector<deja::v1::WorkspacesExpired> ExpiredMessages() {
+    absl::MutexLock lock(&mu_);
+    return expired_messages_;
+  }
   std::optional<deja::v1::Register> Registered(const std::string& worker_id) {
     absl::MutexLock lock(&mu_);
     auto it = registered_.find(worker_id);
@@ -100,12 +131,17 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
   std::map<std::string, bool> closed_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<deja::v1::SchedulerMessage>> outgoing_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, deja::v1::JobResult> results_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> expired_ ABSL_GUARDED_BY(mu_);  // job id -> worker id
+  std::vector<deja::v1::WorkspacesExpired> expired_messages_ ABSL_GUARDED_BY(mu_);
 };
 
-// A Worker running on its own thread in its own work dir.
+// A Worker running on its own thread in its own work dir (or in `dir`,
+// which it then leaves behind).
 struct RunningWorker {
-  RunningWorker(const std::string& id, const std::string& scheduler) {
-    work_dir = MakeTempDir("worker_test_" + id);
+  RunningWorker(const std::string& id, const std::string& scheduler, Clock* clock = nullptr,
+                const std::string& dir = "")
+      : keep_dir(!dir.empty()) {
+    work_dir = keep_dir ? dir : MakeTempDir("worker_test_" + id);
     WorkerConfig config;
     config.scheduler_address = scheduler;
     config.content_store_address = scheduler;
@@ -115,16 +151,19 @@ struct RunningWorker {
     config.peer_listen = "127.0.0.1:0";
     config.cache_bytes = 1 << 20;
     config.initial_backoff = absl::Milliseconds(20);
-    worker = std::make_unique<Worker>(config);
+    // Tests sweep with SweepNow() (the thread's sweep at start aside).
+    config.sweep_interval = absl::Hours(1);
+    worker = std::make_unique<Worker>(config, clock);
     thread = std::thread([this] { status = worker->Run(); });
   }
   ~RunningWorker() {
     worker->Stop();
     thread.join();
     worker.reset();
-    RemoveTempDir(work_dir);
+    if (!keep_dir) RemoveTempDir(work_dir);
   }
 
+  const bool keep_dir;
   std::string work_dir;
   std::unique_ptr<Worker> worker;
   std::thread thread;
@@ -147,8 +186,9 @@ class WorkerTest : public ::testing::Test {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   }
 
-  RunningWorker& StartWorker(const std::string& id) {
-    workers_.push_back(std::make_unique<RunningWorker>(id, address_));
+  RunningWorker& StartWorker(const std::string& id, Clock* clock = nullptr,
+                             const std::string& dir = "") {
+    workers_.push_back(std::make_unique<RunningWorker>(id, address_, clock, dir));
     EXPECT_TRUE(PollUntil([&] { return scheduler_.Registered(id).has_value(); }));
     return *workers_.back();
   }
@@ -279,6 +319,263 @@ TEST_F(WorkerTest, AReuseIsPulledFromTheWorkerHoldingTheSource) {
   EXPECT_TRUE(failed->verification_failed());
   EXPECT_THAT(failed->error(), HasSubstr("job-404"));
   EXPECT_FALSE(std::filesystem::exists(paths::WorkspaceDir(b.work_dir, "job-3")));
+}
+
+// ---- Retention: expiry records, the sweeper, leases ----
+
+class RetentionWorkerTest : public WorkerTest {
+ protected:
+  int64_t NowMs() { return ToMillis(clock_.Now()); }
+  // Runs `script` as `job_id` on `worker_id` and waits for its result.
+  deja::v1::JobResult RunJob(const std::string& worker_id, const std::string& job_id,
+                             const std::string& script, const std::string& output = "") {
+    deja::v1::Assignment run = Run(job_id, script);
+    if (!output.empty()) run.add_outputs(output);
+    scheduler_.Assign(worker_id, run);
+    auto result = AwaitResult(job_id);
+    EXPECT_TRUE(result.has_value());
+    if (!result.has_value()) return {};
+    EXPECT_EQ(result->exit_code(), 0) << result->error();
+    return *result;
+  }
+  static deja::v1::Assignment Reuse(const std::string& job_id, const std::string& source_job_id,
+                                    const deja::v1::JobResult& source) {
+    deja::v1::Assignment reuse;
+    reuse.set_kind(deja::v1::Assignment::MATERIALIZE);
+    reuse.set_job_id(job_id);
+    reuse.set_attempt(1);
+    reuse.set_source_job_id(source_job_id);
+    *reuse.mutable_source_manifest() = source.manifest();
+    *reuse.mutable_source_outputs() = source.outputs();
+    return reuse;
+  }
+  static bool Exists(const std::string& path) { return std::filesystem::exists(path); }
+
+  FakeClock clock_;
+};
+
+TEST_F(RetentionWorkerTest, AnAckedWorkspaceIsKeptUntilItsExpiryThenDeletedAndReported) {
+  RunningWorker& a = StartWorker("w-a", &clock_);
+  RunJob("w-a", "job-1", "echo intermediate > scratch.txt");
+  RunJob("w-a", "job-unacked", "echo kept > scratch.txt");
+  scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
+  ASSERT_TRUE(
+      PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-1")); }));
+
+  auto swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_THAT(*swept, ::testing::IsEmpty());
+  clock_.Advance(absl::Minutes(59));
+  swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_THAT(*swept, ::testing::IsEmpty());
+  EXPECT_EQ(ReadFile(paths::WorkspaceDir(a.work_dir, "job-1") + "/scratch.txt"), "intermediate\n");
+
+  clock_.Advance(absl::Minutes(2));
+  swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_THAT(*swept, ::testing::ElementsAre("job-1"));
+  EXPECT_FALSE(Exists(paths::WorkspaceDir(a.work_dir, "job-1")));  // files and logs
+  EXPECT_TRUE(Exists(paths::WorkspaceDir(a.work_dir, "job-unacked")));  // no record
+  ASSERT_TRUE(PollUntil([&] { return scheduler_.ExpiredBy("job-1").has_value(); }));
+  EXPECT_EQ(*scheduler_.ExpiredBy("job-1"), "w-a");
+  const auto messages = scheduler_.ExpiredMessages();
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_THAT(messages[0].job_ids(), ::testing::ElementsAre("job-1"));
+  // Reported: the record goes.
+  EXPECT_TRUE(
+      PollUntil([&] { return !Exists(paths::ExpiryRecordPath(a.work_dir, "job-1")); }));
+  swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_THAT(*swept, ::testing::IsEmpty());
+  EXPECT_EQ(scheduler_.ExpiredMessages().size(), 1u);
+}
+
+TEST_F(RetentionWorkerTest, ExpiryRecordsSurviveARestart) {
+  const std::string dir = MakeTempDir("worker_test_restart");
+  {
+    RunningWorker& a = StartWorker("w-a", &clock_, dir);
+    RunJob("w-a", "job-1", "echo intermediate > scratch.txt");
+    scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
+    ASSERT_TRUE(
+        PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-1")); }));
+    workers_.clear();  // stopped; the work dir stays
+  }
+  ASSERT_TRUE(Exists(paths::WorkspaceDir(dir, "job-1")));
+  clock_.Advance(absl::Hours(2));
+
+  RunningWorker& again = StartWorker("w-a", &clock_, dir);  // w-a registered before
+  // The sweep at start (or this one, once Run() has loaded the records)
+  // deletes it; it is reported once the stream is up.
+  ASSERT_TRUE(PollUntil([&] { return again.worker->SweepNow().ok(); }));
+  EXPECT_FALSE(Exists(paths::WorkspaceDir(dir, "job-1")));
+  EXPECT_TRUE(PollUntil([&] { return scheduler_.ExpiredBy("job-1").has_value(); }));
+  workers_.clear();
+  RemoveTempDir(dir);
+}
+
+TEST_F(RetentionWorkerTest, ANotKeptAttemptIsDeletedUnlessAnotherAttemptOfTheJobRunsThere) {
+  RunningWorker& a = StartWorker("w-a", &clock_);
+  RunJob("w-a", "job-1", "echo superseded > f");
+  RunJob("w-a", "marker", "echo m > f");
+  scheduler_.Ack("w-a", "job-1", 1, 0);
+  EXPECT_TRUE(PollUntil([&] {
+    return !Exists(paths::WorkspaceDir(a.work_dir, "job-1")) &&
+           !Exists(paths::ExpiryRecordPath(a.work_dir, "job-1"));
+  }));
+
+  // job-2: attempt 1 finished (unacked), attempt 2 runs in the same
+  // workspace when attempt 1 is told its workspace is not kept.
+  RunJob("w-a", "job-2", "echo one > f");
+  deja::v1::Assignment second = Run("job-2", "echo two > f; touch started; "
+                                             "while [ ! -e go ]; do sleep 0.02; done");
+  second.set_attempt(2);
+  scheduler_.Assign("w-a", second);
+  const std::string ws = paths::WorkspaceDir(a.work_dir, "job-2");
+  ASSERT_TRUE(PollUntil([&] { return Exists(ws + "/started"); }));
+  scheduler_.Ack("w-a", "job-2", 1, 0);
+  // Acks are applied in order: once the marker's workspace is gone, job-2
+  // attempt 1's ack has been handled.
+  scheduler_.Ack("w-a", "marker", 1, 0);
+  ASSERT_TRUE(PollUntil([&] { return !Exists(paths::WorkspaceDir(a.work_dir, "marker")); }));
+  EXPECT_TRUE(Exists(ws + "/started"));
+  EXPECT_EQ(ReadFile(ws + "/f"), "two\n");
+  auto swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_THAT(*swept, ::testing::IsEmpty());
+  EXPECT_TRUE(Exists(ws + "/started"));
+
+  WriteFile(ws + "/go", "");
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        auto r = scheduler_.Result("job-2");
+        return r.has_value() && r->attempt() == 2;
+      },
+      absl::Seconds(20)));
+  scheduler_.Ack("w-a", "job-2", 2, NowMs() + 60'000);
+  ASSERT_TRUE(PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-2")); }));
+  swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_THAT(*swept, ::testing::IsEmpty());
+  EXPECT_EQ(ReadFile(ws + "/f"), "two\n");
+  // A late "not kept" for attempt 1 does not touch attempt 2's kept workspace.
+  scheduler_.Ack("w-a", "job-2", 1, 0);
+  RunJob("w-a", "marker2", "true");
+  scheduler_.Ack("w-a", "marker2", 1, 0);
+  ASSERT_TRUE(PollUntil([&] { return !Exists(paths::WorkspaceDir(a.work_dir, "marker2")); }));
+  EXPECT_EQ(ReadFile(ws + "/f"), "two\n");
+  // Not kept is never reported as expired.
+  EXPECT_THAT(scheduler_.ExpiredMessages(), ::testing::IsEmpty());
+}
+
+// Reads a FetchWorkspace stream to its end; OK when every file arrived with
+// the manifest's size and digest.
+absl::Status ReadAndVerify(grpc::ClientReaderInterface<deja::v1::WorkspaceChunk>* reader,
+                           const deja::v1::Manifest& manifest) {
+  deja::v1::WorkspaceChunk chunk;
+  std::map<std::string, std::unique_ptr<Hasher>> hashes;
+  std::map<std::string, uint64_t> sizes;
+  std::string current;
+  while (reader->Read(&chunk)) {
+    if (chunk.has_file()) {
+      current = chunk.file().path();
+      hashes[current] = std::make_unique<Hasher>();
+    } else if (chunk.chunk_case() == deja::v1::WorkspaceChunk::kData) {
+      if (current.empty()) return absl::InternalError("data before file");
+      hashes[current]->Update(chunk.data());
+      sizes[current] += chunk.data().size();
+    }
+  }
+  if (grpc::Status st = reader->Finish(); !st.ok()) return FromGrpcStatus(st);
+  for (const auto& entry : manifest.files()) {
+    auto it = hashes.find(entry.path());
+    if (it == hashes.end()) return absl::DataLossError(entry.path() + " missing");
+    if (sizes[entry.path()] != entry.size() || it->second->HexDigest() != entry.digest()) {
+      return absl::DataLossError(entry.path() + " differs");
+    }
+  }
+  return absl::OkStatus();
+}
+
+TEST_F(RetentionWorkerTest, ALeaseProtectsASourceDuringASlowPeerCopy) {
+  RunningWorker& a = StartWorker("w-a", &clock_);
+  // 32 MiB: far more than the 4 MiB stream window, so the server is still
+  // in the middle of the stream while the test does not read.
+  const deja::v1::JobResult source = RunJob(
+      "w-a", "job-1",
+      "head -c 65536 /dev/urandom > rand.bin && truncate -s 32M big.bin && echo r > r.txt",
+      "r.txt");
+  scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
+  ASSERT_TRUE(PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-1")); }));
+
+  grpc::ChannelArguments args;
+  BoundTransferWindow(&args);
+  auto stub = deja::v1::Peer::NewStub(grpc::CreateCustomChannel(
+      a.worker->advertise(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext context;
+  deja::v1::FetchWorkspaceRequest request;
+  request.set_job_id("job-1");
+  *request.mutable_manifest() = source.manifest();
+  auto reader = stub->FetchWorkspace(&context, request);
+  deja::v1::WorkspaceChunk first;
+  ASSERT_TRUE(reader->Read(&first));  // the lease is taken before this is sent
+  ASSERT_TRUE(first.has_manifest());
+
+  clock_.Advance(absl::Hours(2));  // expired, mid-copy
+  auto swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_THAT(*swept, ::testing::IsEmpty());
+  EXPECT_TRUE(Exists(paths::WorkspaceDir(a.work_dir, "job-1") + "/big.bin"));
+
+  // No new copy starts from an expired source: not a peer fetch...
+  {
+    grpc::ClientContext late_context;
+    auto late = stub->FetchWorkspace(&late_context, request);
+    deja::v1::WorkspaceChunk chunk;
+    EXPECT_FALSE(late->Read(&chunk));
+    grpc::Status st = late->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(st.error_message(), "workspace of job-1 expired");
+  }
+  // ... nor a local reuse.
+  scheduler_.Assign("w-a", Reuse("job-2", "job-1", source));
+  auto local = AwaitResult("job-2");
+  ASSERT_TRUE(local.has_value());
+  EXPECT_EQ(local->exit_code(), -1);
+  EXPECT_TRUE(local->verification_failed());
+  EXPECT_EQ(local->error(), "workspace of job-1 expired");
+  EXPECT_FALSE(Exists(paths::WorkspaceDir(a.work_dir, "job-2")));
+
+  // The copy in progress completes and verifies.
+  EXPECT_TRUE(ReadAndVerify(reader.get(), source.manifest()).ok());
+  // Released when the stream ended: the next sweep deletes it.
+  swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_THAT(*swept, ::testing::ElementsAre("job-1"));
+  EXPECT_FALSE(Exists(paths::WorkspaceDir(a.work_dir, "job-1")));
+  EXPECT_TRUE(PollUntil([&] { return scheduler_.ExpiredBy("job-1").has_value(); }));
+}
+
+TEST_F(RetentionWorkerTest, AReuseFromAnotherWorkerOfAnExpiredSourceFailsCleanly) {
+  StartWorker("w-a", &clock_);
+  RunningWorker& b = StartWorker("w-b", &clock_);
+  const deja::v1::JobResult source = RunJob("w-a", "job-1", "echo r > r.txt", "r.txt");
+  scheduler_.Ack("w-a", "job-1", 1, NowMs() + 1000);
+  ASSERT_TRUE(PollUntil([&] {
+    return Exists(paths::ExpiryRecordPath(workers_[0]->work_dir, "job-1"));
+  }));
+  clock_.Advance(absl::Seconds(1));  // expired, not swept yet
+
+  deja::v1::Assignment reuse = Reuse("job-2", "job-1", source);
+  reuse.set_source_worker_id("w-a");
+  reuse.set_source_address(scheduler_.Registered("w-a")->advertise());
+  scheduler_.Assign("w-b", reuse);
+  auto failed = AwaitResult("job-2");
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_EQ(failed->exit_code(), -1);
+  EXPECT_TRUE(failed->verification_failed());
+  EXPECT_THAT(failed->error(), HasSubstr("workspace of job-1 expired"));
+  EXPECT_FALSE(Exists(paths::WorkspaceDir(b.work_dir, "job-2")));
 }
 
 }  // namespace
