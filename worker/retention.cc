@@ -140,6 +140,12 @@ absl::Status WorkspaceRetention::SetExpiry(const std::string& job_id, uint32_t a
                                            int64_t expires_at_ms) {
   if (absl::Status st = paths::ValidateJobId(job_id); !st.ok()) return st;
   if (expires_at_ms < 0) expires_at_ms = 0;
+  {
+    // In memory first: the expiry holds from now on (the scheduler decided
+    // it), and nobody can see the record on disk before the lease checks do.
+    absl::MutexLock lock(&mu_);
+    entries_[job_id] = Entry{Record{expires_at_ms, attempt}, /*deleted=*/false};
+  }
   std::string tmp = paths::ExpiryTempTemplate(work_dir_);
   Fd fd(mkstemp(tmp.data()));
   if (fd.get() < 0) return ErrnoStatus(errno, "mkstemp " + tmp);
@@ -157,10 +163,7 @@ absl::Status WorkspaceRetention::SetExpiry(const std::string& job_id, uint32_t a
   fd.Reset();
   const std::string path = paths::ExpiryRecordPath(work_dir_, job_id);
   if (rename(tmp.c_str(), path.c_str()) != 0) return fail("rename " + tmp + " to " + path);
-  if (absl::Status st = FsyncDir(paths::ExpiryDir(work_dir_)); !st.ok()) return st;
-  absl::MutexLock lock(&mu_);
-  entries_[job_id] = Entry{Record{expires_at_ms, attempt}, /*deleted=*/false};
-  return absl::OkStatus();
+  return FsyncDir(paths::ExpiryDir(work_dir_));
 }
 
 std::optional<WorkspaceRetention::Record> WorkspaceRetention::GetRecord(
