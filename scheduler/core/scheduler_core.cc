@@ -795,6 +795,9 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
       }
       ClearReuse(job, absl::StrCat("not reused: copying the workspace of ", job.reused_from(),
                                    " failed (", result.error(), "); running fresh"));
+      // A new attempt: the worker tells the failed copy's late ack ("not
+      // kept") apart from the fresh run, which may land on the same worker.
+      job.set_attempt(job.attempt() + 1);
       SetState(job, deja::v1::QUEUED, now);
       Enqueue(job);
     }
@@ -857,6 +860,7 @@ void SchedulerCore::LoseWorker(Worker& worker, const std::string& why, absl::Tim
     } else if (job.state() == deja::v1::MATERIALIZING) {
       ClearReuse(job, absl::StrCat("not reused: copying the workspace of ", job.reused_from(),
                                    " was interrupted (", why, "); running fresh"));
+      job.set_attempt(job.attempt() + 1);
       SetState(job, deja::v1::QUEUED, now);
       Enqueue(job);
     } else if (static_cast<int>(job.attempt()) >= options_.max_attempts) {

@@ -151,6 +151,10 @@ TEST_F(SchedulerCoreTest, VerificationFailureDropsTheEntryAndRunsFresh) {
   core_.WorkerMessage("w1", 1, msg, now_, &fx2);
   Job job = Get(r->job().job_id());
   EXPECT_EQ(job.state(), deja::v1::ASSIGNED);  // requeued and dispatched fresh
+  EXPECT_EQ(job.attempt(), 2u) << "the fresh run is told apart from the failed copy";
+  ASSERT_EQ(fx2.to_workers.size(), 2u);
+  EXPECT_EQ(fx2.to_workers[0].second.result_ack().expires_at_ms(), 0) << "the copy: not kept";
+  EXPECT_EQ(fx2.to_workers[1].second.assignment().attempt(), 2u);
   EXPECT_TRUE(job.reused_from().empty());
   EXPECT_NE(job.message().find("content changed"), std::string::npos);
   EXPECT_EQ(fx2.memo_deletes.size(), 1u);
