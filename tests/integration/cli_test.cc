@@ -87,3 +87,62 @@ TEST_F(CliTest, ErrorsAreOneClearLine) {
 
 }  // namespace
 }  // namespace deja::testing
+
+namespace deja::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST_F(CliTest, MemoizationControlsFromTheCommandLine) {
+  CommandResult bad = Deja({"project", "set", "memo", "--retention", "0"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("out of range (1 to 120 hours)"));
+  CommandResult set = Deja({"project", "set", "memo", "--retention", "48"});
+  EXPECT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_THAT(Deja({"project", "get", "memo"}).out, HasSubstr("48"));
+
+  auto run = [&](const std::string& n, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"run", "--project", "memo", "--name", "count", "--param",
+                                      "n=" + n};
+    args.insert(args.end(), extra.begin(), extra.end());
+    for (const char* w : {"--", "sh", "-c", "echo ${params.n}"}) args.push_back(w);
+    CommandResult r = Deja(args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return FirstWord(r.out);
+  };
+  std::string first = run("1");
+  std::string second = run("2");
+  CommandResult explain = Deja({"explain", second});
+  EXPECT_EQ(explain.exit_code, 0) << explain.err;
+  EXPECT_THAT(explain.out, HasSubstr("NO_MATCHING_ENTRY"));
+  EXPECT_THAT(explain.out, HasSubstr("params[n]"));
+  EXPECT_THAT(explain.out, HasSubstr(first));
+
+  std::string reused = run("1");
+  EXPECT_THAT(Deja({"explain", reused}).out, HasSubstr("REUSED"));
+  EXPECT_THAT(Deja({"status", reused}).out, HasSubstr("expires"));
+
+  CommandResult off = Deja({"project", "set", "memo", "--memoization", "off"});
+  EXPECT_EQ(off.exit_code, 0) << off.err;
+  std::string fresh = run("1");
+  EXPECT_THAT(Deja({"status", fresh}).out, HasSubstr("project memo has memoization off"));
+  EXPECT_THAT(Deja({"explain", fresh}).out, HasSubstr("MEMOIZATION_OFF"));
+  std::string forced_on = run("1", {"--memoization", "on"});
+  EXPECT_THAT(Deja({"explain", forced_on}).out, HasSubstr("REUSED"));
+
+  CommandResult ls = Deja({"cache", "ls", "--project", "memo"});
+  EXPECT_THAT(ls.out, HasSubstr(first));
+  EXPECT_THAT(ls.out, HasSubstr(second));
+  CommandResult stats = Deja({"stats", "--project", "memo"});
+  EXPECT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_THAT(stats.out, HasSubstr("count"));
+  CommandResult evict = Deja({"cache", "evict", "--app", "count", "--project", "memo"});
+  EXPECT_EQ(evict.exit_code, 0) << evict.err;
+  EXPECT_THAT(evict.out, HasSubstr("evicted 2 entries"));
+  EXPECT_EQ(Deja({"cache", "ls", "--project", "memo", "--json"}).out, "");
+  std::string after = run("1", {"--memoization", "on"});
+  EXPECT_THAT(Deja({"explain", after}).out, HasSubstr("NO_MATCHING_ENTRY"));
+}
+
+}  // namespace
+}  // namespace deja::testing
