@@ -13,27 +13,6 @@
 
 namespace deja::worker {
 
-bool GlobMatches(absl::string_view glob, absl::string_view path) {
-  const std::vector<std::string> g = absl::StrSplit(glob, '/');
-  const std::vector<std::string> p = absl::StrSplit(path, '/');
-  // match[i][j]: glob components i.. match path components j.. (filled
-  // from the back, so `**` costs O(|g| * |p|) whatever the pattern).
-  std::vector<std::vector<char>> match(g.size() + 1, std::vector<char>(p.size() + 1, 0));
-  match[g.size()][p.size()] = 1;
-  for (size_t i = g.size(); i-- > 0;) {
-    for (size_t j = p.size() + 1; j-- > 0;) {
-      if (g[i] == "**") {
-        // Zero components, or one more and still `**`.
-        match[i][j] = match[i + 1][j] || (j < p.size() && match[i][j + 1]);
-      } else {
-        match[i][j] = j < p.size() && match[i + 1][j + 1] &&
-                      fnmatch(g[i].c_str(), p[j].c_str(), 0) == 0;
-      }
-    }
-  }
-  return match[0][0] != 0;
-}
-
 absl::StatusOr<std::vector<deja::v1::OutputFile>> MatchOutputs(
     const deja::v1::Manifest& manifest, const std::vector<std::string>& globs) {
   for (const std::string& glob : globs) {

@@ -21,12 +21,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/blob_client.h"
+#include "common/glob.h"
 #include "deja/v1/job.pb.h"
 
 namespace deja::worker {
 
-// True when the workspace-relative `path` matches `glob`.
-bool GlobMatches(absl::string_view glob, absl::string_view path);
+using ::deja::GlobMatches;  // common/glob.h
 
 // The regular files of `manifest` matched by any of `globs`, each once,
 // sorted by path (OutputFile.mode is the manifest's st_mode). Errors:
