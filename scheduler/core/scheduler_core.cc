@@ -48,8 +48,20 @@ SchedulerCore::SchedulerCore(CoreOptions options, BlobIndex* blobs)
     : options_(options), blobs_(blobs) {}
 
 void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry> memo,
-                         std::vector<deja::v1::ProjectSettings> projects, absl::Time now) {
+                         std::vector<deja::v1::ProjectSettings> projects,
+                         std::vector<deja::v1::Pipeline> pipelines, absl::Time now) {
   for (auto& settings : projects) projects_[settings.project()] = std::move(settings);
+  for (auto& pipeline : pipelines) {
+    uint64_t seq = ParsePipelineId(pipeline.pipeline_id());
+    DEJA_CHECK(seq != 0, "stored pipeline has a malformed id: " + pipeline.pipeline_id());
+    next_pipeline_seq_ = std::max(next_pipeline_seq_, seq + 1);
+    for (int i = 0; i < pipeline.nodes_size(); ++i) {
+      if (!pipeline.nodes(i).job_id().empty()) {
+        job_nodes_[pipeline.nodes(i).job_id()] = {pipeline.pipeline_id(), i};
+      }
+    }
+    pipelines_[seq] = std::move(pipeline);
+  }
   for (Job& job : jobs) {
     uint64_t seq = ParseJobId(job.job_id());
     DEJA_CHECK(seq != 0, "stored job has a malformed id: " + job.job_id());
@@ -226,59 +238,84 @@ absl::Status SchedulerCore::CheckManualReuse(const deja::v1::JobSpec& spec, absl
   return absl::OkStatus();
 }
 
-bool SchedulerCore::LookUp(Job& job, absl::Time now, Effects* fx) {
-  const std::string key = MemoKey(job.spec().project(), job.job_hash());
+SchedulerCore::ReuseDecision SchedulerCore::DecideReuse(const deja::v1::JobSpec& spec,
+                                                        const std::string& job_hash,
+                                                        absl::Time now) const {
+  ReuseDecision d;
+  const std::string key = MemoKey(spec.project(), job_hash);
   // The source: a job the user named (--reuse), or the memo entry.
-  std::string source_id, worker_id;
-  int64_t time_saved = 0;
   const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>* outputs = nullptr;
-  if (!job.spec().reuse_job_id().empty()) {
-    const Job& src = jobs_.at(job.spec().reuse_job_id());  // checked at submit
-    source_id = src.job_id();
-    worker_id = src.worker_id();
-    time_saved = src.reused_from().empty() ? src.run_time_ms() : src.time_saved_ms();
+  if (!spec.reuse_job_id().empty()) {
+    const Job& src = jobs_.at(spec.reuse_job_id());  // checked at submit
+    d.source_id = src.job_id();
+    d.worker_id = src.worker_id();
+    d.time_saved_ms = src.reused_from().empty() ? src.run_time_ms() : src.time_saved_ms();
+    d.expires_at_ms = src.expires_at_ms();
     outputs = &src.outputs();
   } else {
-    if (!DecideMemoPolicy(job.spec(), Settings(job.spec().project())).lookup) return false;
+    MemoPolicy policy = DecideMemoPolicy(spec, Settings(spec.project()));
+    if (!policy.lookup) {
+      d.problem = policy.off_reason.empty() ? "--force: runs fresh"
+                                            : "memoization off: " + policy.off_reason;
+      return d;
+    }
     auto it = memo_.find(key);
-    if (it == memo_.end()) return false;
+    if (it == memo_.end()) {
+      d.problem = "no memo entry has its hash";
+      return d;
+    }
     const deja::v1::MemoEntry& entry = it->second;
     if (Expired(entry.expires_at_ms(), now)) {
-      job.set_message(absl::StrCat("not reused: the memo entry from ", entry.source_job_id(),
-                                   " expired at ", FormatMillis(entry.expires_at_ms()),
-                                   "; running fresh"));
-      DropMemo(key, fx);
-      return false;
+      d.problem = absl::StrCat("not reused: the memo entry from ", entry.source_job_id(),
+                               " expired at ", FormatMillis(entry.expires_at_ms()),
+                               "; running fresh");
+      d.drop_entry = true;
+      return d;
     }
     std::string missing = MissingOutput(entry);
     if (!missing.empty()) {
-      job.set_message(absl::StrCat("memo entry from ", entry.source_job_id(), " dropped: ",
-                                   missing, "; running fresh"));
-      DropMemo(key, fx);
-      return false;
+      d.problem = absl::StrCat("memo entry from ", entry.source_job_id(), " dropped: ", missing,
+                               "; running fresh");
+      d.drop_entry = true;
+      return d;
     }
-    source_id = entry.source_job_id();
-    worker_id = entry.worker_id();
-    time_saved = entry.run_time_ms();
+    d.source_id = entry.source_job_id();
+    d.worker_id = entry.worker_id();
+    d.time_saved_ms = entry.run_time_ms();
+    d.expires_at_ms = entry.expires_at_ms();
     outputs = &entry.outputs();
   }
   if (blobs_ != nullptr) {
     for (const auto& output : *outputs) {
       if (!blobs_->Has(output.digest(), output.size())) {
-        job.set_message(absl::StrCat("not reused: output ", output.path(), " of ", source_id,
-                                     " is missing from the content store; running fresh"));
-        return false;
+        d.problem = absl::StrCat("not reused: output ", output.path(), " of ", d.source_id,
+                                 " is missing from the content store; running fresh");
+        return d;
       }
     }
   }
-  if (ConnectedWorker(worker_id) == nullptr) {
-    job.set_message(absl::StrCat("not reused: the workspace of ", source_id, " is on worker ",
-                                 worker_id, ", which is not connected; running fresh"));
+  auto w = workers_.find(d.worker_id);
+  if (w == workers_.end() || !w->second.connected) {
+    d.problem = absl::StrCat("not reused: the workspace of ", d.source_id, " is on worker ",
+                             d.worker_id, ", which is not connected; running fresh");
+    return d;
+  }
+  d.outputs = outputs;
+  d.reuse = true;
+  return d;
+}
+
+bool SchedulerCore::LookUp(Job& job, absl::Time now, Effects* fx) {
+  ReuseDecision d = DecideReuse(job.spec(), job.job_hash(), now);
+  if (d.drop_entry) DropMemo(MemoKey(job.spec().project(), job.job_hash()), fx);
+  if (!d.reuse) {
+    // Say why only when an entry or a named job existed but could not serve.
+    if (!d.source_id.empty() || d.drop_entry) job.set_message(d.problem);
     return false;
   }
-  job.set_reused_from(source_id);
-  job.set_time_saved_ms(time_saved);
-  auto src = jobs_.find(source_id);
+  job.set_reused_from(d.source_id);
+  job.set_time_saved_ms(d.time_saved_ms);
+  auto src = jobs_.find(d.source_id);
   if (src != jobs_.end()) job.set_reused_source_finished_at_ms(src->second.finished_at_ms());
   return true;
 }

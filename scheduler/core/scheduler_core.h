@@ -19,9 +19,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "deja/v1/job.pb.h"
+#include "deja/v1/pipeline.pb.h"
 #include "deja/v1/scheduler.pb.h"
 #include "deja/v1/worker.pb.h"
 
@@ -44,6 +46,7 @@ struct Effects {
   std::map<std::string, deja::v1::MemoEntry> memo_puts;  // by memo key
   std::set<std::string> memo_deletes;                    // memo keys
   std::map<std::string, deja::v1::ProjectSettings> projects;  // by project
+  std::map<std::string, deja::v1::Pipeline> pipelines;        // by pipeline id
   // 2. Then send, in order, to the current stream of each worker.
   std::vector<std::pair<std::string, deja::v1::SchedulerMessage>> to_workers;
   // 3. Then end these worker streams (worker id, session): declared lost.
@@ -51,7 +54,7 @@ struct Effects {
 
   bool empty() const {
     return jobs.empty() && memo_puts.empty() && memo_deletes.empty() && projects.empty() &&
-           to_workers.empty() && close_sessions.empty();
+           pipelines.empty() && to_workers.empty() && close_sessions.empty();
   }
 };
 
@@ -61,6 +64,8 @@ class BlobIndex {
   virtual ~BlobIndex() = default;
   // True when the store has the blob with this size.
   virtual bool Has(const std::string& digest, uint64_t size) = 0;
+  // Stores a small blob (a directory blob a pipeline edge builds) durably.
+  virtual absl::Status Put(const std::string& bytes) = 0;
 };
 
 // The memo index key of a job: project, NUL, job hash.
@@ -76,7 +81,8 @@ class SchedulerCore {
   // stay there until that worker reconnects and claims them, or
   // worker_timeout after `now` passes and they are requeued.
   void Load(std::vector<deja::v1::Job> jobs, std::vector<deja::v1::MemoEntry> memo,
-            std::vector<deja::v1::ProjectSettings> projects, absl::Time now);
+            std::vector<deja::v1::ProjectSettings> projects,
+            std::vector<deja::v1::Pipeline> pipelines, absl::Time now);
 
   // Validates and stores a new job, serving it from the memo index when it
   // can. INVALID_ARGUMENT names the bad field. A repeated request_id in the
@@ -116,6 +122,26 @@ class SchedulerCore {
   absl::StatusOr<deja::v1::ExplainResponse> Explain(const std::string& job_id,
                                                     absl::Time now) const;
   deja::v1::StatsResponse Stats(const deja::v1::StatsRequest& request) const;
+
+  // Pipelines (scheduler/core/pipelines.cc). Submit: INVALID_ARGUMENT names
+  // the node and field; FAILED_PRECONDITION for a file input not in the
+  // store. Nodes become jobs as soon as their inputs are known.
+  absl::StatusOr<deja::v1::Pipeline> SubmitPipeline(
+      const deja::v1::SubmitPipelineRequest& request, absl::Time now, Effects* fx);
+  absl::StatusOr<deja::v1::Pipeline> GetPipeline(const std::string& pipeline_id) const;
+  std::vector<deja::v1::Pipeline> ListPipelines(const std::string& project, size_t limit) const;
+  absl::StatusOr<deja::v1::Pipeline> CancelPipeline(const std::string& pipeline_id,
+                                                    absl::Time now, Effects* fx);
+  absl::StatusOr<deja::v1::Pipeline> RetryPipeline(const deja::v1::RetryPipelineRequest& request,
+                                                   absl::Time now, Effects* fx);
+  absl::StatusOr<deja::v1::PipelinePlan> PlanPipeline(const deja::v1::SubmitPipelineRequest& request,
+                                                      absl::Time now) const;
+  // Moves pipelines forward after the jobs in `fx` changed: node states,
+  // new jobs for nodes whose inputs became known, pipeline ends. The
+  // scheduler calls it before every commit; it may add jobs to `fx`.
+  void SyncPipelines(absl::Time now, Effects* fx);
+  // After Load: catches up every running pipeline.
+  void ResumePipelines(absl::Time now, Effects* fx);
 
   // A worker stream registered. `session` is unique per stream; messages of
   // an older session of the same worker are ignored from now on.
@@ -165,6 +191,19 @@ class SchedulerCore {
   const deja::v1::ProjectSettings& Settings(const std::string& project) const;
   // Drops a memo entry (and persists the drop).
   void DropMemo(const std::string& key, Effects* fx);
+  // Whether a job with `spec` and `job_hash` would be served from an earlier
+  // success now, and from which; `problem` says why not.
+  struct ReuseDecision {
+    bool reuse = false;
+    std::string source_id, worker_id;
+    int64_t time_saved_ms = 0;
+    int64_t expires_at_ms = 0;
+    const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>* outputs = nullptr;
+    std::string problem;
+    bool drop_entry = false;  // the entry is expired or incomplete
+  };
+  ReuseDecision DecideReuse(const deja::v1::JobSpec& spec, const std::string& job_hash,
+                            absl::Time now) const;
   // A submit's memo lookup: sets the job up as a reuse candidate, or says in
   // its message why an entry could not serve it. True for a candidate.
   bool LookUp(deja::v1::Job& job, absl::Time now, Effects* fx);
@@ -172,6 +211,10 @@ class SchedulerCore {
   absl::Status CheckManualReuse(const deja::v1::JobSpec& spec, absl::Time now) const;
   void MarkWorkspacesExpired(const Worker& worker, const deja::v1::WorkspacesExpired& expired,
                              Effects* fx);
+  // Submits the nodes whose inputs are known, marks the ones whose
+  // upstream failed, and settles the pipeline when every node is final.
+  void AdvancePipeline(deja::v1::Pipeline& pipeline, absl::Time now, Effects* fx);
+  deja::v1::Pipeline* FindPipeline(const std::string& pipeline_id);
   // Requeues (or fails, past max_attempts) every job on a lost worker.
   void LoseWorker(Worker& worker, const std::string& why, absl::Time now, Effects* fx);
   void Release(Worker& worker, const std::string& job_id);
@@ -183,7 +226,9 @@ class SchedulerCore {
   BlobIndex* const blobs_;
 
   uint64_t next_seq_ = 1;
-  absl::flat_hash_map<std::string, deja::v1::Job> jobs_;
+  // Node-based: references stay valid while jobs are added (a pipeline may
+  // submit jobs while a caller holds one).
+  absl::node_hash_map<std::string, deja::v1::Job> jobs_;
   std::map<uint64_t, std::string> order_;  // seq -> job id, oldest first
   std::set<uint64_t> queue_;               // seqs of QUEUED jobs: FIFO
   absl::flat_hash_map<std::string, deja::v1::MemoEntry> memo_;
@@ -194,7 +239,16 @@ class SchedulerCore {
   // and each such leader's followers (WAITING), oldest first.
   absl::flat_hash_map<std::string, std::string> inflight_;
   absl::flat_hash_map<std::string, std::vector<std::string>> followers_;
+  // Pipelines by id ("p<seq>"), and the node each pipeline job runs.
+  std::map<uint64_t, deja::v1::Pipeline> pipelines_;
+  uint64_t next_pipeline_seq_ = 1;
+  absl::flat_hash_map<std::string, std::pair<std::string, int>> job_nodes_;  // job -> (pipeline, node index)
+  absl::flat_hash_map<std::string, std::string> pipeline_requests_;
 };
+
+// "p7" <-> 7. ParsePipelineId returns 0 for a malformed id.
+std::string PipelineIdFromSeq(uint64_t seq);
+uint64_t ParsePipelineId(const std::string& pipeline_id);
 
 // "j42" <-> 42. ParseJobId returns 0 for a malformed id.
 std::string JobIdFromSeq(uint64_t seq);

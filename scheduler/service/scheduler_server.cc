@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/errors.h"
+#include "common/hash.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"
 #include "common/transfer_window.h"
@@ -29,6 +30,7 @@ namespace {
 using deja::v1::Job;
 using WorkerOutbox = StreamOutbox<deja::v1::SchedulerMessage>;
 using WatchOutbox = StreamOutbox<Job>;
+using PipelineOutbox = StreamOutbox<deja::v1::Pipeline>;
 
 constexpr uint32_t kMaxLogChunk = 1 << 20;
 constexpr absl::Duration kLogRequestTimeout = absl::Seconds(30);
@@ -39,16 +41,26 @@ class ServerImpl;
 // The core's view of the content store.
 class StoreBlobIndex : public BlobIndex {
  public:
-  explicit StoreBlobIndex(const BlobStore* blobs) : blobs_(blobs) {}
+  explicit StoreBlobIndex(BlobStore* blobs) : blobs_(blobs) {}
   bool Has(const std::string& digest, uint64_t size) override {
     deja::v1::BlobRef ref;
     ref.set_digest(digest);
     ref.set_size(size);
     return blobs_->Has(ref);
   }
+  absl::Status Put(const std::string& bytes) override {
+    deja::v1::BlobRef ref;
+    ref.set_digest(HashBytes(bytes));
+    ref.set_size(bytes.size());
+    if (blobs_->Has(ref)) return absl::OkStatus();
+    auto writer = blobs_->BeginWrite(ref);
+    if (!writer.ok()) return writer.status();
+    if (absl::Status s = (*writer)->Append(bytes); !s.ok()) return s;
+    return (*writer)->Commit().status();
+  }
 
  private:
-  const BlobStore* const blobs_;
+  BlobStore* const blobs_;
 };
 
 // One worker's Connect stream. Deletes itself in OnDone.
@@ -67,24 +79,29 @@ class WorkerStream : public grpc::ServerBidiReactor<deja::v1::WorkerMessage,
   bool registered_ = false;  // only touched by OnReadDone, which never overlaps itself
 };
 
-// One WatchJob stream. Deletes itself in OnDone.
-class WatchStream : public grpc::ServerWriteReactor<Job> {
+// One WatchJob or WatchPipeline stream of `Message`s about the record `id`.
+// Deletes itself in OnDone, after telling the server.
+template <typename Message>
+class RecordWatchStream : public grpc::ServerWriteReactor<Message> {
  public:
-  WatchStream(ServerImpl* server, std::string job_id)
+  RecordWatchStream(ServerImpl* server, std::string id)
       : server_(server),
-        job_id_(std::move(job_id)),
-        outbox_(std::make_shared<WatchOutbox>([this](const Job* job) { StartWrite(job); },
-                                              [this](const grpc::Status& s) { Finish(s); })) {}
-  const std::shared_ptr<WatchOutbox>& outbox() const { return outbox_; }
+        id_(std::move(id)),
+        outbox_(std::make_shared<StreamOutbox<Message>>(
+            [this](const Message* m) { this->StartWrite(m); },
+            [this](const grpc::Status& s) { this->Finish(s); })) {}
+  const std::shared_ptr<StreamOutbox<Message>>& outbox() const { return outbox_; }
   void OnWriteDone(bool ok) override { outbox_->OnWriteDone(ok); }
   void OnCancel() override { outbox_->Finish(grpc::Status::CANCELLED); }
   void OnDone() override;
 
  private:
   ServerImpl* const server_;
-  const std::string job_id_;
-  const std::shared_ptr<WatchOutbox> outbox_;
+  const std::string id_;
+  const std::shared_ptr<StreamOutbox<Message>> outbox_;
 };
+using WatchStream = RecordWatchStream<Job>;
+using PipelineWatchStream = RecordWatchStream<deja::v1::Pipeline>;
 
 class ServerImpl final : public SchedulerServer,
                          public deja::v1::Scheduler::CallbackService,
@@ -106,10 +123,14 @@ class ServerImpl final : public SchedulerServer,
     std::vector<Job> jobs;
     std::vector<deja::v1::MemoEntry> memo;
     std::vector<deja::v1::ProjectSettings> projects;
-    if (auto s = store_->Load(&jobs, &memo, &projects); !s.ok()) return s;
-    std::fprintf(stderr, "deja-scheduler: restored %zu jobs and %zu memo entries from %s\n",
-                 jobs.size(), memo.size(), config_.data_dir.c_str());
-    core_.Load(std::move(jobs), std::move(memo), std::move(projects), clock_->Now());
+    std::vector<deja::v1::Pipeline> pipelines;
+    if (auto s = store_->Load(&jobs, &memo, &projects, &pipelines); !s.ok()) return s;
+    std::fprintf(stderr,
+                 "deja-scheduler: restored %zu jobs, %zu memo entries and %zu pipelines from %s\n",
+                 jobs.size(), memo.size(), pipelines.size(), config_.data_dir.c_str());
+    core_.Load(std::move(jobs), std::move(memo), std::move(projects), std::move(pipelines),
+               clock_->Now());
+    core_.ResumePipelines(clock_->Now(), &fx_);  // committed by the loop's first round
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
@@ -343,6 +364,96 @@ class ServerImpl final : public SchedulerServer,
     });
   }
 
+  grpc::ServerUnaryReactor* SubmitPipeline(grpc::CallbackServerContext* ctx,
+                                           const deja::v1::SubmitPipelineRequest* request,
+                                           deja::v1::Pipeline* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto p = core_.SubmitPipeline(*request, clock_->Now(), &fx_);
+      if (p.ok()) *response = *std::move(p);
+      return p.status();
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetPipeline(grpc::CallbackServerContext* ctx,
+                                        const deja::v1::GetPipelineRequest* request,
+                                        deja::v1::Pipeline* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto p = core_.GetPipeline(request->pipeline_id());
+      if (p.ok()) *response = *std::move(p);
+      return p.status();
+    });
+  }
+
+  grpc::ServerUnaryReactor* ListPipelines(grpc::CallbackServerContext* ctx,
+                                          const deja::v1::ListPipelinesRequest* request,
+                                          deja::v1::ListPipelinesResponse* response) override {
+    return Unary(ctx, [this, request, response] {
+      size_t limit = request->limit() == 0 ? 1000 : request->limit();
+      for (auto& p : core_.ListPipelines(request->project(), limit)) {
+        *response->add_pipelines() = std::move(p);
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* CancelPipeline(grpc::CallbackServerContext* ctx,
+                                           const deja::v1::GetPipelineRequest* request,
+                                           deja::v1::Pipeline* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto p = core_.CancelPipeline(request->pipeline_id(), clock_->Now(), &fx_);
+      if (p.ok()) *response = *std::move(p);
+      return p.status();
+    });
+  }
+
+  grpc::ServerUnaryReactor* RetryPipeline(grpc::CallbackServerContext* ctx,
+                                          const deja::v1::RetryPipelineRequest* request,
+                                          deja::v1::Pipeline* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto p = core_.RetryPipeline(*request, clock_->Now(), &fx_);
+      if (p.ok()) *response = *std::move(p);
+      return p.status();
+    });
+  }
+
+  grpc::ServerUnaryReactor* PlanPipeline(grpc::CallbackServerContext* ctx,
+                                         const deja::v1::SubmitPipelineRequest* request,
+                                         deja::v1::PipelinePlan* response) override {
+    return Unary(ctx, [this, request, response] {
+      auto plan = core_.PlanPipeline(*request, clock_->Now());
+      if (plan.ok()) *response = *std::move(plan);
+      return plan.status();
+    });
+  }
+
+  grpc::ServerWriteReactor<deja::v1::Pipeline>* WatchPipeline(
+      grpc::CallbackServerContext* /*ctx*/, const deja::v1::GetPipelineRequest* request) override {
+    auto* stream = new PipelineWatchStream(this, request->pipeline_id());
+    std::shared_ptr<PipelineOutbox> outbox = stream->outbox();
+    std::string id = request->pipeline_id();
+    Post([this, outbox, id] {
+      auto p = core_.GetPipeline(id);
+      if (!p.ok()) {
+        after_commit_.push_back([outbox, s = p.status()] { outbox->Finish(ToGrpcStatus(s)); });
+        return;
+      }
+      if (p->state() != deja::v1::PIPELINE_RUNNING) {
+        after_commit_.push_back([outbox, pl = *p] { outbox->SendAndFinish(pl); });
+        return;
+      }
+      pipeline_watchers_[id].push_back(outbox);
+      after_commit_.push_back([outbox, pl = *p] { outbox->Send(pl); });
+    });
+    return stream;
+  }
+
+  void OnPipelineWatchDone(PipelineOutbox* outbox, const std::string& id) {
+    auto it = pipeline_watchers_.find(id);
+    if (it == pipeline_watchers_.end()) return;
+    std::erase_if(it->second, [outbox](const auto& w) { return w.get() == outbox; });
+    if (it->second.empty()) pipeline_watchers_.erase(it);
+  }
+
   // --- Worker service --------------------------------------------------------
 
   grpc::ServerBidiReactor<deja::v1::WorkerMessage, deja::v1::SchedulerMessage>* Connect(
@@ -498,6 +609,7 @@ class ServerImpl final : public SchedulerServer,
   // Commits, then acts: nothing leaves the process before it is durable.
   void Flush() {
     if (fx_.empty() && after_commit_.empty()) return;
+    core_.SyncPipelines(clock_->Now(), &fx_);  // may add jobs: before the commit
     if (absl::Status s = store_->Commit(fx_); !s.ok()) {
       // The in-memory state is ahead of the disk; a restart recovers from
       // what was committed.
@@ -506,6 +618,7 @@ class ServerImpl final : public SchedulerServer,
     }
     Effects fx;
     fx.jobs.swap(fx_.jobs);
+    fx.pipelines.swap(fx_.pipelines);
     fx.to_workers.swap(fx_.to_workers);
     fx.close_sessions.swap(fx_.close_sessions);
     fx_ = Effects();
@@ -524,6 +637,16 @@ class ServerImpl final : public SchedulerServer,
         watchers_.erase(it);
       } else {
         for (auto& w : it->second) w->Send(job);
+      }
+    }
+    for (auto& [id, pipeline] : fx.pipelines) {
+      auto it = pipeline_watchers_.find(id);
+      if (it == pipeline_watchers_.end()) continue;
+      if (pipeline.state() != deja::v1::PIPELINE_RUNNING) {
+        for (auto& w : it->second) w->SendAndFinish(pipeline);
+        pipeline_watchers_.erase(it);
+      } else {
+        for (auto& w : it->second) w->Send(pipeline);
       }
     }
     for (const auto& [worker_id, session] : fx.close_sessions) {
@@ -560,6 +683,8 @@ class ServerImpl final : public SchedulerServer,
   std::map<std::string, Session> sessions_;  // by worker id: the current stream
   absl::flat_hash_map<WorkerOutbox*, std::pair<std::string, uint64_t>> by_outbox_;
   absl::flat_hash_map<std::string, std::vector<std::shared_ptr<WatchOutbox>>> watchers_;
+  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<PipelineOutbox>>>
+      pipeline_watchers_;
   uint64_t next_log_request_ = 0;
   std::map<uint64_t, PendingLog> pending_logs_;
 
@@ -608,9 +733,18 @@ void WorkerStream::OnDone() {
   delete this;
 }
 
-void WatchStream::OnDone() {
-  server_->Post([server = server_, outbox = outbox_, job_id = job_id_] {
-    server->OnWatchDone(outbox.get(), job_id);
+template <>
+void RecordWatchStream<Job>::OnDone() {
+  server_->Post([server = server_, outbox = outbox_, id = id_] {
+    server->OnWatchDone(outbox.get(), id);
+  });
+  delete this;
+}
+
+template <>
+void RecordWatchStream<deja::v1::Pipeline>::OnDone() {
+  server_->Post([server = server_, outbox = outbox_, id = id_] {
+    server->OnPipelineWatchDone(outbox.get(), id);
   });
   delete this;
 }

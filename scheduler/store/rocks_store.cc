@@ -64,7 +64,20 @@ RocksStore::~RocksStore() {
 
 absl::Status RocksStore::Load(std::vector<deja::v1::Job>* jobs,
                               std::vector<deja::v1::MemoEntry>* memo,
-                              std::vector<deja::v1::ProjectSettings>* projects) {
+                              std::vector<deja::v1::ProjectSettings>* projects,
+                              std::vector<deja::v1::Pipeline>* pipelines) {
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kPipelines]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      deja::v1::Pipeline pipeline;
+      if (!pipeline.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("a pipeline record in the store does not parse");
+      }
+      pipelines->push_back(std::move(pipeline));
+    }
+    if (auto s = FromRocks(it->status(), "scan pipelines"); !s.ok()) return s;
+  }
   {
     std::unique_ptr<rocksdb::Iterator> it(
         db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kSettings]));
@@ -104,7 +117,7 @@ absl::Status RocksStore::Load(std::vector<deja::v1::Job>* jobs,
 
 absl::Status RocksStore::Commit(const Effects& fx) {
   if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty() &&
-      fx.projects.empty()) {
+      fx.projects.empty() && fx.pipelines.empty()) {
     return absl::OkStatus();
   }
   rocksdb::WriteBatch batch;
@@ -114,6 +127,10 @@ absl::Status RocksStore::Commit(const Effects& fx) {
   for (const auto& key : fx.memo_deletes) batch.Delete(handles_[schema::kMemo], key);
   for (const auto& [key, entry] : fx.memo_puts) {
     batch.Put(handles_[schema::kMemo], key, entry.SerializeAsString());
+  }
+  for (const auto& [id, pipeline] : fx.pipelines) {
+    batch.Put(handles_[schema::kPipelines], schema::PipelineKey(ParsePipelineId(id)),
+              pipeline.SerializeAsString());
   }
   for (const auto& [name, settings] : fx.projects) {
     batch.Put(handles_[schema::kSettings], schema::kProjectPrefix + name,

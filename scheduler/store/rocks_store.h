@@ -37,7 +37,8 @@ class RocksStore {
   // Every stored job (in submission order) and memo entry. DATA_LOSS when a
   // record does not parse.
   absl::Status Load(std::vector<deja::v1::Job>* jobs, std::vector<deja::v1::MemoEntry>* memo,
-                    std::vector<deja::v1::ProjectSettings>* projects);
+                    std::vector<deja::v1::ProjectSettings>* projects,
+                    std::vector<deja::v1::Pipeline>* pipelines);
 
   // Persists the records of `fx` atomically and durably.
   absl::Status Commit(const Effects& fx);

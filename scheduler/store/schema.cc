@@ -3,7 +3,8 @@
 namespace deja::schema {
 
 const std::vector<std::string>& ColumnFamilyNames() {
-  static const auto* names = new std::vector<std::string>{"default", "jobs", "memo", "settings", "blobs"};
+  static const auto* names = new std::vector<std::string>{"default", "jobs", "memo", "settings", "blobs",
+                                                          "pipelines"};
   return *names;
 }
 

@@ -294,7 +294,7 @@ TEST_F(ControlsTest, SingleFlightSurvivesARestart) {
   std::string leader = SubmitId(Spec("a"));
   std::string f1 = SubmitId(Spec("a"));
   SchedulerCore restarted{CoreOptions()};
-  restarted.Load({Get(leader), Get(f1)}, {}, {}, now_);
+  restarted.Load({Get(leader), Get(f1)}, {}, {}, {}, now_);
   deja::v1::Register reg;
   reg.set_worker_id("w1");
   reg.set_slots(8);

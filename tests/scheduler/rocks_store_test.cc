@@ -57,7 +57,8 @@ TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
   std::vector<deja::v1::Job> jobs;
   std::vector<deja::v1::MemoEntry> memo;
   std::vector<deja::v1::ProjectSettings> projects;
-  ASSERT_TRUE((*store)->Load(&jobs, &memo, &projects).ok());
+  std::vector<deja::v1::Pipeline> pipelines;
+  ASSERT_TRUE((*store)->Load(&jobs, &memo, &projects, &pipelines).ok());
   ASSERT_EQ(projects.size(), 1u);
   EXPECT_EQ(projects[0].intermediate_files_hours(), 72);
   ASSERT_EQ(jobs.size(), 3u);

@@ -238,7 +238,7 @@ TEST_F(SchedulerCoreTest, RestartKeepsJobsAndLetsTheWorkerReclaimThem) {
   for (const auto& [key, entry] : fx.memo_puts) memo.push_back(entry);
 
   SchedulerCore restarted(Options());
-  restarted.Load(jobs, memo, {}, now_);
+  restarted.Load(jobs, memo, {}, {}, now_);
   deja::v1::Register reg = Reg("w1", 2);
   reg.add_held()->set_job_id(b);
   reg.mutable_held(0)->set_attempt(1);
@@ -317,6 +317,7 @@ class FakeBlobs : public BlobIndex {
   bool Has(const std::string& digest, uint64_t /*size*/) override {
     return !missing.contains(digest);
   }
+  absl::Status Put(const std::string& /*bytes*/) override { return absl::OkStatus(); }
   std::set<std::string> missing;
 };
 

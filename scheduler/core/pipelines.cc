@@ -1,0 +1,359 @@
+// SchedulerCore's pipelines: a stored DAG whose nodes become jobs as soon as
+// their inputs are known. Node identity uses the upstream output digests,
+// so an upstream recomputed with identical outputs still lets downstream
+// hit (Reflow).
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/check.h"
+#include "common/job_identity.h"
+#include "common/job_spec.h"
+#include "common/job_state.h"
+#include "common/pipeline.h"
+#include "scheduler/core/memo_policy.h"
+#include "scheduler/core/scheduler_core.h"
+
+namespace deja {
+
+using deja::v1::Job;
+using deja::v1::NodeStatus;
+using deja::v1::Pipeline;
+
+std::string PipelineIdFromSeq(uint64_t seq) { return absl::StrCat("p", seq); }
+
+uint64_t ParsePipelineId(const std::string& pipeline_id) {
+  uint64_t seq = 0;
+  if (pipeline_id.size() < 2 || pipeline_id[0] != 'p' || pipeline_id[1] == '0') return 0;
+  if (!absl::SimpleAtoi(absl::string_view(pipeline_id).substr(1), &seq)) return 0;
+  return seq;
+}
+
+namespace {
+
+bool NodeFinal(deja::v1::NodeState state) {
+  return state == deja::v1::NODE_SUCCEEDED || state == deja::v1::NODE_FAILED ||
+         state == deja::v1::NODE_UPSTREAM_FAILED || state == deja::v1::NODE_CANCELLED;
+}
+
+int NodeIndex(const Pipeline& p, const std::string& name) {
+  for (int i = 0; i < p.nodes_size(); ++i) {
+    if (p.nodes(i).name() == name) return i;
+  }
+  return -1;
+}
+
+// Copies what status views show from the node's job.
+void CopyJob(const Job& job, NodeStatus* node) {
+  node->set_job_id(job.job_id());
+  node->set_job_state(job.state());
+  node->set_reused_from(job.reused_from());
+  node->set_run_time_ms(job.run_time_ms());
+  node->set_time_saved_ms(job.time_saved_ms());
+  node->set_message(job.message());
+  node->set_started_at_ms(job.started_at_ms());
+  node->set_finished_at_ms(job.finished_at_ms());
+}
+
+absl::Status CheckProject(deja::v1::PipelineSpec* spec) {
+  if (spec->project().empty()) spec->set_project(kDefaultProject);
+  return ValidatePipeline(*spec);
+}
+
+}  // namespace
+
+deja::v1::Pipeline* SchedulerCore::FindPipeline(const std::string& pipeline_id) {
+  auto it = pipelines_.find(ParsePipelineId(pipeline_id));
+  return it == pipelines_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<Pipeline> SchedulerCore::SubmitPipeline(
+    const deja::v1::SubmitPipelineRequest& request, absl::Time now, Effects* fx) {
+  deja::v1::PipelineSpec spec = request.spec();
+  if (auto s = CheckProject(&spec); !s.ok()) return s;
+  std::string request_key;
+  if (!request.request_id().empty()) {
+    request_key = MemoKey(spec.project(), request.request_id());
+    if (auto it = pipeline_requests_.find(request_key); it != pipeline_requests_.end()) {
+      return *FindPipeline(it->second);
+    }
+  }
+  for (const auto& node : spec.nodes()) {
+    for (const auto& input : node.inputs()) {
+      if (blobs_ != nullptr && !blobs_->Has(input.digest(), input.size())) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "nodes[", node.name(), "].inputs[", input.name(), "]: blob ", input.digest(),
+            " is not in the content store; upload it first (deja pipeline run does)"));
+      }
+    }
+  }
+  uint64_t seq = next_pipeline_seq_++;
+  Pipeline pipeline;
+  pipeline.set_pipeline_id(PipelineIdFromSeq(seq));
+  *pipeline.mutable_spec() = std::move(spec);
+  pipeline.set_state(deja::v1::PIPELINE_RUNNING);
+  pipeline.set_created_at_ms(absl::ToUnixMillis(now));
+  pipeline.set_run(1);
+  for (const auto& node : pipeline.spec().nodes()) {
+    NodeStatus* status = pipeline.add_nodes();
+    status->set_name(node.name());
+    status->set_state(deja::v1::NODE_PENDING);
+  }
+  if (!request_key.empty()) pipeline_requests_[request_key] = pipeline.pipeline_id();
+  Pipeline& stored = pipelines_[seq] = std::move(pipeline);
+  AdvancePipeline(stored, now, fx);
+  return stored;
+}
+
+void SchedulerCore::AdvancePipeline(Pipeline& p, absl::Time now, Effects* fx) {
+  if (p.state() != deja::v1::PIPELINE_RUNNING) return;
+  const deja::v1::PipelineSpec& spec = p.spec();
+  for (const std::string& name : TopologicalOrder(spec)) {
+    const int index = NodeIndex(p, name);
+    NodeStatus* status = p.mutable_nodes(index);
+    if (status->state() != deja::v1::NODE_PENDING) continue;
+    // Its inputs are known once every upstream succeeded.
+    bool ready = true;
+    std::string failed_upstream;
+    for (const auto& edge : spec.edges()) {
+      if (edge.to_node() != name) continue;
+      const NodeStatus& up = p.nodes(NodeIndex(p, edge.from_node()));
+      if (up.state() == deja::v1::NODE_SUCCEEDED) continue;
+      ready = false;
+      if (NodeFinal(up.state()) && failed_upstream.empty()) failed_upstream = edge.from_node();
+    }
+    if (!failed_upstream.empty()) {
+      status->set_state(deja::v1::NODE_UPSTREAM_FAILED);
+      status->set_message(absl::StrCat("upstream ", failed_upstream, " did not succeed"));
+      continue;
+    }
+    if (!ready) continue;
+    const deja::v1::PipelineNode& node = spec.nodes(index);
+    deja::v1::JobSpec job = NodeJobSpec(spec, node);
+    (*job.mutable_labels())["pipeline"] = p.pipeline_id();
+    absl::Status problem;
+    for (const auto& edge : spec.edges()) {
+      if (edge.to_node() != name || !problem.ok()) continue;
+      const Job& up = jobs_.at(p.nodes(NodeIndex(p, edge.from_node())).job_id());
+      auto input = ResolveEdge(edge, up.outputs());
+      if (!input.ok()) {
+        problem = input.status();
+        continue;
+      }
+      for (const auto& blob : input->dir_blobs) {
+        if (blobs_ == nullptr) break;
+        if (absl::Status s = blobs_->Put(blob); !s.ok()) problem = s;
+      }
+      *job.add_inputs() = input->input;
+    }
+    absl::StatusOr<deja::v1::SubmitResponse> submitted =
+        problem.ok() ? Submit(job, now, fx) : absl::StatusOr<deja::v1::SubmitResponse>(problem);
+    if (!submitted.ok()) {
+      status->set_state(deja::v1::NODE_FAILED);
+      status->set_message(std::string(submitted.status().message()));
+      continue;
+    }
+    status->set_state(deja::v1::NODE_SUBMITTED);
+    CopyJob(submitted->job(), status);
+    job_nodes_[submitted->job().job_id()] = {p.pipeline_id(), index};
+  }
+  // Settled when every node is final.
+  bool all_final = true, all_ok = true, any_cancelled = false;
+  for (const auto& n : p.nodes()) {
+    all_final &= NodeFinal(n.state());
+    all_ok &= n.state() == deja::v1::NODE_SUCCEEDED;
+    any_cancelled |= n.state() == deja::v1::NODE_CANCELLED;
+  }
+  if (all_final) {
+    p.set_state(all_ok          ? deja::v1::PIPELINE_SUCCEEDED
+                : any_cancelled ? deja::v1::PIPELINE_CANCELLED
+                                : deja::v1::PIPELINE_FAILED);
+    p.set_finished_at_ms(absl::ToUnixMillis(now));
+    std::vector<std::string> failed;
+    for (const auto& n : p.nodes()) {
+      if (n.state() == deja::v1::NODE_FAILED) failed.push_back(n.name());
+    }
+    p.set_message(failed.empty() ? "" : absl::StrCat("failed: ", absl::StrJoin(failed, ", ")));
+  }
+  fx->pipelines[p.pipeline_id()] = p;
+}
+
+void SchedulerCore::SyncPipelines(absl::Time now, Effects* fx) {
+  std::set<std::string> seen;
+  while (true) {
+    std::vector<std::string> ids;
+    for (const auto& [id, job] : fx->jobs) {
+      if (!seen.contains(id) && job_nodes_.contains(id)) ids.push_back(id);
+    }
+    if (ids.empty()) return;
+    for (const auto& id : ids) {
+      seen.insert(id);
+      const auto& [pipeline_id, index] = job_nodes_.at(id);
+      Pipeline* p = FindPipeline(pipeline_id);
+      if (p == nullptr) continue;
+      NodeStatus* node = p->mutable_nodes(index);
+      if (node->job_id() != id) continue;  // an earlier run's job
+      const Job& job = jobs_.at(id);
+      CopyJob(job, node);
+      if (node->state() == deja::v1::NODE_SUBMITTED && IsTerminal(job.state())) {
+        node->set_state(job.state() == deja::v1::SUCCEEDED ? deja::v1::NODE_SUCCEEDED
+                        : job.state() == deja::v1::FAILED  ? deja::v1::NODE_FAILED
+                                                           : deja::v1::NODE_CANCELLED);
+      }
+      AdvancePipeline(*p, now, fx);  // may add jobs: the loop picks them up
+      fx->pipelines[pipeline_id] = *p;
+    }
+  }
+}
+
+void SchedulerCore::ResumePipelines(absl::Time now, Effects* fx) {
+  for (auto& [seq, p] : pipelines_) {
+    if (p.state() != deja::v1::PIPELINE_RUNNING) continue;
+    for (int i = 0; i < p.nodes_size(); ++i) {
+      NodeStatus* node = p.mutable_nodes(i);
+      if (node->state() != deja::v1::NODE_SUBMITTED) continue;
+      auto job = jobs_.find(node->job_id());
+      if (job != jobs_.end()) fx->jobs[job->first] = job->second;  // SyncPipelines settles it
+    }
+    AdvancePipeline(p, now, fx);
+  }
+  SyncPipelines(now, fx);
+}
+
+absl::StatusOr<Pipeline> SchedulerCore::GetPipeline(const std::string& pipeline_id) const {
+  auto it = pipelines_.find(ParsePipelineId(pipeline_id));
+  if (it == pipelines_.end()) {
+    return absl::NotFoundError(absl::StrCat("pipeline ", pipeline_id, " not found"));
+  }
+  return it->second;
+}
+
+std::vector<Pipeline> SchedulerCore::ListPipelines(const std::string& project,
+                                                   size_t limit) const {
+  std::vector<Pipeline> out;
+  for (const auto& [seq, p] : pipelines_) {
+    if (project.empty() || p.spec().project() == project) out.push_back(p);
+  }
+  if (limit > 0 && out.size() > limit) out.erase(out.begin(), out.end() - limit);
+  return out;
+}
+
+absl::StatusOr<Pipeline> SchedulerCore::CancelPipeline(const std::string& pipeline_id,
+                                                       absl::Time now, Effects* fx) {
+  Pipeline* p = FindPipeline(pipeline_id);
+  if (p == nullptr) return absl::NotFoundError(absl::StrCat("pipeline ", pipeline_id, " not found"));
+  if (p->state() != deja::v1::PIPELINE_RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pipeline ", pipeline_id, " already ended (", deja::v1::PipelineState_Name(p->state()),
+        ")"));
+  }
+  for (int i = 0; i < p->nodes_size(); ++i) {
+    NodeStatus* node = p->mutable_nodes(i);
+    if (node->state() == deja::v1::NODE_PENDING) {
+      node->set_state(deja::v1::NODE_CANCELLED);
+      node->set_message("pipeline cancelled");
+    } else if (node->state() == deja::v1::NODE_SUBMITTED) {
+      auto job = jobs_.find(node->job_id());
+      if (job != jobs_.end() && !IsTerminal(job->second.state())) {
+        (void)CancelJob(node->job_id(), now, fx);
+      }
+      node->set_state(deja::v1::NODE_CANCELLED);
+      node->set_message("pipeline cancelled");
+    }
+  }
+  AdvancePipeline(*p, now, fx);
+  return *p;
+}
+
+absl::StatusOr<Pipeline> SchedulerCore::RetryPipeline(
+    const deja::v1::RetryPipelineRequest& request, absl::Time now, Effects* fx) {
+  Pipeline* p = FindPipeline(request.pipeline_id());
+  if (p == nullptr) {
+    return absl::NotFoundError(absl::StrCat("pipeline ", request.pipeline_id(), " not found"));
+  }
+  if (p->state() == deja::v1::PIPELINE_RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pipeline ", request.pipeline_id(), " is still running"));
+  }
+  if (!request.node().empty() && NodeIndex(*p, request.node()) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("node: pipeline ", request.pipeline_id(), " has no node \"", request.node(),
+                     "\""));
+  }
+  // Every node is submitted again: the ones that succeeded come back as
+  // memo hits, verified again; a named node runs fresh.
+  deja::v1::PipelineSpec* spec = p->mutable_spec();
+  spec->set_force(false);
+  spec->clear_force_nodes();
+  if (!request.node().empty()) spec->add_force_nodes(request.node());
+  for (int i = 0; i < p->nodes_size(); ++i) {
+    NodeStatus fresh;
+    fresh.set_name(p->nodes(i).name());
+    fresh.set_state(deja::v1::NODE_PENDING);
+    *p->mutable_nodes(i) = fresh;
+  }
+  p->set_state(deja::v1::PIPELINE_RUNNING);
+  p->set_run(p->run() + 1);
+  p->clear_finished_at_ms();
+  p->clear_message();
+  AdvancePipeline(*p, now, fx);
+  return *p;
+}
+
+absl::StatusOr<deja::v1::PipelinePlan> SchedulerCore::PlanPipeline(
+    const deja::v1::SubmitPipelineRequest& request, absl::Time now) const {
+  deja::v1::PipelineSpec spec = request.spec();
+  if (auto s = CheckProject(&spec); !s.ok()) return s;
+  deja::v1::PipelinePlan plan;
+  // Outputs of the nodes predicted to be reused: the memo entry's.
+  std::map<std::string, google::protobuf::RepeatedPtrField<deja::v1::OutputFile>> known;
+  std::map<std::string, deja::v1::NodePlan> plans;
+  for (const std::string& name : TopologicalOrder(spec)) {
+    const deja::v1::PipelineNode* node = nullptr;
+    for (const auto& n : spec.nodes()) {
+      if (n.name() == name) node = &n;
+    }
+    deja::v1::NodePlan np;
+    np.set_name(name);
+    deja::v1::JobSpec job = NodeJobSpec(spec, *node);
+    std::string unknown;
+    for (const auto& edge : spec.edges()) {
+      if (edge.to_node() != name) continue;
+      auto up = known.find(edge.from_node());
+      if (up == known.end()) {
+        if (unknown.empty()) unknown = edge.from_node();
+        continue;
+      }
+      auto input = ResolveEdge(edge, up->second);
+      if (!input.ok()) {
+        unknown = edge.from_node();
+        continue;
+      }
+      *job.add_inputs() = input->input;
+    }
+    if (!unknown.empty()) {
+      np.set_reason(absl::StrCat("upstream ", unknown,
+                                 " runs first; reused only if its outputs come out identical"));
+    } else {
+      np.set_job_hash(JobHash(job));
+      ReuseDecision d = DecideReuse(job, np.job_hash(), now);
+      if (d.reuse) {
+        np.set_reused(true);
+        np.set_source_job_id(d.source_id);
+        np.set_expires_at_ms(d.expires_at_ms);
+        np.set_time_saved_ms(d.time_saved_ms);
+        plan.set_time_saved_ms(plan.time_saved_ms() + d.time_saved_ms);
+        known[name] = *d.outputs;
+      } else {
+        np.set_reason(d.problem);
+      }
+    }
+    plans[name] = np;
+  }
+  for (const auto& n : spec.nodes()) *plan.add_nodes() = plans[n.name()];
+  return plan;
+}
+
+}  // namespace deja
