@@ -183,7 +183,9 @@ TEST_F(PipelinesTest, NodesRunInDagOrderAndIndependentOnesInParallel) {
   EXPECT_EQ(train.spec().inputs(0).kind(), "file");
   Job pre = *core_.GetJob(NodeOf(p, "preprocess").job_id());
   for (const auto& o : pre.outputs()) {
-    if (o.path() == "train.csv") EXPECT_EQ(train.spec().inputs(0).digest(), o.digest());
+    if (o.path() == "train.csv") {
+      EXPECT_EQ(train.spec().inputs(0).digest(), o.digest());
+    }
   }
   Job report = *core_.GetJob(NodeOf(p, "report").job_id());
   EXPECT_EQ(report.spec().inputs(0).kind(), "dir");
