@@ -26,6 +26,7 @@
 #include "client/deja_client.h"
 #include "client/hash_cache.h"
 #include "client/inputs.h"
+#include "client/pipeline_cli.h"
 #include "client/progress.h"
 #include "common/errors.h"
 #include "common/job_spec.h"
@@ -153,6 +154,8 @@ class Runner {
   int CacheEvict(const EvictFlags& flags);
   int Explain(const std::string& job_id);
   int Stats(const std::string& project, const std::string& since);
+  // `deja pipeline ...` (client/pipeline_cli.h).
+  PipelineCommands Pipelines();
 
  private:
   // Prints "deja: <message>" and returns kExitError.
@@ -602,6 +605,15 @@ int Runner::Stats(const std::string& project, const std::string& since) {
   return kExitOk;
 }
 
+PipelineCommands Runner::Pipelines() {
+  PipelineCommandOptions options;
+  options.json = json_;
+  options.live = StdoutIsTerminal(out_, &options.width);
+  options.progress = progress_;
+  options.tz = tz_;
+  return PipelineCommands(client_, out_, err_, options);
+}
+
 // ---------------------------------------------------------------------------
 // Argument definitions.
 
@@ -616,7 +628,8 @@ constexpr char kFooter[] =
     "(default 127.0.0.1:7070).\n"
     "Exit codes: 0 success; 1 error from the scheduler or the connection; 2 usage error; "
     "`deja run` exits with the job's exit code (reused success 0, failure without an exit "
-    "code 1, cancelled 130).\n"
+    "code 1, cancelled 130); `deja pipeline run|retry` with 0 when the pipeline succeeded, "
+    "else 1.\n"
     "Examples:\n"
     "  deja run --param n=3 -- ./train.sh '${params.n}'\n"
     "  deja submit --project ml --output 'out/*.csv' -- python prep.py\n"
@@ -628,7 +641,9 @@ constexpr char kFooter[] =
     "  deja project set ml --memoization on --retention 72\n"
     "  deja cache ls --project ml\n"
     "  deja explain j14\n"
-    "See docs/cli.md and docs/memoization.md for the full reference.";
+    "  deja pipeline run examples/pipeline/pipeline.yaml --param threshold=0.6\n"
+    "  deja pipeline plan examples/pipeline/pipeline.yaml --force-node train\n"
+    "See docs/cli.md, docs/memoization.md and docs/pipelines.md for the full reference.";
 
 void AddGlobalFlags(CLI::App* app, GlobalFlags* global) {
   app->add_option("--scheduler", global->scheduler,
@@ -640,6 +655,24 @@ void AddGlobalFlags(CLI::App* app, GlobalFlags* global) {
                   "Deadline of each request to the scheduler, in seconds (default 30)")
       ->type_name("SECONDS")
       ->check(CLI::PositiveNumber);
+}
+
+void AddPipelineFlags(CLI::App* app, PipelineFlags* flags) {
+  app->add_option("FILE", flags->file, "Pipeline YAML file (docs/pipelines.md)")->required();
+  app->add_option("--param", flags->params,
+                  "Value of a pipeline parameter, overriding the file's default (repeatable)")
+      ->type_name("K=V")
+      ->allow_extra_args(false);
+  app->add_option("--project", flags->project, "Project (default: the file's, else \"default\")")
+      ->type_name("P");
+  app->add_flag("--force", flags->force, "Every node runs fresh (no lookup); successes replace "
+                                         "the memo entries");
+  app->add_option("--force-node", flags->force_nodes,
+                  "This node runs fresh (repeatable); what depends on it is looked up as usual")
+      ->type_name("N")
+      ->allow_extra_args(false);
+  app->add_flag("--no-reuse", flags->no_reuse,
+                "Pipeline-wide reuse off: every node runs and none is memoized");
 }
 
 void AddSpecFlags(CLI::App* app, SpecFlags* flags) {
@@ -1490,9 +1523,48 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                    "age such as 2h or 7d")
       ->type_name("TIME");
 
+  // Pipelines.
+  PipelineFlags pipeline_flags;
+  std::string pipeline_id;
+  std::string pipeline_project;
+  uint32_t pipeline_limit = 0;
+  std::string retry_node;
+  CLI::App* pipeline = app.add_subcommand(
+      "pipeline", "Run DAGs of jobs from a YAML file, reused node by node across runs");
+  pipeline->require_subcommand(1);
+  CLI::App* pipeline_run = pipeline->add_subcommand(
+      "run",
+      "Upload the file's local inputs, submit the pipeline and follow it to its end (exit 0 when "
+      "it succeeded, else 1)");
+  AddPipelineFlags(pipeline_run, &pipeline_flags);
+  CLI::App* pipeline_plan = pipeline->add_subcommand(
+      "plan", "Say which nodes would be reused and which would run, and the time it would save; "
+              "submits nothing");
+  AddPipelineFlags(pipeline_plan, &pipeline_flags);
+  CLI::App* pipeline_status =
+      pipeline->add_subcommand("status", "Show a pipeline and the state of each node");
+  pipeline_status->add_option("ID", pipeline_id, "Pipeline id, e.g. p3")->required();
+  CLI::App* pipeline_ls = pipeline->add_subcommand("ls", "List pipelines as a table");
+  pipeline_ls->add_option("--project", pipeline_project, "Only this project (default: every)")
+      ->type_name("P");
+  pipeline_ls->add_option("--limit", pipeline_limit, "At most N pipelines")->type_name("N");
+  CLI::App* pipeline_cancel = pipeline->add_subcommand(
+      "cancel", "Cancel a pipeline: its running jobs and the nodes not started");
+  pipeline_cancel->add_option("ID", pipeline_id, "Pipeline id, e.g. p3")->required();
+  CLI::App* pipeline_retry = pipeline->add_subcommand(
+      "retry", "Run a finished pipeline's failed, cancelled and upstream-failed nodes again "
+               "(succeeded ones are verified and reused), then follow it like run");
+  pipeline_retry->add_option("ID", pipeline_id, "Pipeline id, e.g. p3")->required();
+  pipeline_retry
+      ->add_option("--node", retry_node,
+                   "Only this node (run fresh) and what depends on it")
+      ->type_name("N");
+
   for (CLI::App* sub :
        {submit, run, status, get, logs, ls, cancel, workers, project_cmd, project_get,
-        project_set, cache, cache_ls, cache_show, cache_evict, explain, stats}) {
+        project_set, cache, cache_ls, cache_show, cache_evict, explain, stats, pipeline,
+        pipeline_run, pipeline_plan, pipeline_status, pipeline_ls, pipeline_cancel,
+        pipeline_retry}) {
     AddGlobalFlags(sub, &global);
   }
 
@@ -1523,6 +1595,12 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (cache_evict->parsed()) return runner.CacheEvict(evict_flags);
   if (explain->parsed()) return runner.Explain(explain_job);
   if (stats->parsed()) return runner.Stats(stats_project, stats_since);
+  if (pipeline_run->parsed()) return runner.Pipelines().Run(pipeline_flags);
+  if (pipeline_plan->parsed()) return runner.Pipelines().Plan(pipeline_flags);
+  if (pipeline_status->parsed()) return runner.Pipelines().Status(pipeline_id);
+  if (pipeline_ls->parsed()) return runner.Pipelines().List(pipeline_project, pipeline_limit);
+  if (pipeline_cancel->parsed()) return runner.Pipelines().Cancel(pipeline_id);
+  if (pipeline_retry->parsed()) return runner.Pipelines().Retry(pipeline_id, retry_node);
   err << "deja: no command given; see deja --help\n";
   return kExitUsage;
 }

@@ -36,6 +36,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
 
 }  // namespace
 
+bool IsPipelineDone(deja::v1::PipelineState state) {
+  return state == deja::v1::PIPELINE_SUCCEEDED || state == deja::v1::PIPELINE_FAILED ||
+         state == deja::v1::PIPELINE_CANCELLED;
+}
+
 bool IsRetryableWatchError(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
@@ -296,6 +301,123 @@ absl::StatusOr<deja::v1::StatsResponse> DejaClient::Stats(const std::string& pro
   request.set_since_ms(since_ms);
   return Unary<deja::v1::StatsRequest, deja::v1::StatsResponse>(
       &deja::v1::Scheduler::Stub::Stats, request);
+}
+
+absl::StatusOr<deja::v1::Pipeline> DejaClient::SubmitPipeline(
+    const deja::v1::SubmitPipelineRequest& request) const {
+  return Unary<deja::v1::SubmitPipelineRequest, deja::v1::Pipeline>(
+      &deja::v1::Scheduler::Stub::SubmitPipeline, request);
+}
+
+absl::StatusOr<deja::v1::Pipeline> DejaClient::GetPipeline(const std::string& pipeline_id) const {
+  deja::v1::GetPipelineRequest request;
+  request.set_pipeline_id(pipeline_id);
+  return Unary<deja::v1::GetPipelineRequest, deja::v1::Pipeline>(
+      &deja::v1::Scheduler::Stub::GetPipeline, request);
+}
+
+absl::StatusOr<deja::v1::Pipeline> DejaClient::WatchPipelineUntil(
+    const std::string& pipeline_id, absl::Time deadline,
+    const std::function<void(const deja::v1::Pipeline&)>& on_update) const {
+  grpc::ClientContext context;
+  if (deadline != absl::InfiniteFuture()) context.set_deadline(absl::ToChronoTime(deadline));
+  deja::v1::GetPipelineRequest request;
+  request.set_pipeline_id(pipeline_id);
+  std::unique_ptr<grpc::ClientReader<deja::v1::Pipeline>> reader =
+      stub_->WatchPipeline(&context, request);
+  std::optional<deja::v1::Pipeline> last;
+  deja::v1::Pipeline pipeline;
+  while (reader->Read(&pipeline)) {
+    if (on_update) on_update(pipeline);
+    last = pipeline;
+    if (IsPipelineDone(pipeline.state())) {
+      context.TryCancel();  // nothing follows the end
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (last.has_value() && IsPipelineDone(last->state())) return *std::move(last);
+  if (!status.ok()) return FromGrpcStatus(status);
+  if (!last.has_value()) {
+    return absl::InternalError(
+        absl::StrCat("watch of pipeline ", pipeline_id, " ended without sending the pipeline"));
+  }
+  return *std::move(last);
+}
+
+absl::StatusOr<deja::v1::Pipeline> DejaClient::WatchPipeline(
+    const std::string& pipeline_id,
+    const std::function<void(const deja::v1::Pipeline&)>& on_update) const {
+  return WatchPipelineUntil(pipeline_id, absl::InfiniteFuture(), on_update);
+}
+
+absl::StatusOr<deja::v1::Pipeline> DejaClient::WaitForPipeline(const std::string& pipeline_id,
+                                                               absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::optional<deja::v1::Pipeline> last;
+  auto remember = [&last](const deja::v1::Pipeline& pipeline) { last = pipeline; };
+  std::string last_error;
+  absl::Duration backoff = kInitialBackoff;
+  while (true) {
+    absl::StatusOr<deja::v1::Pipeline> pipeline =
+        WatchPipelineUntil(pipeline_id, deadline, remember);
+    if (pipeline.ok() && IsPipelineDone(pipeline->state())) return pipeline;
+    if (!pipeline.ok() && !IsRetryableWatchError(pipeline.status())) return pipeline.status();
+    if (!pipeline.ok() && pipeline.status().code() != absl::StatusCode::kDeadlineExceeded) {
+      last_error = std::string(pipeline.status().message());
+    }
+    absl::Time now = absl::Now();
+    if (now >= deadline) {
+      std::string detail;
+      if (last.has_value()) {
+        detail = absl::StrCat(" (last state ", deja::v1::PipelineState_Name(last->state()), ")");
+      } else if (!last_error.empty()) {
+        detail = absl::StrCat(" (", last_error, ")");
+      }
+      return absl::DeadlineExceededError(absl::StrCat("pipeline ", pipeline_id,
+                                                      " did not finish within ",
+                                                      absl::FormatDuration(timeout), detail));
+    }
+    absl::SleepFor(std::min(backoff, deadline - now));
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+absl::StatusOr<std::vector<deja::v1::Pipeline>> DejaClient::ListPipelines(
+    const std::string& project, uint32_t limit) const {
+  deja::v1::ListPipelinesRequest request;
+  request.set_project(project);
+  request.set_limit(limit);
+  absl::StatusOr<deja::v1::ListPipelinesResponse> response =
+      Unary<deja::v1::ListPipelinesRequest, deja::v1::ListPipelinesResponse>(
+          &deja::v1::Scheduler::Stub::ListPipelines, request);
+  if (!response.ok()) return response.status();
+  return std::vector<deja::v1::Pipeline>(
+      std::make_move_iterator(response->mutable_pipelines()->begin()),
+      std::make_move_iterator(response->mutable_pipelines()->end()));
+}
+
+absl::StatusOr<deja::v1::Pipeline> DejaClient::CancelPipeline(
+    const std::string& pipeline_id) const {
+  deja::v1::GetPipelineRequest request;
+  request.set_pipeline_id(pipeline_id);
+  return Unary<deja::v1::GetPipelineRequest, deja::v1::Pipeline>(
+      &deja::v1::Scheduler::Stub::CancelPipeline, request);
+}
+
+absl::StatusOr<deja::v1::Pipeline> DejaClient::RetryPipeline(const std::string& pipeline_id,
+                                                             const std::string& node) const {
+  deja::v1::RetryPipelineRequest request;
+  request.set_pipeline_id(pipeline_id);
+  request.set_node(node);
+  return Unary<deja::v1::RetryPipelineRequest, deja::v1::Pipeline>(
+      &deja::v1::Scheduler::Stub::RetryPipeline, request);
+}
+
+absl::StatusOr<deja::v1::PipelinePlan> DejaClient::PlanPipeline(
+    const deja::v1::SubmitPipelineRequest& request) const {
+  return Unary<deja::v1::SubmitPipelineRequest, deja::v1::PipelinePlan>(
+      &deja::v1::Scheduler::Stub::PlanPipeline, request);
 }
 
 }  // namespace deja

@@ -35,7 +35,8 @@ inline constexpr absl::Duration kDefaultRpcTimeout = absl::Seconds(30);
 
 struct DejaClientOptions {
   // Deadline of every unary call (Submit, GetJob, ListJobs, CancelJob, each
-  // ReadLogs chunk, ListWorkers, the project, memo, Explain and Stats calls).
+  // ReadLogs chunk, ListWorkers, the project, memo, Explain and Stats calls,
+  // the pipeline calls other than the watch).
   // Watches have no deadline unless stated.
   absl::Duration rpc_timeout = kDefaultRpcTimeout;
 };
@@ -132,6 +133,41 @@ class DejaClient {
   absl::StatusOr<deja::v1::StatsResponse> Stats(const std::string& project,
                                                 int64_t since_ms) const;
 
+  // Pipelines (protos/deja/v1/pipeline.proto). SubmitPipeline stores the
+  // pipeline and starts it; INVALID_ARGUMENT names the node and field at
+  // fault. Idempotent by request.request_id within a project.
+  absl::StatusOr<deja::v1::Pipeline> SubmitPipeline(
+      const deja::v1::SubmitPipelineRequest& request) const;
+  // NOT_FOUND when no such pipeline.
+  absl::StatusOr<deja::v1::Pipeline> GetPipeline(const std::string& pipeline_id) const;
+  // Streams the pipeline like WatchJob: `on_update` (may be empty) gets the
+  // pipeline as it is now, then every change, on the calling thread. Returns
+  // the last pipeline received once it has ended (state other than
+  // PIPELINE_RUNNING) or the server closed the stream; the stream's error if
+  // it breaks (the caller may watch again); INTERNAL when the stream ends
+  // cleanly without sending anything.
+  absl::StatusOr<deja::v1::Pipeline> WatchPipeline(
+      const std::string& pipeline_id,
+      const std::function<void(const deja::v1::Pipeline&)>& on_update) const;
+  // Watches until the pipeline has ended and returns it, re-watching a
+  // broken stream with backoff, like WaitForJob. DEADLINE_EXCEEDED when
+  // `timeout` passes first.
+  absl::StatusOr<deja::v1::Pipeline> WaitForPipeline(const std::string& pipeline_id,
+                                                     absl::Duration timeout) const;
+  // `project` empty: every project; `limit` 0: the scheduler's default.
+  absl::StatusOr<std::vector<deja::v1::Pipeline>> ListPipelines(const std::string& project,
+                                                                uint32_t limit) const;
+  // Returns the pipeline after the cancel request.
+  absl::StatusOr<deja::v1::Pipeline> CancelPipeline(const std::string& pipeline_id) const;
+  // `node` empty: every node that did not succeed; else that node and what
+  // depends on it. FAILED_PRECONDITION while the pipeline still runs.
+  absl::StatusOr<deja::v1::Pipeline> RetryPipeline(const std::string& pipeline_id,
+                                                   const std::string& node) const;
+  // Which nodes SubmitPipeline would reuse and which it would run; submits
+  // nothing.
+  absl::StatusOr<deja::v1::PipelinePlan> PlanPipeline(
+      const deja::v1::SubmitPipelineRequest& request) const;
+
   // The content store (protos/deja/v1/content.proto), served by the
   // scheduler on the same channel. Its unary calls use the rpc_timeout given
   // at construction.
@@ -147,6 +183,10 @@ class DejaClient {
   // One unary call with the rpc_timeout deadline.
   template <typename Request, typename Response, typename Method>
   absl::StatusOr<Response> Unary(Method method, const Request& request) const;
+  // One pipeline watch stream, ending at `deadline` at the latest.
+  absl::StatusOr<deja::v1::Pipeline> WatchPipelineUntil(
+      const std::string& pipeline_id, absl::Time deadline,
+      const std::function<void(const deja::v1::Pipeline&)>& on_update) const;
   // One watch stream, ending at `deadline` at the latest.
   absl::StatusOr<deja::v1::Job> WatchUntil(
       const std::string& job_id, absl::Time deadline,
@@ -160,6 +200,9 @@ class DejaClient {
 
   DejaClientOptions options_;
 };
+
+// True for a pipeline that has ended: SUCCEEDED, FAILED or CANCELLED.
+bool IsPipelineDone(deja::v1::PipelineState state);
 
 // True for the codes a broken watch stream ends with when the scheduler
 // restarts or the network blips (UNAVAILABLE, INTERNAL, UNKNOWN, ABORTED,

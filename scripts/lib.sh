@@ -9,7 +9,7 @@ DEJA_BUILD_TYPE="${DEJA_BUILD_TYPE:-Release}"
 DEJA_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
-  librocksdb-dev libxxhash-dev libabsl-dev libgtest-dev libgmock-dev libcli11-dev
+  librocksdb-dev libxxhash-dev libabsl-dev libgtest-dev libgmock-dev libcli11-dev libyaml-cpp-dev
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -49,6 +49,7 @@ int NodeIndex(const Pipeline& p, const std::string& name) {
 void CopyJob(const Job& job, NodeStatus* node) {
   node->set_job_id(job.job_id());
   node->set_job_state(job.state());
+  node->set_worker_id(job.worker_id());
   node->set_reused_from(job.reused_from());
   node->set_run_time_ms(job.run_time_ms());
   node->set_time_saved_ms(job.time_saved_ms());
@@ -190,7 +191,8 @@ void SchedulerCore::SyncPipelines(absl::Time now, Effects* fx) {
     if (ids.empty()) return;
     for (const auto& id : ids) {
       seen.insert(id);
-      const auto& [pipeline_id, index] = job_nodes_.at(id);
+      // Copies: AdvancePipeline adds to job_nodes_, which may rehash.
+      const auto [pipeline_id, index] = job_nodes_.at(id);
       Pipeline* p = FindPipeline(pipeline_id);
       if (p == nullptr) continue;
       NodeStatus* node = p->mutable_nodes(index);

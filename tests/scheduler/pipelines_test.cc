@@ -264,6 +264,20 @@ TEST_F(PipelinesTest, AFailedNodeSkipsItsDownstreamAndRetryRerunsOnlyWhatFailed)
   EXPECT_TRUE(Reused(p)["report"]);
 }
 
+TEST_F(PipelinesTest, RunningAgainAfterAFailureSubmitsManyJobsSafely) {
+  // Regression: SyncPipelines held a reference into a map that submitting
+  // new node jobs rehashed.
+  fail_.insert("train");
+  RunToEnd(Submit(Valohai()));
+  fail_.clear();
+  for (int i = 0; i < 20; ++i) {
+    PipelineSpec spec = Valohai();
+    spec.set_name("again" + std::to_string(i));
+    (*spec.mutable_nodes(0)->mutable_params())["i"] = std::to_string(i);
+    EXPECT_EQ(RunToEnd(Submit(spec)).state(), deja::v1::PIPELINE_SUCCEEDED);
+  }
+}
+
 TEST_F(PipelinesTest, PipelineWideReuseOffRunsEverything) {
   RunToEnd(Submit(Valohai()));
   runs_.clear();
