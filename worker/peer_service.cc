@@ -123,6 +123,7 @@ absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string&
                                                               std::string work_dir,
                                                               WorkspaceRetention* retention) {
   std::unique_ptr<PeerServer> server(new PeerServer(std::move(work_dir), retention));
+  grpc::EnableDefaultHealthCheckService(true);  // grpc.health.v1 for probes
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(&server->service_);

@@ -1,0 +1,93 @@
+#!/bin/bash
+# Entrypoint of the Deja image (docker/Dockerfile). Runs under tini as PID 1.
+#
+#   scheduler [FLAG...]   deja-scheduler, flags from the environment, then FLAG... (last wins)
+#   worker [FLAG...]      deja-worker, likewise
+#   health                exit 0 when this container's daemon accepts connections on its port
+#   anything else         run as given (`deja ls`, `deja-worker --help`, `bash`)
+#
+# Environment (every one optional; a flag given as an argument overrides it):
+#   scheduler: DEJA_LISTEN (0.0.0.0:7070), DEJA_DATA_DIR (/var/lib/deja),
+#              DEJA_WORKER_TIMEOUT (10s), DEJA_MAX_ATTEMPTS (3), DEJA_HEARTBEAT_INTERVAL (1s)
+#   worker:    DEJA_SCHEDULER (scheduler:7070), DEJA_WORK_DIR (/var/lib/deja-worker),
+#              DEJA_SLOTS (the CPUs), DEJA_WORKER_ID (stored in the work dir),
+#              DEJA_ADVERTISE (<this container's IP>:DEJA_PEER_PORT), DEJA_PEER_PORT (7071),
+#              DEJA_PEER_LISTEN, DEJA_CONTENT_STORE, DEJA_CACHE_BYTES, DEJA_SWEEP_INTERVAL,
+#              DEJA_PLATFORM (K=V,K=V)
+set -euo pipefail
+
+# Where `health` looks: "HOST PORT" of the daemon this container runs.
+health_file=/tmp/deja-health-target
+
+# The value of --NAME=V or --NAME V in the arguments, else $2.
+flag_value() {
+  local name="$1" value="$2"; shift 2
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --"$name"=*) value="${1#*=}" ;;
+      --"$name") [ $# -gt 1 ] && value="$2" && shift ;;
+    esac
+    shift
+  done
+  printf '%s' "$value"
+}
+
+# The port of HOST:PORT (also [v6]:PORT).
+port_of() { printf '%s' "${1##*:}"; }
+
+# This container's address on its network: what other workers can dial.
+own_address() {
+  local ip
+  ip="$(hostname -i 2>/dev/null | tr ' ' '\n' | grep -v '^127\.' | grep -v '^$' | head -n 1 || true)"
+  printf '%s' "${ip:-$(hostname)}"
+}
+
+case "${1:-}" in
+  scheduler)
+    shift
+    listen="${DEJA_LISTEN:-0.0.0.0:7070}"
+    args=(--data_dir="${DEJA_DATA_DIR:-/var/lib/deja}" --listen="$listen")
+    [ -n "${DEJA_WORKER_TIMEOUT:-}" ] && args+=(--worker_timeout="$DEJA_WORKER_TIMEOUT")
+    [ -n "${DEJA_MAX_ATTEMPTS:-}" ] && args+=(--max_attempts="$DEJA_MAX_ATTEMPTS")
+    [ -n "${DEJA_HEARTBEAT_INTERVAL:-}" ] && args+=(--heartbeat_interval="$DEJA_HEARTBEAT_INTERVAL")
+    echo "127.0.0.1 $(port_of "$(flag_value listen "$listen" "$@")")" >"$health_file"
+    exec deja-scheduler "${args[@]}" "$@"
+    ;;
+  worker)
+    shift
+    peer_port="${DEJA_PEER_PORT:-7071}"
+    advertise="${DEJA_ADVERTISE:-$(own_address):$peer_port}"
+    args=(--scheduler="${DEJA_SCHEDULER:-scheduler:7070}" --work_dir="${DEJA_WORK_DIR:-/var/lib/deja-worker}"
+          --slots="${DEJA_SLOTS:-$(nproc)}" --advertise="$advertise")
+    [ -n "${DEJA_WORKER_ID:-}" ] && args+=(--id="$DEJA_WORKER_ID")
+    [ -n "${DEJA_PEER_LISTEN:-}" ] && args+=(--peer_listen="$DEJA_PEER_LISTEN")
+    [ -n "${DEJA_CONTENT_STORE:-}" ] && args+=(--content_store="$DEJA_CONTENT_STORE")
+    [ -n "${DEJA_CACHE_BYTES:-}" ] && args+=(--cache_bytes="$DEJA_CACHE_BYTES")
+    [ -n "${DEJA_SWEEP_INTERVAL:-}" ] && args+=(--sweep_interval="$DEJA_SWEEP_INTERVAL")
+    [ -n "${DEJA_PLATFORM:-}" ] && args+=(--platform="$DEJA_PLATFORM")
+    # The peer service listens on --peer_listen, else on the port of --advertise.
+    advertise="$(flag_value advertise "$advertise" "$@")"
+    peer_listen="$(flag_value peer_listen "${DEJA_PEER_LISTEN:-0.0.0.0:$(port_of "$advertise")}" "$@")"
+    echo "127.0.0.1 $(port_of "$peer_listen")" >"$health_file"
+    echo "deja-worker: advertising $advertise" >&2
+    exec deja-worker "${args[@]}" "$@"
+    ;;
+  health)
+    # The gRPC health service (grpc.health.v1.Health/Check: SERVING) when the CLI has a
+    # `health` command; else a TCP connect to the daemon's gRPC port with bash's /dev/tcp
+    # (the server is up and accepting). No gRPC health probe ships in Debian: docs/deploy.md.
+    [ -r "$health_file" ] || { echo "no daemon started in this container" >&2; exit 1; }
+    read -r host port <"$health_file"
+    [ "$port" != 0 ] || { echo "port 0: cannot check an ephemeral port" >&2; exit 0; }
+    if [[ "$(deja health --help 2>/dev/null)" == *"Usage: deja health"* ]]; then
+      exec deja --timeout 2 health "$host:$port"
+    fi
+    exec timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port"
+    ;;
+  "")
+    exec deja --help
+    ;;
+  *)
+    exec "$@"
+    ;;
+esac
