@@ -185,15 +185,7 @@ class Runner {
   DejaClient client_;
 };
 
-int Runner::Fail(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kUnavailable && !client_.Connected()) {
-    err_ << "deja: cannot reach scheduler at " << client_.target() << ": " << status.message()
-         << "\n";
-  } else {
-    err_ << "deja: " << status.message() << "\n";
-  }
-  return kExitError;
-}
+int Runner::Fail(const absl::Status& status) { return ReportCallError(client_, err_, status); }
 
 int Runner::UsageError(const absl::Status& status) {
   err_ << "deja: " << status.message() << "\n";
@@ -745,6 +737,16 @@ void AddSpecFlags(CLI::App* app, SpecFlags* flags) {
 }
 
 }  // namespace
+
+int ReportCallError(const DejaClient& client, std::ostream& err, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnavailable && !client.Connected()) {
+    err << "deja: cannot reach scheduler at " << client.target() << ": " << status.message()
+        << "\n";
+  } else {
+    err << "deja: " << status.message() << "\n";
+  }
+  return kExitError;
+}
 
 // ---------------------------------------------------------------------------
 // Pure pieces.

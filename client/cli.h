@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -19,6 +20,8 @@
 #include "google/protobuf/message.h"
 
 namespace deja {
+
+class DejaClient;  // client/deja_client.h
 
 // Runs `deja` with `argv` (argv[0] is the program name), writing normal output
 // to `out` and errors to `err`. Returns the process exit code: 0 success;
@@ -31,6 +34,11 @@ namespace cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
+
+// Prints the one-line error of a failed call to `err` ("deja: <message>",
+// or "deja: cannot reach scheduler at HOST:PORT: ..." when the call failed
+// for want of a connection) and returns kExitError.
+int ReportCallError(const DejaClient& client, std::ostream& err, const absl::Status& status);
 inline constexpr int kExitCancelled = 130;
 
 inline constexpr char kDefaultScheduler[] = "127.0.0.1:7070";

@@ -420,13 +420,7 @@ PipelineCommands::PipelineCommands(const DejaClient& client, std::ostream& out, 
     : client_(client), out_(out), err_(err), options_(options) {}
 
 int PipelineCommands::Fail(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kUnavailable && !client_.Connected()) {
-    err_ << "deja: cannot reach scheduler at " << client_.target() << ": " << status.message()
-         << "\n";
-  } else {
-    err_ << "deja: " << status.message() << "\n";
-  }
-  return kExitError;
+  return ReportCallError(client_, err_, status);
 }
 
 int PipelineCommands::UsageError(const absl::Status& status) {
