@@ -12,38 +12,16 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
+#include "tests/client/cli_test_util.h"
 
 namespace deja::cli {
 namespace {
 
 using deja::v1::Job;
 
-struct CliResult {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-CliResult RunDeja(std::vector<std::string> args) {
-  args.insert(args.begin(), "deja");
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::ostringstream out;
-  std::ostringstream err;
-  int code = RunCli(static_cast<int>(args.size()), argv.data(), out, err);
-  return {code, out.str(), err.str()};
-}
-
-deja::v1::JobSpec DryRun(std::vector<std::string> args) {
-  args.insert(args.begin(), {"submit", "--dry-run"});
-  CliResult result = RunDeja(args);
-  EXPECT_EQ(result.code, 0) << result.err;
-  deja::v1::JobSpec spec;
-  auto status = google::protobuf::util::JsonStringToMessage(result.out, &spec);
-  EXPECT_TRUE(status.ok()) << result.out;
-  return spec;
-}
+using ::deja::cli::testing::CliResult;
+using ::deja::cli::testing::RunDeja;
+using ::deja::cli::testing::DryRun;
 
 // ---------------------------------------------------------------------------
 // Flag parsing into a JobSpec.

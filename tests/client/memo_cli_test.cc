@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "client/cli.h"
 #include "deja/v1/scheduler.grpc.pb.h"
+#include "tests/client/cli_test_util.h"
 
 namespace deja::cli {
 namespace {
@@ -40,31 +41,9 @@ const absl::TimeZone kUtc = absl::UTCTimeZone();
 // 2023-11-14 22:13:20 UTC.
 constexpr int64_t kT0 = 1'700'000'000'000;
 
-struct CliResult {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-CliResult RunDeja(std::vector<std::string> args) {
-  args.insert(args.begin(), "deja");
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::ostringstream out, err;
-  int code = RunCli(static_cast<int>(args.size()), argv.data(), out, err);
-  return {code, out.str(), err.str()};
-}
-
-deja::v1::JobSpec DryRun(std::vector<std::string> args) {
-  args.insert(args.begin(), {"submit", "--dry-run"});
-  CliResult result = RunDeja(args);
-  EXPECT_EQ(result.code, 0) << result.err;
-  deja::v1::JobSpec spec;
-  auto status = google::protobuf::util::JsonStringToMessage(result.out, &spec);
-  EXPECT_TRUE(status.ok()) << result.out;
-  return spec;
-}
+using ::deja::cli::testing::CliResult;
+using ::deja::cli::testing::RunDeja;
+using ::deja::cli::testing::DryRun;
 
 MemoEntry Entry(const std::string& project, const std::string& hash, const std::string& app,
                 const std::string& source) {

@@ -26,6 +26,7 @@
 #include "client/pipeline_yaml.h"
 #include "deja/v1/content.grpc.pb.h"
 #include "deja/v1/scheduler.grpc.pb.h"
+#include "tests/client/cli_test_util.h"
 
 namespace deja::cli {
 namespace {
@@ -374,21 +375,8 @@ TEST(PipelineExampleTest, ExampleParses) {
 // ---------------------------------------------------------------------------
 // The commands, against a fake scheduler.
 
-struct CliResult {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-CliResult RunDeja(std::vector<std::string> args) {
-  args.insert(args.begin(), "deja");
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::ostringstream out, err;
-  int code = RunCli(static_cast<int>(args.size()), argv.data(), out, err);
-  return {code, out.str(), err.str()};
-}
+using ::deja::cli::testing::CliResult;
+using ::deja::cli::testing::RunDeja;
 
 // Has every blob.
 class FakeContentStore final : public deja::v1::ContentStore::Service {
