@@ -412,6 +412,7 @@ void Worker::HandleRun(const deja::v1::Assignment& assignment) {
       job.runner->Kill();
     }
   }
+  NoteAttemptLocked(key);
   active_[key].runner =
       JobRunner::Start(std::move(launch), clock_, std::move(on_started), std::move(on_exit));
 }
@@ -461,6 +462,7 @@ void Worker::HandleMaterialize(const deja::v1::Assignment& assignment) {
       assignment.source_address().empty() ? "" : " on worker ", assignment.source_worker_id(),
       assignment.source_manifest().files_size());
   absl::MutexLock lock(&mu_);
+  NoteAttemptLocked(key);
   // The thread's FinishJob waits for mu_, so it finds its entry in active_.
   active_[key].thread = std::thread([this, assignment] { MaterializeThread(assignment); });
 }
@@ -530,10 +532,17 @@ void Worker::HandleResultAck(const deja::v1::ResultAck& ack) {
   pending_acks_.push_back(ack);
 }
 
+void Worker::NoteAttemptLocked(const JobKey& key) {
+  if (key.second <= 1) return;  // no older attempt to tell apart
+  uint32_t& newest = newer_attempts_[key.first];
+  newest = std::max(newest, key.second);
+}
+
 std::set<std::string> Worker::HeldJobIdsLocked() const {
   std::set<std::string> ids;
   for (const auto& [key, job] : active_) ids.insert(key.first);
   for (const auto& [key, result] : unacked_) ids.insert(key.first);
+  for (const auto& [job_id, attempt] : newer_attempts_) ids.insert(job_id);
   return ids;
 }
 
@@ -589,6 +598,19 @@ void Worker::ApplyAcksLocked(std::deque<deja::v1::ResultAck> acks) {
     const std::string& job_id = ack.job_id();
     if (!paths::ValidateJobId(job_id).ok()) continue;  // never a workspace here
     const int64_t expires_at_ms = std::max<int64_t>(ack.expires_at_ms(), 0);
+    {
+      absl::MutexLock lock(&mu_);
+      auto newer = newer_attempts_.find(job_id);
+      if (newer != newer_attempts_.end() && newer->second <= ack.attempt()) {
+        newer_attempts_.erase(newer);
+      } else if (newer != newer_attempts_.end() && expires_at_ms == 0) {
+        // A failed copy's "not kept", applied after the fresh run that
+        // followed it was assigned here: the workspace is that run's.
+        Log("workspace of %s attempt %d not kept, but attempt %d of the job ran here: left alone",
+            job_id, ack.attempt(), newer->second);
+        continue;
+      }
+    }
     if (expires_at_ms == 0) {
       // "Not kept" is about this attempt: the workspace may be another's.
       {

@@ -175,8 +175,11 @@ class Worker {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(retention_op_mu_);
   // Sends one WorkspacesExpired with every deletion not reported yet.
   void ReportExpiredLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(retention_op_mu_);
-  // Job ids running, materializing, or with a result not acknowledged.
+  // Job ids running, materializing, with a result not acknowledged, or with
+  // a newer attempt assigned whose ack is not applied (newer_attempts_).
   std::set<std::string> HeldJobIdsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Records an assigned attempt in newer_attempts_.
+  void NoteAttemptLocked(const JobKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   deja::v1::LogData ReadLog(const deja::v1::LogRequest& request) const;
 
   // Records `result` as unacknowledged, moves the job to the finished list
@@ -228,6 +231,10 @@ class Worker {
   std::map<JobKey, ActiveJob> active_ ABSL_GUARDED_BY(mu_);
   std::vector<ActiveJob> finished_ ABSL_GUARDED_BY(mu_);  // to be joined
   std::map<JobKey, deja::v1::JobResult> unacked_ ABSL_GUARDED_BY(mu_);
+  // Job id -> the newest attempt (> 1) assigned here whose ack has not been
+  // applied: until it is, the workspace is held, and a "not kept" ack of an
+  // older attempt leaves it alone, however results and acks interleave.
+  std::map<std::string, uint32_t> newer_attempts_ ABSL_GUARDED_BY(mu_);
   std::deque<deja::v1::LogRequest> log_requests_ ABSL_GUARDED_BY(mu_);
   bool log_thread_exit_ ABSL_GUARDED_BY(mu_) = false;
   // ResultAcks whose expiry the sweeper has not recorded yet.

@@ -497,6 +497,29 @@ absl::Status ReadAndVerify(grpc::ClientReaderInterface<deja::v1::WorkspaceChunk>
   return absl::OkStatus();
 }
 
+// A failed copy (attempt 1) and the fresh run after it (attempt 2) share the
+// workspace; attempt 2 finishes before attempt 1's "not kept" ack is applied,
+// and both acks can reach the sweeper together: attempt 2's workspace stays.
+TEST_F(RetentionWorkerTest, ALateNotKeptAckOfAnOlderAttemptSparesTheNewerAttemptsWorkspace) {
+  RunningWorker& a = StartWorker("w-a", &clock_);
+  RunJob("w-a", "job-3", "echo one > f");
+  deja::v1::Assignment second = Run("job-3", "echo two > f");
+  second.set_attempt(2);
+  scheduler_.Assign("w-a", second);
+  ASSERT_TRUE(PollUntil([&] {
+    auto r = scheduler_.Result("job-3");
+    return r.has_value() && r->attempt() == 2;
+  }));
+  scheduler_.Ack("w-a", "job-3", 1, 0);
+  scheduler_.Ack("w-a", "job-3", 2, NowMs() + 60'000);
+  const std::string ws = paths::WorkspaceDir(a.work_dir, "job-3");
+  ASSERT_TRUE(PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-3")); }));
+  auto swept = a.worker->SweepNow();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_THAT(*swept, ::testing::IsEmpty());
+  EXPECT_EQ(ReadFile(ws + "/f"), "two\n");
+}
+
 TEST_F(RetentionWorkerTest, ALeaseProtectsASourceDuringASlowPeerCopy) {
   RunningWorker& a = StartWorker("w-a", &clock_);
   // 32 MiB: far more than the 4 MiB stream window, so the server is still
