@@ -10,6 +10,7 @@ DEJA_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   librocksdb-dev libxxhash-dev libabsl-dev libgtest-dev libgmock-dev libcli11-dev libyaml-cpp-dev
+  xxhash  # xxhsum: the baseline of benchmark B4 (bench/), which the tests smoke-run
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -610,7 +610,7 @@ class ServerImpl final : public SchedulerServer,
   void Flush() {
     if (fx_.empty() && after_commit_.empty()) return;
     core_.SyncPipelines(clock_->Now(), &fx_);  // may add jobs: before the commit
-    if (absl::Status s = store_->Commit(fx_); !s.ok()) {
+    if (absl::Status s = store_->Commit(fx_, RoundTellsAnyone()); !s.ok()) {
       // The in-memory state is ahead of the disk; a restart recovers from
       // what was committed.
       std::fprintf(stderr, "deja-scheduler: FATAL: %s\n", s.ToString().c_str());
@@ -657,6 +657,23 @@ class ServerImpl final : public SchedulerServer,
       sessions_.erase(it);
       outbox->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "heartbeats missed"));
     }
+  }
+
+  // Whether this round's commit must be durable before it is acted on: it
+  // answers a client, sends to a worker or ends a stream, or a watcher will
+  // see one of its changes. Otherwise (a worker's JobStarted, say) nothing
+  // leaves the process, and the next durable commit syncs it with its own.
+  bool RoundTellsAnyone() const {
+    if (!after_commit_.empty() || !fx_.to_workers.empty() || !fx_.close_sessions.empty()) {
+      return true;
+    }
+    for (const auto& [job_id, job] : fx_.jobs) {
+      if (watchers_.contains(job_id)) return true;
+    }
+    for (const auto& [id, pipeline] : fx_.pipelines) {
+      if (pipeline_watchers_.contains(id)) return true;
+    }
+    return false;
   }
 
   // Constant after construction.

@@ -115,7 +115,7 @@ absl::Status RocksStore::Load(std::vector<deja::v1::Job>* jobs,
   return FromRocks(it->status(), "scan memo");
 }
 
-absl::Status RocksStore::Commit(const Effects& fx) {
+absl::Status RocksStore::Commit(const Effects& fx, bool durable) {
   if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty() &&
       fx.projects.empty() && fx.pipelines.empty()) {
     return absl::OkStatus();
@@ -136,9 +136,9 @@ absl::Status RocksStore::Commit(const Effects& fx) {
     batch.Put(handles_[schema::kSettings], schema::kProjectPrefix + name,
               settings.SerializeAsString());
   }
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  return FromRocks(db_->Write(sync, &batch), "commit");
+  rocksdb::WriteOptions options;
+  options.sync = durable;
+  return FromRocks(db_->Write(options, &batch), "commit");
 }
 
 }  // namespace deja

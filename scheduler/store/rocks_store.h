@@ -1,9 +1,14 @@
 // RocksStore: the scheduler's durable state in RocksDB (schema in schema.h).
 //
-// Durability: Commit writes one WriteBatch with WriteOptions::sync = true,
-// so a committed batch survives a crash of the process or the machine. The
+// Durability: Commit writes one WriteBatch. With `durable` (the default) it
+// is written with WriteOptions::sync = true, so the batch, and every batch
+// written before it, survives a crash of the process or the machine. The
 // scheduler commits once per event-loop round (group commit) and only then
-// answers clients.
+// answers clients or sends to workers. A round that tells nobody anything
+// (a job moving to RUNNING, say) is written without the sync: it survives a
+// crash of the process, and the next durable commit makes it durable too
+// (RocksDB syncs the whole WAL up to that batch); a machine crash before then
+// loses only state the workers report again when they reconnect.
 //
 // Thread-safety: Load must run before any Commit; Commit is called from one
 // thread (the event loop). No method is ever called from a gRPC reaction.
@@ -40,8 +45,9 @@ class RocksStore {
                     std::vector<deja::v1::ProjectSettings>* projects,
                     std::vector<deja::v1::Pipeline>* pipelines);
 
-  // Persists the records of `fx` atomically and durably.
-  absl::Status Commit(const Effects& fx);
+  // Persists the records of `fx` atomically; durably unless `durable` is
+  // false (see above).
+  absl::Status Commit(const Effects& fx, bool durable = true);
 
   // The database and the "blobs" column family, for the content store's
   // metadata (RocksDB is thread-safe; blob records are written from the
