@@ -8,7 +8,8 @@
 #
 # Environment (every one optional; a flag given as an argument overrides it):
 #   scheduler: DEJA_LISTEN (0.0.0.0:7070), DEJA_DATA_DIR (/var/lib/deja),
-#              DEJA_WORKER_TIMEOUT (10s), DEJA_MAX_ATTEMPTS (3), DEJA_HEARTBEAT_INTERVAL (1s)
+#              DEJA_WORKER_TIMEOUT (10s), DEJA_MAX_ATTEMPTS (3), DEJA_HEARTBEAT_INTERVAL (1s),
+#              DEJA_DISPATCH_AHEAD (0)
 #   worker:    DEJA_SCHEDULER (scheduler:7070), DEJA_WORK_DIR (/var/lib/deja-worker),
 #              DEJA_SLOTS (the CPUs), DEJA_WORKER_ID (stored in the work dir),
 #              DEJA_ADVERTISE (<this container's IP>:DEJA_PEER_PORT), DEJA_PEER_PORT (7071),
@@ -50,6 +51,7 @@ case "${1:-}" in
     [ -n "${DEJA_WORKER_TIMEOUT:-}" ] && args+=(--worker_timeout="$DEJA_WORKER_TIMEOUT")
     [ -n "${DEJA_MAX_ATTEMPTS:-}" ] && args+=(--max_attempts="$DEJA_MAX_ATTEMPTS")
     [ -n "${DEJA_HEARTBEAT_INTERVAL:-}" ] && args+=(--heartbeat_interval="$DEJA_HEARTBEAT_INTERVAL")
+    [ -n "${DEJA_DISPATCH_AHEAD:-}" ] && args+=(--dispatch_ahead="$DEJA_DISPATCH_AHEAD")
     echo "127.0.0.1 $(port_of "$(flag_value listen "$listen" "$@")")" >"$health_file"
     exec deja-scheduler "${args[@]}" "$@"
     ;;

@@ -22,6 +22,10 @@ ABSL_FLAG(absl::Duration, worker_timeout, absl::Seconds(10),
 ABSL_FLAG(int, max_attempts, 3, "Executions a job gets before lost workers make it FAILED.");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(1),
           "How often workers are asked to send heartbeats (less than --worker_timeout).");
+ABSL_FLAG(int, dispatch_ahead, 0,
+          "Jobs each worker may be sent beyond its free slots (0-64), so it starts the next "
+          "the moment one ends: more throughput for many short jobs, but a job sent ahead "
+          "waits for that worker even if another frees a slot first.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving (for --listen=...:0).");
 
@@ -34,6 +38,7 @@ absl::StatusOr<deja::SchedulerConfig> ConfigFromFlags() {
   config.core.worker_timeout = absl::GetFlag(FLAGS_worker_timeout);
   config.core.max_attempts = absl::GetFlag(FLAGS_max_attempts);
   config.core.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
+  config.core.dispatch_ahead = absl::GetFlag(FLAGS_dispatch_ahead);
   if (config.data_dir.empty()) return absl::InvalidArgumentError("--data_dir: must be set");
   if (config.listen.empty()) return absl::InvalidArgumentError("--listen: must be host:port");
   if (config.core.worker_timeout <= absl::ZeroDuration()) {
@@ -41,6 +46,10 @@ absl::StatusOr<deja::SchedulerConfig> ConfigFromFlags() {
   }
   if (config.core.max_attempts < 1) {
     return absl::InvalidArgumentError("--max_attempts: must be at least 1");
+  }
+  if (config.core.dispatch_ahead < 0 || config.core.dispatch_ahead > 64) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dispatch_ahead: must be between 0 and 64, got ", config.core.dispatch_ahead));
   }
   if (config.core.heartbeat_interval <= absl::ZeroDuration() ||
       config.core.heartbeat_interval >= config.core.worker_timeout) {
@@ -60,7 +69,7 @@ int main(int argc, char** argv) {
       "jobs and the memo index in RocksDB under --data_dir, and dispatches work to\n"
       "deja-worker daemons.\n\n"
       "Usage: deja-scheduler --data_dir=DIR [--listen=HOST:PORT] [--worker_timeout=10s]\n"
-      "                      [--max_attempts=3]");
+      "                      [--max_attempts=3] [--dispatch_ahead=0]");
   auto config = ConfigFromFlags();
   if (!config.ok()) {
     std::fprintf(stderr, "deja-scheduler: %s\n", std::string(config.status().message()).c_str());

@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -371,6 +372,61 @@ void Worker::HandleRun(const deja::v1::Assignment& assignment) {
     return;
   }
 
+  absl::MutexLock lock(&mu_);
+  // A newer attempt supersedes an older one still running or waiting here:
+  // both would use the same workspace.
+  for (auto it = active_.begin(); it != active_.end();) {
+    auto& [other, job] = *it;
+    if (other.first == key.first && other != key && job.waiting.has_value()) {
+      Log("dropping %s attempt %d before it started: superseded by attempt %d", other.first,
+          other.second, key.second);
+      it = active_.erase(it);
+      continue;
+    }
+    if (other.first == key.first && job.runner != nullptr) {
+      Log("killing %s attempt %d: superseded by attempt %d", other.first, other.second,
+          key.second);
+      job.runner->Kill();
+    }
+    ++it;
+  }
+  NoteAttemptLocked(key);
+  if (RunningRunsLocked() >= config_.slots) {
+    // Sent ahead of a free slot (--dispatch_ahead): it starts when one frees.
+    Log("assignment %s attempt %d: waiting for a slot (%d running)", key.first, key.second,
+        RunningRunsLocked());
+    ActiveJob& job = active_[key];
+    job.waiting = assignment;
+    job.waiting_seq = ++next_waiting_seq_;
+    return;
+  }
+  StartRunLocked(assignment);
+}
+
+uint32_t Worker::RunningRunsLocked() const {
+  uint32_t running = 0;
+  for (const auto& [key, job] : active_) running += job.runner != nullptr ? 1 : 0;
+  return running;
+}
+
+void Worker::StartWaitingLocked() {
+  if (RunningRunsLocked() >= config_.slots) return;
+  const deja::v1::Assignment* oldest = nullptr;
+  uint64_t oldest_seq = 0;
+  for (const auto& [key, job] : active_) {
+    if (job.waiting.has_value() && (oldest == nullptr || job.waiting_seq < oldest_seq)) {
+      oldest = &*job.waiting;
+      oldest_seq = job.waiting_seq;
+    }
+  }
+  if (oldest == nullptr) return;
+  const deja::v1::Assignment assignment = *oldest;
+  active_[JobKey(assignment.job_id(), assignment.attempt())].waiting.reset();
+  StartRunLocked(assignment);
+}
+
+void Worker::StartRunLocked(const deja::v1::Assignment& assignment) {
+  const JobKey key(assignment.job_id(), assignment.attempt());
   JobLaunch launch;
   launch.job_id = key.first;
   launch.workspace = paths::WorkspaceDir(config_.work_dir, key.first);
@@ -401,18 +457,6 @@ void Worker::HandleRun(const deja::v1::Assignment& assignment) {
         result.error().empty() ? "" : ": ", result.error());
     FinishJob(std::move(result));
   };
-
-  absl::MutexLock lock(&mu_);
-  // A newer attempt supersedes an older one still running here: both would
-  // use the same workspace.
-  for (auto& [other, job] : active_) {
-    if (other.first == key.first && job.runner != nullptr) {
-      Log("killing %s attempt %d: superseded by attempt %d", other.first, other.second,
-          key.second);
-      job.runner->Kill();
-    }
-  }
-  NoteAttemptLocked(key);
   active_[key].runner =
       JobRunner::Start(std::move(launch), clock_, std::move(on_started), std::move(on_exit));
 }
@@ -518,11 +562,27 @@ void Worker::MaterializeThread(deja::v1::Assignment assignment) {
 }
 
 void Worker::HandleCancel(const deja::v1::CancelJob& cancel) {
-  absl::MutexLock lock(&mu_);
-  auto it = active_.find(JobKey(cancel.job_id(), cancel.attempt()));
-  if (it == active_.end() || it->second.runner == nullptr) return;  // unknown or a copy
-  Log("cancel %s attempt %d", cancel.job_id(), cancel.attempt());
-  it->second.runner->Cancel();
+  const JobKey key(cancel.job_id(), cancel.attempt());
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(key);
+    if (it == active_.end()) return;  // unknown
+    if (!it->second.waiting.has_value()) {
+      if (it->second.runner == nullptr) return;  // a copy
+      Log("cancel %s attempt %d", cancel.job_id(), cancel.attempt());
+      it->second.runner->Cancel();
+      return;
+    }
+    active_.erase(it);
+  }
+  Log("cancel %s attempt %d: dropped before it started", key.first, key.second);
+  deja::v1::JobResult result;
+  result.set_job_id(key.first);
+  result.set_attempt(key.second);
+  result.set_exit_code(-SIGTERM);
+  result.set_error("cancelled before it started (it was waiting for a slot)");
+  result.set_finished_at_ms(ToMillis(clock_->Now()));
+  FinishJob(std::move(result));
 }
 
 void Worker::HandleResultAck(const deja::v1::ResultAck& ack) {
@@ -693,6 +753,7 @@ void Worker::FinishJob(deja::v1::JobResult result) {
       finished_.push_back(std::move(it->second));
       active_.erase(it);
     }
+    StartWaitingLocked();
   }
   Send(message);  // if the stream is down, it is re-sent after the next Register
 }

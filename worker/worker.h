@@ -44,6 +44,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -128,10 +129,13 @@ class Worker {
  private:
   using JobKey = std::pair<std::string, uint32_t>;  // (job_id, attempt)
 
-  // A job this worker is running or materializing.
+  // A job this worker is running, materializing, or holding until a slot
+  // frees (a RUN sent ahead: the scheduler's --dispatch_ahead).
   struct ActiveJob {
-    std::unique_ptr<JobRunner> runner;  // RUN
+    std::unique_ptr<JobRunner> runner;  // RUN, started
     std::thread thread;                 // MATERIALIZE
+    std::optional<deja::v1::Assignment> waiting;  // RUN, not started yet
+    uint64_t waiting_seq = 0;                     // arrival order of the waiting
   };
 
   // One Connect stream: connect, register, read until it ends.
@@ -150,6 +154,12 @@ class Worker {
 
   void HandleMessage(const deja::v1::SchedulerMessage& message);
   void HandleRun(const deja::v1::Assignment& assignment);
+  // Starts a RUN's JobRunner in active_[its key].
+  void StartRunLocked(const deja::v1::Assignment& assignment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RUN jobs whose process runs (or is being set up) here.
+  uint32_t RunningRunsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Starts the oldest waiting RUN if a slot is free.
+  void StartWaitingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleMaterialize(const deja::v1::Assignment& assignment);
   void HandleCancel(const deja::v1::CancelJob& cancel);
   void HandleResultAck(const deja::v1::ResultAck& ack);
@@ -235,6 +245,7 @@ class Worker {
   // applied: until it is, the workspace is held, and a "not kept" ack of an
   // older attempt leaves it alone, however results and acks interleave.
   std::map<std::string, uint32_t> newer_attempts_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_waiting_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<deja::v1::LogRequest> log_requests_ ABSL_GUARDED_BY(mu_);
   bool log_thread_exit_ ABSL_GUARDED_BY(mu_) = false;
   // ResultAcks whose expiry the sweeper has not recorded yet.

@@ -938,8 +938,12 @@ void SchedulerCore::Tick(absl::Time now, Effects* fx) {
   }
 }
 
+int SchedulerCore::Capacity(const Worker& worker) const {
+  return static_cast<int>(worker.info.slots()) + options_.dispatch_ahead;
+}
+
 bool SchedulerCore::Fits(const Worker& worker, const Job& job) const {
-  if (!worker.connected || worker.busy_slots >= static_cast<int>(worker.info.slots())) return false;
+  if (!worker.connected || worker.busy_slots >= Capacity(worker)) return false;
   for (const auto& [key, value] : job.spec().app().platform()) {
     auto it = worker.info.platform().find(key);
     if (it == worker.info.platform().end() || it->second != value) return false;
@@ -985,7 +989,8 @@ SchedulerCore::Worker* SchedulerCore::PickWorker(const Job& job) {
   for (auto& [id, worker] : workers_) {
     if (!Fits(worker, job)) continue;
     if (best == nullptr ||
-        worker.info.slots() - worker.busy_slots > best->info.slots() - best->busy_slots) {
+        static_cast<int>(worker.info.slots()) - worker.busy_slots >
+            static_cast<int>(best->info.slots()) - best->busy_slots) {
       best = &worker;
     }
   }
@@ -1052,7 +1057,7 @@ void SchedulerCore::Dispatch(absl::Time now, Effects* fx) {
   for (auto it = queue_.begin(); it != queue_.end();) {
     bool any_free = false;
     for (const auto& [id, worker] : workers_) {
-      any_free |= worker.connected && worker.busy_slots < static_cast<int>(worker.info.slots());
+      any_free |= worker.connected && worker.busy_slots < Capacity(worker);
     }
     if (!any_free) return;
     Job& job = jobs_.at(order_.at(*it));

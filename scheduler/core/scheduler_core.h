@@ -37,6 +37,11 @@ struct CoreOptions {
   int max_attempts = 3;
   // Heartbeat interval asked of workers.
   absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Assignments a worker may hold beyond its slots: it starts the next the
+  // moment a slot frees, without waiting for a scheduler round trip. Good for
+  // many short jobs; a job sent ahead waits for that worker's slot even if
+  // another worker frees one first. 0 (the default) sends only to free slots.
+  int dispatch_ahead = 0;
 };
 
 // What a core call asks its caller to carry out, in this order.
@@ -179,6 +184,8 @@ class SchedulerCore {
               deja::v1::JobState state, absl::Time now, Effects* fx);
   Worker* PickWorker(const deja::v1::Job& job);
   bool Fits(const Worker& worker, const deja::v1::Job& job) const;
+  // Assignments `worker` may hold: its slots plus options_.dispatch_ahead.
+  int Capacity(const Worker& worker) const;
   // Empty when every output blob of `entry` is in the store; else says which is not.
   std::string MissingOutput(const deja::v1::MemoEntry& entry) const;
   // The job will run fresh: forget the reuse, saying why.

@@ -186,6 +186,32 @@ TEST(ClusterTest, TwoWorkersWithOneSlotEachBothGetWork) {
   EXPECT_EQ(Await(c, b).state(), deja::v1::SUCCEEDED);
 }
 
+TEST(ClusterTest, DispatchAheadSendsTheNextJobBeforeTheSlotFrees) {
+  Cluster c({"--dispatch_ahead=1"});
+  c.StartWorker("w1");  // 1 slot
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  const std::string gate = c.root() + "/gate";
+  std::string a = SubmitId(c, Shell("while [ ! -e " + gate + " ]; do sleep 0.02; done"));
+  std::string b = SubmitId(c, Shell("echo b"));
+  std::string d = SubmitId(c, Shell("echo d"));
+  ASSERT_TRUE(PollUntil([&] {
+    return StateIs(c, a, deja::v1::RUNNING) && StateIs(c, b, deja::v1::ASSIGNED);
+  })) << "b is sent to w1 while a runs, and waits there";
+  EXPECT_EQ(c.client().GetJob(b)->worker_id(), "w1");
+  EXPECT_TRUE(StateIs(c, d, deja::v1::QUEUED)) << "one ahead, not more";
+  WriteFile(gate, "");
+  EXPECT_EQ(Await(c, a).state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(Await(c, b).state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(Await(c, d).state(), deja::v1::SUCCEEDED);
+}
+
+TEST(ClusterTest, SchedulerRejectsAnOutOfRangeDispatchAhead) {
+  CommandResult r =
+      RunCommand(DEJA_SCHEDULER_BIN, {"--data_dir=/nonexistent", "--dispatch_ahead=-1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--dispatch_ahead: must be between 0 and 64, got -1"));
+}
+
 TEST(ClusterTest, SigkilledWorkerRequeuesItsJobToAnotherWorker) {
   Cluster c({"--worker_timeout=1s", "--heartbeat_interval=200ms"});
   c.StartWorker("w1");

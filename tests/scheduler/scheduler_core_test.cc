@@ -101,6 +101,40 @@ TEST_F(SchedulerCoreTest, TwoWorkersOneSlotEachBothGetWork) {
   EXPECT_EQ(Assignments(fx, "w2").size(), 1u);
 }
 
+TEST(DispatchAheadTest, EachWorkerGetsThatManyBeyondItsSlotsFreeSlotsFirst) {
+  CoreOptions options;
+  options.dispatch_ahead = 1;
+  SchedulerCore core(options);
+  const absl::Time now = absl::FromUnixSeconds(1000);
+  Effects fx;
+  ASSERT_TRUE(core.WorkerConnected(Reg("w1", 1), 1, now, &fx).ok());
+  ASSERT_TRUE(core.WorkerConnected(Reg("w2", 1), 1, now, &fx).ok());
+  std::vector<std::string> ids;
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
+    auto r = core.Submit(Echo(name), now, &fx);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ids.push_back(r->job().job_id());
+  }
+  // Free slots first (a, b), then one ahead on each (c, d); e waits.
+  ASSERT_EQ(Assignments(fx, "w1").size(), 2u);
+  ASSERT_EQ(Assignments(fx, "w2").size(), 2u);
+  EXPECT_EQ(Assignments(fx, "w1")[0].job_id(), ids[0]);
+  EXPECT_EQ(Assignments(fx, "w2")[0].job_id(), ids[1]);
+  EXPECT_EQ(Assignments(fx, "w1")[1].job_id(), ids[2]);
+  EXPECT_EQ(Assignments(fx, "w2")[1].job_id(), ids[3]);
+  EXPECT_EQ(core.GetJob(ids[2])->state(), deja::v1::ASSIGNED);
+  EXPECT_EQ(core.GetJob(ids[4])->state(), deja::v1::QUEUED);
+
+  Effects done;
+  deja::v1::WorkerMessage msg;
+  msg.mutable_result()->set_job_id(ids[0]);
+  msg.mutable_result()->set_attempt(1);
+  core.WorkerMessage("w1", 1, msg, now, &done);
+  EXPECT_EQ(core.GetJob(ids[0])->state(), deja::v1::SUCCEEDED);
+  ASSERT_EQ(Assignments(done, "w1").size(), 1u);
+  EXPECT_EQ(Assignments(done, "w1")[0].job_id(), ids[4]);
+}
+
 TEST_F(SchedulerCoreTest, IdenticalJobIsMaterializedOnTheHolder) {
   Connect("w1", 1);
   Effects fx;

@@ -4,6 +4,8 @@
 // worker's peer service.
 #include "worker/worker.h"
 
+#include <signal.h>
+
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -89,6 +91,13 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
   void Assign(const std::string& worker_id, const deja::v1::Assignment& assignment) {
     absl::MutexLock lock(&mu_);
     *outgoing_[worker_id].emplace_back().mutable_assignment() = assignment;
+    cv_.SignalAll();
+  }
+  void Cancel(const std::string& worker_id, const std::string& job_id, uint32_t attempt) {
+    absl::MutexLock lock(&mu_);
+    deja::v1::CancelJob* cancel = outgoing_[worker_id].emplace_back().mutable_cancel();
+    cancel->set_job_id(job_id);
+    cancel->set_attempt(attempt);
     cv_.SignalAll();
   }
   void Ack(const std::string& worker_id, const std::string& job_id, uint32_t attempt,
@@ -252,6 +261,35 @@ TEST_F(WorkerTest, PlacesInputsRunsAndUploadsOutputsBeforeReporting) {
     input_in_manifest |= entry.path() == "inputs/data" && entry.digest() == data.digest();
   }
   EXPECT_TRUE(input_in_manifest);
+}
+
+// Sent ahead of a free slot (the scheduler's --dispatch_ahead), a RUN waits
+// for the running one to end, in arrival order; a cancel drops it unstarted.
+TEST_F(WorkerTest, RunsSentBeyondItsSlotsWaitForASlotAndACancelDropsThem) {
+  RunningWorker& w = StartWorker("w-a");  // 1 slot
+  scheduler_.Assign("w-a", Run("job-a", "touch started; while [ ! -e go ]; do sleep 0.02; done"));
+  const std::string ws_a = paths::WorkspaceDir(w.work_dir, "job-a");
+  ASSERT_TRUE(PollUntil([&] { return std::filesystem::exists(ws_a + "/started"); }));
+  scheduler_.Assign("w-a", Run("job-b", "touch ran"));
+  scheduler_.Assign("w-a", Run("job-c", "touch ran"));
+  scheduler_.Cancel("w-a", "job-c", 1);
+
+  // Messages are handled in order: once job-c's result is in, job-b is held.
+  auto cancelled = AwaitResult("job-c");
+  ASSERT_TRUE(cancelled.has_value());
+  EXPECT_EQ(cancelled->exit_code(), -SIGTERM);
+  EXPECT_THAT(cancelled->error(), HasSubstr("cancelled before it started"));
+  EXPECT_FALSE(std::filesystem::exists(paths::WorkspaceDir(w.work_dir, "job-c")));
+  EXPECT_FALSE(std::filesystem::exists(paths::WorkspaceDir(w.work_dir, "job-b") + "/ran"));
+  EXPECT_FALSE(scheduler_.Result("job-b").has_value());
+
+  WriteFile(ws_a + "/go", "");
+  auto a = AwaitResult("job-a");
+  auto b = AwaitResult("job-b");
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_EQ(a->exit_code(), 0) << a->error();
+  EXPECT_EQ(b->exit_code(), 0) << b->error();
+  EXPECT_TRUE(std::filesystem::exists(paths::WorkspaceDir(w.work_dir, "job-b") + "/ran"));
 }
 
 TEST_F(WorkerTest, AMissingInputFailsTheJobUnstartedAndAnUnmatchedGlobIsNamed) {
