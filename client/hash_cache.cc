@@ -193,6 +193,7 @@ absl::StatusOr<std::string> HashCache::Digest(const std::string& path, const str
     auto it = entries_.find(key);
     if (it != entries_.end()) {
       ++hits_;
+      hit_bytes_ += key.size;
       if (it->second.last_used_day != today) {
         it->second.last_used_day = today;
         dirty_ = true;
@@ -208,6 +209,7 @@ absl::StatusOr<std::string> HashCache::Digest(const std::string& path, const str
   std::string raw;
   absl::MutexLock lock(&mu_);
   ++misses_;
+  miss_bytes_ += key.size;
   if (!racy && HexToBytes(*digest, &raw)) {
     entries_[key] = Entry{*digest, today};
     dirty_ = true;
@@ -303,6 +305,16 @@ uint64_t HashCache::hits() const {
 uint64_t HashCache::misses() const {
   absl::MutexLock lock(&mu_);
   return misses_;
+}
+
+uint64_t HashCache::hit_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return hit_bytes_;
+}
+
+uint64_t HashCache::miss_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return miss_bytes_;
 }
 
 }  // namespace deja

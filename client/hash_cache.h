@@ -85,9 +85,12 @@ class HashCache {
 
   const std::string& path() const { return path_; }
   size_t size() const;
-  // Lookups answered from the cache, and files hashed, since Load.
+  // Lookups answered from the cache, and files hashed, since Load; and
+  // their bytes (the files' sizes as stat'ed).
   uint64_t hits() const;
   uint64_t misses() const;
+  uint64_t hit_bytes() const;
+  uint64_t miss_bytes() const;
 
  private:
   struct Key {
@@ -123,6 +126,8 @@ class HashCache {
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t misses_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t hit_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t miss_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace deja

@@ -70,6 +70,8 @@ TEST_F(HashCacheTest, ReusesTheDigestOfAnUnchangedFile) {
   EXPECT_EQ(calls_, 1);
   EXPECT_EQ(cache->hits(), 1u);
   EXPECT_EQ(cache->misses(), 1u);
+  EXPECT_EQ(cache->hit_bytes(), 5u);
+  EXPECT_EQ(cache->miss_bytes(), 5u);
 }
 
 TEST_F(HashCacheTest, NoticesATouchedFile) {
