@@ -175,7 +175,8 @@ std::string FormatInputTiming(const InputTiming& timing) {
   const double seconds = absl::ToDoubleSeconds(timing.elapsed);
   std::string rate;
   if (timing.hashed_bytes > 0 && seconds > 0) {
-    rate = absl::StrFormat(" (%.2f GB/s)", static_cast<double>(timing.hashed_bytes) / seconds / 1e9);
+    const double gb = static_cast<double>(timing.hashed_bytes) / 1e9;
+    rate = absl::StrFormat(" (%.2f GB/s)", gb / seconds);
   }
   return absl::StrFormat("inputs: %.3f ms; hashed %s, %s%s; %s, %s from the hash cache",
                          seconds * 1e3, files(timing.hashed_files),
