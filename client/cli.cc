@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <iterator>
@@ -216,14 +217,30 @@ std::optional<deja::v1::JobSpec> Runner::PrepareSpec(const SpecFlags& flags, boo
     *exit_code = UsageError(spec.status());
     return std::nullopt;
   }
-  if (input_flags.empty()) return *std::move(spec);
+  if (input_flags.empty()) {
+    if (flags.timing) err_ << "deja: " << FormatInputTiming({}) << "\n";
+    return *std::move(spec);
+  }
 
+  // The input phase, timed for --timing: the hash cache's load and save are
+  // part of what a re-submit costs.
+  const auto start = std::chrono::steady_clock::now();
   std::string warning;
   std::unique_ptr<HashCache> cache = HashCache::Load(HashCache::DefaultPath(), {}, &warning);
   if (!warning.empty()) err_ << "deja: warning: " << warning << "\n";
   absl::StatusOr<PreparedInputs> prepared = PrepareInputs(input_flags, cache->AsFileHasher());
   if (absl::Status saved = cache->Save(); !saved.ok()) {
     err_ << "deja: warning: cannot save the hash cache: " << saved.message() << "\n";
+  }
+  if (flags.timing) {
+    InputTiming timing{
+        .elapsed = absl::FromChrono(std::chrono::steady_clock::now() - start),
+        .hashed_files = cache->misses(),
+        .hashed_bytes = cache->miss_bytes(),
+        .cached_files = cache->hits(),
+        .cached_bytes = cache->hit_bytes(),
+    };
+    err_ << "deja: " << FormatInputTiming(timing) << "\n";
   }
   if (!prepared.ok()) {
     // A missing or unreadable PATH is the command line's fault.
@@ -729,6 +746,10 @@ void AddSpecFlags(CLI::App* app, SpecFlags* flags) {
                   "looking one up")
       ->type_name("JOB");
   app->add_option("--reuse-job", flags->reuse_job_alias, "Alias of --reuse")->group("");
+  app->add_flag("--timing", flags->timing,
+                "Print on stderr how long hashing the inputs took (hash cache load and save "
+                "included, upload not) and how many files and bytes were hashed or taken from "
+                "the hash cache");
   app->add_option("CMD", flags->command,
                   "The command and its arguments, best after `--` (needed when they start "
                   "with '-')")

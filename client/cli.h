@@ -72,6 +72,9 @@ struct SpecFlags {
   std::string reuse_job_alias;
   std::string request_id;
   std::vector<std::string> command;
+  // --timing: print the input phase's cost on stderr (FormatInputTiming).
+  // Not part of the spec.
+  bool timing = false;
 };
 
 // Splits "KEY=VALUE" at the first '='. INVALID_ARGUMENT naming `flag` and the

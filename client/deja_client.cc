@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/check.h"
 #include "common/errors.h"
 #include "common/job_state.h"
 #include "common/transfer_window.h"
@@ -57,18 +58,32 @@ bool IsRetryableWatchError(const absl::Status& status) {
 }
 
 DejaClient::DejaClient(const std::string& target, DejaClientOptions options)
-    : DejaClient(MakeChannel(target), target, options) {}
+    : target_(target), blob_rpc_timeout_(options.rpc_timeout), options_(options) {}
 
 DejaClient::DejaClient(std::shared_ptr<grpc::ChannelInterface> channel, std::string target,
                        DejaClientOptions options)
     : target_(std::move(target)),
-      channel_(std::move(channel)),
-      stub_(deja::v1::Scheduler::NewStub(channel_)),
-      blobs_(channel_, options.rpc_timeout),
-      options_(options) {}
+      given_channel_(std::move(channel)),
+      blob_rpc_timeout_(options.rpc_timeout),
+      options_(options) {
+  DEJA_CHECK(given_channel_ != nullptr, "DejaClient for " + target_ + " given no channel");
+}
+
+const DejaClient::Conn& DejaClient::Connection() const {
+  absl::call_once(connect_once_, [this] {
+    std::shared_ptr<grpc::ChannelInterface> channel =
+        given_channel_ != nullptr ? given_channel_ : MakeChannel(target_);
+    conn_ = std::unique_ptr<Conn>(new Conn{channel, deja::v1::Scheduler::NewStub(channel),
+                                           BlobClient(channel, blob_rpc_timeout_)});
+    connected_once_.store(true, std::memory_order_release);
+  });
+  return *conn_;
+}
 
 bool DejaClient::Connected() const {
-  return channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+  // No channel yet: nothing has tried to connect, so there is no connection.
+  if (!connected_once_.load(std::memory_order_acquire)) return false;
+  return conn_->channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
 }
 
 void DejaClient::SetDeadline(grpc::ClientContext* context) const {
@@ -80,7 +95,7 @@ absl::StatusOr<Response> DejaClient::Unary(Method method, const Request& request
   grpc::ClientContext context;
   SetDeadline(&context);
   Response response;
-  grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+  grpc::Status status = (stub()->*method)(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
 }
@@ -91,7 +106,7 @@ absl::StatusOr<deja::v1::SubmitResponse> DejaClient::Submit(const deja::v1::JobS
   deja::v1::SubmitRequest request;
   *request.mutable_spec() = spec;
   deja::v1::SubmitResponse response;
-  grpc::Status status = stub_->Submit(&context, request, &response);
+  grpc::Status status = stub()->Submit(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
 }
@@ -102,7 +117,7 @@ absl::StatusOr<Job> DejaClient::GetJob(const std::string& job_id) const {
   deja::v1::GetJobRequest request;
   request.set_job_id(job_id);
   Job job;
-  grpc::Status status = stub_->GetJob(&context, request, &job);
+  grpc::Status status = stub()->GetJob(&context, request, &job);
   if (!status.ok()) return FromGrpcStatus(status);
   return job;
 }
@@ -113,7 +128,7 @@ absl::StatusOr<Job> DejaClient::WatchUntil(const std::string& job_id, absl::Time
   if (deadline != absl::InfiniteFuture()) context.set_deadline(absl::ToChronoTime(deadline));
   deja::v1::GetJobRequest request;
   request.set_job_id(job_id);
-  std::unique_ptr<grpc::ClientReader<Job>> reader = stub_->WatchJob(&context, request);
+  std::unique_ptr<grpc::ClientReader<Job>> reader = stub()->WatchJob(&context, request);
   std::optional<Job> last;
   Job job;
   while (reader->Read(&job)) {
@@ -181,7 +196,7 @@ absl::StatusOr<std::vector<Job>> DejaClient::ListJobs(const std::string& project
   request.set_state(state);
   request.set_limit(limit);
   deja::v1::ListJobsResponse response;
-  grpc::Status status = stub_->ListJobs(&context, request, &response);
+  grpc::Status status = stub()->ListJobs(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return std::vector<Job>(std::make_move_iterator(response.mutable_jobs()->begin()),
                           std::make_move_iterator(response.mutable_jobs()->end()));
@@ -193,7 +208,7 @@ absl::StatusOr<Job> DejaClient::CancelJob(const std::string& job_id) const {
   deja::v1::GetJobRequest request;
   request.set_job_id(job_id);
   Job job;
-  grpc::Status status = stub_->CancelJob(&context, request, &job);
+  grpc::Status status = stub()->CancelJob(&context, request, &job);
   if (!status.ok()) return FromGrpcStatus(status);
   return job;
 }
@@ -210,7 +225,7 @@ absl::StatusOr<uint64_t> DejaClient::StreamLogs(
     request.set_stream(stream);
     request.set_offset(offset);
     deja::v1::ReadLogsResponse response;
-    grpc::Status status = stub_->ReadLogs(&context, request, &response);
+    grpc::Status status = stub()->ReadLogs(&context, request, &response);
     if (!status.ok()) return FromGrpcStatus(status);
     if (!response.data().empty() && on_chunk) on_chunk(response.data());
     offset += response.data().size();
@@ -234,7 +249,7 @@ absl::StatusOr<std::vector<deja::v1::WorkerInfo>> DejaClient::ListWorkers() cons
   SetDeadline(&context);
   deja::v1::ListWorkersRequest request;
   deja::v1::ListWorkersResponse response;
-  grpc::Status status = stub_->ListWorkers(&context, request, &response);
+  grpc::Status status = stub()->ListWorkers(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return std::vector<deja::v1::WorkerInfo>(
       std::make_move_iterator(response.mutable_workers()->begin()),
@@ -324,7 +339,7 @@ absl::StatusOr<deja::v1::Pipeline> DejaClient::WatchPipelineUntil(
   deja::v1::GetPipelineRequest request;
   request.set_pipeline_id(pipeline_id);
   std::unique_ptr<grpc::ClientReader<deja::v1::Pipeline>> reader =
-      stub_->WatchPipeline(&context, request);
+      stub()->WatchPipeline(&context, request);
   std::optional<deja::v1::Pipeline> last;
   deja::v1::Pipeline pipeline;
   while (reader->Read(&pipeline)) {

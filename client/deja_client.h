@@ -15,12 +15,14 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -45,7 +47,9 @@ class DejaClient {
  public:
   // Connects lazily to `target` ("host:port") over an insecure channel; the
   // constructor never fails, an unreachable scheduler shows up as UNAVAILABLE
-  // on the first call.
+  // on the first call. The channel itself, and with it gRPC's threads, is
+  // created on the first call that needs it, so a command that never talks
+  // to the scheduler (`deja submit --dry-run`) does not start gRPC at all.
   explicit DejaClient(const std::string& target, DejaClientOptions options = {});
   // Uses an existing channel (e.g. an in-process server in tests). `target` is
   // only used in messages.
@@ -171,13 +175,24 @@ class DejaClient {
   // The content store (protos/deja/v1/content.proto), served by the
   // scheduler on the same channel. Its unary calls use the rpc_timeout given
   // at construction.
-  const BlobClient& blobs() const { return blobs_; }
+  // Creates the channel if no call has yet.
+  const BlobClient& blobs() const { return Connection().blobs; }
 
-  // True when the channel currently has a live connection to the scheduler.
-  // Tells "the scheduler answered UNAVAILABLE" apart from "no connection".
+  // True when the channel currently has a live connection to the scheduler
+  // (false when no call has created it yet). Tells "the scheduler answered
+  // UNAVAILABLE" apart from "no connection".
   bool Connected() const;
 
  private:
+  struct Conn {
+    std::shared_ptr<grpc::ChannelInterface> channel;
+    std::unique_ptr<deja::v1::Scheduler::Stub> stub;
+    BlobClient blobs;
+  };
+  // The channel, stub and blob client, created on the first use (thread-safe).
+  const Conn& Connection() const;
+  deja::v1::Scheduler::Stub* stub() const { return Connection().stub.get(); }
+
   // Sets the unary deadline on `context`.
   void SetDeadline(grpc::ClientContext* context) const;
   // One unary call with the rpc_timeout deadline.
@@ -194,9 +209,16 @@ class DejaClient {
 
   // Constant after construction.
   const std::string target_;
-  const std::shared_ptr<grpc::ChannelInterface> channel_;
-  const std::unique_ptr<deja::v1::Scheduler::Stub> stub_;
-  const BlobClient blobs_;
+  // The channel given to the constructor; null: make one to target_.
+  const std::shared_ptr<grpc::ChannelInterface> given_channel_;
+  // The blob client's deadline (rpc_timeout at construction).
+  const absl::Duration blob_rpc_timeout_;
+
+  // Set once, by Connection() under connect_once_; constant afterwards.
+  mutable absl::once_flag connect_once_;
+  mutable std::unique_ptr<Conn> conn_;
+  // True once conn_ is set; lets Connected() look without creating it.
+  mutable std::atomic<bool> connected_once_{false};
 
   DejaClientOptions options_;
 };

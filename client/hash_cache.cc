@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -17,11 +18,15 @@
 namespace deja {
 namespace {
 
-constexpr char kMagic[] = "DEJAHC01";  // 8 bytes, no NUL written
+constexpr char kMagic[] = "DEJAHC02";  // 8 bytes, no NUL written
+constexpr char kOldMagic[] = "DEJAHC01";  // the unsorted format before it: rebuilt silently
 constexpr size_t kMagicSize = 8;
-constexpr size_t kRecordSize = 5 * 8 + 4 + 16;
 constexpr size_t kHeaderSize = kMagicSize + 8;
-constexpr size_t kTrailerSize = 8;
+// dev, ino, size, mtime, ctime; digest; last-used day, 4 zero bytes; checksum.
+constexpr size_t kKeySize = 5 * 8;
+constexpr size_t kDayOffset = kKeySize + 16;
+constexpr size_t kCheckOffset = kDayOffset + 8;
+constexpr size_t kRecordSize = kCheckOffset + 8;
 
 void PutU64(uint64_t value, std::string* out) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
@@ -50,47 +55,61 @@ int HexValue(char c) {
 }
 
 // 32 lowercase hex digits to 16 bytes; false if `hex` is not a digest.
-bool HexToBytes(const std::string& hex, std::string* out) {
+bool HexToBytes(const std::string& hex, std::array<unsigned char, 16>* out) {
   if (hex.size() != 32) return false;
-  out->clear();
   for (size_t i = 0; i < 32; i += 2) {
     int hi = HexValue(hex[i]);
     int lo = HexValue(hex[i + 1]);
     if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
+    (*out)[i / 2] = static_cast<unsigned char>(hi * 16 + lo);
   }
   return true;
 }
 
-std::string BytesToHex(const char* p) {
+std::string BytesToHex(const std::array<unsigned char, 16>& bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string hex;
-  for (int i = 0; i < 16; ++i) {
-    unsigned char b = static_cast<unsigned char>(p[i]);
+  hex.reserve(32);
+  for (unsigned char b : bytes) {
     hex.push_back(kDigits[b >> 4]);
     hex.push_back(kDigits[b & 0xf]);
   }
   return hex;
 }
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "open " + path);
-  std::string bytes;
-  char buffer[1 << 16];
-  while (true) {
-    ssize_t n = read(fd, buffer, sizeof(buffer));
+// Reads exactly `size` bytes at `offset`; false on an error or a short read
+// (a file truncated under us).
+bool PreadFull(int fd, char* out, size_t size, uint64_t offset) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      return ErrnoStatus(err, "read " + path);
-    }
-    if (n == 0) break;
-    bytes.append(buffer, static_cast<size_t>(n));
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
   }
-  close(fd);
-  return bytes;
+  return true;
+}
+
+using KeyWords = std::array<uint64_t, 5>;  // a key as the file stores and orders it
+
+KeyWords WordsAt(const char* record) {
+  KeyWords words;
+  for (size_t i = 0; i < words.size(); ++i) words[i] = GetU64(record + 8 * i);
+  return words;
+}
+
+bool RecordChecksumHolds(const char* record) {
+  return XXH3_64bits(record, kCheckOffset) == GetU64(record + kCheckOffset);
+}
+
+void PutRecord(const KeyWords& key, const std::array<unsigned char, 16>& digest, uint32_t day,
+               std::string* out) {
+  const size_t start = out->size();
+  for (uint64_t word : key) PutU64(word, out);
+  out->append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  PutU32(day, out);
+  PutU32(0, out);
+  PutU64(XXH3_64bits(out->data() + start, kCheckOffset), out);
 }
 
 absl::Status MakeParentDirs(const std::string& path) {
@@ -123,52 +142,96 @@ HashCache::HashCache(std::string path, HashCacheOptions options)
         return &real;
       }()) {}
 
+HashCache::~HashCache() {
+  absl::MutexLock lock(&mu_);
+  if (fd_ >= 0) close(fd_);
+}
+
 std::unique_ptr<HashCache> HashCache::Load(std::string path, HashCacheOptions options,
                                            std::string* warning) {
   std::unique_ptr<HashCache> cache(new HashCache(std::move(path), std::move(options)));
   if (cache->path_.empty()) return cache;
-  absl::StatusOr<std::string> bytes = ReadWholeFile(cache->path_);
+  absl::MutexLock lock(&cache->mu_);
   std::string why;
-  if (!bytes.ok()) {
-    if (absl::IsNotFound(bytes.status())) return cache;
-    why = std::string(bytes.status().message());
+  const int fd = open(cache->path_.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  char header[kHeaderSize];
+  if (fd < 0) {
+    if (errno == ENOENT) return cache;
+    why = std::string(ErrnoStatus(errno, "open " + cache->path_).message());
+  } else if (fstat(fd, &st) != 0) {
+    why = std::string(ErrnoStatus(errno, "stat " + cache->path_).message());
+  } else if (static_cast<uint64_t>(st.st_size) < kHeaderSize ||
+             !PreadFull(fd, header, kHeaderSize, 0) ||
+             (memcmp(header, kMagic, kMagicSize) != 0 &&
+              memcmp(header, kOldMagic, kMagicSize) != 0)) {
+    why = "not a deja hash cache";
+  } else if (memcmp(header, kOldMagic, kMagicSize) == 0) {
+    close(fd);
+    cache->dirty_ = true;  // replaced, in the new format, on the next Save
+    return cache;
   } else {
-    absl::MutexLock lock(&cache->mu_);
-    if (cache->Parse(*bytes, &why)) return cache;
-    cache->entries_.clear();
+    const uint64_t count = GetU64(header + kMagicSize);
+    const uint64_t body = static_cast<uint64_t>(st.st_size) - kHeaderSize;
+    if (body % kRecordSize != 0 || body / kRecordSize != count) {
+      why = "truncated";
+    } else {
+      cache->fd_ = fd;
+      cache->count_ = count;
+      return cache;
+    }
   }
+  if (fd >= 0) close(fd);
   if (warning != nullptr) {
     *warning = absl::StrCat("ignoring the hash cache ", cache->path_, " (", why,
                             "); it will be rebuilt");
   }
-  absl::MutexLock lock(&cache->mu_);
   cache->dirty_ = true;  // replace the bad file on the next Save
   return cache;
 }
 
-bool HashCache::Parse(const std::string& bytes, std::string* why) {
+std::optional<HashCache::Entry> HashCache::FindInFile(const Key& key) const {
   mu_.AssertHeld();
-  if (bytes.size() < kHeaderSize + kTrailerSize || bytes.compare(0, kMagicSize, kMagic) != 0) {
-    *why = "not a deja hash cache";
-    return false;
+  const KeyWords want = {key.dev, key.ino, key.size, static_cast<uint64_t>(key.mtime_ns),
+                         static_cast<uint64_t>(key.ctime_ns)};
+  uint64_t lo = 0, hi = count_;  // the record sought, if any, is in [lo, hi)
+  char record[kRecordSize];
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    if (!PreadFull(fd_, record, kRecordSize, kHeaderSize + mid * kRecordSize)) {
+      return std::nullopt;
+    }
+    const KeyWords words = WordsAt(record);
+    if (words < want) {
+      lo = mid + 1;
+    } else if (want < words) {
+      hi = mid;
+    } else {
+      if (!RecordChecksumHolds(record)) return std::nullopt;
+      Entry entry;
+      memcpy(entry.digest.data(), record + kKeySize, entry.digest.size());
+      entry.last_used_day = GetU32(record + kDayOffset);
+      return entry;
+    }
   }
-  uint64_t count = GetU64(bytes.data() + kMagicSize);
-  uint64_t body = bytes.size() - kHeaderSize - kTrailerSize;
-  if (body % kRecordSize != 0 || body / kRecordSize != count) {
-    *why = "truncated";
-    return false;
-  }
-  uint64_t checksum = XXH3_64bits(bytes.data(), bytes.size() - kTrailerSize);
-  if (checksum != GetU64(bytes.data() + bytes.size() - kTrailerSize)) {
-    *why = "checksum mismatch";
-    return false;
-  }
-  entries_.reserve(count);
-  for (uint64_t i = 0; i < count; ++i) {
-    const char* p = bytes.data() + kHeaderSize + i * kRecordSize;
-    Key key{GetU64(p), GetU64(p + 8), GetU64(p + 16), static_cast<int64_t>(GetU64(p + 24)),
-            static_cast<int64_t>(GetU64(p + 32))};
-    entries_[key] = Entry{BytesToHex(p + 44), GetU32(p + 40)};
+  return std::nullopt;
+}
+
+bool HashCache::ReadFileRecords(std::vector<Record>* records) const {
+  mu_.AssertHeld();
+  if (fd_ < 0 || count_ == 0) return true;
+  std::string bytes(count_ * kRecordSize, '\0');
+  if (!PreadFull(fd_, bytes.data(), bytes.size(), kHeaderSize)) return false;
+  records->reserve(records->size() + count_);
+  for (uint64_t i = 0; i < count_; ++i) {
+    const char* p = bytes.data() + i * kRecordSize;
+    if (!RecordChecksumHolds(p)) continue;
+    const KeyWords w = WordsAt(p);
+    Record record{Key{w[0], w[1], w[2], static_cast<int64_t>(w[3]), static_cast<int64_t>(w[4])},
+                  Entry{}};
+    memcpy(record.entry.digest.data(), p + kKeySize, record.entry.digest.size());
+    record.entry.last_used_day = GetU32(p + kDayOffset);
+    records->push_back(record);
   }
   return true;
 }
@@ -190,14 +253,20 @@ absl::StatusOr<std::string> HashCache::Digest(const std::string& path, const str
   const uint32_t today = Today();
   {
     absl::MutexLock lock(&mu_);
-    auto it = entries_.find(key);
-    if (it != entries_.end()) {
+    std::optional<Entry> found;
+    if (auto it = changed_.find(key); it != changed_.end()) {
+      found = it->second;
+    } else {
+      found = FindInFile(key);
+    }
+    if (found.has_value()) {
       ++hits_;
-      if (it->second.last_used_day != today) {
-        it->second.last_used_day = today;
+      hit_bytes_ += key.size;
+      if (found->last_used_day != today) {
+        changed_[key] = Entry{found->digest, today};
         dirty_ = true;
       }
-      return it->second.digest;
+      return BytesToHex(found->digest);
     }
   }
   absl::StatusOr<std::string> digest =
@@ -205,11 +274,12 @@ absl::StatusOr<std::string> HashCache::Digest(const std::string& path, const str
   if (!digest.ok()) return digest;
   const absl::Time changed = absl::FromUnixNanos(std::max(key.mtime_ns, key.ctime_ns));
   const bool racy = changed > clock_->Now() - options_.racy_window;
-  std::string raw;
+  Entry entry{{}, today};
   absl::MutexLock lock(&mu_);
   ++misses_;
-  if (!racy && HexToBytes(*digest, &raw)) {
-    entries_[key] = Entry{*digest, today};
+  miss_bytes_ += key.size;
+  if (!racy && HexToBytes(*digest, &entry.digest)) {
+    changed_[key] = entry;
     dirty_ = true;
   }
   return digest;
@@ -221,47 +291,44 @@ FileHasher HashCache::AsFileHasher() {
 
 absl::Status HashCache::Save() {
   if (path_.empty()) return absl::OkStatus();
-  std::string bytes;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!dirty_) return absl::OkStatus();
-    const uint32_t today = Today();
-    const int64_t max_age_days = absl::ToInt64Hours(options_.max_age) / 24;
-    std::vector<std::pair<Key, Entry>> kept;
-    kept.reserve(entries_.size());
-    for (const auto& [key, entry] : entries_) {
-      if (static_cast<int64_t>(today) - static_cast<int64_t>(entry.last_used_day) > max_age_days) {
-        continue;
-      }
-      kept.emplace_back(key, entry);
-    }
-    if (kept.size() > options_.max_entries) {
-      std::nth_element(kept.begin(), kept.begin() + static_cast<ptrdiff_t>(options_.max_entries),
-                       kept.end(), [](const auto& a, const auto& b) {
-                         return a.second.last_used_day > b.second.last_used_day;
-                       });
-      kept.resize(options_.max_entries);
-    }
-    bytes.reserve(kHeaderSize + kept.size() * kRecordSize + kTrailerSize);
-    bytes.append(kMagic, kMagicSize);
-    PutU64(kept.size(), &bytes);
-    std::string raw;
-    for (const auto& [key, entry] : kept) {
-      PutU64(key.dev, &bytes);
-      PutU64(key.ino, &bytes);
-      PutU64(key.size, &bytes);
-      PutU64(static_cast<uint64_t>(key.mtime_ns), &bytes);
-      PutU64(static_cast<uint64_t>(key.ctime_ns), &bytes);
-      PutU32(entry.last_used_day, &bytes);
-      HexToBytes(entry.digest, &raw);
-      bytes.append(raw);
-    }
-    PutU64(XXH3_64bits(bytes.data(), bytes.size()), &bytes);
-    // Keep memory in step with the file.
-    entries_.clear();
-    for (auto& [key, entry] : kept) entries_.emplace(key, std::move(entry));
-    dirty_ = false;
+  // Under the lock throughout: Save is rare (only when something changed),
+  // and the file it writes becomes the one lookups read, with changed_
+  // emptied, so nothing may be added in between.
+  absl::MutexLock lock(&mu_);
+  if (!dirty_) return absl::OkStatus();
+  std::vector<Record> records;
+  if (!ReadFileRecords(&records)) {
+    records.clear();  // unreadable now: rebuild from what this run saw
   }
+  std::erase_if(records, [this](const Record& r) { return changed_.contains(r.key); });
+  for (const auto& [key, entry] : changed_) records.push_back(Record{key, entry});
+  const int64_t today = Today();
+  const int64_t max_age_days = absl::ToInt64Hours(options_.max_age) / 24;
+  std::erase_if(records, [&](const Record& r) {
+    return today - static_cast<int64_t>(r.entry.last_used_day) > max_age_days;
+  });
+  if (records.size() > options_.max_entries) {
+    std::nth_element(records.begin(),
+                     records.begin() + static_cast<ptrdiff_t>(options_.max_entries),
+                     records.end(), [](const Record& a, const Record& b) {
+                       return a.entry.last_used_day > b.entry.last_used_day;
+                     });
+    records.resize(options_.max_entries);
+  }
+  auto words = [](const Key& k) {
+    return KeyWords{k.dev, k.ino, k.size, static_cast<uint64_t>(k.mtime_ns),
+                    static_cast<uint64_t>(k.ctime_ns)};
+  };
+  std::sort(records.begin(), records.end(),
+            [&](const Record& a, const Record& b) { return words(a.key) < words(b.key); });
+  std::string bytes;
+  bytes.reserve(kHeaderSize + records.size() * kRecordSize);
+  bytes.append(kMagic, kMagicSize);
+  PutU64(records.size(), &bytes);
+  for (const Record& r : records) {
+    PutRecord(words(r.key), r.entry.digest, r.entry.last_used_day, &bytes);
+  }
+
   if (auto s = MakeParentDirs(path_); !s.ok()) return s;
   std::string temp = path_ + ".tmp-XXXXXX";
   int fd = mkostemp(temp.data(), O_CLOEXEC);
@@ -277,22 +344,33 @@ absl::Status HashCache::Save() {
     }
     off += static_cast<size_t>(n);
   }
-  // No fsync: after a crash a torn file fails its checksum and is rebuilt.
-  if (close(fd) != 0 && status.ok()) status = ErrnoStatus(errno, "close " + temp);
+  // No fsync: after a crash a torn file fails its length or record checks
+  // and is rebuilt.
   if (status.ok() && rename(temp.c_str(), path_.c_str()) != 0) {
     status = ErrnoStatus(errno, "rename " + temp + " to " + path_);
   }
   if (!status.ok()) {
+    close(fd);
     unlink(temp.c_str());
-    absl::MutexLock lock(&mu_);
-    dirty_ = true;
+    return status;  // still dirty; lookups keep reading the old file and changed_
   }
-  return status;
+  // The temp file's descriptor now reads the renamed file: lookups go to
+  // what was just written.
+  if (fd_ >= 0) close(fd_);
+  fd_ = fd;
+  count_ = records.size();
+  changed_.clear();
+  dirty_ = false;
+  return absl::OkStatus();
 }
 
 size_t HashCache::size() const {
   absl::MutexLock lock(&mu_);
-  return entries_.size();
+  std::vector<Record> records;
+  ReadFileRecords(&records);
+  size_t size = changed_.size();
+  for (const Record& r : records) size += changed_.contains(r.key) ? 0 : 1;
+  return size;
 }
 
 uint64_t HashCache::hits() const {
@@ -303,6 +381,16 @@ uint64_t HashCache::hits() const {
 uint64_t HashCache::misses() const {
   absl::MutexLock lock(&mu_);
   return misses_;
+}
+
+uint64_t HashCache::hit_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return hit_bytes_;
+}
+
+uint64_t HashCache::miss_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return miss_bytes_;
 }
 
 }  // namespace deja

@@ -8,17 +8,22 @@
 // but not cached: timestamps are coarser than writes, so a second write in
 // the same tick could otherwise keep a stale digest (git's "racy clean" case).
 //
-// File (docs/content-store.md): "DEJAHC01", u64 count, `count` records of
-// 60 bytes (dev, ino, size, mtime_ns, ctime_ns as u64; last-used day as u32;
-// the 16 digest bytes), then the XXH3-64 of everything before it; integers
-// little-endian. Loaded once; written back (temp file + rename, so readers
-// see the old or the new file, never a mix) only when something changed. A
-// missing file is an empty cache; a corrupt one is ignored with a one-line
-// warning, never an error. Two CLIs saving at once: the last rename wins,
-// which only costs the other's new entries.
+// File (docs/content-store.md): "DEJAHC02", u64 count, then `count` records
+// of 72 bytes sorted by key (dev, ino, size, mtime_ns, ctime_ns as u64; the
+// 16 digest bytes; last-used day as u32; 4 zero bytes; the XXH3-64 of the
+// record's first 64 bytes); integers little-endian. Nothing is parsed on
+// Load: a lookup binary-searches the file with pread (about 20 reads of 72
+// bytes for 1M entries) and serves a record only if its own checksum holds,
+// so a re-submit costs one stat and one lookup per file however big the
+// cache. Written back (temp file + rename, so readers see the old or the new
+// file, never a mix) only when something changed: a file hashed, or an entry
+// first used today. A missing file is an empty cache; one with a bad magic
+// or length is ignored with a one-line warning, never an error; a corrupt
+// record is a miss and is dropped on the next save. Two CLIs saving at once:
+// the last rename wins, which only costs the other's new entries.
 //
 // Bounded: entries not used for `max_age` (30 days) are dropped on save, and
-// only the `max_entries` (1M, about 60 MB) most recently used are kept.
+// only the `max_entries` (1M, about 72 MB) most recently used are kept.
 //
 // Thread-safe.
 #ifndef DEJA_CLIENT_HASH_CACHE_H_
@@ -26,10 +31,13 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -61,10 +69,11 @@ class HashCache {
   // cache lives in memory only).
   static std::string DefaultPath();
 
-  // Loads the cache file at `path` ("" for a cache that is never saved).
-  // Never fails: a missing file gives an empty cache; an unreadable or
-  // corrupt one gives an empty cache and sets `*warning` (when not null) to
-  // one line saying so. Leaves `*warning` untouched otherwise.
+  // Opens the cache file at `path` ("" for a cache that is never saved) and
+  // checks its header and length; reads no record. Never fails: a missing
+  // file (or one of the old DEJAHC01 format) gives an empty cache; an
+  // unreadable or corrupt one gives an empty cache and sets `*warning` (when
+  // not null) to one line saying so. Leaves `*warning` untouched otherwise.
   static std::unique_ptr<HashCache> Load(std::string path, HashCacheOptions options = {},
                                          std::string* warning = nullptr);
 
@@ -83,11 +92,19 @@ class HashCache {
   // naming the path on failure (callers warn and go on).
   absl::Status Save();
 
+  ~HashCache();
+  HashCache(const HashCache&) = delete;
+  HashCache& operator=(const HashCache&) = delete;
+
   const std::string& path() const { return path_; }
+  // The number of entries; reads the whole file (for tests and diagnostics).
   size_t size() const;
-  // Lookups answered from the cache, and files hashed, since Load.
+  // Lookups answered from the cache, and files hashed, since Load; and
+  // their bytes (the files' sizes as stat'ed).
   uint64_t hits() const;
   uint64_t misses() const;
+  uint64_t hit_bytes() const;
+  uint64_t miss_bytes() const;
 
  private:
   struct Key {
@@ -103,15 +120,22 @@ class HashCache {
     }
   };
   struct Entry {
-    std::string digest;  // 32 hex
+    std::array<unsigned char, 16> digest;
     uint32_t last_used_day = 0;  // days since the Unix epoch
+  };
+  struct Record {
+    Key key;
+    Entry entry;
   };
 
   HashCache(std::string path, HashCacheOptions options);
   static Key KeyOf(const struct stat& st);
   uint32_t Today() const;
-  // Parses the file's bytes into entries_; false (with `*why`) if corrupt.
-  bool Parse(const std::string& bytes, std::string* why);
+  // The entry of `key` in the file, if there is one whose checksum holds.
+  std::optional<Entry> FindInFile(const Key& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every record of the file whose checksum holds, in file order; false if
+  // the file could not be read whole.
+  bool ReadFileRecords(std::vector<Record>* records) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const std::string path_;
@@ -119,10 +143,16 @@ class HashCache {
   Clock* const clock_;
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<Key, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // The cache file as loaded or last saved (-1: none) and its record count.
+  int fd_ ABSL_GUARDED_BY(mu_) = -1;
+  uint64_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  // Entries hashed or first used today since then; they win over the file's.
+  absl::flat_hash_map<Key, Entry> changed_ ABSL_GUARDED_BY(mu_);
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t misses_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t hit_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t miss_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace deja

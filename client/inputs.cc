@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "client/cli.h"
 #include "common/errors.h"
 #include "common/job_spec.h"
@@ -167,6 +168,20 @@ std::string FormatUploadReport(const UploadReport& report) {
   if (report.blobs == 0) return "inputs already in the store";
   return absl::StrCat("uploaded ", report.blobs, report.blobs == 1 ? " blob (" : " blobs (",
                       cli::FormatBytes(report.bytes), ")");
+}
+
+std::string FormatInputTiming(const InputTiming& timing) {
+  auto files = [](uint64_t n) { return absl::StrCat(n, n == 1 ? " file" : " files"); };
+  const double seconds = absl::ToDoubleSeconds(timing.elapsed);
+  std::string rate;
+  if (timing.hashed_bytes > 0 && seconds > 0) {
+    const double gb = static_cast<double>(timing.hashed_bytes) / 1e9;
+    rate = absl::StrFormat(" (%.2f GB/s)", gb / seconds);
+  }
+  return absl::StrFormat("inputs: %.3f ms; hashed %s, %s%s; %s, %s from the hash cache",
+                         seconds * 1e3, files(timing.hashed_files),
+                         cli::FormatBytes(timing.hashed_bytes), rate, files(timing.cached_files),
+                         cli::FormatBytes(timing.cached_bytes));
 }
 
 }  // namespace deja

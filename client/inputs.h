@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "common/blob_client.h"
 #include "common/tree.h"
 #include "deja/v1/job.pb.h"
@@ -69,6 +70,22 @@ using TransferProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 absl::StatusOr<UploadReport> UploadMissing(const BlobClient& client,
                                            const std::vector<TreeBlob>& blobs,
                                            const TransferProgressFn& progress = {});
+
+// What preparing the inputs cost: `deja submit --timing` prints it.
+struct InputTiming {
+  // Wall time of the input phase: loading the hash cache, stat'ing and
+  // hashing every input file (or taking its digest from the cache), saving
+  // the cache. Not the upload.
+  absl::Duration elapsed;
+  uint64_t hashed_files = 0;
+  uint64_t hashed_bytes = 0;
+  uint64_t cached_files = 0;  // digests taken from the hash cache
+  uint64_t cached_bytes = 0;
+};
+
+// "inputs: 152.301 ms; hashed 1 file, 1.0 GiB (7.05 GB/s); 0 files, 0 B from
+// the hash cache". The rate is left out when nothing was hashed.
+std::string FormatInputTiming(const InputTiming& timing);
 
 // "uploaded 2 blobs (1.0 GiB)", "uploaded 1 blob (12 B)", or "inputs already
 // in the store" when nothing was uploaded.

@@ -2,6 +2,7 @@
 // what is missing, submit), `deja get`, and the inputs/outputs of `deja
 // status`, against an in-process server holding a real ContentService and a
 // fake Scheduler service.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -169,6 +170,23 @@ TEST_F(CliContentTest, DryRunHashesButUploadsNothing) {
   EXPECT_EQ(spec.inputs(0).digest(), HashBytes("content"));
   EXPECT_TRUE(server_.BlobFiles().empty());
   EXPECT_TRUE(scheduler_.submitted().empty());
+}
+
+TEST_F(CliContentTest, TimingSaysHowLongTheInputsTookAndWhatWasHashed) {
+  WriteFile(tmp_.Sub("f"), "content");
+  CliResult result = Deja(
+      {"submit", "--dry-run", "--timing", "--input", "f=" + tmp_.Sub("f"), "--", "true"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  deja::v1::JobSpec spec;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(result.out, &spec).ok()) << result.out;
+  // The file was just written, so it is hashed (and, being racy, not cached).
+  EXPECT_THAT(result.err, ::testing::MatchesRegex(
+                              "deja: inputs: [0-9]+\\.[0-9]{3} ms; hashed 1 file, 7 B \\([0-9.]+ "
+                              "GB/s\\); 0 files, 0 B from the hash cache\n"));
+  // Without --timing, nothing on stderr.
+  result = Deja({"submit", "--dry-run", "--input", "f=" + tmp_.Sub("f"), "--", "true"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_EQ(result.err, "");
 }
 
 TEST_F(CliContentTest, BadInputsAreUsageErrorsAndSubmitNothing) {

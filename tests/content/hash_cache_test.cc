@@ -70,6 +70,8 @@ TEST_F(HashCacheTest, ReusesTheDigestOfAnUnchangedFile) {
   EXPECT_EQ(calls_, 1);
   EXPECT_EQ(cache->hits(), 1u);
   EXPECT_EQ(cache->misses(), 1u);
+  EXPECT_EQ(cache->hit_bytes(), 5u);
+  EXPECT_EQ(cache->miss_bytes(), 5u);
 }
 
 TEST_F(HashCacheTest, NoticesATouchedFile) {
@@ -175,7 +177,7 @@ TEST_F(HashCacheTest, SurvivesACorruptFile) {
   }
 }
 
-TEST_F(HashCacheTest, DetectsATruncatedOrFlippedFile) {
+TEST_F(HashCacheTest, DetectsATruncatedFile) {
   {
     auto cache = Load();
     ASSERT_TRUE(DigestOf(*cache, OldFile("a", "one")).ok());
@@ -187,13 +189,90 @@ TEST_F(HashCacheTest, DetectsATruncatedOrFlippedFile) {
   std::string warning;
   EXPECT_EQ(Load(&warning)->size(), 0u);
   EXPECT_TRUE(absl::StrContains(warning, "truncated")) << warning;
+}
 
-  std::string flipped = good;
-  flipped[30] ^= 1;
+TEST_F(HashCacheTest, AFlippedRecordIsNeverServedAndIsReplacedOnSave) {
+  const std::string a = OldFile("a", "one");
+  const std::string b = OldFile("b", "two");
+  {
+    auto cache = Load();
+    ASSERT_TRUE(DigestOf(*cache, a).ok());
+    ASSERT_TRUE(DigestOf(*cache, b).ok());
+    ASSERT_TRUE(cache->Save().ok());
+  }
+  std::string flipped = ReadFile(cache_path_);
+  flipped[16 + 40] ^= 1;  // a digest byte of the first record
   WriteFile(cache_path_, flipped);
-  warning.clear();
-  EXPECT_EQ(Load(&warning)->size(), 0u);
-  EXPECT_TRUE(absl::StrContains(warning, "checksum")) << warning;
+  std::string warning;
+  auto cache = Load(&warning);
+  EXPECT_EQ(warning, "") << "records are checked when read, not on load";
+  EXPECT_EQ(cache->size(), 1u);
+  EXPECT_EQ(*DigestOf(*cache, a), HashBytes("one"));
+  EXPECT_EQ(*DigestOf(*cache, b), HashBytes("two"));
+  EXPECT_EQ(calls_, 3) << "the flipped record's file is hashed again, the other one is not";
+  ASSERT_TRUE(cache->Save().ok());
+  auto reloaded = Load();
+  EXPECT_EQ(reloaded->size(), 2u);
+  EXPECT_EQ(*DigestOf(*reloaded, a), HashBytes("one"));
+  EXPECT_EQ(*DigestOf(*reloaded, b), HashBytes("two"));
+  EXPECT_EQ(calls_, 3);
+}
+
+TEST_F(HashCacheTest, AHitOnTheDayItWasSavedWritesNothing) {
+  const std::string a = OldFile("a", "one");
+  {
+    auto cache = Load();
+    ASSERT_TRUE(DigestOf(*cache, a).ok());
+    ASSERT_TRUE(cache->Save().ok());
+  }
+  struct stat before;
+  ASSERT_EQ(stat(cache_path_.c_str(), &before), 0);
+  auto cache = Load();
+  ASSERT_TRUE(DigestOf(*cache, a).ok());
+  EXPECT_EQ(cache->hits(), 1u);
+  ASSERT_TRUE(cache->Save().ok());
+  struct stat after;
+  ASSERT_EQ(stat(cache_path_.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "not rewritten";
+  // The next day the entry's last use is refreshed: one rewrite.
+  clock_.Advance(absl::Hours(24));
+  ASSERT_TRUE(DigestOf(*cache, a).ok());
+  ASSERT_TRUE(cache->Save().ok());
+  ASSERT_EQ(stat(cache_path_.c_str(), &after), 0);
+  EXPECT_NE(after.st_ino, before.st_ino);
+  EXPECT_EQ(calls_, 1);
+}
+
+TEST_F(HashCacheTest, ManyEntriesAreFoundAfterReload) {
+  std::vector<std::string> files;
+  for (int i = 0; i < 100; ++i) {
+    files.push_back(OldFile("f" + std::to_string(i), std::to_string(i)));
+  }
+  {
+    auto cache = Load();
+    for (const std::string& f : files) ASSERT_TRUE(DigestOf(*cache, f).ok());
+    ASSERT_TRUE(cache->Save().ok());
+  }
+  auto cache = Load();
+  EXPECT_EQ(cache->size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(*DigestOf(*cache, files[i]), HashBytes(std::to_string(i)));
+  }
+  EXPECT_EQ(calls_, 100) << "every lookup after the reload is a hit";
+  EXPECT_FALSE(DigestOf(*cache, OldFile("new", "x")).value().empty());
+  EXPECT_EQ(calls_, 101);
+}
+
+TEST_F(HashCacheTest, AFileOfTheOldFormatIsReplacedSilently) {
+  WriteFile(cache_path_, std::string("DEJAHC01") + std::string(16, '\0'));
+  std::string warning;
+  auto cache = Load(&warning);
+  EXPECT_EQ(warning, "");
+  EXPECT_EQ(cache->size(), 0u);
+  ASSERT_TRUE(DigestOf(*cache, OldFile("a", "x")).ok());
+  ASSERT_TRUE(cache->Save().ok());
+  EXPECT_EQ(ReadFile(cache_path_).substr(0, 8), "DEJAHC02");
+  EXPECT_EQ(Load()->size(), 1u);
 }
 
 TEST_F(HashCacheTest, DropsEntriesUnusedForThirtyDays) {

@@ -195,6 +195,22 @@ TEST_F(InputsTest, WithTheHashCacheASecondRunOnlyStats) {
   EXPECT_EQ(second->refs[0].digest(), first->refs[0].digest());
 }
 
+TEST(FormatInputTimingTest, SaysWhatWasHashedAndWhatCameFromTheCache) {
+  EXPECT_EQ(FormatInputTiming({.elapsed = absl::Microseconds(152301),
+                               .hashed_files = 1,
+                               .hashed_bytes = uint64_t{1} << 30}),
+            "inputs: 152.301 ms; hashed 1 file, 1.0 GiB (7.05 GB/s); 0 files, 0 B from the "
+            "hash cache");
+  EXPECT_EQ(FormatInputTiming({.elapsed = absl::Microseconds(98),
+                               .hashed_files = 0,
+                               .hashed_bytes = 0,
+                               .cached_files = 2,
+                               .cached_bytes = 2048}),
+            "inputs: 0.098 ms; hashed 0 files, 0 B; 2 files, 2.0 KiB from the hash cache");
+  EXPECT_EQ(FormatInputTiming({}),
+            "inputs: 0.000 ms; hashed 0 files, 0 B; 0 files, 0 B from the hash cache");
+}
+
 TEST_F(InputsTest, AFileChangedAfterHashingIsRejectedByTheStore) {
   TempDir store_dir;
   ContentServer server(store_dir.path());
