@@ -347,7 +347,7 @@ absl::StatusOr<deja::v1::PipelinePlan> SchedulerCore::PlanPipeline(
         np.set_expires_at_ms(d.expires_at_ms);
         np.set_time_saved_ms(d.time_saved_ms);
         plan.set_time_saved_ms(plan.time_saved_ms() + d.time_saved_ms);
-        known[name] = *d.outputs;
+        known[name] = std::move(d.outputs);
       } else {
         np.set_reason(d.problem);
       }
