@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "absl/strings/escaping.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
@@ -75,8 +76,7 @@ void SchedulerCore::LoadJob(Job& job, absl::Time now) {
   uint64_t seq = ParseJobId(job.job_id());
   DEJA_CHECK(seq != 0, "stored job has a malformed id: " + job.job_id());
   next_seq_ = std::max(next_seq_, seq + 1);
-  order_[seq] = job.job_id();
-  if (!job.spec().request_id().empty()) {
+  if (store_ == nullptr && !job.spec().request_id().empty()) {
     requests_[MemoKey(job.spec().project(), job.spec().request_id())] = job.job_id();
   }
   if (job.state() == deja::v1::QUEUED) {
@@ -90,6 +90,11 @@ void SchedulerCore::LoadJob(Job& job, absl::Time now) {
     worker.jobs[job.job_id()] = job.attempt();
     ++worker.busy_slots;
   }
+  if (store_ != nullptr && IsTerminal(job.state()) && !HeldByWorker(job)) {
+    CountStored(job, +1);  // stays in the store only
+    return;
+  }
+  order_[seq] = job.job_id();
   std::string id = job.job_id();
   jobs_[id] = std::move(job);
 }
@@ -150,6 +155,62 @@ void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry>
 void SchedulerCore::Committed(const Effects& fx) {
   if (store_ == nullptr) return;
   for (const auto& [id, entry] : fx.memo_puts) memo_full_.erase(id);
+  for (const auto& [key, id] : fx.requests) requests_.erase(key);
+  for (const auto& [id, committed] : fx.jobs) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || !IsTerminal(it->second.state()) || HeldByWorker(it->second)) {
+      continue;
+    }
+    // Only what the store now holds may leave (a change made after `fx`
+    // took its copy would otherwise be lost; none is expected).
+    if (!google::protobuf::util::MessageDifferencer::Equals(it->second, committed)) continue;
+    CountStored(it->second, +1);
+    order_.erase(ParseJobId(id));
+    jobs_.erase(it);
+  }
+}
+
+Job* SchedulerCore::Resident(const std::string& job_id) {
+  if (auto it = jobs_.find(job_id); it != jobs_.end()) return &it->second;
+  const uint64_t seq = ParseJobId(job_id);
+  if (store_ == nullptr || seq == 0) return nullptr;
+  absl::StatusOr<Job> stored = store_->ReadJob(seq);
+  if (!stored.ok()) return nullptr;
+  CountStored(*stored, -1);
+  order_[seq] = job_id;
+  auto placed = jobs_.try_emplace(job_id, *std::move(stored));
+  return &placed.first->second;
+}
+
+bool SchedulerCore::HeldByWorker(const Job& job) const {
+  if (job.worker_id().empty()) return false;
+  auto w = workers_.find(job.worker_id());
+  return w != workers_.end() && w->second.jobs.contains(job.job_id());
+}
+
+void SchedulerCore::StatCounts::Add(const Job& job, int sign) {
+  jobs += sign;
+  if (job.state() == deja::v1::SUCCEEDED) succeeded += sign;
+  if (job.state() == deja::v1::FAILED) failed += sign;
+  if (job.state() == deja::v1::SUCCEEDED && !job.reused_from().empty()) {
+    reused += sign;
+    time_saved_ms += sign * job.time_saved_ms();
+  } else {
+    run_time_ms += sign * job.run_time_ms();
+  }
+}
+
+void SchedulerCore::StatCounts::Add(const StatCounts& o) {
+  jobs += o.jobs;
+  succeeded += o.succeeded;
+  failed += o.failed;
+  reused += o.reused;
+  time_saved_ms += o.time_saved_ms;
+  run_time_ms += o.run_time_ms;
+}
+
+void SchedulerCore::CountStored(const Job& job, int sign) {
+  stored_stats_[job.spec().project()][job.spec().app().name()].Add(job, sign);
 }
 
 SchedulerCore::MemoIndexKey SchedulerCore::IndexKey(const std::string& memo_id) {
@@ -263,8 +324,21 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
   std::string request_key;
   if (!spec.request_id().empty()) {
     request_key = MemoKey(spec.project(), spec.request_id());
+    std::string first;
     if (auto it = requests_.find(request_key); it != requests_.end()) {
-      *response.mutable_job() = jobs_.at(it->second);
+      first = it->second;
+    } else if (store_ != nullptr) {
+      absl::StatusOr<uint64_t> seq = store_->ReadRequest(request_key);
+      if (seq.ok()) {
+        first = JobIdFromSeq(*seq);
+      } else if (!absl::IsNotFound(seq.status())) {
+        return seq.status();
+      }
+    }
+    if (!first.empty()) {
+      absl::StatusOr<Job> job = GetJob(first);
+      if (!job.ok()) return job.status();
+      *response.mutable_job() = *std::move(job);
       response.set_reused(!response.job().reused_from().empty());
       return response;
     }
@@ -337,11 +411,12 @@ absl::Status SchedulerCore::CheckManualReuse(const deja::v1::JobSpec& spec, absl
     return absl::InvalidArgumentError(absl::StrCat(
         "reuse_job_id: app ", spec.app().name(), " has side_effects: true and always executes"));
   }
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) {
+  absl::StatusOr<Job> read = GetJob(id);
+  if (absl::IsNotFound(read.status())) {
     return absl::InvalidArgumentError(absl::StrCat("reuse_job_id: job ", id, " not found"));
   }
-  const Job& src = it->second;
+  if (!read.ok()) return read.status();
+  const Job& src = *read;
   if (src.spec().project() != spec.project()) {
     return absl::InvalidArgumentError(absl::StrCat("reuse_job_id: ", id, " is in project ",
                                                    src.spec().project(), ", not ",
@@ -678,36 +753,45 @@ absl::StatusOr<deja::v1::ExplainResponse> SchedulerCore::Explain(const std::stri
 
 absl::StatusOr<deja::v1::StatsResponse> SchedulerCore::Stats(
     const deja::v1::StatsRequest& request) const {
-  std::map<std::string, deja::v1::AppStats> apps;
-  deja::v1::AppStats total;
-  for (const auto& [seq, id] : order_) {
-    const Job& job = jobs_.at(id);
-    if (!request.project().empty() && job.spec().project() != request.project()) continue;
-    if (job.created_at_ms() < request.since_ms()) continue;
-    deja::v1::AppStats& app = apps[job.spec().app().name()];
-    app.set_app_name(job.spec().app().name());
-    for (deja::v1::AppStats* s : {&app, &total}) {
-      s->set_jobs(s->jobs() + 1);
-      if (job.state() == deja::v1::SUCCEEDED) s->set_succeeded(s->succeeded() + 1);
-      if (job.state() == deja::v1::FAILED) s->set_failed(s->failed() + 1);
-      if (job.state() == deja::v1::SUCCEEDED && !job.reused_from().empty()) {
-        s->set_reused(s->reused() + 1);
-        s->set_time_saved_ms(s->time_saved_ms() + job.time_saved_ms());
-      } else {
-        s->set_run_time_ms(s->run_time_ms() + job.run_time_ms());
-      }
+  std::map<std::string, StatCounts> apps;
+  auto count = [&](const Job& job) {
+    if (!request.project().empty() && job.spec().project() != request.project()) return;
+    if (job.created_at_ms() < request.since_ms()) return;
+    apps[job.spec().app().name()].Add(job, +1);
+  };
+  if (request.since_ms() == 0) {
+    for (const auto& [project, counts] : stored_stats_) {
+      if (!request.project().empty() && project != request.project()) continue;
+      for (const auto& [app, c] : counts) apps[app].Add(c);
     }
+  } else if (store_ != nullptr) {
+    absl::Status scanned = store_->ScanJobs(0, /*backward=*/false, [&](Job& job) {
+      if (!jobs_.contains(job.job_id())) count(job);
+      return true;
+    });
+    if (!scanned.ok()) return scanned;
   }
+  for (const auto& [id, job] : jobs_) count(job);
+
+  auto fill = [](const StatCounts& c, deja::v1::AppStats* s) {
+    s->set_jobs(c.jobs);
+    s->set_succeeded(c.succeeded);
+    s->set_failed(c.failed);
+    s->set_reused(c.reused);
+    s->set_time_saved_ms(c.time_saved_ms);
+    s->set_run_time_ms(c.run_time_ms);
+    s->set_reuse_rate(c.succeeded == 0 ? 0 : double(c.reused) / double(c.succeeded));
+  };
   deja::v1::StatsResponse response;
-  for (deja::v1::AppStats* s : {&total}) {
-    s->set_reuse_rate(s->succeeded() == 0 ? 0 : double(s->reused()) / double(s->succeeded()));
+  StatCounts total;
+  for (const auto& [name, c] : apps) {
+    if (c.jobs == 0) continue;  // only jobs that moved back into memory
+    total.Add(c);
+    deja::v1::AppStats* app = response.add_apps();
+    app->set_app_name(name);
+    fill(c, app);
   }
-  *response.mutable_total() = total;
-  for (auto& [name, app] : apps) {
-    app.set_reuse_rate(app.succeeded() == 0 ? 0
-                                            : double(app.reused()) / double(app.succeeded()));
-    *response.add_apps() = app;
-  }
+  fill(total, response.mutable_total());
   return response;
 }
 
@@ -715,14 +799,16 @@ void SchedulerCore::MarkWorkspacesExpired(const Worker& worker,
                                           const deja::v1::WorkspacesExpired& expired,
                                           Effects* fx) {
   for (const auto& id : expired.job_ids()) {
-    auto it = jobs_.find(id);
-    if (it == jobs_.end() || it->second.worker_id() != worker.info.worker_id()) continue;
-    Job& job = it->second;
-    if (!job.workspace_expired()) {
-      job.set_workspace_expired(true);
-      fx->jobs[id] = job;
+    absl::StatusOr<Job> job = GetJob(id);  // mostly ended jobs, from the store
+    if (!job.ok() || job->worker_id() != worker.info.worker_id()) continue;
+    if (!job->workspace_expired()) {
+      // Back in memory until this change is committed.
+      if (Job* resident = Resident(id); resident != nullptr) {
+        resident->set_workspace_expired(true);
+        fx->jobs[id] = *resident;
+      }
     }
-    const std::string memo_id = MemoId(job.spec().project(), job.job_hash());
+    const std::string memo_id = MemoId(job->spec().project(), job->job_hash());
     const MemoRef* ref = FindMemo(memo_id);
     if (ref != nullptr && ref->source_seq == ParseJobId(id)) DropMemo(memo_id, fx);
   }
@@ -730,27 +816,58 @@ void SchedulerCore::MarkWorkspacesExpired(const Worker& worker,
 
 absl::StatusOr<Job> SchedulerCore::GetJob(const std::string& job_id) const {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-  return it->second;
+  if (it != jobs_.end()) return it->second;
+  const uint64_t seq = ParseJobId(job_id);
+  if (store_ == nullptr || seq == 0) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  }
+  absl::StatusOr<Job> stored = store_->ReadJob(seq);
+  if (absl::IsNotFound(stored.status())) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  }
+  return stored;
 }
 
 absl::StatusOr<std::vector<Job>> SchedulerCore::ListJobs(const std::string& project,
                                                          JobState state, size_t limit) const {
+  // Newest first, merging the jobs in memory (newer versions, and jobs not
+  // yet committed) into a backward scan of the store; stops at `limit`.
   std::vector<Job> out;
-  for (const auto& [seq, id] : order_) {
-    const Job& job = jobs_.at(id);
-    if (!project.empty() && job.spec().project() != project) continue;
-    if (state != deja::v1::JOB_STATE_UNSPECIFIED && job.state() != state) continue;
+  auto full = [&] { return limit > 0 && out.size() >= limit; };
+  auto consider = [&](const Job& job) {
+    if (!project.empty() && job.spec().project() != project) return;
+    if (state != deja::v1::JOB_STATE_UNSPECIFIED && job.state() != state) return;
     out.push_back(job);
+  };
+  auto memory = order_.rbegin();
+  auto memory_newer_than = [&](uint64_t seq) {
+    for (; memory != order_.rend() && memory->first > seq && !full(); ++memory) {
+      consider(jobs_.at(memory->second));
+    }
+  };
+  if (store_ != nullptr) {
+    absl::Status scanned = store_->ScanJobs(0, /*backward=*/true, [&](Job& job) {
+      memory_newer_than(ParseJobId(job.job_id()));
+      if (!full() && !jobs_.contains(job.job_id())) consider(job);
+      return !full();
+    });
+    if (!scanned.ok()) return scanned;
   }
-  if (limit > 0 && out.size() > limit) out.erase(out.begin(), out.end() - limit);
+  memory_newer_than(0);
+  std::reverse(out.begin(), out.end());
   return out;
 }
 
 absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Time now,
                                              Effects* fx) {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (it == jobs_.end()) {
+    // Not in memory: it ended (or never was).
+    absl::StatusOr<Job> stored = GetJob(job_id);
+    if (!stored.ok()) return stored.status();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " already ended (", std::string(JobStateName(stored->state())), ")"));
+  }
   Job& job = it->second;
   if (IsTerminal(job.state())) {
     return absl::FailedPreconditionError(
@@ -779,9 +896,9 @@ absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Ti
 }
 
 absl::StatusOr<std::string> SchedulerCore::WorkspaceHolder(const std::string& job_id) const {
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-  const Job& job = it->second;
+  absl::StatusOr<Job> read = GetJob(job_id);
+  if (!read.ok()) return read.status();
+  const Job& job = *read;
   if (job.worker_id().empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "job ", job_id, " has no workspace yet (", std::string(JobStateName(job.state())), ")"));
@@ -843,8 +960,21 @@ absl::Status SchedulerCore::WorkerConnected(const deja::v1::Register& reg, uint6
   for (const auto& h : reg.held()) held[h.job_id()] = h.attempt();
   for (const auto& [job_id, attempt] : held) {
     auto it = jobs_.find(job_id);
-    bool ours = it != jobs_.end() && it->second.worker_id() == reg.worker_id() &&
-                it->second.attempt() == attempt;
+    if (it == jobs_.end()) {
+      // Not in memory: ended and committed. Its result may still be on the
+      // way; anything else of ours it holds is stopped.
+      absl::StatusOr<Job> stored = GetJob(job_id);
+      if (stored.ok() && stored->worker_id() == reg.worker_id() &&
+          stored->attempt() == attempt) {
+        continue;
+      }
+      deja::v1::SchedulerMessage msg;
+      msg.mutable_cancel()->set_job_id(job_id);
+      msg.mutable_cancel()->set_attempt(attempt);
+      fx->to_workers.emplace_back(reg.worker_id(), std::move(msg));
+      continue;
+    }
+    bool ours = it->second.worker_id() == reg.worker_id() && it->second.attempt() == attempt;
     if (ours && (OnWorker(it->second.state()) || it->second.state() == deja::v1::CANCELLED)) {
       if (!worker.jobs.contains(job_id)) {
         worker.jobs[job_id] = attempt;

@@ -191,6 +191,8 @@ class SchedulerCore {
   void Tick(absl::Time now, Effects* fx);
 
   const CoreOptions& options() const { return options_; }
+  // Jobs held in memory (see "Memory" above); for tests and metrics.
+  size_t resident_jobs() const { return jobs_.size(); }
 
  private:
   struct Worker {
@@ -254,6 +256,19 @@ class SchedulerCore {
   void IndexMemo(const deja::v1::MemoEntry& entry);
   // Drops a memo entry (and persists the drop).
   void DropMemo(const std::string& memo_id, Effects* fx);
+  // A job in memory, read back from the store (and kept until it is
+  // committed again) when it left; null when there is none or the read
+  // failed.
+  deja::v1::Job* Resident(const std::string& job_id);
+  // A worker still holds it (a cancelled job whose result has not come).
+  bool HeldByWorker(const deja::v1::Job& job) const;
+  // Stats of the jobs that are only in the store, by project and app.
+  struct StatCounts {
+    int64_t jobs = 0, succeeded = 0, failed = 0, reused = 0, time_saved_ms = 0, run_time_ms = 0;
+    void Add(const deja::v1::Job& job, int sign);
+    void Add(const StatCounts& other);
+  };
+  void CountStored(const deja::v1::Job& job, int sign);
   // Load, one record at a time.
   void LoadProject(deja::v1::ProjectSettings& settings);
   void LoadPipeline(deja::v1::Pipeline& pipeline);
@@ -298,8 +313,11 @@ class SchedulerCore {
   uint64_t next_seq_ = 1;
   // Node-based: references stay valid while jobs are added (a pipeline may
   // submit jobs while a caller holds one).
+  // Jobs in memory (with a store: those not ended, or not yet committed
+  // since they changed, or still held by a worker; without: all).
   absl::node_hash_map<std::string, deja::v1::Job> jobs_;
-  std::map<uint64_t, std::string> order_;  // seq -> job id, oldest first
+  std::map<uint64_t, std::string> order_;  // seq -> id of the jobs in jobs_
+  std::map<std::string, std::map<std::string, StatCounts>> stored_stats_;
   std::set<uint64_t> queue_;               // seqs of QUEUED jobs: FIFO
   // Memo: every entry's MemoRef; the full entries not yet committed (all of
   // them without a store), by MemoId.
@@ -307,7 +325,9 @@ class SchedulerCore {
   absl::flat_hash_map<std::string, deja::v1::MemoEntry> memo_full_;
   std::vector<std::string> worker_names_;
   absl::flat_hash_map<std::string, uint32_t> worker_index_;
-  absl::flat_hash_map<std::string, std::string> requests_;  // project/request_id -> job id
+  // MemoKey(project, request_id) -> job id: those not yet committed (all
+  // of them without a store).
+  absl::flat_hash_map<std::string, std::string> requests_;
   std::map<std::string, Worker> workers_;
   std::map<std::string, deja::v1::ProjectSettings> projects_;
   // Single-flight: memo key -> the fresh job in flight that will record it,
