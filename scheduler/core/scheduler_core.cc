@@ -244,7 +244,13 @@ absl::StatusOr<deja::v1::MemoEntry> SchedulerCore::ReadMemo(const std::string& m
   if (FindMemo(memo_id) == nullptr) return absl::NotFoundError("no such memo entry");
   if (auto it = memo_full_.find(memo_id); it != memo_full_.end()) return it->second;
   if (store_ == nullptr) return absl::NotFoundError("no such memo entry");
-  return store_->ReadMemo(memo_id);
+  if (!hot_memo_id_.empty() && hot_memo_id_ == memo_id) return hot_memo_;
+  absl::StatusOr<deja::v1::MemoEntry> read = store_->ReadMemo(memo_id);
+  if (read.ok()) {
+    hot_memo_id_ = memo_id;
+    hot_memo_ = *read;
+  }
+  return read;
 }
 
 absl::Status SchedulerCore::ForEachMemo(
@@ -266,6 +272,7 @@ absl::Status SchedulerCore::ForEachMemo(
 }
 
 void SchedulerCore::IndexMemo(const deja::v1::MemoEntry& entry) {
+  hot_memo_id_.clear();
   MemoRef ref;
   ref.source_seq = ParseJobId(entry.source_job_id());
   const int64_t ms = entry.expires_at_ms();
@@ -289,6 +296,7 @@ const deja::v1::ProjectSettings& SchedulerCore::Settings(const std::string& proj
 }
 
 void SchedulerCore::DropMemo(const std::string& memo_id, Effects* fx) {
+  hot_memo_id_.clear();
   memo_index_.erase(IndexKey(memo_id));
   memo_full_.erase(memo_id);
   fx->memo_puts.erase(memo_id);

@@ -325,6 +325,10 @@ class SchedulerCore {
   absl::flat_hash_map<std::string, deja::v1::MemoEntry> memo_full_;
   std::vector<std::string> worker_names_;
   absl::flat_hash_map<std::string, uint32_t> worker_index_;
+  // The last full entry read from the store: a hit reads it twice (the
+  // decision at submit, the assignment right after). Cleared on any change.
+  mutable std::string hot_memo_id_;
+  mutable deja::v1::MemoEntry hot_memo_;
   // MemoKey(project, request_id) -> job id: those not yet committed (all
   // of them without a store).
   absl::flat_hash_map<std::string, std::string> requests_;
