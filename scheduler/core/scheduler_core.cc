@@ -1171,7 +1171,10 @@ void SchedulerCore::LoseWorker(Worker& worker, const std::string& why, absl::Tim
     Job& job = it->second;
     if (job.attempt() != attempt || job.worker_id() != worker.info.worker_id()) continue;
     if (job.state() == deja::v1::CANCELLED) {
-      continue;  // nothing left to do for it
+      // Nothing left to do for it; named (unchanged) so that, no longer held
+      // by a worker, it leaves memory after the commit.
+      fx->jobs[job_id] = job;
+      continue;
     } else if (job.state() == deja::v1::MATERIALIZING) {
       ClearReuse(job, absl::StrCat("not reused: copying the workspace of ", job.reused_from(),
                                    " was interrupted (", why, "); running fresh"));

@@ -9,7 +9,8 @@
 // Memory: RocksDB's own use is bounded: one LRU block cache of
 // kBlockCacheBytes shared by every column family, small memtables, and a
 // Bloom filter per table (10 bits a key) so that a point lookup of an absent
-// key (a new request id) rarely reads a data block.
+// key (a new request id) rarely reads a data block. The memo and requests
+// families, read on every submit, use small uncompressed blocks.
 //
 // Thread-safety: the StoreReader methods and Commit are called from one
 // thread (the event loop), never from a gRPC reaction. RocksDB itself is
@@ -38,7 +39,7 @@ namespace deja {
 
 class RocksStore : public StoreReader {
  public:
-  static constexpr size_t kBlockCacheBytes = 32 << 20;
+  static constexpr size_t kBlockCacheBytes = 64 << 20;
 
   // Opens or creates the store in `dir`; upgrades a version-1 store (see
   // schema.h). FAILED_PRECONDITION when it was written with another schema
@@ -49,6 +50,11 @@ class RocksStore : public StoreReader {
 
   // Persists the records of `fx` atomically and durably.
   absl::Status Commit(const Effects& fx);
+
+  // Compacts every column family fully and waits for it: a store written in
+  // bulk (a benchmark, an import) then reads as one that grew over time.
+  // Slow; never called by the scheduler. INTERNAL on RocksDB errors.
+  absl::Status CompactAll();
 
   // StoreReader.
   absl::StatusOr<deja::v1::Job> ReadJob(uint64_t seq) const override;

@@ -313,6 +313,21 @@ TEST_P(StoreBackedCoreTest, ManualReuseOfAnEndedJobReadsItFromTheStore) {
   EXPECT_EQ(core_->GetJob(b)->reused_from(), a);
 }
 
+TEST_P(StoreBackedCoreTest, ACancelledJobStaysInMemoryWhileAWorkerHoldsIt) {
+  Connect("w1", 1);
+  std::string a = Submit(Echo("a"));
+  Effects fx;
+  ASSERT_TRUE(core_->CancelJob(a, now_, &fx).ok());
+  Commit(fx);
+  EXPECT_EQ(core_->resident_jobs(), 1u) << "its result (exit code) is still to come";
+  // The worker is lost instead: nothing holds the job any more.
+  Effects tick;
+  core_->Tick(now_ + absl::Minutes(5), &tick);
+  Commit(tick);
+  EXPECT_EQ(core_->resident_jobs(), 0u);
+  EXPECT_EQ(core_->GetJob(a)->state(), deja::v1::CANCELLED);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreBackedCoreTest, ::testing::Values("memory", "rocksdb"),
                          [](const auto& info) { return info.param; });
 
