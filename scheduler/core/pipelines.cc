@@ -137,8 +137,13 @@ void SchedulerCore::AdvancePipeline(Pipeline& p, absl::Time now, Effects* fx) {
     absl::Status problem;
     for (const auto& edge : spec.edges()) {
       if (edge.to_node() != name || !problem.ok()) continue;
-      const Job& up = jobs_.at(p.nodes(NodeIndex(p, edge.from_node())).job_id());
-      auto input = ResolveEdge(edge, up.outputs());
+      // Ended: from the store unless it ended in this round.
+      absl::StatusOr<Job> up = GetJob(p.nodes(NodeIndex(p, edge.from_node())).job_id());
+      if (!up.ok()) {
+        problem = up.status();
+        continue;
+      }
+      auto input = ResolveEdge(edge, up->outputs());
       if (!input.ok()) {
         problem = input.status();
         continue;
@@ -216,8 +221,8 @@ void SchedulerCore::ResumePipelines(absl::Time now, Effects* fx) {
     for (int i = 0; i < p.nodes_size(); ++i) {
       NodeStatus* node = p.mutable_nodes(i);
       if (node->state() != deja::v1::NODE_SUBMITTED) continue;
-      auto job = jobs_.find(node->job_id());
-      if (job != jobs_.end()) fx->jobs[job->first] = job->second;  // SyncPipelines settles it
+      // Back in memory if it ended: SyncPipelines settles it.
+      if (Job* job = Resident(node->job_id()); job != nullptr) fx->jobs[job->job_id()] = *job;
     }
     AdvancePipeline(p, now, fx);
   }
@@ -347,7 +352,7 @@ absl::StatusOr<deja::v1::PipelinePlan> SchedulerCore::PlanPipeline(
         np.set_expires_at_ms(d.expires_at_ms);
         np.set_time_saved_ms(d.time_saved_ms);
         plan.set_time_saved_ms(plan.time_saved_ms() + d.time_saved_ms);
-        known[name] = *d.outputs;
+        known[name] = std::move(d.outputs);
       } else {
         np.set_reason(d.problem);
       }

@@ -2,12 +2,17 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <optional>
 
+#include "absl/strings/escaping.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/hash.h"
 #include "common/job_identity.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"
@@ -35,6 +40,10 @@ std::string MemoKey(const std::string& project, const std::string& job_hash) {
   return absl::StrCat(project, std::string(1, '\0'), job_hash);
 }
 
+std::string MemoId(const std::string& project, const std::string& job_hash) {
+  return absl::HexStringToBytes(HashBytes(MemoKey(project, job_hash)));
+}
+
 std::string JobIdFromSeq(uint64_t seq) { return absl::StrCat("j", seq); }
 
 uint64_t ParseJobId(const std::string& job_id) {
@@ -44,48 +53,53 @@ uint64_t ParseJobId(const std::string& job_id) {
   return seq;
 }
 
-SchedulerCore::SchedulerCore(CoreOptions options, BlobIndex* blobs)
-    : options_(options), blobs_(blobs) {}
+SchedulerCore::SchedulerCore(CoreOptions options, BlobIndex* blobs, StoreReader* store)
+    : options_(options), blobs_(blobs), store_(store) {}
 
-void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry> memo,
-                         std::vector<deja::v1::ProjectSettings> projects,
-                         std::vector<deja::v1::Pipeline> pipelines, absl::Time now) {
-  for (auto& settings : projects) projects_[settings.project()] = std::move(settings);
-  for (auto& pipeline : pipelines) {
-    uint64_t seq = ParsePipelineId(pipeline.pipeline_id());
-    DEJA_CHECK(seq != 0, "stored pipeline has a malformed id: " + pipeline.pipeline_id());
-    next_pipeline_seq_ = std::max(next_pipeline_seq_, seq + 1);
-    for (int i = 0; i < pipeline.nodes_size(); ++i) {
-      if (!pipeline.nodes(i).job_id().empty()) {
-        job_nodes_[pipeline.nodes(i).job_id()] = {pipeline.pipeline_id(), i};
-      }
+void SchedulerCore::LoadProject(deja::v1::ProjectSettings& settings) {
+  projects_[settings.project()] = std::move(settings);
+}
+
+void SchedulerCore::LoadPipeline(deja::v1::Pipeline& pipeline) {
+  uint64_t seq = ParsePipelineId(pipeline.pipeline_id());
+  DEJA_CHECK(seq != 0, "stored pipeline has a malformed id: " + pipeline.pipeline_id());
+  next_pipeline_seq_ = std::max(next_pipeline_seq_, seq + 1);
+  for (int i = 0; i < pipeline.nodes_size(); ++i) {
+    if (!pipeline.nodes(i).job_id().empty()) {
+      job_nodes_[pipeline.nodes(i).job_id()] = {pipeline.pipeline_id(), i};
     }
-    pipelines_[seq] = std::move(pipeline);
   }
-  for (Job& job : jobs) {
-    uint64_t seq = ParseJobId(job.job_id());
-    DEJA_CHECK(seq != 0, "stored job has a malformed id: " + job.job_id());
-    next_seq_ = std::max(next_seq_, seq + 1);
-    order_[seq] = job.job_id();
-    if (!job.spec().request_id().empty()) {
-      requests_[MemoKey(job.spec().project(), job.spec().request_id())] = job.job_id();
-    }
-    if (job.state() == deja::v1::QUEUED) {
-      queue_.insert(seq);
-    } else if (OnWorker(job.state()) || (job.state() == deja::v1::CANCELLED && !job.has_exit_code() &&
-                                         !job.worker_id().empty())) {
-      // Until its worker reconnects, it is "disconnected since now".
-      Worker& worker = workers_[job.worker_id()];
-      worker.info.set_worker_id(job.worker_id());
-      worker.last_seen = now;
-      worker.jobs[job.job_id()] = job.attempt();
-      ++worker.busy_slots;
-    }
-    jobs_[job.job_id()] = std::move(job);
+  pipelines_[seq] = std::move(pipeline);
+}
+
+void SchedulerCore::LoadJob(Job& job, absl::Time now) {
+  uint64_t seq = ParseJobId(job.job_id());
+  DEJA_CHECK(seq != 0, "stored job has a malformed id: " + job.job_id());
+  next_seq_ = std::max(next_seq_, seq + 1);
+  if (store_ == nullptr && !job.spec().request_id().empty()) {
+    requests_[MemoKey(job.spec().project(), job.spec().request_id())] = job.job_id();
   }
-  for (auto& entry : memo) {
-    memo_[MemoKey(entry.project(), entry.job_hash())] = std::move(entry);
+  if (job.state() == deja::v1::QUEUED) {
+    queue_.insert(seq);
+  } else if (OnWorker(job.state()) || (job.state() == deja::v1::CANCELLED && !job.has_exit_code() &&
+                                       !job.worker_id().empty())) {
+    // Until its worker reconnects, it is "disconnected since now".
+    Worker& worker = workers_[job.worker_id()];
+    worker.info.set_worker_id(job.worker_id());
+    worker.last_seen = now;
+    worker.jobs[job.job_id()] = job.attempt();
+    ++worker.busy_slots;
   }
+  if (store_ != nullptr && IsTerminal(job.state()) && !HeldByWorker(job)) {
+    CountStored(job, +1);  // stays in the store only
+    return;
+  }
+  order_[seq] = job.job_id();
+  std::string id = job.job_id();
+  jobs_[id] = std::move(job);
+}
+
+void SchedulerCore::FinishLoad() {
   // Single-flight groups, oldest first.
   for (const auto& [seq, id] : order_) {
     const Job& job = jobs_.at(id);
@@ -99,16 +113,194 @@ void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry>
   }
 }
 
+absl::Status SchedulerCore::LoadFromStore(absl::Time now) {
+  DEJA_CHECK(store_ != nullptr, "LoadFromStore needs a StoreReader");
+  if (absl::Status s = store_->ScanProjects([&](auto& p) { LoadProject(p); }); !s.ok()) return s;
+  if (absl::Status s = store_->ScanPipelines([&](auto& p) { LoadPipeline(p); }); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = store_->ScanJobs(0, false,
+                                        [&](Job& job) {
+                                          LoadJob(job, now);
+                                          return true;
+                                        });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = store_->ScanMemo([&](deja::v1::MemoEntry& entry) {
+        IndexMemo(entry);
+        return true;
+      });
+      !s.ok()) {
+    return s;
+  }
+  FinishLoad();
+  return absl::OkStatus();
+}
+
+void SchedulerCore::Load(std::vector<Job> jobs, std::vector<deja::v1::MemoEntry> memo,
+                         std::vector<deja::v1::ProjectSettings> projects,
+                         std::vector<deja::v1::Pipeline> pipelines, absl::Time now) {
+  DEJA_CHECK(store_ == nullptr, "a core with a StoreReader loads with LoadFromStore");
+  for (auto& settings : projects) LoadProject(settings);
+  for (auto& pipeline : pipelines) LoadPipeline(pipeline);
+  for (Job& job : jobs) LoadJob(job, now);
+  for (auto& entry : memo) {
+    IndexMemo(entry);
+    memo_full_[MemoId(entry.project(), entry.job_hash())] = std::move(entry);
+  }
+  FinishLoad();
+}
+
+void SchedulerCore::Committed(const Effects& fx) {
+  if (store_ == nullptr) return;
+  for (const auto& [id, entry] : fx.memo_puts) memo_full_.erase(id);
+  for (const auto& [key, id] : fx.requests) requests_.erase(key);
+  for (const auto& [id, committed] : fx.jobs) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || !IsTerminal(it->second.state()) || HeldByWorker(it->second)) {
+      continue;
+    }
+    // Only what the store now holds may leave (a change made after `fx`
+    // took its copy would otherwise be lost; none is expected).
+    if (!google::protobuf::util::MessageDifferencer::Equals(it->second, committed)) continue;
+    CountStored(it->second, +1);
+    order_.erase(ParseJobId(id));
+    jobs_.erase(it);
+  }
+}
+
+Job* SchedulerCore::Resident(const std::string& job_id) {
+  if (auto it = jobs_.find(job_id); it != jobs_.end()) return &it->second;
+  const uint64_t seq = ParseJobId(job_id);
+  if (store_ == nullptr || seq == 0) return nullptr;
+  absl::StatusOr<Job> stored = store_->ReadJob(seq);
+  if (!stored.ok()) return nullptr;
+  CountStored(*stored, -1);
+  order_[seq] = job_id;
+  auto placed = jobs_.try_emplace(job_id, *std::move(stored));
+  return &placed.first->second;
+}
+
+bool SchedulerCore::HeldByWorker(const Job& job) const {
+  if (job.worker_id().empty()) return false;
+  auto w = workers_.find(job.worker_id());
+  return w != workers_.end() && w->second.jobs.contains(job.job_id());
+}
+
+void SchedulerCore::StatCounts::Add(const Job& job, int sign) {
+  jobs += sign;
+  if (job.state() == deja::v1::SUCCEEDED) succeeded += sign;
+  if (job.state() == deja::v1::FAILED) failed += sign;
+  if (job.state() == deja::v1::SUCCEEDED && !job.reused_from().empty()) {
+    reused += sign;
+    time_saved_ms += sign * job.time_saved_ms();
+  } else {
+    run_time_ms += sign * job.run_time_ms();
+  }
+}
+
+void SchedulerCore::StatCounts::Add(const StatCounts& o) {
+  jobs += o.jobs;
+  succeeded += o.succeeded;
+  failed += o.failed;
+  reused += o.reused;
+  time_saved_ms += o.time_saved_ms;
+  run_time_ms += o.run_time_ms;
+}
+
+void SchedulerCore::CountStored(const Job& job, int sign) {
+  stored_stats_[job.spec().project()][job.spec().app().name()].Add(job, sign);
+}
+
+SchedulerCore::MemoIndexKey SchedulerCore::IndexKey(const std::string& memo_id) {
+  MemoIndexKey key;
+  if (memo_id.size() == 16) {
+    std::memcpy(&key.hi, memo_id.data(), 8);
+    std::memcpy(&key.lo, memo_id.data() + 8, 8);
+  }
+  return key;
+}
+
+std::string SchedulerCore::IdOf(const MemoIndexKey& key) {
+  std::string id(16, '\0');
+  std::memcpy(id.data(), &key.hi, 8);
+  std::memcpy(id.data() + 8, &key.lo, 8);
+  return id;
+}
+
+uint32_t SchedulerCore::InternWorker(const std::string& worker_id) {
+  auto [it, added] = worker_index_.try_emplace(worker_id, worker_names_.size());
+  if (added) worker_names_.push_back(worker_id);
+  return it->second;
+}
+
+const SchedulerCore::MemoRef* SchedulerCore::FindMemo(const std::string& memo_id) const {
+  auto it = memo_index_.find(IndexKey(memo_id));
+  return it == memo_index_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<deja::v1::MemoEntry> SchedulerCore::ReadMemo(const std::string& memo_id) const {
+  if (FindMemo(memo_id) == nullptr) return absl::NotFoundError("no such memo entry");
+  if (auto it = memo_full_.find(memo_id); it != memo_full_.end()) return it->second;
+  if (store_ == nullptr) return absl::NotFoundError("no such memo entry");
+  if (!hot_memo_id_.empty() && hot_memo_id_ == memo_id) return hot_memo_;
+  absl::StatusOr<deja::v1::MemoEntry> read = store_->ReadMemo(memo_id);
+  if (read.ok()) {
+    hot_memo_id_ = memo_id;
+    hot_memo_ = *read;
+  }
+  return read;
+}
+
+absl::Status SchedulerCore::ForEachMemo(
+    const std::function<void(const deja::v1::MemoEntry&)>& visit) const {
+  for (const auto& [id, entry] : memo_full_) {
+    if (FindMemo(id) != nullptr) visit(entry);
+  }
+  if (store_ == nullptr) return absl::OkStatus();
+  return store_->ScanMemo([&](deja::v1::MemoEntry& entry) {
+    const std::string id = MemoId(entry.project(), entry.job_hash());
+    const MemoRef* ref = FindMemo(id);
+    // Skips a stored version that an uncommitted put or drop replaced.
+    if (ref != nullptr && !memo_full_.contains(id) &&
+        ref->source_seq == ParseJobId(entry.source_job_id())) {
+      visit(entry);
+    }
+    return true;
+  });
+}
+
+void SchedulerCore::IndexMemo(const deja::v1::MemoEntry& entry) {
+  hot_memo_id_.clear();
+  MemoRef ref;
+  ref.source_seq = ParseJobId(entry.source_job_id());
+  const int64_t ms = entry.expires_at_ms();
+  ref.expires_at_s = ms <= 0 ? 0 : static_cast<uint32_t>((ms + 999) / 1000);
+  ref.worker = InternWorker(entry.worker_id());
+  memo_index_[IndexKey(MemoId(entry.project(), entry.job_hash()))] = ref;
+}
+
+void SchedulerCore::PutMemo(deja::v1::MemoEntry entry, Effects* fx) {
+  const std::string id = MemoId(entry.project(), entry.job_hash());
+  IndexMemo(entry);
+  fx->memo_deletes.erase(id);
+  fx->memo_puts[id] = entry;
+  memo_full_[id] = std::move(entry);
+}
+
 const deja::v1::ProjectSettings& SchedulerCore::Settings(const std::string& project) const {
   static const auto* defaults = new deja::v1::ProjectSettings(DefaultProjectSettings(""));
   auto it = projects_.find(project);
   return it == projects_.end() ? *defaults : it->second;
 }
 
-void SchedulerCore::DropMemo(const std::string& key, Effects* fx) {
-  memo_.erase(key);
-  fx->memo_puts.erase(key);
-  fx->memo_deletes.insert(key);
+void SchedulerCore::DropMemo(const std::string& memo_id, Effects* fx) {
+  hot_memo_id_.clear();
+  memo_index_.erase(IndexKey(memo_id));
+  memo_full_.erase(memo_id);
+  fx->memo_puts.erase(memo_id);
+  fx->memo_deletes.insert(memo_id);
 }
 
 void SchedulerCore::SetState(Job& job, JobState to, absl::Time now) {
@@ -140,8 +332,21 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
   std::string request_key;
   if (!spec.request_id().empty()) {
     request_key = MemoKey(spec.project(), spec.request_id());
+    std::string first;
     if (auto it = requests_.find(request_key); it != requests_.end()) {
-      *response.mutable_job() = jobs_.at(it->second);
+      first = it->second;
+    } else if (store_ != nullptr) {
+      absl::StatusOr<uint64_t> seq = store_->ReadRequest(request_key);
+      if (seq.ok()) {
+        first = JobIdFromSeq(*seq);
+      } else if (!absl::IsNotFound(seq.status())) {
+        return seq.status();
+      }
+    }
+    if (!first.empty()) {
+      absl::StatusOr<Job> job = GetJob(first);
+      if (!job.ok()) return job.status();
+      *response.mutable_job() = *std::move(job);
       response.set_reused(!response.job().reused_from().empty());
       return response;
     }
@@ -156,7 +361,10 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
   job.set_created_at_ms(Millis(now));
   SetState(job, deja::v1::QUEUED, now);
   order_[seq] = job.job_id();
-  if (!request_key.empty()) requests_[request_key] = job.job_id();
+  if (!request_key.empty()) {
+    requests_[request_key] = job.job_id();
+    fx->requests[request_key] = job.job_id();
+  }
 
   const MemoPolicy policy = DecideMemoPolicy(job.spec(), Settings(job.spec().project()));
   job.set_memoization_off_reason(policy.off_reason);
@@ -211,11 +419,12 @@ absl::Status SchedulerCore::CheckManualReuse(const deja::v1::JobSpec& spec, absl
     return absl::InvalidArgumentError(absl::StrCat(
         "reuse_job_id: app ", spec.app().name(), " has side_effects: true and always executes"));
   }
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) {
+  absl::StatusOr<Job> read = GetJob(id);
+  if (absl::IsNotFound(read.status())) {
     return absl::InvalidArgumentError(absl::StrCat("reuse_job_id: job ", id, " not found"));
   }
-  const Job& src = it->second;
+  if (!read.ok()) return read.status();
+  const Job& src = *read;
   if (src.spec().project() != spec.project()) {
     return absl::InvalidArgumentError(absl::StrCat("reuse_job_id: ", id, " is in project ",
                                                    src.spec().project(), ", not ",
@@ -242,16 +451,22 @@ SchedulerCore::ReuseDecision SchedulerCore::DecideReuse(const deja::v1::JobSpec&
                                                         const std::string& job_hash,
                                                         absl::Time now) const {
   ReuseDecision d;
-  const std::string key = MemoKey(spec.project(), job_hash);
   // The source: a job the user named (--reuse), or the memo entry.
-  const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>* outputs = nullptr;
+  google::protobuf::RepeatedPtrField<deja::v1::OutputFile> outputs;
   if (!spec.reuse_job_id().empty()) {
-    const Job& src = jobs_.at(spec.reuse_job_id());  // checked at submit
-    d.source_id = src.job_id();
-    d.worker_id = src.worker_id();
-    d.time_saved_ms = src.reused_from().empty() ? src.run_time_ms() : src.time_saved_ms();
-    d.expires_at_ms = src.expires_at_ms();
-    outputs = &src.outputs();
+    absl::StatusOr<Job> src = GetJob(spec.reuse_job_id());  // checked at submit
+    if (!src.ok()) {
+      d.source_id = spec.reuse_job_id();
+      d.problem = absl::StrCat("not reused: reading ", spec.reuse_job_id(), " failed (",
+                               src.status().ToString(), "); running fresh");
+      return d;
+    }
+    d.source_id = src->job_id();
+    d.worker_id = src->worker_id();
+    d.time_saved_ms = src->reused_from().empty() ? src->run_time_ms() : src->time_saved_ms();
+    d.expires_at_ms = src->expires_at_ms();
+    d.source_finished_at_ms = src->finished_at_ms();
+    outputs = src->outputs();
   } else {
     MemoPolicy policy = DecideMemoPolicy(spec, Settings(spec.project()));
     if (!policy.lookup) {
@@ -259,12 +474,21 @@ SchedulerCore::ReuseDecision SchedulerCore::DecideReuse(const deja::v1::JobSpec&
                                             : "memoization off: " + policy.off_reason;
       return d;
     }
-    auto it = memo_.find(key);
-    if (it == memo_.end()) {
+    const std::string memo_id = MemoId(spec.project(), job_hash);
+    const MemoRef* ref = FindMemo(memo_id);
+    if (ref == nullptr) {
       d.problem = "no memo entry has its hash";
       return d;
     }
-    const deja::v1::MemoEntry& entry = it->second;
+    absl::StatusOr<deja::v1::MemoEntry> read = ReadMemo(memo_id);
+    if (!read.ok()) {
+      // Not dropped: the store may answer next time.
+      d.source_id = JobIdFromSeq(ref->source_seq);
+      d.problem = absl::StrCat("not reused: reading the memo entry from ", d.source_id,
+                               " failed (", read.status().ToString(), "); running fresh");
+      return d;
+    }
+    const deja::v1::MemoEntry& entry = *read;
     if (Expired(entry.expires_at_ms(), now)) {
       d.problem = absl::StrCat("not reused: the memo entry from ", entry.source_job_id(),
                                " expired at ", FormatMillis(entry.expires_at_ms()),
@@ -283,10 +507,12 @@ SchedulerCore::ReuseDecision SchedulerCore::DecideReuse(const deja::v1::JobSpec&
     d.worker_id = entry.worker_id();
     d.time_saved_ms = entry.run_time_ms();
     d.expires_at_ms = entry.expires_at_ms();
-    outputs = &entry.outputs();
+    // The entry is written with the source's success, at its finish time.
+    d.source_finished_at_ms = entry.created_at_ms();
+    outputs = entry.outputs();
   }
   if (blobs_ != nullptr) {
-    for (const auto& output : *outputs) {
+    for (const auto& output : outputs) {
       if (!blobs_->Has(output.digest(), output.size())) {
         d.problem = absl::StrCat("not reused: output ", output.path(), " of ", d.source_id,
                                  " is missing from the content store; running fresh");
@@ -300,14 +526,14 @@ SchedulerCore::ReuseDecision SchedulerCore::DecideReuse(const deja::v1::JobSpec&
                              d.worker_id, ", which is not connected; running fresh");
     return d;
   }
-  d.outputs = outputs;
+  d.outputs = std::move(outputs);
   d.reuse = true;
   return d;
 }
 
 bool SchedulerCore::LookUp(Job& job, absl::Time now, Effects* fx) {
   ReuseDecision d = DecideReuse(job.spec(), job.job_hash(), now);
-  if (d.drop_entry) DropMemo(MemoKey(job.spec().project(), job.job_hash()), fx);
+  if (d.drop_entry) DropMemo(MemoId(job.spec().project(), job.job_hash()), fx);
   if (!d.reuse) {
     // Say why only when an entry or a named job existed but could not serve.
     if (!d.source_id.empty() || d.drop_entry) job.set_message(d.problem);
@@ -315,8 +541,7 @@ bool SchedulerCore::LookUp(Job& job, absl::Time now, Effects* fx) {
   }
   job.set_reused_from(d.source_id);
   job.set_time_saved_ms(d.time_saved_ms);
-  auto src = jobs_.find(d.source_id);
-  if (src != jobs_.end()) job.set_reused_source_finished_at_ms(src->second.finished_at_ms());
+  if (d.source_finished_at_ms != 0) job.set_reused_source_finished_at_ms(d.source_finished_at_ms);
   return true;
 }
 
@@ -386,14 +611,15 @@ absl::StatusOr<deja::v1::ProjectSettings> SchedulerCore::SetProject(
   return updated;
 }
 
-std::vector<deja::v1::MemoEntry> SchedulerCore::ListMemo(
+absl::StatusOr<std::vector<deja::v1::MemoEntry>> SchedulerCore::ListMemo(
     const deja::v1::ListMemoRequest& request) const {
   std::vector<deja::v1::MemoEntry> out;
-  for (const auto& [key, entry] : memo_) {
-    if (!request.project().empty() && entry.project() != request.project()) continue;
-    if (!request.app_name().empty() && entry.app_name() != request.app_name()) continue;
+  absl::Status scanned = ForEachMemo([&](const deja::v1::MemoEntry& entry) {
+    if (!request.project().empty() && entry.project() != request.project()) return;
+    if (!request.app_name().empty() && entry.app_name() != request.app_name()) return;
     out.push_back(entry);
-  }
+  });
+  if (!scanned.ok()) return scanned;
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return std::make_pair(a.created_at_ms(), a.job_hash()) <
            std::make_pair(b.created_at_ms(), b.job_hash());
@@ -407,24 +633,23 @@ std::vector<deja::v1::MemoEntry> SchedulerCore::ListMemo(
 absl::StatusOr<deja::v1::MemoEntry> SchedulerCore::GetMemo(
     const deja::v1::GetMemoRequest& request) const {
   if (!request.job_id().empty()) {
-    auto job = jobs_.find(request.job_id());
-    if (job == jobs_.end()) {
-      return absl::NotFoundError(absl::StrCat("job ", request.job_id(), " not found"));
-    }
-    auto it = memo_.find(MemoKey(job->second.spec().project(), job->second.job_hash()));
-    if (it == memo_.end()) {
+    absl::StatusOr<Job> job = GetJob(request.job_id());
+    if (!job.ok()) return job.status();
+    absl::StatusOr<deja::v1::MemoEntry> entry =
+        ReadMemo(MemoId(job->spec().project(), job->job_hash()));
+    if (absl::IsNotFound(entry.status())) {
       return absl::NotFoundError(absl::StrCat("no memo entry for job ", request.job_id(), " (hash ",
-                                              job->second.job_hash(), ")"));
+                                              job->job_hash(), ")"));
     }
-    return it->second;
+    return entry;
   }
   const std::string project = request.project().empty() ? kDefaultProject : request.project();
-  auto it = memo_.find(MemoKey(project, request.job_hash()));
-  if (it == memo_.end()) {
+  absl::StatusOr<deja::v1::MemoEntry> entry = ReadMemo(MemoId(project, request.job_hash()));
+  if (absl::IsNotFound(entry.status())) {
     return absl::NotFoundError(
         absl::StrCat("no memo entry with hash ", request.job_hash(), " in project ", project));
   }
-  return it->second;
+  return entry;
 }
 
 absl::StatusOr<deja::v1::EvictMemoResponse> SchedulerCore::EvictMemo(
@@ -436,26 +661,25 @@ absl::StatusOr<deja::v1::EvictMemoResponse> SchedulerCore::EvictMemo(
         "evict: give exactly one of job_hash, app_name or before_ms");
   }
   deja::v1::EvictMemoResponse response;
-  std::vector<std::string> keys;
-  for (const auto& [key, entry] : memo_) {
-    if (!request.project().empty() && entry.project() != request.project()) continue;
+  absl::Status scanned = ForEachMemo([&](const deja::v1::MemoEntry& entry) {
+    if (!request.project().empty() && entry.project() != request.project()) return;
     bool match = (!request.job_hash().empty() && entry.job_hash() == request.job_hash()) ||
                  (!request.app_name().empty() && entry.app_name() == request.app_name()) ||
                  (request.before_ms() != 0 && entry.created_at_ms() < request.before_ms());
-    if (match) keys.push_back(key);
-  }
-  for (const auto& key : keys) {
-    *response.add_evicted() = memo_.at(key);
-    DropMemo(key, fx);
+    if (match) *response.add_evicted() = entry;
+  });
+  if (!scanned.ok()) return scanned;
+  for (const auto& entry : response.evicted()) {
+    DropMemo(MemoId(entry.project(), entry.job_hash()), fx);
   }
   return response;
 }
 
 absl::StatusOr<deja::v1::ExplainResponse> SchedulerCore::Explain(const std::string& job_id,
                                                                  absl::Time now) const {
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-  const Job& job = it->second;
+  absl::StatusOr<Job> read = GetJob(job_id);
+  if (!read.ok()) return read.status();
+  const Job& job = *read;
   deja::v1::ExplainResponse out;
   out.set_job_id(job_id);
   auto verdict = [&](deja::v1::ExplainResponse::Verdict v, std::string summary) {
@@ -494,23 +718,26 @@ absl::StatusOr<deja::v1::ExplainResponse> SchedulerCore::Explain(const std::stri
     return verdict(deja::v1::ExplainResponse::ENTRY_UNUSABLE, job.message());
   }
   // No entry had its hash: compare with the nearest entry of the same app.
-  const deja::v1::MemoEntry* nearest = nullptr;
+  // A scan of the memo index and a read of each candidate's source job: a
+  // diagnostic, not a hot path.
+  std::optional<deja::v1::MemoEntry> nearest;
   std::vector<deja::v1::FieldDiff> best;
-  for (const auto& [key, entry] : memo_) {
+  absl::Status scanned = ForEachMemo([&](const deja::v1::MemoEntry& entry) {
     if (entry.project() != job.spec().project() || entry.app_name() != job.spec().app().name() ||
         entry.source_job_id() == job_id) {
-      continue;
+      return;
     }
-    auto src = jobs_.find(entry.source_job_id());
-    if (src == jobs_.end()) continue;
-    std::vector<deja::v1::FieldDiff> diff = IdentityDiff(job.spec(), src->second.spec());
-    if (nearest == nullptr || diff.size() < best.size() ||
+    absl::StatusOr<Job> src = GetJob(entry.source_job_id());
+    if (!src.ok()) return;
+    std::vector<deja::v1::FieldDiff> diff = IdentityDiff(job.spec(), src->spec());
+    if (!nearest.has_value() || diff.size() < best.size() ||
         (diff.size() == best.size() && entry.created_at_ms() > nearest->created_at_ms())) {
-      nearest = &entry;
+      nearest = entry;
       best = std::move(diff);
     }
-  }
-  if (nearest == nullptr) {
+  });
+  if (!scanned.ok()) return scanned;
+  if (!nearest.has_value()) {
     return verdict(deja::v1::ExplainResponse::NO_MATCHING_ENTRY,
                    absl::StrCat("no other success of app ", job.spec().app().name(),
                                 " is in the memo index of project ", job.spec().project()));
@@ -532,37 +759,47 @@ absl::StatusOr<deja::v1::ExplainResponse> SchedulerCore::Explain(const std::stri
   return verdict(deja::v1::ExplainResponse::NO_MATCHING_ENTRY, summary);
 }
 
-deja::v1::StatsResponse SchedulerCore::Stats(const deja::v1::StatsRequest& request) const {
-  std::map<std::string, deja::v1::AppStats> apps;
-  deja::v1::AppStats total;
-  for (const auto& [seq, id] : order_) {
-    const Job& job = jobs_.at(id);
-    if (!request.project().empty() && job.spec().project() != request.project()) continue;
-    if (job.created_at_ms() < request.since_ms()) continue;
-    deja::v1::AppStats& app = apps[job.spec().app().name()];
-    app.set_app_name(job.spec().app().name());
-    for (deja::v1::AppStats* s : {&app, &total}) {
-      s->set_jobs(s->jobs() + 1);
-      if (job.state() == deja::v1::SUCCEEDED) s->set_succeeded(s->succeeded() + 1);
-      if (job.state() == deja::v1::FAILED) s->set_failed(s->failed() + 1);
-      if (job.state() == deja::v1::SUCCEEDED && !job.reused_from().empty()) {
-        s->set_reused(s->reused() + 1);
-        s->set_time_saved_ms(s->time_saved_ms() + job.time_saved_ms());
-      } else {
-        s->set_run_time_ms(s->run_time_ms() + job.run_time_ms());
-      }
+absl::StatusOr<deja::v1::StatsResponse> SchedulerCore::Stats(
+    const deja::v1::StatsRequest& request) const {
+  std::map<std::string, StatCounts> apps;
+  auto count = [&](const Job& job) {
+    if (!request.project().empty() && job.spec().project() != request.project()) return;
+    if (job.created_at_ms() < request.since_ms()) return;
+    apps[job.spec().app().name()].Add(job, +1);
+  };
+  if (request.since_ms() == 0) {
+    for (const auto& [project, counts] : stored_stats_) {
+      if (!request.project().empty() && project != request.project()) continue;
+      for (const auto& [app, c] : counts) apps[app].Add(c);
     }
+  } else if (store_ != nullptr) {
+    absl::Status scanned = store_->ScanJobs(0, /*backward=*/false, [&](Job& job) {
+      if (!jobs_.contains(job.job_id())) count(job);
+      return true;
+    });
+    if (!scanned.ok()) return scanned;
   }
+  for (const auto& [id, job] : jobs_) count(job);
+
+  auto fill = [](const StatCounts& c, deja::v1::AppStats* s) {
+    s->set_jobs(c.jobs);
+    s->set_succeeded(c.succeeded);
+    s->set_failed(c.failed);
+    s->set_reused(c.reused);
+    s->set_time_saved_ms(c.time_saved_ms);
+    s->set_run_time_ms(c.run_time_ms);
+    s->set_reuse_rate(c.succeeded == 0 ? 0 : double(c.reused) / double(c.succeeded));
+  };
   deja::v1::StatsResponse response;
-  for (deja::v1::AppStats* s : {&total}) {
-    s->set_reuse_rate(s->succeeded() == 0 ? 0 : double(s->reused()) / double(s->succeeded()));
+  StatCounts total;
+  for (const auto& [name, c] : apps) {
+    if (c.jobs == 0) continue;  // only jobs that moved back into memory
+    total.Add(c);
+    deja::v1::AppStats* app = response.add_apps();
+    app->set_app_name(name);
+    fill(c, app);
   }
-  *response.mutable_total() = total;
-  for (auto& [name, app] : apps) {
-    app.set_reuse_rate(app.succeeded() == 0 ? 0
-                                            : double(app.reused()) / double(app.succeeded()));
-    *response.add_apps() = app;
-  }
+  fill(total, response.mutable_total());
   return response;
 }
 
@@ -570,42 +807,75 @@ void SchedulerCore::MarkWorkspacesExpired(const Worker& worker,
                                           const deja::v1::WorkspacesExpired& expired,
                                           Effects* fx) {
   for (const auto& id : expired.job_ids()) {
-    auto it = jobs_.find(id);
-    if (it == jobs_.end() || it->second.worker_id() != worker.info.worker_id()) continue;
-    Job& job = it->second;
-    if (!job.workspace_expired()) {
-      job.set_workspace_expired(true);
-      fx->jobs[id] = job;
+    absl::StatusOr<Job> job = GetJob(id);  // mostly ended jobs, from the store
+    if (!job.ok() || job->worker_id() != worker.info.worker_id()) continue;
+    if (!job->workspace_expired()) {
+      // Back in memory until this change is committed.
+      if (Job* resident = Resident(id); resident != nullptr) {
+        resident->set_workspace_expired(true);
+        fx->jobs[id] = *resident;
+      }
     }
-    const std::string key = MemoKey(job.spec().project(), job.job_hash());
-    auto entry = memo_.find(key);
-    if (entry != memo_.end() && entry->second.source_job_id() == id) DropMemo(key, fx);
+    const std::string memo_id = MemoId(job->spec().project(), job->job_hash());
+    const MemoRef* ref = FindMemo(memo_id);
+    if (ref != nullptr && ref->source_seq == ParseJobId(id)) DropMemo(memo_id, fx);
   }
 }
 
 absl::StatusOr<Job> SchedulerCore::GetJob(const std::string& job_id) const {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-  return it->second;
+  if (it != jobs_.end()) return it->second;
+  const uint64_t seq = ParseJobId(job_id);
+  if (store_ == nullptr || seq == 0) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  }
+  absl::StatusOr<Job> stored = store_->ReadJob(seq);
+  if (absl::IsNotFound(stored.status())) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  }
+  return stored;
 }
 
-std::vector<Job> SchedulerCore::ListJobs(const std::string& project, JobState state,
-                                         size_t limit) const {
+absl::StatusOr<std::vector<Job>> SchedulerCore::ListJobs(const std::string& project,
+                                                         JobState state, size_t limit) const {
+  // Newest first, merging the jobs in memory (newer versions, and jobs not
+  // yet committed) into a backward scan of the store; stops at `limit`.
   std::vector<Job> out;
-  for (const auto& [seq, id] : order_) {
-    const Job& job = jobs_.at(id);
-    if (!project.empty() && job.spec().project() != project) continue;
-    if (state != deja::v1::JOB_STATE_UNSPECIFIED && job.state() != state) continue;
+  auto full = [&] { return limit > 0 && out.size() >= limit; };
+  auto consider = [&](const Job& job) {
+    if (!project.empty() && job.spec().project() != project) return;
+    if (state != deja::v1::JOB_STATE_UNSPECIFIED && job.state() != state) return;
     out.push_back(job);
+  };
+  auto memory = order_.rbegin();
+  auto memory_newer_than = [&](uint64_t seq) {
+    for (; memory != order_.rend() && memory->first > seq && !full(); ++memory) {
+      consider(jobs_.at(memory->second));
+    }
+  };
+  if (store_ != nullptr) {
+    absl::Status scanned = store_->ScanJobs(0, /*backward=*/true, [&](Job& job) {
+      memory_newer_than(ParseJobId(job.job_id()));
+      if (!full() && !jobs_.contains(job.job_id())) consider(job);
+      return !full();
+    });
+    if (!scanned.ok()) return scanned;
   }
-  if (limit > 0 && out.size() > limit) out.erase(out.begin(), out.end() - limit);
+  memory_newer_than(0);
+  std::reverse(out.begin(), out.end());
   return out;
 }
 
 absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Time now,
                                              Effects* fx) {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (it == jobs_.end()) {
+    // Not in memory: it ended (or never was).
+    absl::StatusOr<Job> stored = GetJob(job_id);
+    if (!stored.ok()) return stored.status();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " already ended (", std::string(JobStateName(stored->state())), ")"));
+  }
   Job& job = it->second;
   if (IsTerminal(job.state())) {
     return absl::FailedPreconditionError(
@@ -634,9 +904,9 @@ absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Ti
 }
 
 absl::StatusOr<std::string> SchedulerCore::WorkspaceHolder(const std::string& job_id) const {
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-  const Job& job = it->second;
+  absl::StatusOr<Job> read = GetJob(job_id);
+  if (!read.ok()) return read.status();
+  const Job& job = *read;
   if (job.worker_id().empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "job ", job_id, " has no workspace yet (", std::string(JobStateName(job.state())), ")"));
@@ -698,8 +968,21 @@ absl::Status SchedulerCore::WorkerConnected(const deja::v1::Register& reg, uint6
   for (const auto& h : reg.held()) held[h.job_id()] = h.attempt();
   for (const auto& [job_id, attempt] : held) {
     auto it = jobs_.find(job_id);
-    bool ours = it != jobs_.end() && it->second.worker_id() == reg.worker_id() &&
-                it->second.attempt() == attempt;
+    if (it == jobs_.end()) {
+      // Not in memory: ended and committed. Its result may still be on the
+      // way; anything else of ours it holds is stopped.
+      absl::StatusOr<Job> stored = GetJob(job_id);
+      if (stored.ok() && stored->worker_id() == reg.worker_id() &&
+          stored->attempt() == attempt) {
+        continue;
+      }
+      deja::v1::SchedulerMessage msg;
+      msg.mutable_cancel()->set_job_id(job_id);
+      msg.mutable_cancel()->set_attempt(attempt);
+      fx->to_workers.emplace_back(reg.worker_id(), std::move(msg));
+      continue;
+    }
+    bool ours = it->second.worker_id() == reg.worker_id() && it->second.attempt() == attempt;
     if (ours && (OnWorker(it->second.state()) || it->second.state() == deja::v1::CANCELLED)) {
       if (!worker.jobs.contains(job_id)) {
         worker.jobs[job_id] = attempt;
@@ -822,13 +1105,11 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
       job.set_run_time_ms(result.run_time_ms());
       Finished(job, now, fx);
     } else {
-      const std::string key = MemoKey(job.spec().project(), job.job_hash());
-      auto entry = memo_.find(key);
-      if (result.verification_failed() && entry != memo_.end() &&
-          entry->second.source_job_id() == job.reused_from()) {
-        memo_.erase(entry);
-        fx->memo_deletes.insert(key);
-        fx->memo_puts.erase(key);
+      const std::string memo_id = MemoId(job.spec().project(), job.job_hash());
+      const MemoRef* ref = FindMemo(memo_id);
+      if (result.verification_failed() && ref != nullptr &&
+          ref->source_seq == ParseJobId(job.reused_from())) {
+        DropMemo(memo_id, fx);
       }
       ClearReuse(job, absl::StrCat("not reused: copying the workspace of ", job.reused_from(),
                                    " failed (", result.error(), "); running fresh"));
@@ -867,10 +1148,7 @@ void SchedulerCore::HandleResult(Worker& worker, const deja::v1::JobResult& resu
         entry.set_run_time_ms(job.run_time_ms());
         entry.set_created_at_ms(Millis(now));
         entry.set_expires_at_ms(job.expires_at_ms());
-        const std::string key = MemoKey(entry.project(), entry.job_hash());
-        fx->memo_deletes.erase(key);
-        fx->memo_puts[key] = entry;
-        memo_[key] = std::move(entry);
+        PutMemo(std::move(entry), fx);
       }
       Finished(job, now, fx);  // after the entry: waiting followers reuse it
     }
@@ -893,7 +1171,10 @@ void SchedulerCore::LoseWorker(Worker& worker, const std::string& why, absl::Tim
     Job& job = it->second;
     if (job.attempt() != attempt || job.worker_id() != worker.info.worker_id()) continue;
     if (job.state() == deja::v1::CANCELLED) {
-      continue;  // nothing left to do for it
+      // Nothing left to do for it; named (unchanged) so that, no longer held
+      // by a worker, it leaves memory after the commit.
+      fx->jobs[job_id] = job;
+      continue;
     } else if (job.state() == deja::v1::MATERIALIZING) {
       ClearReuse(job, absl::StrCat("not reused: copying the workspace of ", job.reused_from(),
                                    " was interrupted (", why, "); running fresh"));
@@ -919,11 +1200,16 @@ void SchedulerCore::LoseWorker(Worker& worker, const std::string& why, absl::Tim
 
 void SchedulerCore::Tick(absl::Time now, Effects* fx) {
   // No reuse is ever served from an expired entry.
+  // The index holds expiry rounded up to a second: an entry goes at most a
+  // second late here, and a lookup checks the exact time on the full entry.
   std::vector<std::string> expired;
-  for (const auto& [key, entry] : memo_) {
-    if (Expired(entry.expires_at_ms(), now)) expired.push_back(key);
+  const int64_t now_s = absl::ToUnixSeconds(now);
+  for (const auto& [key, ref] : memo_index_) {
+    if (ref.expires_at_s != 0 && static_cast<int64_t>(ref.expires_at_s) <= now_s) {
+      expired.push_back(IdOf(key));
+    }
   }
-  for (const auto& key : expired) DropMemo(key, fx);
+  for (const auto& id : expired) DropMemo(id, fx);
 
   for (auto& [id, worker] : workers_) {
     if (worker.jobs.empty() && !worker.connected) continue;
@@ -1000,31 +1286,40 @@ SchedulerCore::Worker* SchedulerCore::PickWorker(const Job& job) {
 bool SchedulerCore::DispatchReuse(Job& job, absl::Time now, Effects* fx) {
   // The source: the job named with --reuse, or the memo entry.
   std::string source_id, worker_id;
-  const deja::v1::Manifest* manifest = nullptr;
-  const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>* outputs = nullptr;
+  deja::v1::Manifest manifest;
+  google::protobuf::RepeatedPtrField<deja::v1::OutputFile> outputs;
   if (!job.spec().reuse_job_id().empty()) {
-    const Job& src = jobs_.at(job.spec().reuse_job_id());
-    if (src.workspace_expired() || Expired(src.expires_at_ms(), now)) {
-      ClearReuse(job, absl::StrCat("not reused: the workspace of ", src.job_id(), " expired at ",
-                                   FormatMillis(src.expires_at_ms()), "; running fresh"));
+    absl::StatusOr<Job> src = GetJob(job.spec().reuse_job_id());
+    if (!src.ok()) {
+      ClearReuse(job, absl::StrCat("not reused: reading ", job.spec().reuse_job_id(), " failed (",
+                                   src.status().ToString(), "); running fresh"));
       return false;
     }
-    source_id = src.job_id();
-    worker_id = src.worker_id();
-    manifest = &src.manifest();
-    outputs = &src.outputs();
+    if (src->workspace_expired() || Expired(src->expires_at_ms(), now)) {
+      ClearReuse(job, absl::StrCat("not reused: the workspace of ", src->job_id(), " expired at ",
+                                   FormatMillis(src->expires_at_ms()), "; running fresh"));
+      return false;
+    }
+    source_id = src->job_id();
+    worker_id = src->worker_id();
+    manifest = std::move(*src->mutable_manifest());
+    outputs = std::move(*src->mutable_outputs());
   } else {
-    auto it = memo_.find(MemoKey(job.spec().project(), job.job_hash()));
-    if (it == memo_.end() || it->second.source_job_id() != job.reused_from() ||
-        Expired(it->second.expires_at_ms(), now)) {
+    const std::string memo_id = MemoId(job.spec().project(), job.job_hash());
+    const MemoRef* ref = FindMemo(memo_id);
+    absl::StatusOr<deja::v1::MemoEntry> entry =
+        ref != nullptr && ref->source_seq == ParseJobId(job.reused_from())
+            ? ReadMemo(memo_id)
+            : absl::NotFoundError("dropped");
+    if (!entry.ok() || Expired(entry->expires_at_ms(), now)) {
       ClearReuse(job, absl::StrCat("not reused: the memo entry from ", job.reused_from(),
                                    " was dropped or expired; running fresh"));
       return false;
     }
-    source_id = it->second.source_job_id();
-    worker_id = it->second.worker_id();
-    manifest = &it->second.manifest();
-    outputs = &it->second.outputs();
+    source_id = entry->source_job_id();
+    worker_id = entry->worker_id();
+    manifest = std::move(*entry->mutable_manifest());
+    outputs = std::move(*entry->mutable_outputs());
   }
   Worker* holder = FindWorker(worker_id);
   if (holder == nullptr || !holder->connected) {
@@ -1043,8 +1338,8 @@ bool SchedulerCore::DispatchReuse(Job& job, absl::Time now, Effects* fx) {
   auto* a = msg.mutable_assignment();
   a->set_kind(deja::v1::Assignment::MATERIALIZE);
   a->set_source_job_id(source_id);
-  *a->mutable_source_manifest() = *manifest;
-  *a->mutable_source_outputs() = *outputs;
+  *a->mutable_source_manifest() = std::move(manifest);
+  *a->mutable_source_outputs() = std::move(outputs);
   if (target != holder) {
     a->set_source_worker_id(holder->info.worker_id());
     a->set_source_address(holder->info.advertise());

@@ -8,10 +8,21 @@
 // so nothing is acknowledged that a crash could lose.
 //
 // Time is passed in explicitly (`now`), so tests drive it.
+//
+// Memory: with a StoreReader, the core keeps in memory only what its logic
+// needs on every call: jobs that have not ended (and ended ones not yet
+// committed), a compact memo index (memo id -> source job, worker, expiry;
+// 32 bytes an entry) and per-app counters for Stats. Everything else is read
+// back from the store when asked for: ended jobs, full memo entries (on a
+// hit: outputs and manifest), request ids. A record leaves memory only once
+// the caller says it is committed (Committed()), so reads never miss a
+// write of the current round. Without a StoreReader everything stays in
+// memory (tests, and tools that never commit).
 #ifndef DEJA_SCHEDULER_CORE_SCHEDULER_CORE_H_
 #define DEJA_SCHEDULER_CORE_SCHEDULER_CORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -23,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "deja/v1/job.pb.h"
+#include "scheduler/core/store_reader.h"
 #include "deja/v1/pipeline.pb.h"
 #include "deja/v1/scheduler.pb.h"
 #include "deja/v1/worker.pb.h"
@@ -48,8 +60,10 @@ struct CoreOptions {
 struct Effects {
   // 1. Persist: the latest version of every changed job, memo changes.
   std::map<std::string, deja::v1::Job> jobs;
-  std::map<std::string, deja::v1::MemoEntry> memo_puts;  // by memo key
-  std::set<std::string> memo_deletes;                    // memo keys
+  std::map<std::string, deja::v1::MemoEntry> memo_puts;  // by MemoId
+  std::set<std::string> memo_deletes;                    // MemoIds
+  // New request ids: MemoKey(project, request_id) -> job id.
+  std::map<std::string, std::string> requests;
   std::map<std::string, deja::v1::ProjectSettings> projects;  // by project
   std::map<std::string, deja::v1::Pipeline> pipelines;        // by pipeline id
   // 2. Then send, in order, to the current stream of each worker.
@@ -58,8 +72,8 @@ struct Effects {
   std::vector<std::pair<std::string, uint64_t>> close_sessions;
 
   bool empty() const {
-    return jobs.empty() && memo_puts.empty() && memo_deletes.empty() && projects.empty() &&
-           pipelines.empty() && to_workers.empty() && close_sessions.empty();
+    return jobs.empty() && memo_puts.empty() && memo_deletes.empty() && requests.empty() &&
+           projects.empty() && pipelines.empty() && to_workers.empty() && close_sessions.empty();
   }
 };
 
@@ -73,21 +87,36 @@ class BlobIndex {
   virtual absl::Status Put(const std::string& bytes) = 0;
 };
 
-// The memo index key of a job: project, NUL, job hash.
+// Project, NUL, job hash (or request id): the key of a request id.
 std::string MemoKey(const std::string& project, const std::string& job_hash);
+// The id of a memo entry: the 16 raw bytes of XXH3-128(MemoKey(...)). Fixed
+// size, so the in-memory index holds it inline and can name the stored
+// entry (schema.h) with nothing else.
+std::string MemoId(const std::string& project, const std::string& job_hash);
 
 class SchedulerCore {
  public:
   // `blobs` (not owned; may be null in tests that use no files) answers
-  // whether inputs and memoized outputs are in the content store.
-  explicit SchedulerCore(CoreOptions options, BlobIndex* blobs = nullptr);
+  // whether inputs and memoized outputs are in the content store. `store`
+  // (not owned; may be null: then every record stays in memory) reads back
+  // what was committed; it must outlive the core.
+  explicit SchedulerCore(CoreOptions options, BlobIndex* blobs = nullptr,
+                         StoreReader* store = nullptr);
 
-  // Restores state read from the store at startup. Jobs that were on a worker
-  // stay there until that worker reconnects and claims them, or
-  // worker_timeout after `now` passes and they are requeued.
+  // Restores state at startup, streaming the store's records (never all of
+  // them in memory at once). Jobs that were on a worker stay there until
+  // that worker reconnects and claims them, or worker_timeout after `now`
+  // passes and they are requeued. Returns the store's error (DATA_LOSS,
+  // INTERNAL) if a scan fails. Requires a StoreReader.
+  absl::Status LoadFromStore(absl::Time now);
+  // The same from records in hand; only for a core without a StoreReader.
   void Load(std::vector<deja::v1::Job> jobs, std::vector<deja::v1::MemoEntry> memo,
             std::vector<deja::v1::ProjectSettings> projects,
             std::vector<deja::v1::Pipeline> pipelines, absl::Time now);
+
+  // The caller committed `fx` (durably): records it names may now leave
+  // memory and be read back from the store. Call after every commit.
+  void Committed(const Effects& fx);
 
   // Validates and stores a new job, serving it from the memo index when it
   // can. INVALID_ARGUMENT names the bad field. A repeated request_id in the
@@ -95,11 +124,13 @@ class SchedulerCore {
   absl::StatusOr<deja::v1::SubmitResponse> Submit(deja::v1::JobSpec spec, absl::Time now,
                                                   Effects* fx);
 
-  // NOT_FOUND for an unknown id.
+  // NOT_FOUND for an unknown id; the store's error if reading it failed.
   absl::StatusOr<deja::v1::Job> GetJob(const std::string& job_id) const;
-  // Oldest first; an empty project or an unspecified state matches all.
-  std::vector<deja::v1::Job> ListJobs(const std::string& project, deja::v1::JobState state,
-                                      size_t limit) const;
+  // The newest `limit` (0: all) matches, oldest first; an empty project or
+  // an unspecified state matches all. The store's error if a scan failed.
+  absl::StatusOr<std::vector<deja::v1::Job>> ListJobs(const std::string& project,
+                                                      deja::v1::JobState state,
+                                                      size_t limit) const;
   // Cancels a job that has not ended (its process group is killed by its
   // worker); FAILED_PRECONDITION if it already ended.
   absl::StatusOr<deja::v1::Job> CancelJob(const std::string& job_id, absl::Time now, Effects* fx);
@@ -118,7 +149,10 @@ class SchedulerCore {
 
   // The memo index. GetMemo: NOT_FOUND when no entry matches. EvictMemo:
   // INVALID_ARGUMENT unless exactly one selector is given.
-  std::vector<deja::v1::MemoEntry> ListMemo(const deja::v1::ListMemoRequest& request) const;
+  // ListMemo and EvictMemo scan the stored entries (an operator's command,
+  // not a hot path).
+  absl::StatusOr<std::vector<deja::v1::MemoEntry>> ListMemo(
+      const deja::v1::ListMemoRequest& request) const;
   absl::StatusOr<deja::v1::MemoEntry> GetMemo(const deja::v1::GetMemoRequest& request) const;
   absl::StatusOr<deja::v1::EvictMemoResponse> EvictMemo(const deja::v1::EvictMemoRequest& request,
                                                         Effects* fx);
@@ -126,7 +160,9 @@ class SchedulerCore {
   // Why a job was or was not reused. NOT_FOUND for an unknown job.
   absl::StatusOr<deja::v1::ExplainResponse> Explain(const std::string& job_id,
                                                     absl::Time now) const;
-  deja::v1::StatsResponse Stats(const deja::v1::StatsRequest& request) const;
+  // Without since_ms, from counters kept up to date (no I/O); with it, by
+  // a scan of every stored job.
+  absl::StatusOr<deja::v1::StatsResponse> Stats(const deja::v1::StatsRequest& request) const;
 
   // Pipelines (scheduler/core/pipelines.cc). Submit: INVALID_ARGUMENT names
   // the node and field; FAILED_PRECONDITION for a file input not in the
@@ -160,6 +196,8 @@ class SchedulerCore {
   void Tick(absl::Time now, Effects* fx);
 
   const CoreOptions& options() const { return options_; }
+  // Jobs held in memory (see "Memory" above); for tests and metrics.
+  size_t resident_jobs() const { return jobs_.size(); }
 
  private:
   struct Worker {
@@ -196,8 +234,53 @@ class SchedulerCore {
   // and the identical jobs waiting for it (single-flight).
   void Finished(deja::v1::Job& job, absl::Time now, Effects* fx);
   const deja::v1::ProjectSettings& Settings(const std::string& project) const;
+  // The memo index: what a lookup needs before it reads the full entry.
+  struct MemoIndexKey {
+    uint64_t hi = 0, lo = 0;
+    bool operator==(const MemoIndexKey& o) const { return hi == o.hi && lo == o.lo; }
+    template <typename H>
+    friend H AbslHashValue(H h, const MemoIndexKey& k) {
+      return H::combine(std::move(h), k.hi, k.lo);
+    }
+  };
+  struct MemoRef {
+    uint64_t source_seq = 0;    // the source job "j<seq>"
+    uint32_t expires_at_s = 0;  // expires_at_ms rounded up to seconds; 0: never
+    uint32_t worker = 0;        // index into worker_names_
+  };
+  static MemoIndexKey IndexKey(const std::string& memo_id);
+  static std::string IdOf(const MemoIndexKey& key);
+  uint32_t InternWorker(const std::string& worker_id);
+  const MemoRef* FindMemo(const std::string& memo_id) const;
+  // The full entry: uncommitted in memory, else from the store. NOT_FOUND
+  // when the index has none.
+  absl::StatusOr<deja::v1::MemoEntry> ReadMemo(const std::string& memo_id) const;
+  // Every entry of the index (full), in no particular order.
+  absl::Status ForEachMemo(const std::function<void(const deja::v1::MemoEntry&)>& visit) const;
+  // Adds or replaces an entry (and persists it).
+  void PutMemo(deja::v1::MemoEntry entry, Effects* fx);
+  // Indexes a stored entry at load.
+  void IndexMemo(const deja::v1::MemoEntry& entry);
   // Drops a memo entry (and persists the drop).
-  void DropMemo(const std::string& key, Effects* fx);
+  void DropMemo(const std::string& memo_id, Effects* fx);
+  // A job in memory, read back from the store (and kept until it is
+  // committed again) when it left; null when there is none or the read
+  // failed.
+  deja::v1::Job* Resident(const std::string& job_id);
+  // A worker still holds it (a cancelled job whose result has not come).
+  bool HeldByWorker(const deja::v1::Job& job) const;
+  // Stats of the jobs that are only in the store, by project and app.
+  struct StatCounts {
+    int64_t jobs = 0, succeeded = 0, failed = 0, reused = 0, time_saved_ms = 0, run_time_ms = 0;
+    void Add(const deja::v1::Job& job, int sign);
+    void Add(const StatCounts& other);
+  };
+  void CountStored(const deja::v1::Job& job, int sign);
+  // Load, one record at a time.
+  void LoadProject(deja::v1::ProjectSettings& settings);
+  void LoadPipeline(deja::v1::Pipeline& pipeline);
+  void LoadJob(deja::v1::Job& job, absl::Time now);
+  void FinishLoad();
   // Whether a job with `spec` and `job_hash` would be served from an earlier
   // success now, and from which; `problem` says why not.
   struct ReuseDecision {
@@ -205,7 +288,8 @@ class SchedulerCore {
     std::string source_id, worker_id;
     int64_t time_saved_ms = 0;
     int64_t expires_at_ms = 0;
-    const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>* outputs = nullptr;
+    int64_t source_finished_at_ms = 0;
+    google::protobuf::RepeatedPtrField<deja::v1::OutputFile> outputs;  // when reuse
     std::string problem;
     bool drop_entry = false;  // the entry is expired or incomplete
   };
@@ -231,15 +315,30 @@ class SchedulerCore {
   // Constant after construction.
   const CoreOptions options_;
   BlobIndex* const blobs_;
+  StoreReader* const store_;
 
   uint64_t next_seq_ = 1;
   // Node-based: references stay valid while jobs are added (a pipeline may
   // submit jobs while a caller holds one).
+  // Jobs in memory (with a store: those not ended, or not yet committed
+  // since they changed, or still held by a worker; without: all).
   absl::node_hash_map<std::string, deja::v1::Job> jobs_;
-  std::map<uint64_t, std::string> order_;  // seq -> job id, oldest first
+  std::map<uint64_t, std::string> order_;  // seq -> id of the jobs in jobs_
+  std::map<std::string, std::map<std::string, StatCounts>> stored_stats_;
   std::set<uint64_t> queue_;               // seqs of QUEUED jobs: FIFO
-  absl::flat_hash_map<std::string, deja::v1::MemoEntry> memo_;
-  absl::flat_hash_map<std::string, std::string> requests_;  // project/request_id -> job id
+  // Memo: every entry's MemoRef; the full entries not yet committed (all of
+  // them without a store), by MemoId.
+  absl::flat_hash_map<MemoIndexKey, MemoRef> memo_index_;
+  absl::flat_hash_map<std::string, deja::v1::MemoEntry> memo_full_;
+  std::vector<std::string> worker_names_;
+  absl::flat_hash_map<std::string, uint32_t> worker_index_;
+  // The last full entry read from the store: a hit reads it twice (the
+  // decision at submit, the assignment right after). Cleared on any change.
+  mutable std::string hot_memo_id_;
+  mutable deja::v1::MemoEntry hot_memo_;
+  // MemoKey(project, request_id) -> job id: those not yet committed (all
+  // of them without a store).
+  absl::flat_hash_map<std::string, std::string> requests_;
   std::map<std::string, Worker> workers_;
   std::map<std::string, deja::v1::ProjectSettings> projects_;
   // Single-flight: memo key -> the fresh job in flight that will record it,

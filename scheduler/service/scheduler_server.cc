@@ -115,21 +115,14 @@ class ServerImpl final : public SchedulerServer,
         blobs_(std::move(blobs)),
         blob_index_(blobs_.get()),
         content_(blobs_.get()),
-        core_(config.core, &blob_index_) {}
+        core_(config.core, &blob_index_, store_.get()) {}
 
   ~ServerImpl() override { Shutdown(); }
 
   absl::Status Init() {
-    std::vector<Job> jobs;
-    std::vector<deja::v1::MemoEntry> memo;
-    std::vector<deja::v1::ProjectSettings> projects;
-    std::vector<deja::v1::Pipeline> pipelines;
-    if (auto s = store_->Load(&jobs, &memo, &projects, &pipelines); !s.ok()) return s;
-    std::fprintf(stderr,
-                 "deja-scheduler: restored %zu jobs, %zu memo entries and %zu pipelines from %s\n",
-                 jobs.size(), memo.size(), pipelines.size(), config_.data_dir.c_str());
-    core_.Load(std::move(jobs), std::move(memo), std::move(projects), std::move(pipelines),
-               clock_->Now());
+    // Streams the store: only what the core keeps in memory stays.
+    if (auto s = core_.LoadFromStore(clock_->Now()); !s.ok()) return s;
+    std::fprintf(stderr, "deja-scheduler: restored state from %s\n", config_.data_dir.c_str());
     core_.ResumePipelines(clock_->Now(), &fx_);  // committed by the loop's first round
 
     grpc::EnableDefaultHealthCheckService(true);
@@ -239,10 +232,11 @@ class ServerImpl final : public SchedulerServer,
     auto* reactor = ctx->DefaultReactor();
     Post([this, reactor, request, response] {
       size_t limit = request->limit() == 0 ? 1000 : request->limit();
-      for (auto& job : core_.ListJobs(request->project(), request->state(), limit)) {
-        *response->add_jobs() = std::move(job);
+      auto jobs = core_.ListJobs(request->project(), request->state(), limit);
+      if (jobs.ok()) {
+        for (auto& job : *jobs) *response->add_jobs() = std::move(job);
       }
-      FinishAfterCommit(reactor, absl::OkStatus());
+      FinishAfterCommit(reactor, jobs.status());
     });
     return reactor;
   }
@@ -320,7 +314,9 @@ class ServerImpl final : public SchedulerServer,
                                      const deja::v1::ListMemoRequest* request,
                                      deja::v1::ListMemoResponse* response) override {
     return Unary(ctx, [this, request, response] {
-      for (auto& entry : core_.ListMemo(*request)) *response->add_entries() = std::move(entry);
+      auto entries = core_.ListMemo(*request);
+      if (!entries.ok()) return entries.status();
+      for (auto& entry : *entries) *response->add_entries() = std::move(entry);
       return absl::OkStatus();
     });
   }
@@ -359,8 +355,9 @@ class ServerImpl final : public SchedulerServer,
                                   const deja::v1::StatsRequest* request,
                                   deja::v1::StatsResponse* response) override {
     return Unary(ctx, [this, request, response] {
-      *response = core_.Stats(*request);
-      return absl::OkStatus();
+      auto stats = core_.Stats(*request);
+      if (stats.ok()) *response = *std::move(stats);
+      return stats.status();
     });
   }
 
@@ -616,6 +613,7 @@ class ServerImpl final : public SchedulerServer,
       std::fprintf(stderr, "deja-scheduler: FATAL: %s\n", s.ToString().c_str());
       std::abort();
     }
+    core_.Committed(fx_);  // what it names may leave memory now
     Effects fx;
     fx.jobs.swap(fx_.jobs);
     fx.pipelines.swap(fx_.pipelines);

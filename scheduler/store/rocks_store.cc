@@ -1,7 +1,10 @@
 #include "scheduler/store/rocks_store.h"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +15,47 @@ namespace {
 
 absl::Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return absl::OkStatus();
+  if (s.IsNotFound()) return absl::NotFoundError(what);
   return absl::InternalError(absl::StrCat(what, ": ", s.ToString()));
+}
+
+template <typename Proto>
+absl::Status Parse(const rocksdb::Slice& bytes, Proto* out, const char* what) {
+  if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError(absl::StrCat("a ", what, " record in the store does not parse"));
+  }
+  return absl::OkStatus();
+}
+
+// Scans read every record once: they must not evict the point lookups'
+// working set from the block cache.
+rocksdb::ReadOptions ScanOptions() {
+  rocksdb::ReadOptions options;
+  options.fill_cache = false;
+  options.readahead_size = 2 << 20;
+  return options;
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                           int family) {
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions options;
+  if (family == schema::kMemo || family == schema::kRequests) {
+    // Point-read on every submit, mostly missing the block cache at scale:
+    // small uncompressed blocks with a hash index make a miss one short
+    // read from the page cache, with nothing to decompress.
+    table.block_size = 2 << 10;
+    table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
+    options.compression = rocksdb::kNoCompression;
+  }
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Memtables: the default (64 MB each, per family) would let a replayed
+  // WAL take hundreds of MB; the database-wide cap below bounds them all.
+  options.write_buffer_size = 8 << 20;
+  options.max_write_buffer_number = 2;
+  return options;
 }
 
 }  // namespace
@@ -21,9 +64,13 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
   rocksdb::DBOptions options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
+  options.db_write_buffer_size = 32 << 20;
+  options.max_open_files = 512;
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(kBlockCacheBytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (const auto& name : schema::ColumnFamilyNames()) {
-    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  const auto& names = schema::ColumnFamilyNames();
+  for (size_t i = 0; i < names.size(); ++i) {
+    families.emplace_back(names[i], FamilyOptions(cache, static_cast<int>(i)));
   }
   std::unique_ptr<RocksStore> store(new RocksStore());
   rocksdb::DB* db = nullptr;
@@ -39,6 +86,10 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
   rocksdb::Status got = db->Get(rocksdb::ReadOptions(), settings, schema::kSchemaVersionKey,
                                 &version);
   const std::string want = std::to_string(schema::kSchemaVersion);
+  if (got.ok() && version == "1") {
+    if (absl::Status s = store->UpgradeFromV1(); !s.ok()) return s;
+    got = rocksdb::Status::NotFound();  // write the new marker below
+  }
   if (got.IsNotFound()) {
     rocksdb::WriteOptions sync;
     sync.sync = true;
@@ -56,73 +107,167 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
   return store;
 }
 
+absl::Status RocksStore::UpgradeFromV1() {
+  constexpr size_t kBatch = 10'000;
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  rocksdb::WriteBatch batch;
+  auto flush = [&](bool force) -> absl::Status {
+    if (batch.Count() == 0 || (!force && batch.Count() < kBatch)) return absl::OkStatus();
+    absl::Status s = FromRocks(db_->Write(sync, &batch), "upgrade the store to schema 2");
+    batch.Clear();
+    return s;
+  };
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kMemo]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      deja::v1::MemoEntry entry;
+      if (absl::Status s = Parse(it->value(), &entry, "memo"); !s.ok()) return s;
+      const std::string id = MemoId(entry.project(), entry.job_hash());
+      if (it->key() == id) continue;  // an interrupted upgrade re-keyed it already
+      batch.Delete(handles_[schema::kMemo], it->key());
+      batch.Put(handles_[schema::kMemo], id, it->value());
+      if (absl::Status s = flush(false); !s.ok()) return s;
+    }
+    if (auto s = FromRocks(it->status(), "scan memo"); !s.ok()) return s;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kJobs]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    deja::v1::Job job;
+    if (absl::Status s = Parse(it->value(), &job, "job"); !s.ok()) return s;
+    if (job.spec().request_id().empty()) continue;
+    batch.Put(handles_[schema::kRequests], MemoKey(job.spec().project(), job.spec().request_id()),
+              it->key());
+    if (absl::Status s = flush(false); !s.ok()) return s;
+  }
+  if (auto s = FromRocks(it->status(), "scan jobs"); !s.ok()) return s;
+  return flush(true);
+}
+
 RocksStore::~RocksStore() {
   if (db_ == nullptr) return;
   for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
   db_->Close();
 }
 
-absl::Status RocksStore::Load(std::vector<deja::v1::Job>* jobs,
-                              std::vector<deja::v1::MemoEntry>* memo,
-                              std::vector<deja::v1::ProjectSettings>* projects,
-                              std::vector<deja::v1::Pipeline>* pipelines) {
-  {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kPipelines]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      deja::v1::Pipeline pipeline;
-      if (!pipeline.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return absl::DataLossError("a pipeline record in the store does not parse");
-      }
-      pipelines->push_back(std::move(pipeline));
-    }
-    if (auto s = FromRocks(it->status(), "scan pipelines"); !s.ok()) return s;
+absl::StatusOr<deja::v1::Job> RocksStore::ReadJob(uint64_t seq) const {
+  std::string value;
+  if (auto s = FromRocks(db_->Get(rocksdb::ReadOptions(), handles_[schema::kJobs],
+                                  schema::JobKey(seq), &value),
+                         absl::StrCat("job ", JobIdFromSeq(seq), " not found"));
+      !s.ok()) {
+    return s;
   }
-  {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kSettings]));
-    for (it->Seek(schema::kProjectPrefix);
-         it->Valid() && it->key().starts_with(schema::kProjectPrefix); it->Next()) {
-      deja::v1::ProjectSettings settings;
-      if (!settings.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return absl::DataLossError("a project settings record in the store does not parse");
-      }
-      projects->push_back(std::move(settings));
+  deja::v1::Job job;
+  if (absl::Status s = Parse(value, &job, "job"); !s.ok()) return s;
+  return job;
+}
+
+absl::Status RocksStore::ScanJobs(uint64_t seq, bool backward,
+                                  const std::function<bool(deja::v1::Job&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kJobs]));
+  if (backward) {
+    if (seq == 0) {
+      it->SeekToLast();
+    } else {
+      it->SeekForPrev(schema::JobKey(seq));
     }
-    if (auto s = FromRocks(it->status(), "scan settings"); !s.ok()) return s;
+  } else {
+    it->Seek(schema::JobKey(seq));
   }
-  {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kJobs]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      deja::v1::Job job;
-      if (!job.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return absl::DataLossError("a job record in the store does not parse");
-      }
-      jobs->push_back(std::move(job));
-    }
-    if (auto s = FromRocks(it->status(), "scan jobs"); !s.ok()) return s;
+  for (; it->Valid(); backward ? it->Prev() : it->Next()) {
+    deja::v1::Job job;
+    if (absl::Status s = Parse(it->value(), &job, "job"); !s.ok()) return s;
+    if (!visit(job)) return absl::OkStatus();
   }
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), handles_[schema::kMemo]));
+  return FromRocks(it->status(), "scan jobs");
+}
+
+absl::StatusOr<deja::v1::MemoEntry> RocksStore::ReadMemo(const std::string& memo_id) const {
+  std::string value;
+  if (auto s = FromRocks(
+          db_->Get(rocksdb::ReadOptions(), handles_[schema::kMemo], memo_id, &value),
+          "memo entry not found");
+      !s.ok()) {
+    return s;
+  }
+  deja::v1::MemoEntry entry;
+  if (absl::Status s = Parse(value, &entry, "memo"); !s.ok()) return s;
+  return entry;
+}
+
+absl::Status RocksStore::ScanMemo(
+    const std::function<bool(deja::v1::MemoEntry&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kMemo]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     deja::v1::MemoEntry entry;
-    if (!entry.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError("a memo record in the store does not parse");
-    }
-    memo->push_back(std::move(entry));
+    if (absl::Status s = Parse(it->value(), &entry, "memo"); !s.ok()) return s;
+    if (!visit(entry)) return absl::OkStatus();
   }
   return FromRocks(it->status(), "scan memo");
 }
 
+absl::StatusOr<uint64_t> RocksStore::ReadRequest(const std::string& request_key) const {
+  std::string value;
+  if (auto s = FromRocks(db_->Get(rocksdb::ReadOptions(), handles_[schema::kRequests],
+                                  request_key, &value),
+                         "request id not found");
+      !s.ok()) {
+    return s;
+  }
+  uint64_t seq = schema::SeqFromKey(value);
+  if (seq == 0) return absl::DataLossError("a request record in the store is malformed");
+  return seq;
+}
+
+absl::Status RocksStore::ScanProjects(
+    const std::function<void(deja::v1::ProjectSettings&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(ScanOptions(), handles_[schema::kSettings]));
+  for (it->Seek(schema::kProjectPrefix);
+       it->Valid() && it->key().starts_with(schema::kProjectPrefix); it->Next()) {
+    deja::v1::ProjectSettings settings;
+    if (absl::Status s = Parse(it->value(), &settings, "project settings"); !s.ok()) return s;
+    visit(settings);
+  }
+  return FromRocks(it->status(), "scan settings");
+}
+
+absl::Status RocksStore::ScanPipelines(
+    const std::function<void(deja::v1::Pipeline&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(ScanOptions(), handles_[schema::kPipelines]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    deja::v1::Pipeline pipeline;
+    if (absl::Status s = Parse(it->value(), &pipeline, "pipeline"); !s.ok()) return s;
+    visit(pipeline);
+  }
+  return FromRocks(it->status(), "scan pipelines");
+}
+
+absl::Status RocksStore::CompactAll() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  for (auto* handle : handles_) {
+    if (auto s = FromRocks(db_->CompactRange(options, handle, nullptr, nullptr), "compact");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RocksStore::Commit(const Effects& fx, bool durable) {
   if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty() &&
-      fx.projects.empty() && fx.pipelines.empty()) {
+      fx.projects.empty() && fx.pipelines.empty() && fx.requests.empty()) {
     return absl::OkStatus();
   }
   rocksdb::WriteBatch batch;
   for (const auto& [id, job] : fx.jobs) {
     batch.Put(handles_[schema::kJobs], schema::JobKey(ParseJobId(id)), job.SerializeAsString());
+  }
+  for (const auto& [key, id] : fx.requests) {
+    batch.Put(handles_[schema::kRequests], key, schema::JobKey(ParseJobId(id)));
   }
   for (const auto& key : fx.memo_deletes) batch.Delete(handles_[schema::kMemo], key);
   for (const auto& [key, entry] : fx.memo_puts) {

@@ -1,4 +1,5 @@
-// RocksStore: the scheduler's durable state in RocksDB (schema in schema.h).
+// RocksStore: the scheduler's durable state in RocksDB (schema in schema.h),
+// and the StoreReader SchedulerCore reads committed records back through.
 //
 // Durability: Commit writes one WriteBatch. With `durable` (the default) it
 // is written with WriteOptions::sync = true, so the batch, and every batch
@@ -10,11 +11,19 @@
 // (RocksDB syncs the whole WAL up to that batch); a machine crash before then
 // loses only state the workers report again when they reconnect.
 //
-// Thread-safety: Load must run before any Commit; Commit is called from one
-// thread (the event loop). No method is ever called from a gRPC reaction.
+// Memory: RocksDB's own use is bounded: one LRU block cache of
+// kBlockCacheBytes shared by every column family, small memtables, and a
+// Bloom filter per table (10 bits a key) so that a point lookup of an absent
+// key (a new request id) rarely reads a data block. The memo and requests
+// families, read on every submit, use small uncompressed blocks.
+//
+// Thread-safety: the StoreReader methods and Commit are called from one
+// thread (the event loop), never from a gRPC reaction. RocksDB itself is
+// thread-safe: the content store writes blob records from its own threads.
 #ifndef DEJA_SCHEDULER_STORE_ROCKS_STORE_H_
 #define DEJA_SCHEDULER_STORE_ROCKS_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +32,7 @@
 #include "deja/v1/job.pb.h"
 #include "deja/v1/scheduler.pb.h"
 #include "scheduler/core/scheduler_core.h"
+#include "scheduler/core/store_reader.h"
 #include "scheduler/store/schema.h"
 
 namespace rocksdb {
@@ -32,22 +42,37 @@ class ColumnFamilyHandle;
 
 namespace deja {
 
-class RocksStore {
+class RocksStore : public StoreReader {
  public:
-  // Opens or creates the store in `dir`. FAILED_PRECONDITION when it was
-  // written with another schema version; INTERNAL on RocksDB errors.
-  static absl::StatusOr<std::unique_ptr<RocksStore>> Open(const std::string& dir);
-  ~RocksStore();
+  static constexpr size_t kBlockCacheBytes = 64 << 20;
 
-  // Every stored job (in submission order) and memo entry. DATA_LOSS when a
-  // record does not parse.
-  absl::Status Load(std::vector<deja::v1::Job>* jobs, std::vector<deja::v1::MemoEntry>* memo,
-                    std::vector<deja::v1::ProjectSettings>* projects,
-                    std::vector<deja::v1::Pipeline>* pipelines);
+  // Opens or creates the store in `dir`; upgrades a version-1 store (see
+  // schema.h). FAILED_PRECONDITION when it was written with another schema
+  // version; INTERNAL on RocksDB errors; DATA_LOSS when an upgrade meets a
+  // record that does not parse.
+  static absl::StatusOr<std::unique_ptr<RocksStore>> Open(const std::string& dir);
+  ~RocksStore() override;
 
   // Persists the records of `fx` atomically; durably unless `durable` is
   // false (see above).
   absl::Status Commit(const Effects& fx, bool durable = true);
+
+  // Compacts every column family fully and waits for it: a store written in
+  // bulk (a benchmark, an import) then reads as one that grew over time.
+  // Slow; never called by the scheduler. INTERNAL on RocksDB errors.
+  absl::Status CompactAll();
+
+  // StoreReader.
+  absl::StatusOr<deja::v1::Job> ReadJob(uint64_t seq) const override;
+  absl::Status ScanJobs(uint64_t seq, bool backward,
+                        const std::function<bool(deja::v1::Job&)>& visit) const override;
+  absl::StatusOr<deja::v1::MemoEntry> ReadMemo(const std::string& memo_id) const override;
+  absl::Status ScanMemo(const std::function<bool(deja::v1::MemoEntry&)>& visit) const override;
+  absl::StatusOr<uint64_t> ReadRequest(const std::string& request_key) const override;
+  absl::Status ScanProjects(
+      const std::function<void(deja::v1::ProjectSettings&)>& visit) const override;
+  absl::Status ScanPipelines(
+      const std::function<void(deja::v1::Pipeline&)>& visit) const override;
 
   // The database and the "blobs" column family, for the content store's
   // metadata (RocksDB is thread-safe; blob records are written from the
@@ -57,6 +82,8 @@ class RocksStore {
 
  private:
   RocksStore() = default;
+  // Schema version 1 -> 2 (schema.h).
+  absl::Status UpgradeFromV1();
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // ColumnFamily order

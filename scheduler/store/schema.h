@@ -5,16 +5,27 @@
 //   -------------  -------------------------------  ---------------------------
 //   default        (unused)
 //   jobs           job seq, 8 bytes big-endian      deja.v1.Job (binary proto)
-//   memo           project \0 job_hash              deja.v1.MemoEntry
+//   memo           MemoId(project, job_hash):       deja.v1.MemoEntry
+//                  16 raw bytes, XXH3-128 of
+//                  project \0 job_hash
 //   settings       "schema_version"                 decimal kSchemaVersion
 //   settings       "project/" + project name        deja.v1.ProjectSettings
 //   blobs          blob digest (32 hex)             deja.v1.BlobMeta
 //   pipelines      pipeline seq, 8 bytes big-endian deja.v1.Pipeline
+//   requests       project \0 request_id            job seq, 8 bytes big-endian
 //
 // Blob bytes live in files beside the database (scheduler/content).
 // Column families are opened in exactly this order; new ones are appended.
 // Changing an encoding bumps kSchemaVersion; a store with another version
-// is refused at open with FAILED_PRECONDITION.
+// is refused at open with FAILED_PRECONDITION, except the upgrades below.
+//
+// Versions: 1 keyed memo by `project \0 job_hash` and had no requests
+// family. 2 (this one) keys memo by a fixed 16-byte id, so that the
+// scheduler's in-memory memo index can drop an entry knowing only its id,
+// and adds `requests`, so that request ids need not stay in memory. A
+// version-1 store is upgraded at open (RocksStore::Open): memo entries are
+// re-keyed and `requests` is filled from the jobs, in batches; the version
+// marker is written last, so an interrupted upgrade is simply redone.
 #ifndef DEJA_SCHEDULER_STORE_SCHEMA_H_
 #define DEJA_SCHEDULER_STORE_SCHEMA_H_
 
@@ -24,11 +35,11 @@
 
 namespace deja::schema {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 inline constexpr char kSchemaVersionKey[] = "schema_version";
 
 enum ColumnFamily : int { kDefault = 0, kJobs = 1, kMemo = 2, kSettings = 3, kBlobs = 4,
-                         kPipelines = 5 };
+                         kPipelines = 5, kRequests = 6 };
 
 // Names in ColumnFamily order.
 const std::vector<std::string>& ColumnFamilyNames();
@@ -38,7 +49,10 @@ inline constexpr char kProjectPrefix[] = "project/";
 // Job and pipeline keys sort by sequence number, i.e. by submission order.
 std::string JobKey(uint64_t seq);
 inline std::string PipelineKey(uint64_t seq) { return JobKey(seq); }
-// The memo key is deja::MemoKey(project, job_hash) (scheduler_core.h).
+// The memo key is deja::MemoId(project, job_hash) (scheduler_core.h); the
+// requests key is deja::MemoKey(project, request_id).
+// Inverse of JobKey; 0 for a key that is not 8 bytes.
+uint64_t SeqFromKey(const std::string& key);
 
 }  // namespace deja::schema
 

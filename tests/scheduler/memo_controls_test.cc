@@ -214,7 +214,7 @@ TEST_F(ControlsTest, ExpiredEntriesAreNeverReused) {
   Effects fx;
   core_.Tick(now_, &fx);
   EXPECT_EQ(fx.memo_deletes.size(), 1u);
-  EXPECT_TRUE(core_.ListMemo({}).empty());
+  EXPECT_TRUE(core_.ListMemo({})->empty());
   EXPECT_FALSE(Submit(Spec("a"))->reused());
 }
 
@@ -318,7 +318,7 @@ TEST_F(ControlsTest, ForceRunsFreshAndReplacesTheEntry) {
   EXPECT_FALSE(r->reused());
   EXPECT_EQ(r->job().state(), deja::v1::ASSIGNED) << "force never waits or looks up";
   Report(r->job().job_id(), 0);
-  auto entries = core_.ListMemo({});
+  auto entries = *core_.ListMemo({});
   ASSERT_EQ(entries.size(), 1u);
   EXPECT_EQ(entries[0].source_job_id(), r->job().job_id());
   EXPECT_NE(entries[0].source_job_id(), first);
@@ -392,7 +392,7 @@ TEST_F(ControlsTest, EvictByHashAppAndTime) {
   other.mutable_app()->set_name("other");
   now_ += absl::Hours(1);
   RunToSuccess(other);
-  ASSERT_EQ(core_.ListMemo({}).size(), 3u);
+  ASSERT_EQ(core_.ListMemo({})->size(), 3u);
   Effects fx;
   deja::v1::EvictMemoRequest two;
   two.set_job_hash(Get(a).job_hash());
@@ -413,7 +413,7 @@ TEST_F(ControlsTest, EvictByHashAppAndTime) {
   deja::v1::EvictMemoRequest by_app;
   by_app.set_app_name("other");
   EXPECT_EQ(core_.EvictMemo(by_app, &fx)->evicted_size(), 1);
-  EXPECT_TRUE(core_.ListMemo({}).empty());
+  EXPECT_TRUE(core_.ListMemo({})->empty());
   EXPECT_EQ(fx.memo_deletes.size(), 3u);
 }
 
@@ -478,7 +478,7 @@ TEST_F(ControlsTest, StatsAddUpOnAScriptedWorkload) {
   Report(SubmitId(Spec("a")), 0);                               // tool: reused, saved 3 s
   Report(SubmitId(Spec("fail")), 1, 500);                       // tool: failed, ran 0.5 s
   RunToSuccess(other, 2000);                                    // other: ran 2 s
-  auto stats = core_.Stats({});
+  auto stats = *core_.Stats({});
   EXPECT_EQ(stats.total().jobs(), 5u);
   EXPECT_EQ(stats.total().succeeded(), 4u);
   EXPECT_EQ(stats.total().failed(), 1u);
@@ -494,10 +494,10 @@ TEST_F(ControlsTest, StatsAddUpOnAScriptedWorkload) {
   EXPECT_EQ(stats.apps(0).jobs() + stats.apps(1).jobs(), stats.total().jobs());
   deja::v1::StatsRequest since;
   since.set_since_ms(absl::ToUnixMillis(now_ + absl::Seconds(1)));
-  EXPECT_EQ(core_.Stats(since).total().jobs(), 0u);
+  EXPECT_EQ(core_.Stats(since)->total().jobs(), 0u);
   deja::v1::StatsRequest project;
   project.set_project("q");
-  EXPECT_EQ(core_.Stats(project).total().jobs(), 0u);
+  EXPECT_EQ(core_.Stats(project)->total().jobs(), 0u);
 }
 
 }  // namespace

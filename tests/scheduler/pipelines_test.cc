@@ -309,8 +309,8 @@ TEST_F(PipelinesTest, ThePlanAgreesWithTheRun) {
 TEST_F(PipelinesTest, ARestartMidPipelineResumesIt) {
   std::string id = Submit(Valohai());
   FinishOne();  // preprocess done; train and report assigned
-  std::vector<Job> jobs = core_.ListJobs("", deja::v1::JOB_STATE_UNSPECIFIED, 0);
-  std::vector<deja::v1::MemoEntry> memo = core_.ListMemo({});
+  std::vector<Job> jobs = *core_.ListJobs("", deja::v1::JOB_STATE_UNSPECIFIED, 0);
+  std::vector<deja::v1::MemoEntry> memo = *core_.ListMemo({});
   Pipeline stored = *core_.GetPipeline(id);
 
   SchedulerCore restarted(CoreOptions(), &blobs_);

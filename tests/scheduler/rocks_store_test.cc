@@ -26,6 +26,17 @@ class RocksStoreTest : public ::testing::Test {
   fs::path dir_;
 };
 
+// Job ids of a scan, joined.
+std::string ScanIds(const RocksStore& store, uint64_t seq, bool backward, int limit = 100) {
+  std::string out;
+  int n = 0;
+  absl::Status s = store.ScanJobs(seq, backward, [&](deja::v1::Job& job) {
+    out += (out.empty() ? "" : " ") + job.job_id();
+    return ++n < limit;
+  });
+  return s.ok() ? out : s.ToString();
+}
+
 TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
   {
     auto store = RocksStore::Open(dir_.string());
@@ -37,38 +48,108 @@ TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
       job.set_state(deja::v1::QUEUED);
       fx.jobs[job.job_id()] = job;
     }
+    fx.requests[MemoKey("p", "req-1")] = "j10";
     deja::v1::MemoEntry entry;
     entry.set_project("p");
     entry.set_job_hash("h");
-    fx.memo_puts[MemoKey("p", "h")] = entry;
+    fx.memo_puts[MemoId("p", "h")] = entry;
     deja::v1::ProjectSettings settings;
     settings.set_project("p");
     settings.set_intermediate_files_hours(72);
     fx.projects["p"] = settings;
     ASSERT_TRUE((*store)->Commit(fx).ok());
     Effects del;
-    del.memo_deletes.insert(MemoKey("p", "h"));
+    del.memo_deletes.insert(MemoId("p", "h"));
     entry.set_job_hash("h2");
-    del.memo_puts[MemoKey("p", "h2")] = entry;
+    del.memo_puts[MemoId("p", "h2")] = entry;
     // Not synced: still there after the store closes (a process crash
     // loses nothing; only a machine crash before the next synced commit does).
     ASSERT_TRUE((*store)->Commit(del, /*durable=*/false).ok());
   }
   auto store = RocksStore::Open(dir_.string());
   ASSERT_TRUE(store.ok());
-  std::vector<deja::v1::Job> jobs;
-  std::vector<deja::v1::MemoEntry> memo;
   std::vector<deja::v1::ProjectSettings> projects;
-  std::vector<deja::v1::Pipeline> pipelines;
-  ASSERT_TRUE((*store)->Load(&jobs, &memo, &projects, &pipelines).ok());
+  ASSERT_TRUE((*store)->ScanProjects([&](auto& p) { projects.push_back(p); }).ok());
   ASSERT_EQ(projects.size(), 1u);
   EXPECT_EQ(projects[0].intermediate_files_hours(), 72);
-  ASSERT_EQ(jobs.size(), 3u);
-  EXPECT_EQ(jobs[0].job_id(), "j1");  // submission order, not string order
-  EXPECT_EQ(jobs[1].job_id(), "j2");
-  EXPECT_EQ(jobs[2].job_id(), "j10");
+  // Submission order, not string order, both ways; from a given seq.
+  EXPECT_EQ(ScanIds(**store, 0, false), "j1 j2 j10");
+  EXPECT_EQ(ScanIds(**store, 0, true), "j10 j2 j1");
+  EXPECT_EQ(ScanIds(**store, 2, false), "j2 j10");
+  EXPECT_EQ(ScanIds(**store, 9, true), "j2 j1");
+  EXPECT_EQ(ScanIds(**store, 0, true, 1), "j10");
+  EXPECT_EQ((*store)->ReadJob(10)->job_id(), "j10");
+  EXPECT_EQ((*store)->ReadJob(3).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*(*store)->ReadRequest(MemoKey("p", "req-1")), 10u);
+  EXPECT_EQ((*store)->ReadRequest(MemoKey("p", "req-2")).status().code(),
+            absl::StatusCode::kNotFound);
+  std::vector<deja::v1::MemoEntry> memo;
+  ASSERT_TRUE((*store)->ScanMemo([&](auto& e) {
+                        memo.push_back(e);
+                        return true;
+                      }).ok());
   ASSERT_EQ(memo.size(), 1u);
   EXPECT_EQ(memo[0].job_hash(), "h2");
+  EXPECT_EQ((*store)->ReadMemo(MemoId("p", "h2"))->job_hash(), "h2");
+  EXPECT_EQ((*store)->ReadMemo(MemoId("p", "h")).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Opens the database the way a schema-1 build did, for the upgrade test.
+struct RawDb {
+  explicit RawDb(const std::string& dir) {
+    rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", "jobs", "memo", "settings", "blobs", "pipelines"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    EXPECT_TRUE(rocksdb::DB::Open(options, dir, families, &handles, &db).ok());
+  }
+  ~RawDb() {
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+};
+
+TEST_F(RocksStoreTest, UpgradesASchemaOneStore) {
+  {
+    RawDb raw(dir_.string());
+    ASSERT_NE(raw.db, nullptr);
+    deja::v1::Job job;
+    job.set_job_id("j7");
+    job.set_state(deja::v1::SUCCEEDED);
+    job.mutable_spec()->set_project("p");
+    job.mutable_spec()->set_request_id("req-7");
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.handles[schema::kJobs], schema::JobKey(7),
+                            job.SerializeAsString())
+                    .ok());
+    deja::v1::MemoEntry entry;
+    entry.set_project("p");
+    entry.set_job_hash("abc");
+    entry.set_source_job_id("j7");
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.handles[schema::kMemo],
+                            MemoKey("p", "abc"), entry.SerializeAsString())
+                    .ok());
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.handles[schema::kSettings],
+                            schema::kSchemaVersionKey, "1")
+                    .ok());
+  }
+  {
+    auto store = RocksStore::Open(dir_.string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->ReadMemo(MemoId("p", "abc"))->source_job_id(), "j7");
+    EXPECT_EQ(*(*store)->ReadRequest(MemoKey("p", "req-7")), 7u);
+    int entries = 0;
+    ASSERT_TRUE((*store)->ScanMemo([&](auto&) { return ++entries > 0; }).ok());
+    EXPECT_EQ(entries, 1) << "the old key is gone";
+  }
+  // The marker now says 2: opening again does not upgrade twice.
+  auto store = RocksStore::Open(dir_.string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->ReadRequest(MemoKey("p", "req-7")), 7u);
 }
 
 TEST_F(RocksStoreTest, RefusesAnotherSchemaVersion) {
