@@ -53,6 +53,14 @@ std::string ExpiryTempTemplate(const std::string& work_dir) {
 
 std::string TrashDir(const std::string& work_dir) { return absl::StrCat(work_dir, "/trash"); }
 
+std::string FingerprintsPath(const std::string& work_dir) {
+  return absl::StrCat(MetaDir(work_dir), "/fingerprints");
+}
+
+std::string FingerprintsTempPath(const std::string& work_dir) {
+  return absl::StrCat(MetaDir(work_dir), "/fingerprints.tmp");
+}
+
 std::string CacheBlobsDir(const std::string& work_dir) {
   return absl::StrCat(work_dir, "/cache/blobs");
 }

@@ -11,7 +11,11 @@
 //   |   |                        "<expires_at_ms>\n<attempt>\n" (0: not kept),
 //   |   |                        from its ResultAck; kept until the sweeper
 //   |   |                        deleted the workspace and reported it
-//   |   `-- expiry.tmp-XXXXXX    a record being written (removed at start)
+//   |   |-- expiry.tmp-XXXXXX    a record being written (removed at start)
+//   |   |-- fingerprints         stat fingerprints of sealed workspaces
+//   |   |                        (worker/fingerprints.h): append-only
+//   |   |                        checksummed records, a cache (not fsynced)
+//   |   `-- fingerprints.tmp     the compacted file being written at start
 //   |-- cache/
 //   |   `-- blobs/               content-store blobs (BlobCache), LRU-bounded
 //   |       `-- <d0d1>/          the digest's first two hex digits
@@ -79,6 +83,8 @@ std::string ExpiryRecordPath(const std::string& work_dir, const std::string& job
 inline constexpr char kExpiryTempPrefix[] = "expiry.tmp-";
 std::string ExpiryTempTemplate(const std::string& work_dir);
 std::string TrashDir(const std::string& work_dir);
+std::string FingerprintsPath(const std::string& work_dir);
+std::string FingerprintsTempPath(const std::string& work_dir);
 
 // Job ids come from the network and become one path component: OK when
 // `job_id` is non-empty, at most 255 bytes, not "." or "..", and has no '/'

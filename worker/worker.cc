@@ -62,7 +62,8 @@ Worker::Worker(WorkerConfig config, Clock* clock)
     : config_(std::move(config)),
       clock_(clock != nullptr ? clock : &real_clock_),
       retention_(config_.work_dir, clock_),
-      materializer_(config_.work_dir, &retention_),
+      fingerprints_(config_.work_dir),
+      materializer_(config_.work_dir, &retention_, &fingerprints_),
       puller_(config_.work_dir),
       blob_client_(std::make_unique<BlobClient>(grpc::CreateCustomChannel(
           config_.content_store_address, grpc::InsecureChannelCredentials(), ChannelArgs()))) {}
@@ -103,6 +104,8 @@ absl::Status Worker::Run() {
       std::vector<std::string> skipped;
       if (absl::Status st = retention_.Load(&skipped); !st.ok()) return st;
       for (const std::string& path : skipped) Log("ignoring unreadable expiry record %s", path);
+      // Only a cache: without it every reuse hashes its source.
+      if (absl::Status st = fingerprints_.Load(); !st.ok()) Log("fingerprints: %s", st.ToString());
       retention_ready_ = true;
     }
   }
@@ -426,6 +429,7 @@ deja::v1::JobResult Worker::RunResult(const JobKey& key, const std::string& work
   result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
   result.set_error(outcome.error);
   result.set_finished_at_ms(ToMillis(outcome.finished_at));
+  const struct timespec hashed_after = FileClockNow();
   auto manifest = BuildManifest(workspace);
   if (!manifest.ok()) {
     if (outcome.error.empty()) {
@@ -434,6 +438,13 @@ deja::v1::JobResult Worker::RunResult(const JobKey& key, const std::string& work
     return result;
   }
   *result.mutable_manifest() = *std::move(manifest);
+  if (outcome.exit_code == 0 && outcome.error.empty()) {
+    // Read-only from now on, with fingerprints so reuses need not hash.
+    if (absl::Status st = fingerprints_.Seal(key.first, result.manifest(), hashed_after);
+        !st.ok()) {
+      Log("sealing the workspace of %s: %s", key.first, st.ToString());
+    }
+  }
   if (outcome.exit_code != 0 || !outcome.error.empty() || output_globs.empty()) return result;
   // The outputs are matched against the manifest just taken (each file is
   // hashed once) and are in the store before the result is sent.
