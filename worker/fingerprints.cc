@@ -12,14 +12,12 @@
 #include "common/hash.h"
 #include "common/manifest.h"
 #include "worker/paths.h"
+#include "worker/record_log.h"
 
 namespace deja::worker {
 namespace {
 
 constexpr mode_t kWriteBits = S_IWUSR | S_IWGRP | S_IWOTH;
-// A record: [u32 payload size][payload][32 hex digits: HashBytes(payload)].
-constexpr size_t kChecksumSize = 32;
-constexpr uint32_t kMaxPayload = 1u << 30;
 
 int64_t Nanos(const struct timespec& t) {
   return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
@@ -95,42 +93,6 @@ bool DecodePayload(const char* data, size_t size, std::string* job_id,
   return r.done();
 }
 
-std::string EncodeRecord(const std::string& payload) {
-  std::string out;
-  PutRaw<uint32_t>(&out, static_cast<uint32_t>(payload.size()));
-  out.append(payload);
-  out.append(HashBytes(payload));
-  return out;
-}
-
-absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "write " + path);
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadWhole(const std::string& path) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (fd.get() < 0) {
-    if (errno == ENOENT) return std::string();
-    return ErrnoStatus(errno, "open " + path);
-  }
-  std::string text;
-  char buf[1 << 16];
-  while (true) {
-    ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "read " + path);
-    if (n == 0) return text;
-    text.append(buf, static_cast<size_t>(n));
-  }
-}
-
 }  // namespace
 
 FileFingerprint StatFingerprint(const struct stat& st) {
@@ -158,72 +120,44 @@ FingerprintStore::FingerprintStore(std::string work_dir)
 
 absl::Status FingerprintStore::Load() {
   if (absl::Status st = paths::MakeDirs(paths::MetaDir(work_dir_)); !st.ok()) return st;
-  auto text = ReadWhole(path_);
-  if (!text.ok()) return text.status();
-  std::map<std::string, Slot> found;
-  size_t records = 0;
-  size_t pos = 0;
-  while (pos + sizeof(uint32_t) <= text->size()) {
-    uint32_t size = 0;
-    std::memcpy(&size, text->data() + pos, sizeof(size));
-    const size_t payload = pos + sizeof(size);
-    if (size > kMaxPayload || payload + size + kChecksumSize > text->size()) break;
-    const std::string_view bytes(text->data() + payload, size);
-    if (HashBytes(bytes) != std::string_view(text->data() + payload + size, kChecksumSize)) break;
+  std::vector<RecordLog::Record> records;
+  bool truncated = false;
+  auto log = RecordLog::Open(path_, &records, &truncated);
+  if (!log.ok()) return log.status();
+  std::map<std::string, size_t> last;  // job id -> index in records
+  for (size_t i = 0; i < records.size(); ++i) {
     std::string job_id;
     Fingerprints ignored;
-    if (!DecodePayload(bytes.data(), bytes.size(), &job_id, &ignored)) break;
-    found[job_id] = Slot{payload, size};
-    ++records;
-    pos = payload + size + kChecksumSize;
+    if (DecodePayload(records[i].payload.data(), records[i].payload.size(), &job_id, &ignored)) {
+      last[job_id] = i;
+    }
   }
-  const bool torn = pos != text->size();
-  for (auto it = found.begin(); it != found.end();) {
+  std::vector<std::string> live_ids;
+  for (const auto& [job_id, i] : last) {
     struct stat st;
-    const bool present = paths::ValidateJobId(it->first).ok() &&
-                         lstat(paths::WorkspaceDir(work_dir_, it->first).c_str(), &st) == 0 &&
-                         S_ISDIR(st.st_mode);
-    it = present ? std::next(it) : found.erase(it);
+    if (paths::ValidateJobId(job_id).ok() &&
+        lstat(paths::WorkspaceDir(work_dir_, job_id).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      live_ids.push_back(job_id);
+    }
   }
-
   absl::MutexLock lock(&mu_);
-  fd_.Reset();
   index_.clear();
-  end_ = 0;
-  if (!torn && records == found.size()) {
-    index_ = std::move(found);
-    end_ = text->size();
-    return OpenForAppendLocked();
+  log_ = *std::move(log);
+  if (live_ids.size() == records.size() && !truncated) {
+    for (const std::string& job_id : live_ids) {
+      const RecordLog::Record& r = records[last[job_id]];
+      index_[job_id] = Slot{r.offset, static_cast<uint32_t>(r.payload.size())};
+    }
+    return absl::OkStatus();
   }
-  // Compact: the live records only, through a temp file and a rename (a
-  // crash leaves the old file or the new one; either is a valid cache).
-  std::string compacted;
-  for (auto& [job_id, slot] : found) {
-    const std::string_view payload(text->data() + slot.offset, slot.size);
-    const uint64_t offset = compacted.size() + sizeof(uint32_t);
-    compacted.append(EncodeRecord(std::string(payload)));
-    index_[job_id] = Slot{offset, slot.size};
+  // Compact: only the last record of each job whose workspace is still here.
+  std::vector<std::string> payloads;
+  for (const std::string& job_id : live_ids) payloads.push_back(records[last[job_id]].payload);
+  std::vector<uint64_t> offsets;
+  if (absl::Status st = log_->Rewrite(payloads, &offsets); !st.ok()) return st;
+  for (size_t i = 0; i < live_ids.size(); ++i) {
+    index_[live_ids[i]] = Slot{offsets[i], static_cast<uint32_t>(payloads[i].size())};
   }
-  const std::string tmp = paths::FingerprintsTempPath(work_dir_);
-  {
-    Fd out(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
-    if (out.get() < 0) return ErrnoStatus(errno, "create " + tmp);
-    if (absl::Status st = WriteAll(out.get(), compacted, tmp); !st.ok()) return st;
-  }
-  if (rename(tmp.c_str(), path_.c_str()) != 0) {
-    return ErrnoStatus(errno, "rename " + tmp + " to " + path_);
-  }
-  end_ = compacted.size();
-  return OpenForAppendLocked();
-}
-
-absl::Status FingerprintStore::OpenForAppendLocked() {
-  if (fd_.get() >= 0) return absl::OkStatus();
-  fd_.Reset(open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (fd_.get() < 0) return ErrnoStatus(errno, "open " + path_);
-  struct stat st;
-  if (fstat(fd_.get(), &st) != 0) return ErrnoStatus(errno, "fstat " + path_);
-  end_ = static_cast<uint64_t>(st.st_size);
   return absl::OkStatus();
 }
 
@@ -256,32 +190,14 @@ absl::Status FingerprintStore::Seal(const std::string& job_id, const deja::v1::M
 }
 
 Fingerprints FingerprintStore::Get(const std::string& job_id) const {
-  Slot slot;
-  int fd = -1;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = index_.find(job_id);
-    if (it == index_.end() || fd_.get() < 0) return {};
-    slot = it->second;
-  }
-  // The appending descriptor is write-only; read through a fresh one.
-  Fd in(open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  fd = in.get();
-  if (fd < 0) return {};
-  std::string bytes(slot.size + kChecksumSize, '\0');
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = pread(fd, bytes.data() + done, bytes.size() - done,
-                      static_cast<off_t>(slot.offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return {};
-    done += static_cast<size_t>(n);
-  }
-  const std::string_view payload(bytes.data(), slot.size);
-  if (HashBytes(payload) != std::string_view(bytes.data() + slot.size, kChecksumSize)) return {};
+  absl::MutexLock lock(&mu_);
+  auto it = index_.find(job_id);
+  if (it == index_.end() || log_ == nullptr) return {};
+  auto payload = log_->ReadAt(it->second.offset, it->second.size);
   std::string recorded_id;
   Fingerprints fingerprints;
-  if (!DecodePayload(payload.data(), payload.size(), &recorded_id, &fingerprints) ||
+  if (!payload.ok() ||
+      !DecodePayload(payload->data(), payload->size(), &recorded_id, &fingerprints) ||
       recorded_id != job_id) {
     return {};
   }
@@ -291,22 +207,14 @@ Fingerprints FingerprintStore::Get(const std::string& job_id) const {
 absl::Status FingerprintStore::Put(const std::string& job_id, const Fingerprints& fingerprints) {
   if (absl::Status st = paths::ValidateJobId(job_id); !st.ok()) return st;
   const std::string payload = EncodePayload(job_id, fingerprints);
-  if (payload.size() > kMaxPayload) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("fingerprints of ", job_id, ": ", payload.size(), " bytes, too many"));
-  }
-  const std::string record = EncodeRecord(payload);
   absl::MutexLock lock(&mu_);
-  if (absl::Status st = OpenForAppendLocked(); !st.ok()) return st;
-  if (absl::Status st = WriteAll(fd_.get(), record, path_); !st.ok()) {
-    // The tail may now be torn: Load drops it. Nothing points there.
+  if (log_ == nullptr) return absl::FailedPreconditionError("fingerprints: Load() first");
+  auto offset = log_->Append(payload, /*sync=*/false);
+  if (!offset.ok()) {
     index_.erase(job_id);
-    struct stat st_now;
-    if (fstat(fd_.get(), &st_now) == 0) end_ = static_cast<uint64_t>(st_now.st_size);
-    return st;
+    return offset.status();
   }
-  index_[job_id] = Slot{end_ + sizeof(uint32_t), static_cast<uint32_t>(payload.size())};
-  end_ += record.size();
+  index_[job_id] = Slot{*offset, static_cast<uint32_t>(payload.size())};
   return absl::OkStatus();
 }
 

@@ -19,9 +19,9 @@
 // fingerprint only when the file kept its inode, size and mtime since it was
 // verified.
 //
-// Durability: fingerprints are a cache. They live in one append-only file,
-// <work_dir>/meta/fingerprints, one checksummed record per Put, never
-// fsynced: a record lost in a crash only means hashing again, a torn or
+// Durability: fingerprints are a cache. They live in one append-only file
+// (worker/record_log.h), <work_dir>/meta/fingerprints, one checksummed
+// record per Put, never fsynced: a record lost in a crash only means hashing again, a torn or
 // corrupt one is dropped at Load (with everything after it). Load also drops
 // records superseded by a later one or whose workspace is gone, rewriting
 // the file (temp file + rename). Memory holds only an index (job id ->
@@ -36,6 +36,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "deja/v1/job.pb.h"
-#include "worker/file_copy.h"
+#include "worker/record_log.h"
 
 namespace deja::worker {
 
@@ -102,8 +103,8 @@ class FingerprintStore {
   // record cannot be read back: fingerprints are only an optimisation).
   Fingerprints Get(const std::string& job_id) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Replaces the job's fingerprints. INVALID_ARGUMENT for a bad job id; I/O
-  // errors name the path.
+  // Replaces the job's fingerprints. INVALID_ARGUMENT for a bad job id;
+  // FAILED_PRECONDITION before Load(); I/O errors name the path.
   absl::Status Put(const std::string& job_id, const Fingerprints& fingerprints)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -116,14 +117,11 @@ class FingerprintStore {
     uint32_t size = 0;
   };
 
-  absl::Status OpenForAppendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
   const std::string work_dir_;
   const std::string path_;
 
   mutable absl::Mutex mu_;
-  Fd fd_ ABSL_GUARDED_BY(mu_);  // the log, O_APPEND; -1 before Load/Put
-  uint64_t end_ ABSL_GUARDED_BY(mu_) = 0;
+  std::unique_ptr<RecordLog> log_ ABSL_GUARDED_BY(mu_);  // null before Load
   std::map<std::string, Slot> index_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -617,12 +617,19 @@ void Worker::ApplyAcksLocked(std::deque<deja::v1::ResultAck> acks) {
         continue;
       }
     }
-    if (absl::Status st = retention_.SetExpiry(job_id, ack.attempt(), expires_at_ms); !st.ok()) {
+    // Synced once for the whole batch, below.
+    if (absl::Status st = retention_.SetExpiry(job_id, ack.attempt(), expires_at_ms,
+                                               /*sync=*/false);
+        !st.ok()) {
       // Without a record the workspace is simply kept.
       Log("cannot record the expiry of %s: %s", job_id, st.ToString());
       continue;
     }
     if (expires_at_ms == 0) SweepLocked(&job_id);
+  }
+  if (acks.empty()) return;
+  if (absl::Status st = retention_.Sync(); !st.ok()) {
+    Log("cannot sync %d expiry records: %s", acks.size(), st.ToString());
   }
 }
 
