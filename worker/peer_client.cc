@@ -48,8 +48,7 @@ grpc::ChannelArguments PeerChannelArgs() {
 struct Incoming {
   const deja::v1::FileEntry* entry = nullptr;
   std::string dst;
-  std::string tmp;  // regular files only
-  Fd fd;
+  Fd fd;  // regular files only
   Hasher hasher;
   uint64_t got = 0;
   std::string target;  // symlinks only
@@ -123,10 +122,18 @@ class Receiver {
     if (absl::Status st = MakeDestParents(root_, rel, &made_); !st.ok()) return st;
     incoming->dst = absl::StrCat(root_, "/", rel);
     if (S_ISREG(incoming->entry->mode())) {
-      incoming->tmp = absl::StrCat(incoming->dst.substr(0, incoming->dst.rfind('/')),
-                                   "/.deja-peer-XXXXXX");
-      incoming->fd.Reset(mkostemp(incoming->tmp.data(), O_CLOEXEC));
-      if (incoming->fd.get() < 0) return ErrnoStatus(errno, "create " + incoming->tmp);
+      // Straight at its name (no temp name and rename): a failed pull
+      // removes the whole workspace, so a partial file never outlives it.
+      // Never over something already there (a manifest with "a" and "a/b"
+      // is refused by MakeDestParents; O_EXCL covers the other order).
+      incoming->fd.Reset(open(incoming->dst.c_str(),
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (incoming->fd.get() < 0) {
+        if (errno == EEXIST) {
+          return absl::AlreadyExistsError(absl::StrCat(rel, ": already exists in ", root_));
+        }
+        return ErrnoStatus(errno, "create " + incoming->dst);
+      }
     }
     current_ = std::move(incoming);
     return absl::OkStatus();
@@ -150,7 +157,7 @@ class Receiver {
     while (done < data.size()) {
       ssize_t n = write(in.fd.get(), data.data() + done, data.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, "write " + in.tmp);
+      if (n < 0) return ErrnoStatus(errno, "write " + in.dst);
       done += static_cast<size_t>(n);
     }
     return absl::OkStatus();
@@ -175,19 +182,9 @@ class Receiver {
       }
     } else {
       if (fchmod(in->fd.get(), static_cast<mode_t>(entry.mode()) & 07777) != 0) {
-        return ErrnoStatus(errno, "chmod " + in->tmp);
+        return ErrnoStatus(errno, "chmod " + in->dst);
       }
       in->fd.Reset();
-      // Never over something already there (a manifest with "a" and "a/b"
-      // is refused by MakeDestParents; this covers the other order).
-      struct stat st;
-      if (lstat(in->dst.c_str(), &st) == 0) {
-        return absl::AlreadyExistsError(absl::StrCat(entry.path(), ": already exists in ",
-                                                     root_));
-      }
-      if (rename(in->tmp.c_str(), in->dst.c_str()) != 0) {
-        return ErrnoStatus(errno, "rename " + in->tmp + " -> " + in->dst);
-      }
       result_.bytes += entry.size();
     }
     ++result_.files;
