@@ -169,7 +169,8 @@ double TimeReuse(BenchCluster& cluster, const deja::v1::JobSpec& spec,
   Check(job.worker_id() == expect_worker,
         absl::StrCat("B3 reuse ran on ", job.worker_id(), ", not ", expect_worker));
   copy_ms->push_back(static_cast<double>(job.run_time_ms()));
-  std::string marker = deja::testing::ReadFile(cluster.Workspace(job.worker_id(), id) + "/REUSED");
+  const std::string marker =
+      deja::testing::ReadFile(cluster.Workspace(job.worker_id(), id) + "/REUSED");
   if (size_t at = marker.find("method="); at != std::string::npos) {
     *method = marker.substr(at + 7, marker.find('\n', at) - at - 7);
   }

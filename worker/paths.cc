@@ -53,6 +53,8 @@ std::string ExpiryLogPath(const std::string& work_dir) {
 
 std::string TrashDir(const std::string& work_dir) { return absl::StrCat(work_dir, "/trash"); }
 
+std::string SpareDir(const std::string& work_dir) { return absl::StrCat(work_dir, "/spare"); }
+
 std::string FingerprintsPath(const std::string& work_dir) {
   return absl::StrCat(MetaDir(work_dir), "/fingerprints");
 }

@@ -28,6 +28,11 @@
 //   |       `-- <d0d1>/          the digest's first two hex digits
 //   |           |-- <digest>     one blob, read-only (0444), verified on download
 //   |           `-- <digest>.part-XXXXXX   a download in progress (removed at start)
+//   |-- spare/
+//   |   `-- <n>/                 an empty workspace made ahead of time
+//   |                            (logs/stdout, logs/stderr, both empty),
+//   |                            renamed to jobs/<job_id> when a job starts
+//   |                            (worker/workspace_pool.h; emptied at start)
 //   |-- trash/
 //   |   `-- <n>/                 an expired workspace being deleted: moved
 //   |                            here by one rename, then removed (emptied
@@ -91,6 +96,7 @@ std::string ExpiryRecordPath(const std::string& work_dir, const std::string& job
 // The prefix of the old layout's records being written.
 inline constexpr char kExpiryTempPrefix[] = "expiry.tmp-";
 std::string TrashDir(const std::string& work_dir);
+std::string SpareDir(const std::string& work_dir);
 std::string FingerprintsPath(const std::string& work_dir);
 
 // Job ids come from the network and become one path component: OK when

@@ -105,8 +105,8 @@ class OpsWriter {
 
 // Applies a log record's operations to `records`; false (applying none)
 // when it does not parse. `*ops` gets its operation count.
-bool ApplyOps(const std::string& payload, std::map<std::string, WorkspaceRetention::Record>* records,
-              size_t* ops) {
+bool ApplyOps(const std::string& payload,
+              std::map<std::string, WorkspaceRetention::Record>* records, size_t* ops) {
   size_t pos = 0;
   auto get = [&](auto* v) {
     if (payload.size() - pos < sizeof(*v)) return false;

@@ -63,6 +63,7 @@ Worker::Worker(WorkerConfig config, Clock* clock)
       clock_(clock != nullptr ? clock : &real_clock_),
       retention_(config_.work_dir, clock_),
       fingerprints_(config_.work_dir),
+      workspace_pool_(config_.work_dir, config_.slots + 1),
       materializer_(config_.work_dir, &retention_, &fingerprints_),
       puller_(config_.work_dir),
       blob_client_(std::make_unique<BlobClient>(grpc::CreateCustomChannel(
@@ -88,6 +89,11 @@ void Worker::Stop() {
 
 absl::Status Worker::Run() {
   if (absl::Status st = paths::MakeDirs(paths::JobsDir(config_.work_dir)); !st.ok()) return st;
+  // Without spares every job creates its workspace itself: slower, not wrong.
+  if (absl::Status st = workspace_pool_.Init(); !st.ok()) {
+    Log("spare workspaces: %s", st.ToString());
+  }
+  workspace_pool_.Refill();
   if (blob_cache_ == nullptr) {
     auto cache = BlobCache::Open(paths::CacheBlobsDir(config_.work_dir), config_.cache_bytes,
                                  blob_client_.get());
@@ -377,6 +383,7 @@ void Worker::HandleRun(const deja::v1::Assignment& assignment) {
   JobLaunch launch;
   launch.job_id = key.first;
   launch.workspace = paths::WorkspaceDir(config_.work_dir, key.first);
+  launch.make_workspace = [this](const std::string& ws) { return workspace_pool_.Make(ws); };
   launch.argv.assign(assignment.argv().begin(), assignment.argv().end());
   launch.env.insert(assignment.env().begin(), assignment.env().end());
   launch.cancel_grace = config_.cancel_grace;
@@ -403,6 +410,8 @@ void Worker::HandleRun(const deja::v1::Assignment& assignment) {
         outcome.exit_code, result.run_time_ms(), result.outputs_size(),
         result.error().empty() ? "" : ": ", result.error());
     FinishJob(std::move(result));
+    // While the scheduler answers, the next job's workspace gets ready.
+    workspace_pool_.Refill();
   };
 
   absl::MutexLock lock(&mu_);

@@ -66,6 +66,7 @@
 #include "worker/peer_service.h"
 #include "worker/fingerprints.h"
 #include "worker/retention.h"
+#include "worker/workspace_pool.h"
 
 namespace deja::worker {
 
@@ -203,6 +204,8 @@ class Worker {
   // Thread-safe; loaded by Run(), written by job threads (Seal, from the
   // const RunResult) and reuses.
   mutable FingerprintStore fingerprints_;
+  // Thread-safe; spare empty workspaces for job starts.
+  WorkspacePool workspace_pool_;
   const Materializer materializer_;
   const WorkspacePuller puller_;
   const std::unique_ptr<BlobClient> blob_client_;
