@@ -258,12 +258,19 @@ absl::Status VerifyWithFingerprints(const std::string& root, const deja::v1::Man
   return absl::OkStatus();
 }
 
-Fingerprints RefreshFingerprints(const std::string& root, const Fingerprints& seen) {
+Fingerprints RefreshFingerprints(const std::string& root, const Fingerprints& seen,
+                                 const Fingerprints* taken) {
   Fingerprints now;
   for (const auto& [rel, before] : seen) {
-    struct stat st;
-    if (lstat(absl::StrCat(root, "/", rel).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    FileFingerprint fp = StatFingerprint(st);
+    FileFingerprint fp;
+    auto it = taken != nullptr ? taken->find(rel) : Fingerprints::const_iterator();
+    if (taken != nullptr && it != taken->end()) {
+      fp = it->second;
+    } else {
+      struct stat st;
+      if (lstat(absl::StrCat(root, "/", rel).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      fp = StatFingerprint(st);
+    }
     if (fp.dev != before.dev || fp.ino != before.ino || fp.size != before.size ||
         fp.mtime_ns != before.mtime_ns) {
       continue;

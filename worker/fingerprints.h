@@ -140,7 +140,10 @@ absl::Status VerifyWithFingerprints(const std::string& root, const deja::v1::Man
 // After a copy from `root` that `seen` (from VerifyWithFingerprints)
 // verified: each file's fingerprint now, kept only when its inode, size and
 // mtime are still those verified (a link or chmod changed just the ctime).
-Fingerprints RefreshFingerprints(const std::string& root, const Fingerprints& seen);
+// `taken` (may be null) holds stats already taken after the copy (a hard
+// link's own lstat is its source inode's): those files are not stat'ed again.
+Fingerprints RefreshFingerprints(const std::string& root, const Fingerprints& seen,
+                                 const Fingerprints* taken = nullptr);
 
 }  // namespace deja::worker
 

@@ -73,14 +73,16 @@ absl::StatusOr<CopyMethod> MaterializeFile(const std::string& src, const std::st
 // got linked is the file verified (`verified`: its fingerprint, may be null)
 // and carries no write bit. Returns true when linked; false, leaving no
 // `dst`, when the caller should take the general path (source not sealed,
-// or the kernel refused the link).
+// or the kernel refused the link). `*linked` gets the link's fingerprint
+// (the source inode's, ctime included).
 absl::StatusOr<bool> LinkSealed(const std::string& src, const std::string& dst,
                                 const deja::v1::FileEntry& entry,
-                                const FileFingerprint* verified) {
+                                const FileFingerprint* verified, FileFingerprint* linked) {
   if (link(src.c_str(), dst.c_str()) != 0) return false;
   struct stat st;
   if (lstat(dst.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat " + dst);
   const FileFingerprint now = StatFingerprint(st);
+  *linked = now;
   if (!S_ISREG(st.st_mode) || now.size != entry.size() ||
       (verified != nullptr && (now.dev != verified->dev || now.ino != verified->ino ||
                                now.mtime_ns != verified->mtime_ns))) {
@@ -169,6 +171,7 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
   }
   if (absl::Status st = paths::MakeDirs(dst_root); !st.ok()) return st;
   const bool may_link = options_.allow_hardlink && geteuid() != 0;
+  Fingerprints linked_now;  // lstat of each hard link made (its source's inode)
 
   auto copy_all = [&]() -> absl::StatusOr<MaterializeResult> {
     MaterializeResult result;
@@ -186,9 +189,12 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
         bool linked = false;
         if (may_link && !state.try_reflink) {
           auto it = verified.find(entry.path());
-          auto fast = LinkSealed(src, dst, entry, it == verified.end() ? nullptr : &it->second);
+          FileFingerprint link_fp;
+          auto fast = LinkSealed(src, dst, entry, it == verified.end() ? nullptr : &it->second,
+                                 &link_fp);
           if (!fast.ok()) return fast.status();
           linked = *fast;
+          if (linked) linked_now[entry.path()] = std::move(link_fp);
         }
         if (!linked) method = MaterializeFile(src, dst, entry, &state);
         if (!method.ok()) return method.status();
@@ -216,7 +222,7 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
     // Linking (and the first chmod of an unsealed file) changed the
     // sources' ctimes: record them, so the next reuse does not hash either.
     // Only a cache: a failure to record costs hashing next time.
-    Fingerprints now = RefreshFingerprints(src_root, verified);
+    Fingerprints now = RefreshFingerprints(src_root, verified, &linked_now);
     const bool same = now.size() == known.size() &&
                       std::equal(now.begin(), now.end(), known.begin(), [](const auto& a,
                                                                           const auto& b) {
