@@ -7,13 +7,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
 #include "common/hash.h"
@@ -202,6 +206,69 @@ class Receiver {
   PullResult result_;
 };
 
+// Chunks read from the stream, waiting for the thread that writes them:
+// receiving (gRPC, deserialisation) and the disk (file creation, writes,
+// hashing) overlap. Bounded by the data bytes it holds.
+class ChunkQueue {
+ public:
+  explicit ChunkQueue(size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // Waits for room; false (dropping `chunk`) once Fail() was called.
+  bool Push(deja::v1::WorkspaceChunk chunk) {
+    const size_t size = chunk.data().size() + 1;
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](ChunkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+          return q->failed_ || q->bytes_ == 0 || q->bytes_ < q->max_bytes_;
+        },
+        this));
+    if (failed_) return false;
+    bytes_ += size;
+    chunks_.push_back(std::move(chunk));
+    return true;
+  }
+
+  // Waits for a chunk; false once Close()d (or failed) and empty.
+  bool Pop(deja::v1::WorkspaceChunk* chunk) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](ChunkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+          return q->closed_ || !q->chunks_.empty();
+        },
+        this));
+    if (chunks_.empty()) return false;
+    *chunk = std::move(chunks_.front());
+    chunks_.pop_front();
+    bytes_ -= chunk->data().size() + 1;
+    return true;
+  }
+
+  // No more chunks will come.
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+
+  // The consumer gave up: drop what is queued, refuse the rest.
+  void Fail() {
+    absl::MutexLock lock(&mu_);
+    failed_ = true;
+    chunks_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  const size_t max_bytes_;
+  absl::Mutex mu_;
+  std::deque<deja::v1::WorkspaceChunk> chunks_ ABSL_GUARDED_BY(mu_);
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Data chunks queued between the stream and the disk, at most.
+constexpr size_t kQueuedBytes = 8 << 20;
+
 }  // namespace
 
 WorkspacePuller::WorkspacePuller(std::string work_dir, absl::Duration connect_timeout)
@@ -249,17 +316,30 @@ absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
     *request.mutable_manifest() = manifest;
     auto reader = stub->FetchWorkspace(&context, request);
     Receiver receiver(source, manifest, root);
-    absl::Status local;
+    absl::Status local;  // written by the disk thread, read after join
+    ChunkQueue queue(kQueuedBytes);
+    std::thread disk([&] {
+      deja::v1::WorkspaceChunk chunk;
+      while (queue.Pop(&chunk)) {
+        local = receiver.Handle(chunk);
+        if (!local.ok()) {
+          queue.Fail();
+          context.TryCancel();
+          return;
+        }
+      }
+    });
     deja::v1::WorkspaceChunk chunk;
     while (reader->Read(&chunk)) {
-      local = receiver.Handle(chunk);
-      if (!local.ok()) {
-        context.TryCancel();
+      if (!queue.Push(std::move(chunk))) {
         while (reader->Read(&chunk)) {
         }
         break;
       }
+      chunk.Clear();
     }
+    queue.Close();
+    disk.join();
     const grpc::Status status = reader->Finish();
     if (!local.ok()) return local;
     if (!status.ok()) {
