@@ -148,8 +148,13 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
     return -1;
   };
 
-  absl::Status st = paths::RemoveTree(ws);
-  if (st.ok()) st = paths::MakeDirs(absl::StrCat(ws, "/", paths::kLogsDir));
+  absl::Status st;
+  if (launch_.make_workspace) {
+    st = launch_.make_workspace(ws);
+  } else {
+    st = paths::RemoveTree(ws);
+    if (st.ok()) st = paths::MakeDirs(absl::StrCat(ws, "/", paths::kLogsDir));
+  }
   if (!st.ok()) return fail(kExitInternal, absl::StrCat("prepare workspace: ", st.message()), -1);
   auto out_fd = OpenLog(absl::StrCat(ws, "/", paths::kStdoutFile));
   if (!out_fd.ok()) return fail(kExitInternal, std::string(out_fd.status().message()), -1);

@@ -61,6 +61,10 @@ struct JobLaunch {
   // `error` and logs/stderr. A Cancel()/Kill() that arrives while it runs
   // stops the job before the spawn (exit code -SIGTERM / -SIGKILL).
   std::function<absl::Status(const std::string& workspace)> prepare;
+  // Optional. Makes the empty workspace with empty logs/stdout and
+  // logs/stderr, replacing whatever is there (the worker renames a spare
+  // into place, worker/workspace_pool.h). Default: remove, then mkdir.
+  std::function<absl::Status(const std::string& workspace)> make_workspace;
 };
 
 struct JobOutcome {

@@ -15,8 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
-#include "common/manifest.h"
 #include "worker/file_copy.h"
+#include "worker/fingerprints.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
@@ -68,6 +68,33 @@ absl::StatusOr<CopyMethod> MaterializeFile(const std::string& src, const std::st
   return CopyMethod::kCopy;
 }
 
+// The hard-link fast path for a source already sealed (read-only, as
+// FingerprintStore::Seal leaves it): link(2) by name, then check that what
+// got linked is the file verified (`verified`: its fingerprint, may be null)
+// and carries no write bit. Returns true when linked; false, leaving no
+// `dst`, when the caller should take the general path (source not sealed,
+// or the kernel refused the link). `*linked` gets the link's fingerprint
+// (the source inode's, ctime included).
+absl::StatusOr<bool> LinkSealed(const std::string& src, const std::string& dst,
+                                const deja::v1::FileEntry& entry,
+                                const FileFingerprint* verified, FileFingerprint* linked) {
+  if (link(src.c_str(), dst.c_str()) != 0) return false;
+  struct stat st;
+  if (lstat(dst.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat " + dst);
+  const FileFingerprint now = StatFingerprint(st);
+  *linked = now;
+  if (!S_ISREG(st.st_mode) || now.size != entry.size() ||
+      (verified != nullptr && (now.dev != verified->dev || now.ino != verified->ino ||
+                               now.mtime_ns != verified->mtime_ns))) {
+    return absl::DataLossError(absl::StrCat(entry.path(), ": changed during the copy"));
+  }
+  if ((st.st_mode & kWriteBits) != 0) {
+    unlink(dst.c_str());
+    return false;
+  }
+  return true;
+}
+
 absl::Status MaterializeSymlink(const std::string& src, const std::string& dst) {
   std::string target(4096, '\0');
   ssize_t n = readlink(src.c_str(), target.data(), target.size());
@@ -79,11 +106,16 @@ absl::Status MaterializeSymlink(const std::string& src, const std::string& dst) 
 
 }  // namespace
 
-Materializer::Materializer(std::string work_dir, WorkspaceRetention* retention)
-    : Materializer(std::move(work_dir), Options(), retention) {}
+Materializer::Materializer(std::string work_dir, WorkspaceRetention* retention,
+                           FingerprintStore* fingerprints)
+    : Materializer(std::move(work_dir), Options(), retention, fingerprints) {}
 
-Materializer::Materializer(std::string work_dir, Options options, WorkspaceRetention* retention)
-    : work_dir_(std::move(work_dir)), options_(options), retention_(retention) {}
+Materializer::Materializer(std::string work_dir, Options options, WorkspaceRetention* retention,
+                           FingerprintStore* fingerprints)
+    : work_dir_(std::move(work_dir)),
+      options_(options),
+      retention_(retention),
+      fingerprints_(fingerprints) {}
 
 absl::StatusOr<MaterializeResult> Materializer::Materialize(
     const std::string& source_job_id, const deja::v1::Manifest& manifest,
@@ -127,8 +159,19 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
       return st;
     }
   }
-  if (absl::Status st = VerifyManifest(src_root, manifest); !st.ok()) return st;
+  // Files whose recorded fingerprint still holds are not hashed again.
+  const struct timespec verify_start = FileClockNow();
+  const Fingerprints known =
+      fingerprints_ != nullptr ? fingerprints_->Get(source_job_id) : Fingerprints();
+  Fingerprints verified;
+  if (absl::Status st =
+          VerifyWithFingerprints(src_root, manifest, known, verify_start, &verified);
+      !st.ok()) {
+    return st;
+  }
   if (absl::Status st = paths::MakeDirs(dst_root); !st.ok()) return st;
+  const bool may_link = options_.allow_hardlink && geteuid() != 0;
+  Fingerprints linked_now;  // lstat of each hard link made (its source's inode)
 
   auto copy_all = [&]() -> absl::StatusOr<MaterializeResult> {
     MaterializeResult result;
@@ -142,7 +185,18 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
       if ((entry.mode() & S_IFMT) == S_IFLNK) {
         if (absl::Status st = MaterializeSymlink(src, dst); !st.ok()) return st;
       } else {
-        auto method = MaterializeFile(src, dst, entry, &state);
+        absl::StatusOr<CopyMethod> method = CopyMethod::kHardlink;
+        bool linked = false;
+        if (may_link && !state.try_reflink) {
+          auto it = verified.find(entry.path());
+          FileFingerprint link_fp;
+          auto fast = LinkSealed(src, dst, entry, it == verified.end() ? nullptr : &it->second,
+                                 &link_fp);
+          if (!fast.ok()) return fast.status();
+          linked = *fast;
+          if (linked) linked_now[entry.path()] = std::move(link_fp);
+        }
+        if (!linked) method = MaterializeFile(src, dst, entry, &state);
         if (!method.ok()) return method.status();
         if (CopyMethodWeakness(*method) > weakest) {
           weakest = CopyMethodWeakness(*method);
@@ -160,7 +214,23 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
     return result;
   };
   auto result = copy_all();
-  if (!result.ok()) paths::RemoveTree(dst_root).IgnoreError();
+  if (!result.ok()) {
+    paths::RemoveTree(dst_root).IgnoreError();
+    return result;
+  }
+  if (fingerprints_ != nullptr) {
+    // Linking (and the first chmod of an unsealed file) changed the
+    // sources' ctimes: record them, so the next reuse does not hash either.
+    // Only a cache: a failure to record costs hashing next time.
+    Fingerprints now = RefreshFingerprints(src_root, verified, &linked_now);
+    const bool same = now.size() == known.size() &&
+                      std::equal(now.begin(), now.end(), known.begin(), [](const auto& a,
+                                                                          const auto& b) {
+                        return a.first == b.first && a.second.digest == b.second.digest &&
+                               a.second.SameStat(b.second);
+                      });
+    if (!same) fingerprints_->Put(source_job_id, now).IgnoreError();
+  }
   return result;
 }
 

@@ -12,11 +12,20 @@
 // Symlinks are re-created as symlinks, never followed. Memory use is bounded
 // by one 1 MiB buffer whatever the file sizes.
 //
+// Verification: every manifest entry must be present with its size and
+// digest. With a FingerprintStore, a regular file whose stat still matches
+// the fingerprint recorded when its workspace was sealed (or at the last
+// reuse) is trusted without hashing; every other file is hashed (see
+// worker/fingerprints.h). A sealed (read-only) source is hard-linked by
+// name without opening it, and the link is checked to be the verified inode.
+// After a successful copy the sources' fingerprints are recorded again
+// (linking changes their ctime).
+//
 // With a WorkspaceRetention, the source holds a lease for the whole copy (so
 // the sweeper cannot delete it midway), and a source whose expiry has passed
 // is refused before anything is read.
 //
-// Thread-safety: Materializer is thread-safe (it holds only constants);
+// Thread-safety: Materializer is thread-safe (constants and thread-safe stores);
 // callers must not materialize into the same job id concurrently.
 #ifndef DEJA_WORKER_MATERIALIZER_H_
 #define DEJA_WORKER_MATERIALIZER_H_
@@ -28,6 +37,7 @@
 #include "absl/time/time.h"
 #include "deja/v1/job.pb.h"
 #include "worker/file_copy.h"
+#include "worker/fingerprints.h"
 #include "worker/retention.h"
 
 namespace deja::worker {
@@ -50,10 +60,13 @@ class Materializer {
   };
 
   // `work_dir` must be absolute (it is written into REUSED markers).
-  // `retention` (not owned; may be null: no leases, no expiry check) must
-  // outlive the Materializer.
-  explicit Materializer(std::string work_dir, WorkspaceRetention* retention = nullptr);
-  Materializer(std::string work_dir, Options options, WorkspaceRetention* retention = nullptr);
+  // `retention` (not owned; may be null: no leases, no expiry check) and
+  // `fingerprints` (not owned; may be null: every source file is hashed)
+  // must outlive the Materializer.
+  explicit Materializer(std::string work_dir, WorkspaceRetention* retention = nullptr,
+                        FingerprintStore* fingerprints = nullptr);
+  Materializer(std::string work_dir, Options options, WorkspaceRetention* retention = nullptr,
+               FingerprintStore* fingerprints = nullptr);
 
   // Copies every entry of `manifest` from jobs/<source_job_id> into a fresh
   // jobs/<new_job_id> (an existing one is removed first) and writes REUSED.
@@ -73,6 +86,7 @@ class Materializer {
   const std::string work_dir_;
   const Options options_;
   WorkspaceRetention* const retention_;
+  FingerprintStore* const fingerprints_;
 };
 
 }  // namespace deja::worker

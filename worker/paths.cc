@@ -47,11 +47,17 @@ std::string ExpiryRecordPath(const std::string& work_dir, const std::string& job
   return absl::StrCat(ExpiryDir(work_dir), "/", job_id);
 }
 
-std::string ExpiryTempTemplate(const std::string& work_dir) {
-  return absl::StrCat(MetaDir(work_dir), "/", kExpiryTempPrefix, "XXXXXX");
+std::string ExpiryLogPath(const std::string& work_dir) {
+  return absl::StrCat(MetaDir(work_dir), "/expiry.log");
 }
 
 std::string TrashDir(const std::string& work_dir) { return absl::StrCat(work_dir, "/trash"); }
+
+std::string SpareDir(const std::string& work_dir) { return absl::StrCat(work_dir, "/spare"); }
+
+std::string FingerprintsPath(const std::string& work_dir) {
+  return absl::StrCat(MetaDir(work_dir), "/fingerprints");
+}
 
 std::string CacheBlobsDir(const std::string& work_dir) {
   return absl::StrCat(work_dir, "/cache/blobs");

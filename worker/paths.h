@@ -6,17 +6,33 @@
 //   <work_dir>/
 //   |-- meta/
 //   |   |-- worker_id            this worker's id, one line, written once
-//   |   |-- expiry/
-//   |   |   `-- <job_id>         when the job's workspace expires:
-//   |   |                        "<expires_at_ms>\n<attempt>\n" (0: not kept),
-//   |   |                        from its ResultAck; kept until the sweeper
-//   |   |                        deleted the workspace and reported it
-//   |   `-- expiry.tmp-XXXXXX    a record being written (removed at start)
+//   |   |-- expiry.log           expiry records (worker/retention.h): an
+//   |   |                        append-only log of checksummed batches of
+//   |   |                        "set <job_id> <expires_at_ms> <attempt>"
+//   |   |                        (0: not kept; from the ResultAck; held until
+//   |   |                        the workspace is deleted and reported) and
+//   |   |                        "forget <job_id>"; fdatasynced per batch of
+//   |   |                        sets, compacted at start and as it grows
+//   |   |-- expiry.log.tmp       the compacted log being written
+//   |   |-- expiry/<job_id>      the old layout's records ("<expires_at_ms>\n
+//   |   |                        <attempt>\n"): imported into expiry.log and
+//   |   |                        removed at start
+//   |   |-- expiry.tmp-XXXXXX    an old-layout record being written (removed
+//   |   |                        at start)
+//   |   |-- fingerprints         stat fingerprints of sealed workspaces
+//   |   |                        (worker/fingerprints.h): append-only
+//   |   |                        checksummed records, a cache (not fsynced)
+//   |   `-- fingerprints.tmp     the compacted file being written at start
 //   |-- cache/
 //   |   `-- blobs/               content-store blobs (BlobCache), LRU-bounded
 //   |       `-- <d0d1>/          the digest's first two hex digits
 //   |           |-- <digest>     one blob, read-only (0444), verified on download
 //   |           `-- <digest>.part-XXXXXX   a download in progress (removed at start)
+//   |-- spare/
+//   |   `-- <n>/                 an empty workspace made ahead of time
+//   |                            (logs/stdout, logs/stderr, both empty),
+//   |                            renamed to jobs/<job_id> when a job starts
+//   |                            (worker/workspace_pool.h; emptied at start)
 //   |-- trash/
 //   |   `-- <n>/                 an expired workspace being deleted: moved
 //   |                            here by one rename, then removed (emptied
@@ -72,13 +88,16 @@ std::string CachedBlobPath(const std::string& blobs_dir, const std::string& dige
 // `digest` is 32 lowercase hex digits, else INVALID_ARGUMENT naming it.
 absl::Status ValidateDigest(const std::string& digest);
 std::string WorkerIdPath(const std::string& work_dir);
-std::string ExpiryDir(const std::string& work_dir);
+std::string ExpiryLogPath(const std::string& work_dir);
+// The old layout (read at start only): meta/expiry/, and
 // <work_dir>/meta/expiry/<job_id>; `job_id` must be valid (ValidateJobId).
+std::string ExpiryDir(const std::string& work_dir);
 std::string ExpiryRecordPath(const std::string& work_dir, const std::string& job_id);
-// Names of records being written (mkstemp templates), and their prefix.
+// The prefix of the old layout's records being written.
 inline constexpr char kExpiryTempPrefix[] = "expiry.tmp-";
-std::string ExpiryTempTemplate(const std::string& work_dir);
 std::string TrashDir(const std::string& work_dir);
+std::string SpareDir(const std::string& work_dir);
+std::string FingerprintsPath(const std::string& work_dir);
 
 // Job ids come from the network and become one path component: OK when
 // `job_id` is non-empty, at most 255 bytes, not "." or "..", and has no '/'

@@ -7,13 +7,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
 #include "common/hash.h"
@@ -48,8 +52,7 @@ grpc::ChannelArguments PeerChannelArgs() {
 struct Incoming {
   const deja::v1::FileEntry* entry = nullptr;
   std::string dst;
-  std::string tmp;  // regular files only
-  Fd fd;
+  Fd fd;  // regular files only
   Hasher hasher;
   uint64_t got = 0;
   std::string target;  // symlinks only
@@ -123,10 +126,18 @@ class Receiver {
     if (absl::Status st = MakeDestParents(root_, rel, &made_); !st.ok()) return st;
     incoming->dst = absl::StrCat(root_, "/", rel);
     if (S_ISREG(incoming->entry->mode())) {
-      incoming->tmp = absl::StrCat(incoming->dst.substr(0, incoming->dst.rfind('/')),
-                                   "/.deja-peer-XXXXXX");
-      incoming->fd.Reset(mkostemp(incoming->tmp.data(), O_CLOEXEC));
-      if (incoming->fd.get() < 0) return ErrnoStatus(errno, "create " + incoming->tmp);
+      // Straight at its name (no temp name and rename): a failed pull
+      // removes the whole workspace, so a partial file never outlives it.
+      // Never over something already there (a manifest with "a" and "a/b"
+      // is refused by MakeDestParents; O_EXCL covers the other order).
+      incoming->fd.Reset(open(incoming->dst.c_str(),
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (incoming->fd.get() < 0) {
+        if (errno == EEXIST) {
+          return absl::AlreadyExistsError(absl::StrCat(rel, ": already exists in ", root_));
+        }
+        return ErrnoStatus(errno, "create " + incoming->dst);
+      }
     }
     current_ = std::move(incoming);
     return absl::OkStatus();
@@ -150,7 +161,7 @@ class Receiver {
     while (done < data.size()) {
       ssize_t n = write(in.fd.get(), data.data() + done, data.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, "write " + in.tmp);
+      if (n < 0) return ErrnoStatus(errno, "write " + in.dst);
       done += static_cast<size_t>(n);
     }
     return absl::OkStatus();
@@ -175,19 +186,9 @@ class Receiver {
       }
     } else {
       if (fchmod(in->fd.get(), static_cast<mode_t>(entry.mode()) & 07777) != 0) {
-        return ErrnoStatus(errno, "chmod " + in->tmp);
+        return ErrnoStatus(errno, "chmod " + in->dst);
       }
       in->fd.Reset();
-      // Never over something already there (a manifest with "a" and "a/b"
-      // is refused by MakeDestParents; this covers the other order).
-      struct stat st;
-      if (lstat(in->dst.c_str(), &st) == 0) {
-        return absl::AlreadyExistsError(absl::StrCat(entry.path(), ": already exists in ",
-                                                     root_));
-      }
-      if (rename(in->tmp.c_str(), in->dst.c_str()) != 0) {
-        return ErrnoStatus(errno, "rename " + in->tmp + " -> " + in->dst);
-      }
       result_.bytes += entry.size();
     }
     ++result_.files;
@@ -204,6 +205,69 @@ class Receiver {
   std::unique_ptr<Incoming> current_;
   PullResult result_;
 };
+
+// Chunks read from the stream, waiting for the thread that writes them:
+// receiving (gRPC, deserialisation) and the disk (file creation, writes,
+// hashing) overlap. Bounded by the data bytes it holds.
+class ChunkQueue {
+ public:
+  explicit ChunkQueue(size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // Waits for room; false (dropping `chunk`) once Fail() was called.
+  bool Push(deja::v1::WorkspaceChunk chunk) {
+    const size_t size = chunk.data().size() + 1;
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](ChunkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+          return q->failed_ || q->bytes_ == 0 || q->bytes_ < q->max_bytes_;
+        },
+        this));
+    if (failed_) return false;
+    bytes_ += size;
+    chunks_.push_back(std::move(chunk));
+    return true;
+  }
+
+  // Waits for a chunk; false once Close()d (or failed) and empty.
+  bool Pop(deja::v1::WorkspaceChunk* chunk) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](ChunkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+          return q->closed_ || !q->chunks_.empty();
+        },
+        this));
+    if (chunks_.empty()) return false;
+    *chunk = std::move(chunks_.front());
+    chunks_.pop_front();
+    bytes_ -= chunk->data().size() + 1;
+    return true;
+  }
+
+  // No more chunks will come.
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+
+  // The consumer gave up: drop what is queued, refuse the rest.
+  void Fail() {
+    absl::MutexLock lock(&mu_);
+    failed_ = true;
+    chunks_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  const size_t max_bytes_;
+  absl::Mutex mu_;
+  std::deque<deja::v1::WorkspaceChunk> chunks_ ABSL_GUARDED_BY(mu_);
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Data chunks queued between the stream and the disk, at most.
+constexpr size_t kQueuedBytes = 8 << 20;
 
 }  // namespace
 
@@ -252,17 +316,30 @@ absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
     *request.mutable_manifest() = manifest;
     auto reader = stub->FetchWorkspace(&context, request);
     Receiver receiver(source, manifest, root);
-    absl::Status local;
+    absl::Status local;  // written by the disk thread, read after join
+    ChunkQueue queue(kQueuedBytes);
+    std::thread disk([&] {
+      deja::v1::WorkspaceChunk chunk;
+      while (queue.Pop(&chunk)) {
+        local = receiver.Handle(chunk);
+        if (!local.ok()) {
+          queue.Fail();
+          context.TryCancel();
+          return;
+        }
+      }
+    });
     deja::v1::WorkspaceChunk chunk;
     while (reader->Read(&chunk)) {
-      local = receiver.Handle(chunk);
-      if (!local.ok()) {
-        context.TryCancel();
+      if (!queue.Push(std::move(chunk))) {
         while (reader->Read(&chunk)) {
         }
         break;
       }
+      chunk.Clear();
     }
+    queue.Close();
+    disk.join();
     const grpc::Status status = reader->Finish();
     if (!local.ok()) return local;
     if (!status.ok()) {

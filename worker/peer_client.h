@@ -2,10 +2,12 @@
 // worker holding it (its Peer service, worker/peer_service.h) into a fresh
 // jobs/<new_job_id>/ here.
 //
-// Every file is written through a temp name in its directory and renamed
-// into place once it checks out: its size and XXH3-128 (hashed while
-// writing) must equal the manifest entry's, and every manifest entry must
-// arrive exactly once (nothing else may). Symlinks are recreated from their
+// Every file is created at its name (O_EXCL: never over anything there) and
+// must check out: its size and XXH3-128 (hashed while writing) must equal
+// the manifest entry's, and every manifest entry must arrive exactly once
+// (nothing else may). One thread reads the stream, another creates, writes
+// and hashes the files (a bounded queue of chunks between them, moved, not
+// copied), so the network and the disk overlap. Symlinks are recreated from their
 // target text (never followed), parents are created as real directories
 // (never through a symlink), modes are the manifest's. Then a REUSED marker
 // says "source_job=<id>\nsource_worker=<id>\nmethod=peer\n". On any failure

@@ -67,10 +67,108 @@ std::optional<WorkspaceRetention::Record> ParseRecord(const std::string& text) {
   return record;
 }
 
-absl::Status FsyncDir(const std::string& dir) {
-  Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, "open " + dir);
-  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + dir);
+// A log record: [u32 count] then per operation [u8 kind][u32 id length][id]
+// and, for a set, [i64 expires_at_ms][u32 attempt].
+constexpr uint8_t kSet = 'S';
+constexpr uint8_t kForget = 'F';
+
+template <typename T>
+void PutRaw(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+
+class OpsWriter {
+ public:
+  void Set(const std::string& job_id, const WorkspaceRetention::Record& record) {
+    Op(kSet, job_id);
+    PutRaw(&body_, record.expires_at_ms);
+    PutRaw(&body_, record.attempt);
+  }
+  void Forget(const std::string& job_id) { Op(kForget, job_id); }
+  size_t ops() const { return ops_; }
+  std::string Payload() const {
+    std::string out;
+    PutRaw<uint32_t>(&out, static_cast<uint32_t>(ops_));
+    return out + body_;
+  }
+
+ private:
+  void Op(uint8_t kind, const std::string& job_id) {
+    PutRaw(&body_, kind);
+    PutRaw<uint32_t>(&body_, static_cast<uint32_t>(job_id.size()));
+    body_.append(job_id);
+    ++ops_;
+  }
+  std::string body_;
+  size_t ops_ = 0;
+};
+
+// Applies a log record's operations to `records`; false (applying none)
+// when it does not parse. `*ops` gets its operation count.
+bool ApplyOps(const std::string& payload,
+              std::map<std::string, WorkspaceRetention::Record>* records, size_t* ops) {
+  size_t pos = 0;
+  auto get = [&](auto* v) {
+    if (payload.size() - pos < sizeof(*v)) return false;
+    std::memcpy(v, payload.data() + pos, sizeof(*v));
+    pos += sizeof(*v);
+    return true;
+  };
+  uint32_t count = 0;
+  if (!get(&count)) return false;
+  std::vector<std::pair<std::string, std::optional<WorkspaceRetention::Record>>> parsed;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t kind = 0;
+    uint32_t len = 0;
+    if (!get(&kind) || !get(&len) || payload.size() - pos < len) return false;
+    std::string job_id = payload.substr(pos, len);
+    pos += len;
+    if (kind == kSet) {
+      WorkspaceRetention::Record record;
+      if (!get(&record.expires_at_ms) || !get(&record.attempt)) return false;
+      parsed.emplace_back(std::move(job_id), record);
+    } else if (kind == kForget) {
+      parsed.emplace_back(std::move(job_id), std::nullopt);
+    } else {
+      return false;
+    }
+  }
+  if (pos != payload.size()) return false;
+  for (auto& [job_id, record] : parsed) {
+    if (record.has_value()) {
+      (*records)[job_id] = *record;
+    } else {
+      records->erase(job_id);
+    }
+  }
+  *ops = count;
+  return true;
+}
+
+// The old layout: one file per job in meta/expiry/. Unparseable ones are
+// named in `*skipped`; `*files` gets the paths of the parsed ones.
+absl::Status ReadOldRecords(const std::string& work_dir,
+                            std::map<std::string, WorkspaceRetention::Record>* records,
+                            std::vector<std::string>* files, std::vector<std::string>* skipped) {
+  const std::string dir = paths::ExpiryDir(work_dir);
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) return absl::OkStatus();
+  auto names = ListDir(dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    const std::string path = paths::ExpiryRecordPath(work_dir, name);
+    std::optional<WorkspaceRetention::Record> record;
+    if (paths::ValidateJobId(name).ok()) {
+      auto text = ReadSmallFile(path);
+      if (text.ok()) record = ParseRecord(*text);
+    }
+    if (!record.has_value()) {
+      if (skipped != nullptr) skipped->push_back(path);
+      continue;
+    }
+    (*records)[name] = *record;
+    if (files != nullptr) files->push_back(path);
+  }
   return absl::OkStatus();
 }
 
@@ -104,10 +202,9 @@ WorkspaceRetention::WorkspaceRetention(std::string work_dir, Clock* clock)
     : work_dir_(std::move(work_dir)), clock_(clock) {}
 
 absl::Status WorkspaceRetention::Load(std::vector<std::string>* skipped) {
-  const std::string dir = paths::ExpiryDir(work_dir_);
-  if (absl::Status st = paths::MakeDirs(dir); !st.ok()) return st;
+  if (absl::Status st = paths::MakeDirs(paths::MetaDir(work_dir_)); !st.ok()) return st;
   if (absl::Status st = paths::MakeDirs(paths::TrashDir(work_dir_)); !st.ok()) return st;
-  // Records being written when the worker died: their rename never happened.
+  // Records the old layout was writing when the worker died.
   auto meta = ListDir(paths::MetaDir(work_dir_));
   if (!meta.ok()) return meta.status();
   for (const std::string& name : *meta) {
@@ -115,55 +212,109 @@ absl::Status WorkspaceRetention::Load(std::vector<std::string>* skipped) {
       unlink(absl::StrCat(paths::MetaDir(work_dir_), "/", name).c_str());
     }
   }
-  auto names = ListDir(dir);
-  if (!names.ok()) return names.status();
-  std::map<std::string, Entry> loaded;
-  for (const std::string& name : *names) {
-    const std::string path = paths::ExpiryRecordPath(work_dir_, name);
-    std::optional<Record> record;
-    if (paths::ValidateJobId(name).ok()) {
-      auto text = ReadSmallFile(path);
-      if (text.ok()) record = ParseRecord(*text);
-    }
-    if (!record.has_value()) {
-      if (skipped != nullptr) skipped->push_back(path);
-      continue;
-    }
-    loaded[name].record = *record;
+  // Old-layout files first: anything in the log is newer.
+  std::map<std::string, Record> records;
+  std::vector<std::string> old_files;
+  if (absl::Status st = ReadOldRecords(work_dir_, &records, &old_files, skipped); !st.ok()) {
+    return st;
   }
+  std::vector<RecordLog::Record> logged;
+  auto log = RecordLog::Open(paths::ExpiryLogPath(work_dir_), &logged);
+  if (!log.ok()) return log.status();
+  size_t ops = old_files.size();
+  for (const RecordLog::Record& r : logged) {
+    size_t n = 0;
+    // A record that parses but does not apply cannot come from a crash (the
+    // checksum held): skip it rather than lose every later one.
+    if (ApplyOps(r.payload, &records, &n)) ops += n;
+  }
+
+  absl::MutexLock log_lock(&log_mu_);
+  log_ = *std::move(log);
+  log_ops_ = ops;
+  if (ops > records.size() || !old_files.empty()) {
+    if (absl::Status st = RewriteLogLocked(records); !st.ok()) return st;
+    // Imported (durably): the old files can go.
+    for (const std::string& path : old_files) unlink(path.c_str());
+    rmdir(paths::ExpiryDir(work_dir_).c_str());  // fails, harmlessly, if skipped files remain
+  }
+  std::map<std::string, Entry> loaded;
+  for (const auto& [job_id, record] : records) loaded[job_id].record = record;
   absl::MutexLock lock(&mu_);
   entries_ = std::move(loaded);
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::map<std::string, WorkspaceRetention::Record>> WorkspaceRetention::ReadRecords(
+    const std::string& work_dir) {
+  std::map<std::string, Record> records;
+  if (absl::Status st = ReadOldRecords(work_dir, &records, nullptr, nullptr); !st.ok()) return st;
+  std::vector<RecordLog::Record> logged;
+  if (absl::Status st = RecordLog::Read(paths::ExpiryLogPath(work_dir), &logged); !st.ok()) {
+    return st;
+  }
+  size_t ops = 0;
+  for (const RecordLog::Record& r : logged) ApplyOps(r.payload, &records, &ops);
+  return records;
+}
+
 absl::Status WorkspaceRetention::SetExpiry(const std::string& job_id, uint32_t attempt,
-                                           int64_t expires_at_ms) {
+                                           int64_t expires_at_ms, bool sync) {
   if (absl::Status st = paths::ValidateJobId(job_id); !st.ok()) return st;
   if (expires_at_ms < 0) expires_at_ms = 0;
+  absl::MutexLock log_lock(&log_mu_);
+  if (log_ == nullptr) return absl::FailedPreconditionError("expiry records: Load() first");
+  const Record record{expires_at_ms, attempt};
   {
     // In memory first: the expiry holds from now on (the scheduler decided
     // it), and nobody can see the record on disk before the lease checks do.
     absl::MutexLock lock(&mu_);
-    entries_[job_id] = Entry{Record{expires_at_ms, attempt}, /*deleted=*/false};
+    entries_[job_id] = Entry{record, /*deleted=*/false};
   }
-  std::string tmp = paths::ExpiryTempTemplate(work_dir_);
-  Fd fd(mkstemp(tmp.data()));
-  if (fd.get() < 0) return ErrnoStatus(errno, "mkstemp " + tmp);
-  const std::string text = absl::StrCat(expires_at_ms, "\n", attempt, "\n");
-  auto fail = [&](const std::string& what) {
-    const absl::Status st = ErrnoStatus(errno, what);
-    unlink(tmp.c_str());
-    return st;
-  };
-  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return fail("write " + tmp);
+  OpsWriter op;
+  op.Set(job_id, record);
+  return AppendLocked(op.Payload(), sync, op.ops());
+}
+
+absl::Status WorkspaceRetention::Sync() {
+  absl::MutexLock log_lock(&log_mu_);
+  if (log_ == nullptr) return absl::FailedPreconditionError("expiry records: Load() first");
+  return log_->Sync();
+}
+
+absl::Status WorkspaceRetention::AppendLocked(const std::string& payload, bool sync, size_t ops) {
+  auto appended = log_->Append(payload, sync);
+  if (!appended.ok()) return appended.status();
+  log_ops_ += ops;
+  std::map<std::string, Record> held;
+  {
+    absl::MutexLock lock(&mu_);
+    if (log_ops_ <= 2 * entries_.size() + 1024) return absl::OkStatus();
+    for (const auto& [job_id, entry] : entries_) held[job_id] = entry.record;
   }
-  if (fchmod(fd.get(), 0644) != 0) return fail("chmod " + tmp);
-  if (fsync(fd.get()) != 0) return fail("fsync " + tmp);
-  fd.Reset();
-  const std::string path = paths::ExpiryRecordPath(work_dir_, job_id);
-  if (rename(tmp.c_str(), path.c_str()) != 0) return fail("rename " + tmp + " to " + path);
-  return FsyncDir(paths::ExpiryDir(work_dir_));
+  // Rewrite is durable: what was appended unsynced is now synced too.
+  return RewriteLogLocked(held);
+}
+
+absl::Status WorkspaceRetention::RewriteLogLocked(const std::map<std::string, Record>& records) {
+  OpsWriter all;
+  for (const auto& [job_id, record] : records) all.Set(job_id, record);
+  std::vector<std::string> payloads;
+  if (all.ops() > 0) payloads.push_back(all.Payload());
+  if (absl::Status st = log_->Rewrite(payloads, nullptr); !st.ok()) return st;
+  log_ops_ = all.ops();
+  return absl::OkStatus();
+}
+
+void WorkspaceRetention::ForgetRecords(const std::vector<std::string>& job_ids) {
+  if (job_ids.empty()) return;
+  OpsWriter ops;
+  for (const std::string& job_id : job_ids) ops.Forget(job_id);
+  absl::MutexLock log_lock(&log_mu_);
+  if (log_ == nullptr) return;
+  // Not synced: a record that comes back after a crash is swept and
+  // reported again, which is harmless.
+  AppendLocked(ops.Payload(), /*sync=*/false, ops.ops()).IgnoreError();
 }
 
 std::optional<WorkspaceRetention::Record> WorkspaceRetention::GetRecord(
@@ -254,6 +405,7 @@ std::vector<WorkspaceRetention::Doomed> WorkspaceRetention::TakeExpired(
 
 absl::Status WorkspaceRetention::Dispose(const std::vector<Doomed>& doomed) {
   absl::Status first;
+  std::vector<std::string> forget;
   for (const Doomed& d : doomed) {
     if (!d.trash_path.empty()) {
       if (absl::Status st = paths::RemoveTree(d.trash_path); !st.ok() && first.ok()) first = st;
@@ -265,8 +417,9 @@ absl::Status WorkspaceRetention::Dispose(const std::vector<Doomed>& doomed) {
       if (it == entries_.end() || !it->second.deleted) continue;
       entries_.erase(it);
     }
-    RemoveRecordFile(d.job_id);
+    forget.push_back(d.job_id);
   }
+  ForgetRecords(forget);
   return first;
 }
 
@@ -280,21 +433,17 @@ std::vector<std::string> WorkspaceRetention::Unreported() const {
 }
 
 void WorkspaceRetention::Reported(const std::vector<std::string>& job_ids) {
-  for (const std::string& job_id : job_ids) {
-    {
-      absl::MutexLock lock(&mu_);
+  std::vector<std::string> forget;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& job_id : job_ids) {
       auto it = entries_.find(job_id);
       if (it == entries_.end() || !it->second.deleted) continue;
       entries_.erase(it);
+      forget.push_back(job_id);
     }
-    RemoveRecordFile(job_id);
   }
-}
-
-void WorkspaceRetention::RemoveRecordFile(const std::string& job_id) const {
-  // Not fsynced: a record that comes back after a crash is swept and
-  // reported again, which is harmless.
-  unlink(paths::ExpiryRecordPath(work_dir_, job_id).c_str());
+  ForgetRecords(forget);
 }
 
 absl::Status WorkspaceRetention::EmptyTrash() {

@@ -1,12 +1,20 @@
 // Retention of finished workspaces: expiry records and leases.
 //
 // The scheduler fixes a workspace's expiry when the job finishes and sends
-// it with ResultAck. WorkspaceRetention keeps it durably, one record per job
-// id in <work_dir>/meta/expiry/<job_id> ("<expires_at_ms>\n<attempt>\n",
-// written through a temp file, fsynced and renamed into place), so that a
-// restarted worker still sweeps. A workspace without a record (its result
-// was never acknowledged) is never touched here. expires_at_ms 0 means "not
-// kept" (a superseded attempt): expired at once, and never reported.
+// it with ResultAck. WorkspaceRetention keeps it durably in one append-only
+// log, <work_dir>/meta/expiry.log (worker/record_log.h): each record is a
+// batch of operations, "set <job_id> <expires_at_ms> <attempt>" or "forget
+// <job_id>", replayed in order at Load. A set is fdatasynced before
+// SetExpiry returns — or, for a batch, by one Sync() after several
+// SetExpiry(sync = false) — so that a restarted worker still sweeps; a
+// forget is not synced (a record that comes back after a crash is swept and
+// reported again, which is harmless). The log is compacted (one set per
+// record held, written to a temp file, fsynced, renamed) at Load and when it
+// holds more than twice as many operations as records plus 1024. Records
+// of the old layout (one file per job in meta/expiry/) are imported at Load.
+// A workspace without a record (its result was never acknowledged) is never
+// touched here. expires_at_ms 0 means "not kept" (a superseded attempt):
+// expired at once, and never reported.
 //
 // A lease marks a workspace that is the source of a copy in progress (a
 // local reuse reading it, or the peer service streaming it to another
@@ -25,7 +33,7 @@
 //
 // Thread-safety: WorkspaceRetention is thread-safe. Acquire(), LeaseCount()
 // and the Lease destructor may run on any thread at any time; the record and
-// trash functions (Load, SetExpiry, TakeExpired, Dispose, EmptyTrash,
+// trash functions (Load, SetExpiry, Sync, TakeExpired, Dispose, EmptyTrash,
 // Reported) must be serialised by the caller (the worker's sweeper does
 // them under one mutex), since they write files.
 #ifndef DEJA_WORKER_RETENTION_H_
@@ -33,6 +41,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -43,6 +52,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "worker/record_log.h"
 
 namespace deja::worker {
 
@@ -91,16 +101,29 @@ class WorkspaceRetention {
   WorkspaceRetention(const WorkspaceRetention&) = delete;
   WorkspaceRetention& operator=(const WorkspaceRetention&) = delete;
 
-  // Creates meta/expiry/ and trash/, removes temp files left by a crash,
-  // and reads every record (a record that cannot be parsed is skipped and
-  // named in `*skipped`, if given). A record whose workspace is already gone
-  // is taken, and so reported, by the first sweep after its expiry.
+  // Creates meta/ and trash/, removes temp files left by a crash, replays
+  // meta/expiry.log (a torn tail is dropped) and compacts it, imports the
+  // old layout's meta/expiry/<job_id> files (one that cannot be parsed is
+  // skipped, left in place and named in `*skipped`, if given). A record
+  // whose workspace is already gone is taken, and so reported, by the first
+  // sweep after its expiry.
   absl::Status Load(std::vector<std::string>* skipped = nullptr);
 
-  // Records (durably, then in memory) that jobs/<job_id> expires at
+  // Records (in memory, then in the log) that jobs/<job_id> expires at
   // `expires_at_ms` (0: now, and it is not reported). Replaces any record
-  // of the job. INVALID_ARGUMENT for a bad job id; I/O errors name the path.
-  absl::Status SetExpiry(const std::string& job_id, uint32_t attempt, int64_t expires_at_ms);
+  // of the job. With `sync` the record is durable on return; without, only
+  // after the next Sync(). INVALID_ARGUMENT for a bad job id;
+  // FAILED_PRECONDITION before Load(); I/O errors name the path.
+  absl::Status SetExpiry(const std::string& job_id, uint32_t attempt, int64_t expires_at_ms,
+                         bool sync = true);
+
+  // Makes every SetExpiry so far durable (one fdatasync).
+  absl::Status Sync();
+
+  // The records as the log (and any old-layout files) under `work_dir` say,
+  // read without changing anything: for inspection (tests, tools) while a
+  // worker runs.
+  static absl::StatusOr<std::map<std::string, Record>> ReadRecords(const std::string& work_dir);
 
   // The job's record, if any.
   std::optional<Record> GetRecord(const std::string& job_id) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -149,10 +172,22 @@ class WorkspaceRetention {
   // Renames jobs/<job_id> into trash/. Empty path: it was gone already.
   absl::StatusOr<std::string> MoveToTrash(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RemoveRecordFile(const std::string& job_id) const;
+  // Appends "forget" operations (not synced).
+  void ForgetRecords(const std::vector<std::string>& job_ids) ABSL_LOCKS_EXCLUDED(log_mu_);
+  // Appends `payload`; compacts the log when it has grown.
+  absl::Status AppendLocked(const std::string& payload, bool sync, size_t ops)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log_mu_);
+  // Replaces the log by one set per record (durably).
+  absl::Status RewriteLogLocked(const std::map<std::string, Record>& records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log_mu_);
 
   const std::string work_dir_;
   Clock* const clock_;
+
+  // Lock order: log_mu_ before mu_.
+  absl::Mutex log_mu_;
+  std::unique_ptr<RecordLog> log_ ABSL_GUARDED_BY(log_mu_);  // null before Load
+  size_t log_ops_ ABSL_GUARDED_BY(log_mu_) = 0;             // operations in the log
 
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);

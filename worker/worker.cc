@@ -63,7 +63,9 @@ Worker::Worker(WorkerConfig config, Clock* clock)
     : config_(std::move(config)),
       clock_(clock != nullptr ? clock : &real_clock_),
       retention_(config_.work_dir, clock_),
-      materializer_(config_.work_dir, &retention_),
+      fingerprints_(config_.work_dir),
+      workspace_pool_(config_.work_dir, config_.slots + 1),
+      materializer_(config_.work_dir, &retention_, &fingerprints_),
       puller_(config_.work_dir),
       blob_client_(std::make_unique<BlobClient>(grpc::CreateCustomChannel(
           config_.content_store_address, grpc::InsecureChannelCredentials(), ChannelArgs()))) {}
@@ -88,6 +90,11 @@ void Worker::Stop() {
 
 absl::Status Worker::Run() {
   if (absl::Status st = paths::MakeDirs(paths::JobsDir(config_.work_dir)); !st.ok()) return st;
+  // Without spares every job creates its workspace itself: slower, not wrong.
+  if (absl::Status st = workspace_pool_.Init(); !st.ok()) {
+    Log("spare workspaces: %s", st.ToString());
+  }
+  workspace_pool_.Refill();
   if (blob_cache_ == nullptr) {
     auto cache = BlobCache::Open(paths::CacheBlobsDir(config_.work_dir), config_.cache_bytes,
                                  blob_client_.get());
@@ -104,6 +111,8 @@ absl::Status Worker::Run() {
       std::vector<std::string> skipped;
       if (absl::Status st = retention_.Load(&skipped); !st.ok()) return st;
       for (const std::string& path : skipped) Log("ignoring unreadable expiry record %s", path);
+      // Only a cache: without it every reuse hashes its source.
+      if (absl::Status st = fingerprints_.Load(); !st.ok()) Log("fingerprints: %s", st.ToString());
       retention_ready_ = true;
     }
   }
@@ -430,6 +439,7 @@ void Worker::StartRunLocked(const deja::v1::Assignment& assignment) {
   JobLaunch launch;
   launch.job_id = key.first;
   launch.workspace = paths::WorkspaceDir(config_.work_dir, key.first);
+  launch.make_workspace = [this](const std::string& ws) { return workspace_pool_.Make(ws); };
   launch.argv.assign(assignment.argv().begin(), assignment.argv().end());
   launch.env.insert(assignment.env().begin(), assignment.env().end());
   launch.cancel_grace = config_.cancel_grace;
@@ -456,6 +466,8 @@ void Worker::StartRunLocked(const deja::v1::Assignment& assignment) {
         outcome.exit_code, result.run_time_ms(), result.outputs_size(),
         result.error().empty() ? "" : ": ", result.error());
     FinishJob(std::move(result));
+    // While the scheduler answers, the next job's workspace gets ready.
+    workspace_pool_.Refill();
   };
   active_[key].runner =
       JobRunner::Start(std::move(launch), clock_, std::move(on_started), std::move(on_exit));
@@ -471,6 +483,7 @@ deja::v1::JobResult Worker::RunResult(const JobKey& key, const std::string& work
   result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
   result.set_error(outcome.error);
   result.set_finished_at_ms(ToMillis(outcome.finished_at));
+  const struct timespec hashed_after = FileClockNow();
   auto manifest = BuildManifest(workspace);
   if (!manifest.ok()) {
     if (outcome.error.empty()) {
@@ -479,6 +492,13 @@ deja::v1::JobResult Worker::RunResult(const JobKey& key, const std::string& work
     return result;
   }
   *result.mutable_manifest() = *std::move(manifest);
+  if (outcome.exit_code == 0 && outcome.error.empty()) {
+    // Read-only from now on, with fingerprints so reuses need not hash.
+    if (absl::Status st = fingerprints_.Seal(key.first, result.manifest(), hashed_after);
+        !st.ok()) {
+      Log("sealing the workspace of %s: %s", key.first, st.ToString());
+    }
+  }
   if (outcome.exit_code != 0 || !outcome.error.empty() || output_globs.empty()) return result;
   // The outputs are matched against the manifest just taken (each file is
   // hashed once) and are in the store before the result is sent.
@@ -688,12 +708,19 @@ void Worker::ApplyAcksLocked(std::deque<deja::v1::ResultAck> acks) {
         continue;
       }
     }
-    if (absl::Status st = retention_.SetExpiry(job_id, ack.attempt(), expires_at_ms); !st.ok()) {
+    // Synced once for the whole batch, below.
+    if (absl::Status st = retention_.SetExpiry(job_id, ack.attempt(), expires_at_ms,
+                                               /*sync=*/false);
+        !st.ok()) {
       // Without a record the workspace is simply kept.
       Log("cannot record the expiry of %s: %s", job_id, st.ToString());
       continue;
     }
     if (expires_at_ms == 0) SweepLocked(&job_id);
+  }
+  if (acks.empty()) return;
+  if (absl::Status st = retention_.Sync(); !st.ok()) {
+    Log("cannot sync %d expiry records: %s", acks.size(), st.ToString());
   }
 }
 

@@ -65,7 +65,9 @@
 #include "worker/materializer.h"
 #include "worker/peer_client.h"
 #include "worker/peer_service.h"
+#include "worker/fingerprints.h"
 #include "worker/retention.h"
+#include "worker/workspace_pool.h"
 
 namespace deja::worker {
 
@@ -212,6 +214,11 @@ class Worker {
   // Thread-safe itself; its record functions are called under
   // retention_op_mu_.
   WorkspaceRetention retention_;
+  // Thread-safe; loaded by Run(), written by job threads (Seal, from the
+  // const RunResult) and reuses.
+  mutable FingerprintStore fingerprints_;
+  // Thread-safe; spare empty workspaces for job starts.
+  WorkspacePool workspace_pool_;
   const Materializer materializer_;
   const WorkspacePuller puller_;
   const std::unique_ptr<BlobClient> blob_client_;

@@ -26,6 +26,7 @@
 namespace deja::worker {
 namespace {
 
+using ::deja::worker::testing::HasExpiryRecord;
 using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::ReadFile;
 using ::deja::worker::testing::RemoveTempDir;
@@ -77,8 +78,11 @@ TEST_F(RetentionTest, KeepsAWorkspaceUntilItsExpiryThenDeletesAndReportsIt) {
   MakeWorkspace("j1");
   MakeWorkspace("no-record");
   ASSERT_TRUE(retention_->SetExpiry("j1", 1, NowMs() + 60'000).ok());
-  EXPECT_EQ(ReadFile(paths::ExpiryRecordPath(work_dir_, "j1")),
-            absl::StrCat(NowMs() + 60'000, "\n1\n"));
+  auto on_disk = WorkspaceRetention::ReadRecords(work_dir_);
+  ASSERT_TRUE(on_disk.ok()) << on_disk.status();
+  ASSERT_EQ(on_disk->count("j1"), 1u);
+  EXPECT_EQ(on_disk->at("j1").expires_at_ms, NowMs() + 60'000);
+  EXPECT_EQ(on_disk->at("j1").attempt, 1u);
 
   EXPECT_THAT(Sweep(), IsEmpty());
   clock_.Advance(absl::Seconds(59));
@@ -92,11 +96,11 @@ TEST_F(RetentionTest, KeepsAWorkspaceUntilItsExpiryThenDeletesAndReportsIt) {
   EXPECT_TRUE(std::filesystem::is_empty(paths::TrashDir(work_dir_)));
   // The record stays until the scheduler was told.
   EXPECT_THAT(retention_->Unreported(), ElementsAre("j1"));
-  EXPECT_TRUE(Exists(paths::ExpiryRecordPath(work_dir_, "j1")));
+  EXPECT_TRUE(HasExpiryRecord(work_dir_, "j1"));
   EXPECT_THAT(Sweep(), IsEmpty());  // not taken twice
   retention_->Reported({"j1"});
   EXPECT_THAT(retention_->Unreported(), IsEmpty());
-  EXPECT_FALSE(Exists(paths::ExpiryRecordPath(work_dir_, "j1")));
+  EXPECT_FALSE(HasExpiryRecord(work_dir_, "j1"));
   EXPECT_FALSE(retention_->GetRecord("j1").has_value());
 
   clock_.Advance(absl::Hours(1000));
@@ -136,13 +140,69 @@ TEST_F(RetentionTest, RecordsSurviveAReloadAndAnUnreportedDeletionIsReportedAgai
   EXPECT_THAT(retention_->Unreported(), ElementsAre("j1"));
 }
 
+TEST_F(RetentionTest, ABatchOfUnsyncedRecordsIsDurableAfterOneSync) {
+  for (const char* id : {"j1", "j2", "j3"}) {
+    ASSERT_TRUE(retention_->SetExpiry(id, 1, NowMs() + 1000, /*sync=*/false).ok());
+  }
+  ASSERT_TRUE(retention_->Sync().ok());
+  retention_ = std::make_unique<WorkspaceRetention>(work_dir_, &clock_);
+  ASSERT_TRUE(retention_->Load().ok());
+  for (const char* id : {"j1", "j2", "j3"}) {
+    ASSERT_TRUE(retention_->GetRecord(id).has_value()) << id;
+    EXPECT_EQ(retention_->GetRecord(id)->expires_at_ms, NowMs() + 1000);
+  }
+  // One log file, no file per job.
+  EXPECT_FALSE(Exists(paths::ExpiryDir(work_dir_)));
+}
+
+TEST_F(RetentionTest, OldLayoutRecordsAreImportedOnce) {
+  retention_.reset();
+  WriteFile(paths::ExpiryRecordPath(work_dir_, "old"), "12345\n3\n");
+  retention_ = std::make_unique<WorkspaceRetention>(work_dir_, &clock_);
+  ASSERT_TRUE(retention_->Load().ok());
+  ASSERT_TRUE(retention_->GetRecord("old").has_value());
+  EXPECT_EQ(retention_->GetRecord("old")->expires_at_ms, 12345);
+  EXPECT_EQ(retention_->GetRecord("old")->attempt, 3u);
+  EXPECT_FALSE(Exists(paths::ExpiryRecordPath(work_dir_, "old")));
+  retention_ = std::make_unique<WorkspaceRetention>(work_dir_, &clock_);
+  ASSERT_TRUE(retention_->Load().ok());
+  EXPECT_TRUE(retention_->GetRecord("old").has_value());
+}
+
+TEST_F(RetentionTest, ATornTailOfTheLogIsCutAndLaterRecordsStillCount) {
+  ASSERT_TRUE(retention_->SetExpiry("j1", 1, NowMs() + 1000).ok());
+  retention_.reset();
+  // A crash in the middle of an append.
+  const std::string log = paths::ExpiryLogPath(work_dir_);
+  WriteFile(log, ReadFile(log) + std::string("\x30\x00\x00\x00partial", 11));
+  retention_ = std::make_unique<WorkspaceRetention>(work_dir_, &clock_);
+  ASSERT_TRUE(retention_->Load().ok());
+  EXPECT_TRUE(retention_->GetRecord("j1").has_value());
+  ASSERT_TRUE(retention_->SetExpiry("j2", 1, NowMs() + 1000).ok());
+  EXPECT_TRUE(HasExpiryRecord(work_dir_, "j1"));
+  EXPECT_TRUE(HasExpiryRecord(work_dir_, "j2"));
+}
+
+TEST_F(RetentionTest, TheLogIsCompactedAsItGrows) {
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(retention_->SetExpiry("j1", static_cast<uint32_t>(i), NowMs() + i, false).ok());
+  }
+  ASSERT_TRUE(retention_->Sync().ok());
+  // Each append is ~60 bytes; 3000 of them would be ~180 KB.
+  EXPECT_LT(std::filesystem::file_size(paths::ExpiryLogPath(work_dir_)), 80'000u);
+  retention_ = std::make_unique<WorkspaceRetention>(work_dir_, &clock_);
+  ASSERT_TRUE(retention_->Load().ok());
+  ASSERT_TRUE(retention_->GetRecord("j1").has_value());
+  EXPECT_EQ(retention_->GetRecord("j1")->attempt, 2999u);
+}
+
 TEST_F(RetentionTest, ANotKeptWorkspaceGoesAtOnceAndIsNotReported) {
   MakeWorkspace("j1");
   ASSERT_TRUE(retention_->SetExpiry("j1", 1, 0).ok());
   EXPECT_THAT(Sweep(), ElementsAre("j1"));
   EXPECT_FALSE(Exists(Workspace("j1")));
   EXPECT_THAT(retention_->Unreported(), IsEmpty());
-  EXPECT_FALSE(Exists(paths::ExpiryRecordPath(work_dir_, "j1")));
+  EXPECT_FALSE(HasExpiryRecord(work_dir_, "j1"));
 }
 
 TEST_F(RetentionTest, ABusyJobIsSkipped) {

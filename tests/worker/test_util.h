@@ -21,6 +21,7 @@
 #include "common/hash.h"
 #include "deja/v1/content.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "worker/retention.h"
 
 namespace deja::worker::testing {
 
@@ -51,6 +52,13 @@ inline void WriteFile(const std::string& path, const std::string& data, mode_t m
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
   chmod(path.c_str(), mode);
+}
+
+// Whether the work dir's expiry log (read as it is on disk) holds a record
+// for `job_id`.
+inline bool HasExpiryRecord(const std::string& work_dir, const std::string& job_id) {
+  auto records = WorkspaceRetention::ReadRecords(work_dir);
+  return records.ok() && records->count(job_id) != 0;
 }
 
 // Polls `done` until it holds or `timeout` passes.

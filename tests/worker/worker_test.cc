@@ -31,6 +31,7 @@ namespace deja::worker {
 namespace {
 
 using ::deja::worker::testing::FakeContentStore;
+using ::deja::worker::testing::HasExpiryRecord;
 using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::PollUntil;
 using ::deja::worker::testing::ReadFile;
@@ -398,7 +399,7 @@ TEST_F(RetentionWorkerTest, AnAckedWorkspaceIsKeptUntilItsExpiryThenDeletedAndRe
   RunJob("w-a", "job-unacked", "echo kept > scratch.txt");
   scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
   ASSERT_TRUE(
-      PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-1")); }));
+      PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-1"); }));
 
   auto swept = a.worker->SweepNow();
   ASSERT_TRUE(swept.ok()) << swept.status();
@@ -422,7 +423,7 @@ TEST_F(RetentionWorkerTest, AnAckedWorkspaceIsKeptUntilItsExpiryThenDeletedAndRe
   EXPECT_THAT(messages[0].job_ids(), ::testing::ElementsAre("job-1"));
   // Reported: the record goes.
   EXPECT_TRUE(
-      PollUntil([&] { return !Exists(paths::ExpiryRecordPath(a.work_dir, "job-1")); }));
+      PollUntil([&] { return !HasExpiryRecord(a.work_dir, "job-1"); }));
   swept = a.worker->SweepNow();
   ASSERT_TRUE(swept.ok());
   EXPECT_THAT(*swept, ::testing::IsEmpty());
@@ -436,7 +437,7 @@ TEST_F(RetentionWorkerTest, ExpiryRecordsSurviveARestart) {
     RunJob("w-a", "job-1", "echo intermediate > scratch.txt");
     scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
     ASSERT_TRUE(
-        PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-1")); }));
+        PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-1"); }));
     workers_.clear();  // stopped; the work dir stays
   }
   ASSERT_TRUE(Exists(paths::WorkspaceDir(dir, "job-1")));
@@ -459,7 +460,7 @@ TEST_F(RetentionWorkerTest, ANotKeptAttemptIsDeletedUnlessAnotherAttemptOfTheJob
   scheduler_.Ack("w-a", "job-1", 1, 0);
   EXPECT_TRUE(PollUntil([&] {
     return !Exists(paths::WorkspaceDir(a.work_dir, "job-1")) &&
-           !Exists(paths::ExpiryRecordPath(a.work_dir, "job-1"));
+           !HasExpiryRecord(a.work_dir, "job-1");
   }));
 
   // job-2: attempt 1 finished (unacked), attempt 2 runs in the same
@@ -491,7 +492,7 @@ TEST_F(RetentionWorkerTest, ANotKeptAttemptIsDeletedUnlessAnotherAttemptOfTheJob
       },
       absl::Seconds(20)));
   scheduler_.Ack("w-a", "job-2", 2, NowMs() + 60'000);
-  ASSERT_TRUE(PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-2")); }));
+  ASSERT_TRUE(PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-2"); }));
   swept = a.worker->SweepNow();
   ASSERT_TRUE(swept.ok());
   EXPECT_THAT(*swept, ::testing::IsEmpty());
@@ -567,7 +568,7 @@ TEST_F(RetentionWorkerTest, ALeaseProtectsASourceDuringASlowPeerCopy) {
       "head -c 65536 /dev/urandom > rand.bin && truncate -s 32M big.bin && echo r > r.txt",
       "r.txt");
   scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
-  ASSERT_TRUE(PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-1")); }));
+  ASSERT_TRUE(PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-1"); }));
 
   grpc::ChannelArguments args;
   BoundTransferWindow(&args);
@@ -623,7 +624,7 @@ TEST_F(RetentionWorkerTest, AReuseFromAnotherWorkerOfAnExpiredSourceFailsCleanly
   const deja::v1::JobResult source = RunJob("w-a", "job-1", "echo r > r.txt", "r.txt");
   scheduler_.Ack("w-a", "job-1", 1, NowMs() + 1000);
   ASSERT_TRUE(PollUntil([&] {
-    return Exists(paths::ExpiryRecordPath(workers_[0]->work_dir, "job-1"));
+    return HasExpiryRecord(workers_[0]->work_dir, "job-1");
   }));
   clock_.Advance(absl::Seconds(1));  // expired, not swept yet
 
