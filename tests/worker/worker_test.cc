@@ -552,7 +552,7 @@ TEST_F(RetentionWorkerTest, ALateNotKeptAckOfAnOlderAttemptSparesTheNewerAttempt
   scheduler_.Ack("w-a", "job-3", 1, 0);
   scheduler_.Ack("w-a", "job-3", 2, NowMs() + 60'000);
   const std::string ws = paths::WorkspaceDir(a.work_dir, "job-3");
-  ASSERT_TRUE(PollUntil([&] { return Exists(paths::ExpiryRecordPath(a.work_dir, "job-3")); }));
+  ASSERT_TRUE(PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-3"); }));
   auto swept = a.worker->SweepNow();
   ASSERT_TRUE(swept.ok());
   EXPECT_THAT(*swept, ::testing::IsEmpty());
