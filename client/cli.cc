@@ -30,6 +30,7 @@
 #include "client/pipeline_cli.h"
 #include "client/progress.h"
 #include "common/errors.h"
+#include "common/files.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"
 
@@ -78,16 +79,6 @@ std::string JobDuration(const Job& job, absl::Time now) {
     return FormatDuration(absl::ToUnixMillis(now) - job.started_at_ms());
   }
   return "";
-}
-
-// mkdir -p of every directory above `path`.
-absl::Status MakeParentDirs(const std::string& path) {
-  for (size_t slash = path.find('/', 1); slash != std::string::npos;
-       slash = path.find('/', slash + 1)) {
-    std::string dir = path.substr(0, slash);
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + dir);
-  }
-  return absl::OkStatus();
 }
 
 // A job hash is XXH3-128 in hex.

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/files.h"
 #include "common/hash.h"
 
 namespace deja {
@@ -110,15 +111,6 @@ void PutRecord(const KeyWords& key, const std::array<unsigned char, 16>& digest,
   PutU32(day, out);
   PutU32(0, out);
   PutU64(XXH3_64bits(out->data() + start, kCheckOffset), out);
-}
-
-absl::Status MakeParentDirs(const std::string& path) {
-  for (size_t slash = path.find('/', 1); slash != std::string::npos;
-       slash = path.find('/', slash + 1)) {
-    std::string dir = path.substr(0, slash);
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + dir);
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
