@@ -7,7 +7,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/glob.h"
-#include "common/hash.h"
 #include "common/job_spec.h"
 #include "common/tree.h"
 
@@ -264,11 +263,7 @@ absl::StatusOr<EdgeInput> ResolveEdge(
     std::vector<DirEntry> entries = dir.files;
     for (const auto& [sub, child] : dir.dirs) entries.push_back(encode(sub, child));
     std::string bytes = EncodeDirectory(std::move(entries));
-    DirEntry self;
-    self.name = name;
-    self.kind = DirEntry::Kind::kDirectory;
-    self.digest = HashBytes(bytes);
-    self.size = bytes.size();
+    DirEntry self = DirectoryEntry(name, bytes);
     out.dir_blobs.push_back(std::move(bytes));
     return self;
   };

@@ -101,11 +101,7 @@ struct Walker {
       entries.push_back(std::move(entry));
     }
     std::string bytes = EncodeDirectory(std::move(entries));
-    DirEntry self;
-    self.name = name;
-    self.kind = DirEntry::Kind::kDirectory;
-    self.digest = HashBytes(bytes);
-    self.size = bytes.size();
+    DirEntry self = DirectoryEntry(name, bytes);
     if (seen.insert(self.digest).second) {
       tree->blobs.push_back(TreeBlob{self.digest, self.size, "", std::move(bytes)});
     }
@@ -114,6 +110,15 @@ struct Walker {
 };
 
 }  // namespace
+
+DirEntry DirectoryEntry(const std::string& name, const std::string& bytes) {
+  DirEntry self;
+  self.name = name;
+  self.kind = DirEntry::Kind::kDirectory;
+  self.digest = HashBytes(bytes);
+  self.size = bytes.size();
+  return self;
+}
 
 absl::string_view DirEntryKindName(DirEntry::Kind kind) {
   switch (kind) {

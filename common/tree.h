@@ -37,6 +37,9 @@ absl::string_view DirEntryKindName(DirEntry::Kind kind);
 // The canonical bytes of a directory: entries sorted by name.
 std::string EncodeDirectory(std::vector<DirEntry> entries);
 
+// The entry naming the directory blob `bytes` (from EncodeDirectory).
+DirEntry DirectoryEntry(const std::string& name, const std::string& bytes);
+
 // Parses a directory blob. INVALID_ARGUMENT if it is not canonical: bad tag,
 // truncated, a name that is empty, ".", "..", or holds '/' or NUL, names
 // not strictly ascending, an unknown kind.
