@@ -20,6 +20,7 @@
 namespace deja::bench {
 
 namespace fs = std::filesystem;
+using deja::testing::ConnectedWorkers;
 using deja::testing::ReadFile;
 
 void Fail(const std::string& what) { throw BenchError(what); }
@@ -166,15 +167,8 @@ void BenchCluster::StartWorker(const std::string& id, int slots) {
 }
 
 void BenchCluster::WaitForWorkers(size_t connected) {
-  WaitFor(
-      [&] {
-        auto workers = client_->ListWorkers();
-        if (!workers.ok()) return false;
-        size_t n = 0;
-        for (const auto& w : *workers) n += w.connected() ? 1 : 0;
-        return n == connected;
-      },
-      absl::Seconds(30), absl::StrCat(connected, " connected workers"));
+  WaitFor([&] { return ConnectedWorkers(*client_) == connected; }, absl::Seconds(30),
+          absl::StrCat(connected, " connected workers"));
 }
 
 void BenchCluster::WaitIdle() {

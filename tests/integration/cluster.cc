@@ -222,16 +222,16 @@ std::string Cluster::Workspace(const std::string& worker_id, const std::string& 
   return WorkDir(worker_id) + "/jobs/" + job_id;
 }
 
+std::optional<size_t> ConnectedWorkers(DejaClient& client) {
+  auto workers = client.ListWorkers();
+  if (!workers.ok()) return std::nullopt;
+  size_t n = 0;
+  for (const auto& w : *workers) n += w.connected() ? 1 : 0;
+  return n;
+}
+
 bool Cluster::WaitForWorkers(size_t connected, absl::Duration timeout) {
-  return PollUntil(
-      [&] {
-        auto workers = client_->ListWorkers();
-        if (!workers.ok()) return false;
-        size_t n = 0;
-        for (const auto& w : *workers) n += w.connected() ? 1 : 0;
-        return n == connected;
-      },
-      timeout);
+  return PollUntil([&] { return ConnectedWorkers(*client_) == connected; }, timeout);
 }
 
 void Cluster::DumpLogs() const {

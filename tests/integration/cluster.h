@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,10 @@ long PeakRssKb(pid_t pid);
 
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
+
+// How many workers the scheduler behind `client` lists as connected;
+// nullopt when it cannot be asked.
+std::optional<size_t> ConnectedWorkers(DejaClient& client);
 
 class Cluster {
  public:
