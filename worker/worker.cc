@@ -371,13 +371,7 @@ void Worker::HandleRun(const deja::v1::Assignment& assignment) {
   Log("assignment %s attempt %d: run %s", key.first, key.second,
       absl::StrJoin(assignment.argv(), " "));
   if (absl::Status st = paths::ValidateJobId(key.first); !st.ok()) {
-    deja::v1::JobResult result;
-    result.set_job_id(key.first);
-    result.set_attempt(key.second);
-    result.set_exit_code(kExitInternal);
-    result.set_error(std::string(st.message()));
-    result.set_finished_at_ms(ToMillis(clock_->Now()));
-    FinishJob(std::move(result));
+    FinishJob(UnstartedResult(key, kExitInternal, std::string(st.message())));
     return;
   }
 
@@ -596,13 +590,19 @@ void Worker::HandleCancel(const deja::v1::CancelJob& cancel) {
     active_.erase(it);
   }
   Log("cancel %s attempt %d: dropped before it started", key.first, key.second);
+  FinishJob(UnstartedResult(key, -SIGTERM,
+                            "cancelled before it started (it was waiting for a slot)"));
+}
+
+deja::v1::JobResult Worker::UnstartedResult(const JobKey& key, int exit_code,
+                                            const std::string& error) const {
   deja::v1::JobResult result;
   result.set_job_id(key.first);
   result.set_attempt(key.second);
-  result.set_exit_code(-SIGTERM);
-  result.set_error("cancelled before it started (it was waiting for a slot)");
+  result.set_exit_code(exit_code);
+  result.set_error(error);
   result.set_finished_at_ms(ToMillis(clock_->Now()));
-  FinishJob(std::move(result));
+  return result;
 }
 
 void Worker::HandleResultAck(const deja::v1::ResultAck& ack) {
@@ -690,17 +690,14 @@ void Worker::ApplyAcksLocked(std::deque<deja::v1::ResultAck> acks) {
             job_id, ack.attempt(), newer->second);
         continue;
       }
+      // "Not kept" is about this attempt: the workspace may be another's.
+      if (expires_at_ms == 0 && HeldJobIdsLocked().count(job_id) != 0) {
+        Log("workspace of %s attempt %d not kept, but another attempt of the job holds it here: "
+            "left alone", job_id, ack.attempt());
+        continue;
+      }
     }
     if (expires_at_ms == 0) {
-      // "Not kept" is about this attempt: the workspace may be another's.
-      {
-        absl::MutexLock lock(&mu_);
-        if (HeldJobIdsLocked().count(job_id) != 0) {
-          Log("workspace of %s attempt %d not kept, but another attempt of the job holds it here: "
-              "left alone", job_id, ack.attempt());
-          continue;
-        }
-      }
       const auto record = retention_.GetRecord(job_id);
       if (record.has_value() && record->attempt != ack.attempt() && record->expires_at_ms > 0) {
         Log("workspace of %s attempt %d not kept, but attempt %d's is (until %d): left alone",

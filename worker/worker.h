@@ -156,6 +156,9 @@ class Worker {
 
   void HandleMessage(const deja::v1::SchedulerMessage& message);
   void HandleRun(const deja::v1::Assignment& assignment);
+  // The result of an attempt that never started, finished now.
+  deja::v1::JobResult UnstartedResult(const JobKey& key, int exit_code,
+                                      const std::string& error) const;
   // Starts a RUN's JobRunner in active_[its key].
   void StartRunLocked(const deja::v1::Assignment& assignment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RUN jobs whose process runs (or is being set up) here.
