@@ -1,11 +1,15 @@
 #include "scheduler/core/explain.h"
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/job_state.h"
 
 namespace deja {
 namespace {
@@ -101,6 +105,87 @@ std::vector<deja::v1::FieldDiff> IdentityDiff(const deja::v1::JobSpec& job,
   std::set<std::string> bo(entry_job.outputs().begin(), entry_job.outputs().end());
   Compare("outputs", absl::StrJoin(ao, " "), absl::StrJoin(bo, " "), &out);
   return out;
+}
+
+absl::StatusOr<deja::v1::ExplainResponse> ExplainJob(const std::string& job_id,
+                                                     const MemoIndex& memo, const JobTable& jobs) {
+  absl::StatusOr<deja::v1::Job> read = jobs.Get(job_id);
+  if (!read.ok()) return read.status();
+  const deja::v1::Job& job = *read;
+  deja::v1::ExplainResponse out;
+  out.set_job_id(job_id);
+  auto verdict = [&](deja::v1::ExplainResponse::Verdict v, std::string summary) {
+    out.set_verdict(v);
+    out.set_summary(std::move(summary));
+    return out;
+  };
+  if (!job.reused_from().empty()) {
+    if (job.state() == deja::v1::SUCCEEDED) {
+      return verdict(deja::v1::ExplainResponse::REUSED,
+                     absl::StrCat("reused from ", job.reused_from(), ", saving ",
+                                  absl::FormatDuration(absl::Milliseconds(job.time_saved_ms())),
+                                  job.spec().reuse_job_id().empty() ? " (same job hash)"
+                                                                    : " (named with --reuse)"));
+    }
+    return verdict(deja::v1::ExplainResponse::PENDING,
+                   absl::StrCat("to be reused from ", job.reused_from(), " (",
+                                std::string(JobStateName(job.state())), ")"));
+  }
+  if (job.state() == deja::v1::WAITING) {
+    return verdict(deja::v1::ExplainResponse::WAITED,
+                   absl::StrCat("waiting for the identical job ", job.waiting_for(),
+                                ", which is in flight; reused when it succeeds"));
+  }
+  if (!job.memoization_off_reason().empty()) {
+    return verdict(deja::v1::ExplainResponse::MEMOIZATION_OFF,
+                   absl::StrCat("memoization was off: ", job.memoization_off_reason()));
+  }
+  if (job.spec().force()) {
+    return verdict(deja::v1::ExplainResponse::FORCED,
+                   "--force: ran fresh on purpose; its success replaces the memo entry");
+  }
+  if (absl::StartsWith(job.message(), "not reused:") ||
+      absl::StartsWith(job.message(), "memo entry from") ||
+      absl::StartsWith(job.message(), "the identical job")) {
+    return verdict(deja::v1::ExplainResponse::ENTRY_UNUSABLE, job.message());
+  }
+  // No entry had its hash: compare with the nearest entry of the same app.
+  std::optional<deja::v1::MemoEntry> nearest;
+  std::vector<deja::v1::FieldDiff> best;
+  absl::Status scanned = memo.ForEach([&](const deja::v1::MemoEntry& entry) {
+    if (entry.project() != job.spec().project() || entry.app_name() != job.spec().app().name() ||
+        entry.source_job_id() == job_id) {
+      return;
+    }
+    absl::StatusOr<deja::v1::Job> src = jobs.Get(entry.source_job_id());
+    if (!src.ok()) return;
+    std::vector<deja::v1::FieldDiff> diff = IdentityDiff(job.spec(), src->spec());
+    if (!nearest.has_value() || diff.size() < best.size() ||
+        (diff.size() == best.size() && entry.created_at_ms() > nearest->created_at_ms())) {
+      nearest = entry;
+      best = std::move(diff);
+    }
+  });
+  if (!scanned.ok()) return scanned;
+  if (!nearest.has_value()) {
+    return verdict(deja::v1::ExplainResponse::NO_MATCHING_ENTRY,
+                   absl::StrCat("no other success of app ", job.spec().app().name(),
+                                " is in the memo index of project ", job.spec().project()));
+  }
+  *out.mutable_nearest() = *nearest;
+  std::vector<std::string> fields;
+  for (auto& d : best) {
+    fields.push_back(d.field());
+    *out.add_differences() = std::move(d);
+  }
+  std::string summary =
+      best.empty()
+          ? absl::StrCat("the nearest entry, from ", nearest->source_job_id(),
+                         ", has the same identity but did not exist when this job was submitted")
+          : absl::StrCat("no memo entry has its hash; the nearest, from ", nearest->source_job_id(),
+                         ", differs in ", best.size(),
+                         best.size() == 1 ? " field: " : " fields: ", absl::StrJoin(fields, ", "));
+  return verdict(deja::v1::ExplainResponse::NO_MATCHING_ENTRY, summary);
 }
 
 }  // namespace deja

@@ -1,12 +1,19 @@
-// What separates two jobs' identities, field by field, for `deja explain`.
-// Pure functions.
+// `deja explain`: why a job was or was not reused, and what separates two
+// jobs' identities, field by field.
+//
+// ExplainJob may call: the MemoIndex (a scan, for the nearest entry when no
+// entry had the job's hash) and the JobTable (reads of each candidate's
+// source job): a diagnostic, not a hot path. It changes nothing.
 #ifndef DEJA_SCHEDULER_CORE_EXPLAIN_H_
 #define DEJA_SCHEDULER_CORE_EXPLAIN_H_
 
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/scheduler.pb.h"
+#include "scheduler/core/job_table.h"
+#include "scheduler/core/memo_index.h"
 
 namespace deja {
 
@@ -17,6 +24,13 @@ namespace deja {
 // the identities are equal.
 std::vector<deja::v1::FieldDiff> IdentityDiff(const deja::v1::JobSpec& job,
                                               const deja::v1::JobSpec& entry_job);
+
+// The verdict on job `job_id`: reused, pending, waited, memoization off, forced,
+// entry unusable (its message says why), or no matching entry (with the
+// nearest entry of the same app and how it differs). NOT_FOUND for an
+// unknown job; the store's error if a read or the memo scan fails.
+absl::StatusOr<deja::v1::ExplainResponse> ExplainJob(const std::string& job_id,
+                                                     const MemoIndex& memo, const JobTable& jobs);
 
 }  // namespace deja
 

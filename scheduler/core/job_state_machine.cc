@@ -1,6 +1,7 @@
 #include "scheduler/core/job_state_machine.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
 #include "common/job_state.h"
 
 namespace deja {
@@ -37,9 +38,21 @@ absl::Status CheckTransition(JobState from, JobState to) {
       ok = false;
   }
   if (ok) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat("illegal job state transition ", std::string(JobStateName(from)), " -> ",
-                   std::string(JobStateName(to))));
+  return absl::FailedPreconditionError(absl::StrCat("illegal job state transition ",
+                                                    std::string(JobStateName(from)), " -> ",
+                                                    std::string(JobStateName(to))));
+}
+
+void SetJobState(deja::v1::Job& job, JobState to, absl::Time now) {
+  absl::Status allowed = CheckTransition(job.state(), to);
+  DEJA_CHECK(allowed.ok(), job.job_id() + ": " + std::string(allowed.message()));
+  job.set_state(to);
+  if (IsTerminal(to)) job.set_finished_at_ms(absl::ToUnixMillis(now));
+}
+
+bool OnWorker(JobState state) {
+  return state == deja::v1::ASSIGNED || state == deja::v1::RUNNING ||
+         state == deja::v1::MATERIALIZING;
 }
 
 }  // namespace deja

@@ -41,11 +41,10 @@ class StoreReader {
   // The committed memo entry with this id (MemoId(project, job_hash)).
   virtual absl::StatusOr<deja::v1::MemoEntry> ReadMemo(const std::string& memo_id) const = 0;
   // Visits every committed memo entry, in no particular order.
-  virtual absl::Status ScanMemo(
-      const std::function<bool(deja::v1::MemoEntry&)>& visit) const = 0;
+  virtual absl::Status ScanMemo(const std::function<bool(deja::v1::MemoEntry&)>& visit) const = 0;
 
   // The sequence number of the job created for a request key
-  // (MemoKey(project, request_id)).
+  // (RequestKey(project, request_id), scheduler/core/keys.h).
   virtual absl::StatusOr<uint64_t> ReadRequest(const std::string& request_key) const = 0;
 
   // Every project's settings and every pipeline, for SchedulerCore::LoadFromStore.

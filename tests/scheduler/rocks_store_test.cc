@@ -1,12 +1,12 @@
 #include "scheduler/store/rocks_store.h"
 
+#include <rocksdb/db.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include <rocksdb/db.h>
-
 #include "gtest/gtest.h"
+#include "scheduler/core/keys.h"
 #include "scheduler/store/schema.h"
 
 namespace deja {
@@ -48,7 +48,7 @@ TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
       job.set_state(deja::v1::QUEUED);
       fx.jobs[job.job_id()] = job;
     }
-    fx.requests[MemoKey("p", "req-1")] = "j10";
+    fx.requests[RequestKey("p", "req-1")] = "j10";
     deja::v1::MemoEntry entry;
     entry.set_project("p");
     entry.set_job_hash("h");
@@ -80,14 +80,16 @@ TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
   EXPECT_EQ(ScanIds(**store, 0, true, 1), "j10");
   EXPECT_EQ((*store)->ReadJob(10)->job_id(), "j10");
   EXPECT_EQ((*store)->ReadJob(3).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(*(*store)->ReadRequest(MemoKey("p", "req-1")), 10u);
-  EXPECT_EQ((*store)->ReadRequest(MemoKey("p", "req-2")).status().code(),
+  EXPECT_EQ(*(*store)->ReadRequest(RequestKey("p", "req-1")), 10u);
+  EXPECT_EQ((*store)->ReadRequest(RequestKey("p", "req-2")).status().code(),
             absl::StatusCode::kNotFound);
   std::vector<deja::v1::MemoEntry> memo;
-  ASSERT_TRUE((*store)->ScanMemo([&](auto& e) {
-                        memo.push_back(e);
-                        return true;
-                      }).ok());
+  ASSERT_TRUE((*store)
+                  ->ScanMemo([&](auto& e) {
+                    memo.push_back(e);
+                    return true;
+                  })
+                  .ok());
   ASSERT_EQ(memo.size(), 1u);
   EXPECT_EQ(memo[0].job_hash(), "h2");
   EXPECT_EQ((*store)->ReadMemo(MemoId("p", "h2"))->job_hash(), "h2");
@@ -123,25 +125,28 @@ TEST_F(RocksStoreTest, UpgradesASchemaOneStore) {
     job.set_state(deja::v1::SUCCEEDED);
     job.mutable_spec()->set_project("p");
     job.mutable_spec()->set_request_id("req-7");
-    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.handles[schema::kJobs], schema::JobKey(7),
-                            job.SerializeAsString())
+    ASSERT_TRUE(raw.db
+                    ->Put(rocksdb::WriteOptions(), raw.handles[schema::kJobs], schema::JobKey(7),
+                          job.SerializeAsString())
                     .ok());
     deja::v1::MemoEntry entry;
     entry.set_project("p");
     entry.set_job_hash("abc");
     entry.set_source_job_id("j7");
-    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.handles[schema::kMemo],
-                            MemoKey("p", "abc"), entry.SerializeAsString())
+    ASSERT_TRUE(raw.db
+                    ->Put(rocksdb::WriteOptions(), raw.handles[schema::kMemo], MemoKey("p", "abc"),
+                          entry.SerializeAsString())
                     .ok());
-    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.handles[schema::kSettings],
-                            schema::kSchemaVersionKey, "1")
+    ASSERT_TRUE(raw.db
+                    ->Put(rocksdb::WriteOptions(), raw.handles[schema::kSettings],
+                          schema::kSchemaVersionKey, "1")
                     .ok());
   }
   {
     auto store = RocksStore::Open(dir_.string());
     ASSERT_TRUE(store.ok()) << store.status();
     EXPECT_EQ((*store)->ReadMemo(MemoId("p", "abc"))->source_job_id(), "j7");
-    EXPECT_EQ(*(*store)->ReadRequest(MemoKey("p", "req-7")), 7u);
+    EXPECT_EQ(*(*store)->ReadRequest(RequestKey("p", "req-7")), 7u);
     int entries = 0;
     ASSERT_TRUE((*store)->ScanMemo([&](auto&) { return ++entries > 0; }).ok());
     EXPECT_EQ(entries, 1) << "the old key is gone";
@@ -149,7 +154,7 @@ TEST_F(RocksStoreTest, UpgradesASchemaOneStore) {
   // The marker now says 2: opening again does not upgrade twice.
   auto store = RocksStore::Open(dir_.string());
   ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ(*(*store)->ReadRequest(MemoKey("p", "req-7")), 7u);
+  EXPECT_EQ(*(*store)->ReadRequest(RequestKey("p", "req-7")), 7u);
 }
 
 TEST_F(RocksStoreTest, RefusesAnotherSchemaVersion) {
@@ -158,12 +163,14 @@ TEST_F(RocksStoreTest, RefusesAnotherSchemaVersion) {
     // Rewrite the marker as a future version of Deja would.
     rocksdb::DBOptions options;
     std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const auto& name : schema::ColumnFamilyNames()) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    for (const auto& name : schema::ColumnFamilyNames())
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), families, &handles, &db).ok());
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[schema::kSettings],
-                        schema::kSchemaVersionKey, "99").ok());
+                        schema::kSchemaVersionKey, "99")
+                    .ok());
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     delete db;
   }
@@ -171,6 +178,44 @@ TEST_F(RocksStoreTest, RefusesAnotherSchemaVersion) {
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(store.status().message().find("schema version 99"), absl::string_view::npos)
       << store.status();
+}
+
+TEST_F(RocksStoreTest, BlobRecordsAreKeyedByDigestInTheBlobsFamily) {
+  const std::string digest = "0123456789abcdef0123456789abcdef";
+  {
+    auto store = RocksStore::Open(dir_.string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->GetBlobMeta(digest).status().code(), absl::StatusCode::kNotFound);
+    deja::v1::BlobMeta meta;
+    meta.set_size(42);
+    meta.set_created_at_ms(7);
+    ASSERT_TRUE((*store)->PutBlobMeta(digest, meta).ok());
+    EXPECT_EQ((*store)->GetBlobMeta(digest)->size(), 42u);
+  }
+  // The bytes schema.h draws: key the digest, value the BlobMeta.
+  std::string value;
+  {
+    rocksdb::DBOptions options;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const auto& name : schema::ColumnFamilyNames()) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), families, &handles, &db).ok());
+    EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), handles[schema::kBlobs], digest, &value).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[schema::kBlobs], digest, "garbage").ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  deja::v1::BlobMeta meta;
+  ASSERT_TRUE(meta.ParseFromString(value));
+  EXPECT_EQ(meta.size(), 42u);
+  EXPECT_EQ(meta.created_at_ms(), 7);
+  auto store = RocksStore::Open(dir_.string());
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->GetBlobMeta(digest).status().message(),
+            "blob record " + digest + " does not parse");
 }
 
 }  // namespace

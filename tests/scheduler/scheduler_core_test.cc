@@ -351,7 +351,6 @@ class FakeBlobs : public BlobIndex {
   bool Has(const std::string& digest, uint64_t /*size*/) override {
     return !missing.contains(digest);
   }
-  absl::Status Put(const std::string& /*bytes*/) override { return absl::OkStatus(); }
   std::set<std::string> missing;
 };
 

@@ -1,25 +1,14 @@
-// SchedulerCore over a store: ended jobs and full memo entries leave memory
-// once committed and are read back. The same suite runs against the
-// in-memory fake and RocksDB (STYLE.md: one suite, both backends).
-#include <unistd.h>
+// The store-backed core suite; see store_backed_core_test.h. Instantiated
+// once per backend, in the test binary that links it.
+#include "tests/scheduler/store_backed_core_test.h"
 
-#include <filesystem>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
-#include "scheduler/core/scheduler_core.h"
-#include "scheduler/store/rocks_store.h"
-#include "tests/scheduler/mem_store.h"
 
 namespace deja {
 namespace {
-
-namespace fs = std::filesystem;
-using deja::v1::Job;
-using deja::v1::JobSpec;
 
 JobSpec Echo(const std::string& word, const std::string& request_id = "") {
   JobSpec spec;
@@ -30,117 +19,7 @@ JobSpec Echo(const std::string& word, const std::string& request_id = "") {
   return spec;
 }
 
-// A store the test can commit to, and reopen as a restarted scheduler would.
-class Backend {
- public:
-  virtual ~Backend() = default;
-  virtual StoreReader* reader() = 0;
-  virtual absl::Status Commit(const Effects& fx) = 0;
-  virtual void Reopen() = 0;
-};
-
-class MemBackend : public Backend {
- public:
-  StoreReader* reader() override { return &store_; }
-  absl::Status Commit(const Effects& fx) override { return store_.Commit(fx); }
-  void Reopen() override {}
-
- private:
-  MemStore store_;
-};
-
-class RocksBackend : public Backend {
- public:
-  RocksBackend()
-      : dir_(fs::temp_directory_path() /
-             ("deja-core-store-" + std::to_string(getpid()) + "-" + std::to_string(++count_))) {
-    fs::remove_all(dir_);
-    Reopen();
-  }
-  ~RocksBackend() override {
-    store_.reset();
-    fs::remove_all(dir_);
-  }
-  StoreReader* reader() override { return store_.get(); }
-  absl::Status Commit(const Effects& fx) override { return store_->Commit(fx); }
-  void Reopen() override {
-    store_.reset();
-    auto opened = RocksStore::Open(dir_.string());
-    EXPECT_TRUE(opened.ok()) << opened.status();
-    store_ = *std::move(opened);
-  }
-
- private:
-  static inline int count_ = 0;
-  fs::path dir_;
-  std::unique_ptr<RocksStore> store_;
-};
-
-class StoreBackedCoreTest : public ::testing::TestWithParam<std::string> {
- protected:
-  StoreBackedCoreTest() {
-    if (GetParam() == "memory") {
-      backend_ = std::make_unique<MemBackend>();
-    } else {
-      backend_ = std::make_unique<RocksBackend>();
-    }
-    core_ = std::make_unique<SchedulerCore>(CoreOptions{}, nullptr, backend_->reader());
-  }
-
-  // Commits what a call did, as the scheduler's loop does after each round.
-  void Commit(const Effects& fx) {
-    ASSERT_TRUE(backend_->Commit(fx).ok());
-    core_->Committed(fx);
-  }
-  void Restart() {
-    core_.reset();
-    backend_->Reopen();
-    core_ = std::make_unique<SchedulerCore>(CoreOptions{}, nullptr, backend_->reader());
-    ASSERT_TRUE(core_->LoadFromStore(now_).ok());
-  }
-  void Connect(const std::string& worker, int slots, uint64_t session = 1) {
-    deja::v1::Register reg;
-    reg.set_worker_id(worker);
-    reg.set_slots(slots);
-    Effects fx;
-    ASSERT_TRUE(core_->WorkerConnected(reg, session, now_, &fx).ok());
-    Commit(fx);
-  }
-  std::string Submit(const JobSpec& spec, bool* reused = nullptr) {
-    Effects fx;
-    auto r = core_->Submit(spec, now_, &fx);
-    EXPECT_TRUE(r.ok()) << r.status();
-    Commit(fx);
-    if (reused != nullptr) *reused = r->reused();
-    return r->job().job_id();
-  }
-  // The worker reports `job` (attempt 1) done, with a one-file manifest.
-  Effects Finish(const std::string& worker, const std::string& job, int exit_code = 0) {
-    deja::v1::WorkerMessage msg;
-    auto* r = msg.mutable_result();
-    r->set_job_id(job);
-    r->set_attempt(1);
-    r->set_exit_code(exit_code);
-    r->set_run_time_ms(1500);
-    auto* file = r->mutable_manifest()->add_files();
-    file->set_path("logs/stdout");
-    file->set_size(2);
-    Effects fx;
-    core_->WorkerMessage(worker, 1, msg, now_, &fx);
-    Commit(fx);
-    return fx;
-  }
-  std::string Ids(const absl::StatusOr<std::vector<Job>>& jobs) {
-    if (!jobs.ok()) return jobs.status().ToString();
-    std::vector<std::string> ids;
-    for (const auto& job : *jobs) ids.push_back(job.job_id());
-    return absl::StrJoin(ids, " ");
-  }
-
-  absl::Time now_ = absl::FromUnixSeconds(100'000);
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<SchedulerCore> core_;
-};
+}  // namespace
 
 TEST_P(StoreBackedCoreTest, AnEndedJobLeavesMemoryAndIsServedFromTheStore) {
   Connect("w1", 1);
@@ -154,8 +33,7 @@ TEST_P(StoreBackedCoreTest, AnEndedJobLeavesMemoryAndIsServedFromTheStore) {
   EXPECT_EQ(job->manifest().files_size(), 1);
   EXPECT_EQ(core_->GetJob("j99").status().code(), absl::StatusCode::kNotFound);
   Effects fx;
-  EXPECT_EQ(core_->CancelJob(a, now_, &fx).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(core_->CancelJob(a, now_, &fx).status().code(), absl::StatusCode::kFailedPrecondition);
 
   Restart();
   EXPECT_EQ(core_->resident_jobs(), 0u);
@@ -186,8 +64,8 @@ TEST_P(StoreBackedCoreTest, ListJobsMergesMemoryAndStoreInOrderWithLimit) {
   std::string b = Submit(Echo("b"));  // j2..j4 queue behind it
   std::string c = Submit(Echo("c"));
   std::string d = Submit(Echo("d"));
-  Finish("w1", a);                    // j1 ends; j2 runs
-  Finish("w1", b);                    // j2 ends; j3 runs
+  Finish("w1", a);  // j1 ends; j2 runs
+  Finish("w1", b);  // j2 ends; j3 runs
   EXPECT_EQ(core_->resident_jobs(), 2u);
   // One more, not committed yet.
   Effects pending;
@@ -328,8 +206,4 @@ TEST_P(StoreBackedCoreTest, ACancelledJobStaysInMemoryWhileAWorkerHoldsIt) {
   EXPECT_EQ(core_->GetJob(a)->state(), deja::v1::CANCELLED);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreBackedCoreTest, ::testing::Values("memory", "rocksdb"),
-                         [](const auto& info) { return info.param; });
-
-}  // namespace
 }  // namespace deja

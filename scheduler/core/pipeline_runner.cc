@@ -1,35 +1,23 @@
-// SchedulerCore's pipelines: a stored DAG whose nodes become jobs as soon as
-// their inputs are known. Node identity uses the upstream output digests,
-// so an upstream recomputed with identical outputs still lets downstream
-// hit (Reflow).
+#include "scheduler/core/pipeline_runner.h"
+
 #include <algorithm>
 #include <set>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/check.h"
+#include "common/hash.h"
 #include "common/job_identity.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"
 #include "common/pipeline.h"
-#include "scheduler/core/memo_policy.h"
-#include "scheduler/core/scheduler_core.h"
+#include "scheduler/core/keys.h"
 
 namespace deja {
 
 using deja::v1::Job;
 using deja::v1::NodeStatus;
 using deja::v1::Pipeline;
-
-std::string PipelineIdFromSeq(uint64_t seq) { return absl::StrCat("p", seq); }
-
-uint64_t ParsePipelineId(const std::string& pipeline_id) {
-  uint64_t seq = 0;
-  if (pipeline_id.size() < 2 || pipeline_id[0] != 'p' || pipeline_id[1] == '0') return 0;
-  if (!absl::SimpleAtoi(absl::string_view(pipeline_id).substr(1), &seq)) return 0;
-  return seq;
-}
 
 namespace {
 
@@ -65,20 +53,36 @@ absl::Status CheckProject(deja::v1::PipelineSpec* spec) {
 
 }  // namespace
 
-deja::v1::Pipeline* SchedulerCore::FindPipeline(const std::string& pipeline_id) {
+PipelineRunner::PipelineRunner(JobSubmitter* submitter, JobTable* jobs, const ReuseDecider* reuse,
+                               BlobIndex* blobs)
+    : submitter_(submitter), jobs_(jobs), reuse_(reuse), blobs_(blobs) {}
+
+void PipelineRunner::Load(Pipeline pipeline) {
+  uint64_t seq = ParsePipelineId(pipeline.pipeline_id());
+  DEJA_CHECK(seq != 0, "stored pipeline has a malformed id: " + pipeline.pipeline_id());
+  next_seq_ = std::max(next_seq_, seq + 1);
+  for (int i = 0; i < pipeline.nodes_size(); ++i) {
+    if (!pipeline.nodes(i).job_id().empty()) {
+      job_nodes_[pipeline.nodes(i).job_id()] = {pipeline.pipeline_id(), i};
+    }
+  }
+  pipelines_[seq] = std::move(pipeline);
+}
+
+deja::v1::Pipeline* PipelineRunner::Find(const std::string& pipeline_id) {
   auto it = pipelines_.find(ParsePipelineId(pipeline_id));
   return it == pipelines_.end() ? nullptr : &it->second;
 }
 
-absl::StatusOr<Pipeline> SchedulerCore::SubmitPipeline(
-    const deja::v1::SubmitPipelineRequest& request, absl::Time now, Effects* fx) {
+absl::StatusOr<Pipeline> PipelineRunner::Submit(const deja::v1::SubmitPipelineRequest& request,
+                                                absl::Time now, Effects* fx) {
   deja::v1::PipelineSpec spec = request.spec();
   if (auto s = CheckProject(&spec); !s.ok()) return s;
   std::string request_key;
   if (!request.request_id().empty()) {
-    request_key = MemoKey(spec.project(), request.request_id());
-    if (auto it = pipeline_requests_.find(request_key); it != pipeline_requests_.end()) {
-      return *FindPipeline(it->second);
+    request_key = RequestKey(spec.project(), request.request_id());
+    if (auto it = requests_.find(request_key); it != requests_.end()) {
+      return *Find(it->second);
     }
   }
   for (const auto& node : spec.nodes()) {
@@ -90,7 +94,7 @@ absl::StatusOr<Pipeline> SchedulerCore::SubmitPipeline(
       }
     }
   }
-  uint64_t seq = next_pipeline_seq_++;
+  uint64_t seq = next_seq_++;
   Pipeline pipeline;
   pipeline.set_pipeline_id(PipelineIdFromSeq(seq));
   *pipeline.mutable_spec() = std::move(spec);
@@ -102,13 +106,13 @@ absl::StatusOr<Pipeline> SchedulerCore::SubmitPipeline(
     status->set_name(node.name());
     status->set_state(deja::v1::NODE_PENDING);
   }
-  if (!request_key.empty()) pipeline_requests_[request_key] = pipeline.pipeline_id();
+  if (!request_key.empty()) requests_[request_key] = pipeline.pipeline_id();
   Pipeline& stored = pipelines_[seq] = std::move(pipeline);
-  AdvancePipeline(stored, now, fx);
+  Advance(stored, now, fx);
   return stored;
 }
 
-void SchedulerCore::AdvancePipeline(Pipeline& p, absl::Time now, Effects* fx) {
+void PipelineRunner::Advance(Pipeline& p, absl::Time now, Effects* fx) {
   if (p.state() != deja::v1::PIPELINE_RUNNING) return;
   const deja::v1::PipelineSpec& spec = p.spec();
   for (const std::string& name : TopologicalOrder(spec)) {
@@ -138,7 +142,7 @@ void SchedulerCore::AdvancePipeline(Pipeline& p, absl::Time now, Effects* fx) {
     for (const auto& edge : spec.edges()) {
       if (edge.to_node() != name || !problem.ok()) continue;
       // Ended: from the store unless it ended in this round.
-      absl::StatusOr<Job> up = GetJob(p.nodes(NodeIndex(p, edge.from_node())).job_id());
+      absl::StatusOr<Job> up = jobs_->Get(p.nodes(NodeIndex(p, edge.from_node())).job_id());
       if (!up.ok()) {
         problem = up.status();
         continue;
@@ -148,14 +152,13 @@ void SchedulerCore::AdvancePipeline(Pipeline& p, absl::Time now, Effects* fx) {
         problem = input.status();
         continue;
       }
-      for (const auto& blob : input->dir_blobs) {
-        if (blobs_ == nullptr) break;
-        if (absl::Status s = blobs_->Put(blob); !s.ok()) problem = s;
-      }
+      // Written by the caller before the records that name them.
+      for (auto& blob : input->dir_blobs) fx->blob_puts[HashBytes(blob)] = std::move(blob);
       *job.add_inputs() = input->input;
     }
     absl::StatusOr<deja::v1::SubmitResponse> submitted =
-        problem.ok() ? Submit(job, now, fx) : absl::StatusOr<deja::v1::SubmitResponse>(problem);
+        problem.ok() ? submitter_->Submit(job, now, fx)
+                     : absl::StatusOr<deja::v1::SubmitResponse>(problem);
     if (!submitted.ok()) {
       status->set_state(deja::v1::NODE_FAILED);
       status->set_message(std::string(submitted.status().message()));
@@ -186,7 +189,7 @@ void SchedulerCore::AdvancePipeline(Pipeline& p, absl::Time now, Effects* fx) {
   fx->pipelines[p.pipeline_id()] = p;
 }
 
-void SchedulerCore::SyncPipelines(absl::Time now, Effects* fx) {
+void PipelineRunner::Sync(absl::Time now, Effects* fx) {
   std::set<std::string> seen;
   while (true) {
     std::vector<std::string> ids;
@@ -196,40 +199,42 @@ void SchedulerCore::SyncPipelines(absl::Time now, Effects* fx) {
     if (ids.empty()) return;
     for (const auto& id : ids) {
       seen.insert(id);
-      // Copies: AdvancePipeline adds to job_nodes_, which may rehash.
+      // Copies: Advance adds to job_nodes_, which may rehash.
       const auto [pipeline_id, index] = job_nodes_.at(id);
-      Pipeline* p = FindPipeline(pipeline_id);
+      Pipeline* p = Find(pipeline_id);
       if (p == nullptr) continue;
       NodeStatus* node = p->mutable_nodes(index);
       if (node->job_id() != id) continue;  // an earlier run's job
-      const Job& job = jobs_.at(id);
+      const Job& job = jobs_->At(id);
       CopyJob(job, node);
       if (node->state() == deja::v1::NODE_SUBMITTED && IsTerminal(job.state())) {
         node->set_state(job.state() == deja::v1::SUCCEEDED ? deja::v1::NODE_SUCCEEDED
                         : job.state() == deja::v1::FAILED  ? deja::v1::NODE_FAILED
                                                            : deja::v1::NODE_CANCELLED);
       }
-      AdvancePipeline(*p, now, fx);  // may add jobs: the loop picks them up
+      Advance(*p, now, fx);  // may add jobs: the loop picks them up
       fx->pipelines[pipeline_id] = *p;
     }
   }
 }
 
-void SchedulerCore::ResumePipelines(absl::Time now, Effects* fx) {
+void PipelineRunner::Resume(absl::Time now, Effects* fx) {
   for (auto& [seq, p] : pipelines_) {
     if (p.state() != deja::v1::PIPELINE_RUNNING) continue;
     for (int i = 0; i < p.nodes_size(); ++i) {
       NodeStatus* node = p.mutable_nodes(i);
       if (node->state() != deja::v1::NODE_SUBMITTED) continue;
-      // Back in memory if it ended: SyncPipelines settles it.
-      if (Job* job = Resident(node->job_id()); job != nullptr) fx->jobs[job->job_id()] = *job;
+      // Back in memory if it ended: Sync settles it.
+      if (Job* job = jobs_->Resident(node->job_id()); job != nullptr) {
+        fx->jobs[job->job_id()] = *job;
+      }
     }
-    AdvancePipeline(p, now, fx);
+    Advance(p, now, fx);
   }
-  SyncPipelines(now, fx);
+  Sync(now, fx);
 }
 
-absl::StatusOr<Pipeline> SchedulerCore::GetPipeline(const std::string& pipeline_id) const {
+absl::StatusOr<Pipeline> PipelineRunner::Get(const std::string& pipeline_id) const {
   auto it = pipelines_.find(ParsePipelineId(pipeline_id));
   if (it == pipelines_.end()) {
     return absl::NotFoundError(absl::StrCat("pipeline ", pipeline_id, " not found"));
@@ -237,8 +242,7 @@ absl::StatusOr<Pipeline> SchedulerCore::GetPipeline(const std::string& pipeline_
   return it->second;
 }
 
-std::vector<Pipeline> SchedulerCore::ListPipelines(const std::string& project,
-                                                   size_t limit) const {
+std::vector<Pipeline> PipelineRunner::List(const std::string& project, size_t limit) const {
   std::vector<Pipeline> out;
   for (const auto& [seq, p] : pipelines_) {
     if (project.empty() || p.spec().project() == project) out.push_back(p);
@@ -247,14 +251,15 @@ std::vector<Pipeline> SchedulerCore::ListPipelines(const std::string& project,
   return out;
 }
 
-absl::StatusOr<Pipeline> SchedulerCore::CancelPipeline(const std::string& pipeline_id,
-                                                       absl::Time now, Effects* fx) {
-  Pipeline* p = FindPipeline(pipeline_id);
-  if (p == nullptr) return absl::NotFoundError(absl::StrCat("pipeline ", pipeline_id, " not found"));
+absl::StatusOr<Pipeline> PipelineRunner::Cancel(const std::string& pipeline_id, absl::Time now,
+                                                Effects* fx) {
+  Pipeline* p = Find(pipeline_id);
+  if (p == nullptr)
+    return absl::NotFoundError(absl::StrCat("pipeline ", pipeline_id, " not found"));
   if (p->state() != deja::v1::PIPELINE_RUNNING) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "pipeline ", pipeline_id, " already ended (", deja::v1::PipelineState_Name(p->state()),
-        ")"));
+    return absl::FailedPreconditionError(absl::StrCat("pipeline ", pipeline_id, " already ended (",
+                                                      deja::v1::PipelineState_Name(p->state()),
+                                                      ")"));
   }
   for (int i = 0; i < p->nodes_size(); ++i) {
     NodeStatus* node = p->mutable_nodes(i);
@@ -262,21 +267,21 @@ absl::StatusOr<Pipeline> SchedulerCore::CancelPipeline(const std::string& pipeli
       node->set_state(deja::v1::NODE_CANCELLED);
       node->set_message("pipeline cancelled");
     } else if (node->state() == deja::v1::NODE_SUBMITTED) {
-      auto job = jobs_.find(node->job_id());
-      if (job != jobs_.end() && !IsTerminal(job->second.state())) {
-        (void)CancelJob(node->job_id(), now, fx);
+      const Job* job = jobs_->Find(node->job_id());
+      if (job != nullptr && !IsTerminal(job->state())) {
+        (void)submitter_->CancelJob(node->job_id(), now, fx);
       }
       node->set_state(deja::v1::NODE_CANCELLED);
       node->set_message("pipeline cancelled");
     }
   }
-  AdvancePipeline(*p, now, fx);
+  Advance(*p, now, fx);
   return *p;
 }
 
-absl::StatusOr<Pipeline> SchedulerCore::RetryPipeline(
-    const deja::v1::RetryPipelineRequest& request, absl::Time now, Effects* fx) {
-  Pipeline* p = FindPipeline(request.pipeline_id());
+absl::StatusOr<Pipeline> PipelineRunner::Retry(const deja::v1::RetryPipelineRequest& request,
+                                               absl::Time now, Effects* fx) {
+  Pipeline* p = Find(request.pipeline_id());
   if (p == nullptr) {
     return absl::NotFoundError(absl::StrCat("pipeline ", request.pipeline_id(), " not found"));
   }
@@ -285,9 +290,8 @@ absl::StatusOr<Pipeline> SchedulerCore::RetryPipeline(
         absl::StrCat("pipeline ", request.pipeline_id(), " is still running"));
   }
   if (!request.node().empty() && NodeIndex(*p, request.node()) < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("node: pipeline ", request.pipeline_id(), " has no node \"", request.node(),
-                     "\""));
+    return absl::InvalidArgumentError(absl::StrCat("node: pipeline ", request.pipeline_id(),
+                                                   " has no node \"", request.node(), "\""));
   }
   // Every node is submitted again: the ones that succeeded come back as
   // memo hits, verified again; a named node runs fresh.
@@ -305,11 +309,11 @@ absl::StatusOr<Pipeline> SchedulerCore::RetryPipeline(
   p->set_run(p->run() + 1);
   p->clear_finished_at_ms();
   p->clear_message();
-  AdvancePipeline(*p, now, fx);
+  Advance(*p, now, fx);
   return *p;
 }
 
-absl::StatusOr<deja::v1::PipelinePlan> SchedulerCore::PlanPipeline(
+absl::StatusOr<deja::v1::PipelinePlan> PipelineRunner::Plan(
     const deja::v1::SubmitPipelineRequest& request, absl::Time now) const {
   deja::v1::PipelineSpec spec = request.spec();
   if (auto s = CheckProject(&spec); !s.ok()) return s;
@@ -345,7 +349,7 @@ absl::StatusOr<deja::v1::PipelinePlan> SchedulerCore::PlanPipeline(
                                  " runs first; reused only if its outputs come out identical"));
     } else {
       np.set_job_hash(JobHash(job));
-      ReuseDecision d = DecideReuse(job, np.job_hash(), now);
+      ReuseDecision d = reuse_->Decide(job, np.job_hash(), now);
       if (d.reuse) {
         np.set_reused(true);
         np.set_source_job_id(d.source_id);

@@ -1,0 +1,145 @@
+#include "scheduler/core/worker_report_handler.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/job_state.h"
+#include "scheduler/core/job_state_machine.h"
+#include "scheduler/core/keys.h"
+#include "scheduler/core/memo_policy.h"
+#include "scheduler/core/reuse_decider.h"
+
+namespace deja {
+
+using deja::v1::Job;
+
+WorkerReportHandler::WorkerReportHandler(JobTable* jobs, MemoIndex* memo,
+                                         const ProjectTable* projects, Dispatcher* dispatcher,
+                                         Dispatcher::FinishedHook finished)
+    : jobs_(jobs),
+      memo_(memo),
+      projects_(projects),
+      dispatcher_(dispatcher),
+      finished_(std::move(finished)) {}
+
+void WorkerReportHandler::Started(const std::string& worker_id, const deja::v1::JobStarted& started,
+                                  absl::Time now, Effects* fx) {
+  Job* found = jobs_->Find(started.job_id());
+  if (found == nullptr) return;
+  Job& job = *found;
+  if (job.worker_id() != worker_id || job.attempt() != started.attempt()) return;
+  if (job.state() == deja::v1::ASSIGNED) {
+    SetJobState(job, deja::v1::RUNNING, now);
+    job.set_started_at_ms(started.started_at_ms());
+    fx->jobs[job.job_id()] = job;
+  } else if (job.state() == deja::v1::MATERIALIZING) {
+    job.set_started_at_ms(started.started_at_ms());
+    fx->jobs[job.job_id()] = job;
+  }
+}
+
+void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::JobResult& result,
+                                 absl::Time now, Effects* fx) {
+  // Acknowledge every result, even one we ignore, so the worker forgets it.
+  // The ack goes before anything this result causes (a fresh run of the same
+  // job on this worker, say) and tells the worker how long to keep the
+  // workspace: 0, not at all, unless the result is current and final.
+  const size_t ack_index = fx->to_workers.size();
+  deja::v1::SchedulerMessage ack;
+  ack.mutable_result_ack()->set_job_id(result.job_id());
+  ack.mutable_result_ack()->set_attempt(result.attempt());
+  fx->to_workers.emplace_back(worker_id, std::move(ack));
+
+  Job* found = jobs_->Find(result.job_id());
+  bool current = found != nullptr &&
+                 dispatcher_->HoldsAttempt(worker_id, result.job_id(), result.attempt()) &&
+                 found->worker_id() == worker_id && found->attempt() == result.attempt();
+  if (!current) return;  // a superseded attempt: ignored, never committed
+  Job& job = *found;
+  dispatcher_->Release(worker_id, job.job_id());
+
+  if (job.state() == deja::v1::CANCELLED) {
+    job.set_exit_code(result.exit_code());
+    job.set_run_time_ms(result.run_time_ms());
+  } else if (job.state() == deja::v1::MATERIALIZING) {
+    if (result.error().empty()) {
+      SetJobState(job, deja::v1::SUCCEEDED, now);
+      job.set_exit_code(0);
+      *job.mutable_manifest() = result.manifest();
+      *job.mutable_outputs() = result.outputs();
+      job.set_run_time_ms(result.run_time_ms());
+      finished_(job, now, fx);
+    } else {
+      const std::string memo_id = MemoId(job.spec().project(), job.job_hash());
+      if (result.verification_failed() &&
+          memo_->HasSource(memo_id, ParseJobId(job.reused_from()))) {
+        memo_->Drop(memo_id, fx);
+      }
+      ClearReuse(job, absl::StrCat("not reused: copying the workspace of ", job.reused_from(),
+                                   " failed (", result.error(), "); running fresh"));
+      // A new attempt: the worker tells the failed copy's late ack ("not
+      // kept") apart from the fresh run, which may land on the same worker.
+      job.set_attempt(job.attempt() + 1);
+      SetJobState(job, deja::v1::QUEUED, now);
+      jobs_->Enqueue(job);
+    }
+  } else {
+    job.set_exit_code(result.exit_code());
+    job.set_run_time_ms(result.run_time_ms());
+    *job.mutable_manifest() = result.manifest();
+    if (!result.error().empty() || result.exit_code() != 0) {
+      // E.g. a declared output that matched no file: never memoized.
+      SetJobState(job, deja::v1::FAILED, now);
+      job.set_message(!result.error().empty()
+                          ? result.error()
+                          : absl::StrCat("command exited with code ", result.exit_code()));
+      finished_(job, now, fx);
+    } else {
+      SetJobState(job, deja::v1::SUCCEEDED, now);
+      *job.mutable_outputs() = result.outputs();
+      // Fixed now, from the setting in force now; the entry lives as long.
+      const deja::v1::ProjectSettings& settings = projects_->Settings(job.spec().project());
+      job.set_expires_at_ms(absl::ToUnixMillis(WorkspaceExpiry(now, settings)));
+      if (DecideMemoPolicy(job.spec(), settings).record) {
+        deja::v1::MemoEntry entry;
+        entry.set_project(job.spec().project());
+        entry.set_job_hash(job.job_hash());
+        entry.set_app_name(job.spec().app().name());
+        entry.set_source_job_id(job.job_id());
+        entry.set_worker_id(worker_id);
+        *entry.mutable_manifest() = job.manifest();
+        *entry.mutable_outputs() = job.outputs();
+        entry.set_run_time_ms(job.run_time_ms());
+        entry.set_created_at_ms(absl::ToUnixMillis(now));
+        entry.set_expires_at_ms(job.expires_at_ms());
+        memo_->Put(std::move(entry), fx);
+      }
+      finished_(job, now, fx);  // after the entry: waiting followers reuse it
+    }
+  }
+  fx->jobs[job.job_id()] = job;
+  if (IsTerminal(job.state())) {
+    fx->to_workers[ack_index].second.mutable_result_ack()->set_expires_at_ms(job.expires_at_ms());
+  }
+  dispatcher_->Dispatch(now, fx);
+}
+
+void WorkerReportHandler::WorkspacesExpired(const std::string& worker_id,
+                                            const deja::v1::WorkspacesExpired& expired,
+                                            Effects* fx) {
+  for (const auto& id : expired.job_ids()) {
+    absl::StatusOr<Job> job = jobs_->Get(id);  // mostly ended jobs, from the store
+    if (!job.ok() || job->worker_id() != worker_id) continue;
+    if (!job->workspace_expired()) {
+      // Back in memory until this change is committed.
+      if (Job* resident = jobs_->Resident(id); resident != nullptr) {
+        resident->set_workspace_expired(true);
+        fx->jobs[id] = *resident;
+      }
+    }
+    const std::string memo_id = MemoId(job->spec().project(), job->job_hash());
+    if (memo_->HasSource(memo_id, ParseJobId(id))) memo_->Drop(memo_id, fx);
+  }
+}
+
+}  // namespace deja

@@ -1,0 +1,127 @@
+// JobTable alone: lookups, the FIFO queue, request ids, and residency over
+// a store (ended jobs leave memory once committed and come back on demand).
+#include "scheduler/core/job_table.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "scheduler/core/job_state_machine.h"
+#include "scheduler/core/keys.h"
+#include "tests/scheduler/mem_store.h"
+
+namespace deja {
+namespace {
+
+using deja::v1::Job;
+
+const absl::Time kNow = absl::FromUnixSeconds(1000);
+
+Job NewJob(JobTable& table, const std::string& app = "echo") {
+  Job job;
+  job.set_job_id(JobIdFromSeq(table.TakeSeq()));
+  job.mutable_spec()->set_project("p");
+  job.mutable_spec()->mutable_app()->set_name(app);
+  SetJobState(job, deja::v1::QUEUED, kNow);
+  return job;
+}
+
+bool NotHeld(const Job&) { return false; }
+
+TEST(JobTableTest, GetNamesAnUnknownJob) {
+  JobTable table(nullptr);
+  Job& added = table.Add(NewJob(table));
+  EXPECT_EQ(added.job_id(), "j1");
+  EXPECT_EQ(table.Get("j1")->job_id(), "j1");
+  EXPECT_EQ(table.Get("j9").status().message(), "job j9 not found");
+  EXPECT_EQ(table.Get("bogus").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(table.Find("j9"), nullptr);
+}
+
+TEST(JobTableTest, TheQueueIsOldestFirst) {
+  JobTable table(nullptr);
+  std::vector<Job*> jobs;
+  for (int i = 0; i < 3; ++i) jobs.push_back(&table.Add(NewJob(table)));
+  table.Enqueue(*jobs[2]);
+  table.Enqueue(*jobs[0]);
+  table.Enqueue(*jobs[1]);
+  std::vector<uint64_t> order;
+  for (uint64_t seq = table.NextQueued(0); seq != 0; seq = table.NextQueued(seq)) {
+    order.push_back(seq);
+    if (seq == 2) table.Dequeue("j2");  // dequeuing while walking is safe
+  }
+  EXPECT_EQ(order, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(table.NextQueued(1), 3u);
+  EXPECT_EQ(table.Queued(3).job_id(), "j3");
+}
+
+TEST(JobTableTest, AnEndedCommittedJobLeavesMemoryAndComesBack) {
+  MemStore store;
+  JobTable table(&store);
+  Job& job = table.Add(NewJob(table));
+  SetJobState(job, deja::v1::CANCELLED, kNow);
+  Effects fx;
+  fx.jobs["j1"] = job;
+  ASSERT_TRUE(store.Commit(fx).ok());
+  table.Committed(fx, NotHeld);
+  EXPECT_EQ(table.resident(), 0u);
+  EXPECT_EQ(table.Find("j1"), nullptr);
+  EXPECT_EQ(table.Get("j1")->state(), deja::v1::CANCELLED) << "read from the store";
+
+  Job* back = table.Resident("j1");
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(table.resident(), 1u);
+  EXPECT_EQ(table.Find("j1"), back);
+}
+
+TEST(JobTableTest, CommittedKeepsHeldChangedAndUnendedJobs) {
+  MemStore store;
+  JobTable table(&store);
+  Job& queued = table.Add(NewJob(table));
+  Job& held = table.Add(NewJob(table));
+  Job& changed = table.Add(NewJob(table));
+  SetJobState(held, deja::v1::CANCELLED, kNow);
+  SetJobState(changed, deja::v1::CANCELLED, kNow);
+  Effects fx;
+  fx.jobs["j1"] = queued;
+  fx.jobs["j2"] = held;
+  fx.jobs["j3"] = changed;
+  changed.set_message("changed after the copy was taken");
+  ASSERT_TRUE(store.Commit(fx).ok());
+  table.Committed(fx, [](const Job& job) { return job.job_id() == "j2"; });
+  EXPECT_EQ(table.resident(), 3u);
+}
+
+TEST(JobTableTest, RequestIdsAreFoundInMemoryThenInTheStore) {
+  MemStore store;
+  JobTable table(&store);
+  const std::string key = RequestKey("p", "req-1");
+  EXPECT_EQ(table.FindRequest(key).status().code(), absl::StatusCode::kNotFound);
+  Effects fx;
+  table.AddRequest(key, "j4", &fx);
+  EXPECT_EQ(*table.FindRequest(key), "j4");
+  EXPECT_EQ(fx.requests.at(key), "j4");
+  ASSERT_TRUE(store.Commit(fx).ok());
+  table.Committed(fx, NotHeld);
+  EXPECT_EQ(*table.FindRequest(key), "j4") << "from the store";
+}
+
+TEST(JobTableTest, StatsCountStoredAndResidentJobs) {
+  MemStore store;
+  JobTable table(&store);
+  Job& done = table.Add(NewJob(table, "a"));
+  table.Add(NewJob(table, "a"));
+  SetJobState(done, deja::v1::FAILED, kNow);
+  Effects fx;
+  fx.jobs["j1"] = done;
+  ASSERT_TRUE(store.Commit(fx).ok());
+  table.Committed(fx, NotHeld);
+  auto stats = table.stored_stats().Report(deja::v1::StatsRequest(), table);
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->apps_size(), 1);
+  EXPECT_EQ(stats->apps(0).jobs(), 2);
+  EXPECT_EQ(stats->apps(0).failed(), 1);
+}
+
+}  // namespace
+}  // namespace deja
