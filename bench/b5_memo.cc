@@ -92,7 +92,7 @@ void WriteStore(const std::string& dir, uint64_t entries) {
     for (uint64_t i = start; i < std::min(entries, start + batch); ++i) {
       Job job = SynthJob(i, now_ms);
       fx.memo_puts[MemoId(job.spec().project(), job.job_hash())] = SynthEntry(job);
-      fx.requests[MemoKey(job.spec().project(), job.spec().request_id())] = job.job_id();
+      fx.requests[RequestKey(job.spec().project(), job.spec().request_id())] = job.job_id();
       fx.jobs[job.job_id()] = std::move(job);
     }
     Must(store->Commit(fx), "commit synthetic records");

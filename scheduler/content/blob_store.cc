@@ -2,8 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <rocksdb/db.h>
-#include <rocksdb/options.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,11 +15,6 @@
 
 namespace deja {
 namespace {
-
-absl::Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(what, ": ", s.ToString()));
-}
 
 // A failed system call is the store's problem, not the client's: INTERNAL
 // whatever the errno (a missing directory is not the client's NOT_FOUND).
@@ -59,15 +52,14 @@ absl::Status ValidateDigest(absl::string_view field, absl::string_view digest) {
   bool ok = digest.size() == 32;
   for (char c : digest) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
   if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, ": \"", digest.substr(0, 64), "\" is not a digest (32 lowercase hex digits)"));
+  return absl::InvalidArgumentError(absl::StrCat(field, ": \"", digest.substr(0, 64),
+                                                 "\" is not a digest (32 lowercase hex digits)"));
 }
 
 // ---------------------------------------------------------------------------
 // BlobWriter
 
-BlobWriter::BlobWriter(BlobStore* store, deja::v1::BlobRef expected, std::string temp_path,
-                       int fd)
+BlobWriter::BlobWriter(BlobStore* store, deja::v1::BlobRef expected, std::string temp_path, int fd)
     : store_(store), expected_(std::move(expected)), temp_path_(std::move(temp_path)), fd_(fd) {}
 
 BlobWriter::~BlobWriter() {
@@ -91,8 +83,8 @@ absl::Status BlobWriter::Append(absl::string_view data) {
   if (data.size() > expected_.size() - written_) {
     Discard();
     return absl::InvalidArgumentError(absl::StrCat("blob ", expected_.digest(),
-                                                   ": size mismatch: expected ",
-                                                   expected_.size(), " bytes, got more"));
+                                                   ": size mismatch: expected ", expected_.size(),
+                                                   " bytes, got more"));
   }
   size_t off = 0;
   while (off < data.size()) {
@@ -151,14 +143,14 @@ absl::StatusOr<bool> BlobWriter::Commit() {
 // ---------------------------------------------------------------------------
 // BlobStore
 
-BlobStore::BlobStore(std::string dir, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family)
-    : dir_(std::move(dir)), tmp_dir_(dir_ + "/tmp"), db_(db), family_(family) {}
+BlobStore::BlobStore(std::string dir, BlobMetadataStore* meta)
+    : dir_(std::move(dir)), tmp_dir_(dir_ + "/tmp"), meta_(meta) {}
 
-absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string dir, rocksdb::DB* db,
-                                                           rocksdb::ColumnFamilyHandle* family) {
+absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string dir,
+                                                           BlobMetadataStore* meta) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (dir.empty()) return absl::InvalidArgumentError("blob store: the directory is empty");
-  std::unique_ptr<BlobStore> store(new BlobStore(std::move(dir), db, family));
+  std::unique_ptr<BlobStore> store(new BlobStore(std::move(dir), meta));
   if (auto s = MakeDirs(store->tmp_dir_); !s.ok()) return s;
   // Leftovers of uploads cut short by a crash: never committed, so garbage.
   DIR* tmp = opendir(store->tmp_dir_.c_str());
@@ -216,21 +208,17 @@ absl::StatusOr<bool> BlobStore::Install(const std::string& temp_path,
     if (auto s = SyncDir(subdir); !s.ok()) return s;
   }
 
-  std::string value;
-  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), family_, blob.digest(), &value);
+  // A record that is missing, does not parse or has another size is
+  // (re)written: the file is the truth.
+  absl::StatusOr<deja::v1::BlobMeta> got = meta_->GetBlobMeta(blob.digest());
+  if (got.ok() && got->size() == blob.size()) return already;
+  if (!got.ok() && !absl::IsNotFound(got.status()) && !absl::IsDataLoss(got.status())) {
+    return got.status();
+  }
   deja::v1::BlobMeta meta;
-  if (got.ok() && meta.ParseFromString(value) && meta.size() == blob.size()) return already;
-  if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "read blob record " + blob.digest());
-  meta.Clear();
   meta.set_size(blob.size());
   meta.set_created_at_ms(absl::ToUnixMillis(absl::Now()));
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  if (auto s = FromRocks(db_->Put(sync, family_, blob.digest(), meta.SerializeAsString()),
-                         "write blob record " + blob.digest());
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = meta_->PutBlobMeta(blob.digest(), meta); !s.ok()) return s;
   return already;
 }
 
@@ -254,17 +242,22 @@ absl::StatusOr<int> BlobStore::OpenForRead(const std::string& digest) const {
 
 absl::StatusOr<deja::v1::BlobMeta> BlobStore::GetMeta(const std::string& digest) const {
   if (auto s = ValidateDigest("digest", digest); !s.ok()) return s;
-  std::string value;
-  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), family_, digest, &value);
-  if (got.IsNotFound()) {
+  absl::StatusOr<deja::v1::BlobMeta> got = meta_->GetBlobMeta(digest);
+  if (absl::IsNotFound(got.status())) {
     return absl::NotFoundError(absl::StrCat("blob ", digest, " has no record"));
   }
-  if (auto s = FromRocks(got, "read blob record " + digest); !s.ok()) return s;
-  deja::v1::BlobMeta meta;
-  if (!meta.ParseFromString(value)) {
-    return absl::DataLossError(absl::StrCat("blob record ", digest, " does not parse"));
-  }
-  return meta;
+  return got;
+}
+
+absl::Status BlobStore::Put(absl::string_view bytes) {
+  deja::v1::BlobRef ref;
+  ref.set_digest(HashBytes(std::string_view(bytes.data(), bytes.size())));
+  ref.set_size(bytes.size());
+  if (Has(ref)) return absl::OkStatus();
+  auto writer = BeginWrite(ref);
+  if (!writer.ok()) return writer.status();
+  if (absl::Status s = (*writer)->Append(bytes); !s.ok()) return s;
+  return (*writer)->Commit().status();
 }
 
 }  // namespace deja

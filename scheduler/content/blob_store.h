@@ -8,19 +8,20 @@
 //     <first 2 hex>/<digest>    one file per committed blob, named by its
 //                               XXH3-128 digest (32 lowercase hex)
 //
-// and one deja.v1.BlobMeta per committed blob in the RocksDB column family
-// "blobs" (key: the digest; scheduler/store/schema.h owns the schema).
+// and one deja.v1.BlobMeta per committed blob in a BlobMetadataStore (the
+// scheduler's RocksStore: column family "blobs", key: the digest;
+// scheduler/store/schema.h owns the schema).
 //
 // Durability: a blob is committed only after its size and digest were
 // checked, its file fsync'ed, renamed into place, its directory fsync'ed,
-// and its metadata written with a synced RocksDB write. Nothing is visible
+// and its metadata written durably (BlobMetadataStore::PutBlobMeta). Nothing is visible
 // under <digest> before that, so a crash leaves either no blob or a whole one
 // (plus, at worst, a temp file that the next Open deletes). A blob file whose
 // metadata write did not happen is still served: the file is the truth, the
 // metadata is a record of when it arrived.
 //
 // Thread-safety: BlobStore is thread-safe; its only state is the file system
-// and RocksDB (itself thread-safe). Two concurrent uploads of the same blob
+// and the BlobMetadataStore (itself thread-safe). Two concurrent uploads of the same blob
 // are safe: each writes its own temp file and the second to commit drops its
 // copy. A BlobWriter belongs to one thread at a time.
 //
@@ -39,11 +40,7 @@
 #include "absl/strings/string_view.h"
 #include "common/hash.h"
 #include "deja/v1/content.pb.h"
-
-namespace rocksdb {
-class DB;
-class ColumnFamilyHandle;
-}  // namespace rocksdb
+#include "scheduler/content/blob_metadata_store.h"
 
 namespace deja {
 
@@ -68,7 +65,7 @@ class BlobWriter {
   // Returns true when the store already had the blob (this copy is dropped).
   // INVALID_ARGUMENT: fewer bytes ("blob <d> truncated: got N of M bytes")
   // or another digest ("blob <d>: content hashes to <got>"); INTERNAL on a
-  // file or RocksDB error. On any error nothing is stored.
+  // file or metadata error. On any error nothing is stored.
   absl::StatusOr<bool> Commit();
 
   const deja::v1::BlobRef& expected() const { return expected_; }
@@ -92,10 +89,9 @@ class BlobWriter {
 class BlobStore {
  public:
   // Creates `dir` and `dir`/tmp if needed and deletes every file left in
-  // `dir`/tmp. `db` and `family` (the "blobs" column family) must outlive
-  // the store. INTERNAL on a file-system error.
-  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(std::string dir, rocksdb::DB* db,
-                                                         rocksdb::ColumnFamilyHandle* family);
+  // `dir`/tmp. `meta` (not owned) must outlive the store. INTERNAL on a
+  // file-system error.
+  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(std::string dir, BlobMetadataStore* meta);
 
   BlobStore(const BlobStore&) = delete;
   BlobStore& operator=(const BlobStore&) = delete;
@@ -118,13 +114,18 @@ class BlobStore {
   // The blob's metadata record. NOT_FOUND when there is none.
   absl::StatusOr<deja::v1::BlobMeta> GetMeta(const std::string& digest) const;
 
+  // Stores a whole blob held in memory (a directory blob the scheduler
+  // built), with the durability of an upload. OK at once when the store
+  // already has it; the errors of BeginWrite, Append and Commit.
+  absl::Status Put(absl::string_view bytes);
+
   // `dir`/<first 2 hex>/<digest>. The digest must be valid.
   std::string PathOf(const std::string& digest) const;
   const std::string& dir() const { return dir_; }
 
  private:
   friend class BlobWriter;
-  BlobStore(std::string dir, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family);
+  BlobStore(std::string dir, BlobMetadataStore* meta);
 
   // Moves a checked temp file into place and records its metadata.
   // Returns true when the blob was already there.
@@ -133,8 +134,7 @@ class BlobStore {
   // Constant after construction.
   const std::string dir_;
   const std::string tmp_dir_;
-  rocksdb::DB* const db_;
-  rocksdb::ColumnFamilyHandle* const family_;
+  BlobMetadataStore* const meta_;
 };
 
 // OK for 32 lowercase hex digits; INVALID_ARGUMENT naming `field` and the

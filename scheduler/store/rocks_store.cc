@@ -8,6 +8,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/core/keys.h"
 #include "scheduler/store/schema.h"
 
 namespace deja {
@@ -83,8 +84,8 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
 
   auto* settings = store->handles_[schema::kSettings];
   std::string version;
-  rocksdb::Status got = db->Get(rocksdb::ReadOptions(), settings, schema::kSchemaVersionKey,
-                                &version);
+  rocksdb::Status got =
+      db->Get(rocksdb::ReadOptions(), settings, schema::kSchemaVersionKey, &version);
   const std::string want = std::to_string(schema::kSchemaVersion);
   if (got.ok() && version == "1") {
     if (absl::Status s = store->UpgradeFromV1(); !s.ok()) return s;
@@ -101,8 +102,8 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
   } else if (!got.ok()) {
     return FromRocks(got, "read schema version");
   } else if (version != want) {
-    return absl::FailedPreconditionError(absl::StrCat("store ", dir, " has schema version ",
-                                                      version, "; this build reads ", want));
+    return absl::FailedPreconditionError(
+        absl::StrCat("store ", dir, " has schema version ", version, "; this build reads ", want));
   }
   return store;
 }
@@ -136,8 +137,8 @@ absl::Status RocksStore::UpgradeFromV1() {
     deja::v1::Job job;
     if (absl::Status s = Parse(it->value(), &job, "job"); !s.ok()) return s;
     if (job.spec().request_id().empty()) continue;
-    batch.Put(handles_[schema::kRequests], MemoKey(job.spec().project(), job.spec().request_id()),
-              it->key());
+    batch.Put(handles_[schema::kRequests],
+              RequestKey(job.spec().project(), job.spec().request_id()), it->key());
     if (absl::Status s = flush(false); !s.ok()) return s;
   }
   if (auto s = FromRocks(it->status(), "scan jobs"); !s.ok()) return s;
@@ -152,9 +153,9 @@ RocksStore::~RocksStore() {
 
 absl::StatusOr<deja::v1::Job> RocksStore::ReadJob(uint64_t seq) const {
   std::string value;
-  if (auto s = FromRocks(db_->Get(rocksdb::ReadOptions(), handles_[schema::kJobs],
-                                  schema::JobKey(seq), &value),
-                         absl::StrCat("job ", JobIdFromSeq(seq), " not found"));
+  if (auto s = FromRocks(
+          db_->Get(rocksdb::ReadOptions(), handles_[schema::kJobs], schema::JobKey(seq), &value),
+          absl::StrCat("job ", JobIdFromSeq(seq), " not found"));
       !s.ok()) {
     return s;
   }
@@ -185,9 +186,8 @@ absl::Status RocksStore::ScanJobs(uint64_t seq, bool backward,
 
 absl::StatusOr<deja::v1::MemoEntry> RocksStore::ReadMemo(const std::string& memo_id) const {
   std::string value;
-  if (auto s = FromRocks(
-          db_->Get(rocksdb::ReadOptions(), handles_[schema::kMemo], memo_id, &value),
-          "memo entry not found");
+  if (auto s = FromRocks(db_->Get(rocksdb::ReadOptions(), handles_[schema::kMemo], memo_id, &value),
+                         "memo entry not found");
       !s.ok()) {
     return s;
   }
@@ -196,8 +196,7 @@ absl::StatusOr<deja::v1::MemoEntry> RocksStore::ReadMemo(const std::string& memo
   return entry;
 }
 
-absl::Status RocksStore::ScanMemo(
-    const std::function<bool(deja::v1::MemoEntry&)>& visit) const {
+absl::Status RocksStore::ScanMemo(const std::function<bool(deja::v1::MemoEntry&)>& visit) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kMemo]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     deja::v1::MemoEntry entry;
@@ -209,9 +208,9 @@ absl::Status RocksStore::ScanMemo(
 
 absl::StatusOr<uint64_t> RocksStore::ReadRequest(const std::string& request_key) const {
   std::string value;
-  if (auto s = FromRocks(db_->Get(rocksdb::ReadOptions(), handles_[schema::kRequests],
-                                  request_key, &value),
-                         "request id not found");
+  if (auto s = FromRocks(
+          db_->Get(rocksdb::ReadOptions(), handles_[schema::kRequests], request_key, &value),
+          "request id not found");
       !s.ok()) {
     return s;
   }
@@ -245,6 +244,27 @@ absl::Status RocksStore::ScanPipelines(
   return FromRocks(it->status(), "scan pipelines");
 }
 
+absl::StatusOr<deja::v1::BlobMeta> RocksStore::GetBlobMeta(const std::string& digest) const {
+  std::string value;
+  if (auto s = FromRocks(db_->Get(rocksdb::ReadOptions(), handles_[schema::kBlobs], digest, &value),
+                         "read blob record " + digest);
+      !s.ok()) {
+    return s;
+  }
+  deja::v1::BlobMeta meta;
+  if (!meta.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("blob record ", digest, " does not parse"));
+  }
+  return meta;
+}
+
+absl::Status RocksStore::PutBlobMeta(const std::string& digest, const deja::v1::BlobMeta& meta) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(db_->Put(sync, handles_[schema::kBlobs], digest, meta.SerializeAsString()),
+                   "write blob record " + digest);
+}
+
 absl::Status RocksStore::CompactAll() {
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
@@ -258,8 +278,8 @@ absl::Status RocksStore::CompactAll() {
 }
 
 absl::Status RocksStore::Commit(const Effects& fx, bool durable) {
-  if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty() &&
-      fx.projects.empty() && fx.pipelines.empty() && fx.requests.empty()) {
+  if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty() && fx.projects.empty() &&
+      fx.pipelines.empty() && fx.requests.empty()) {
     return absl::OkStatus();
   }
   rocksdb::WriteBatch batch;

@@ -1,5 +1,7 @@
-// RocksStore: the scheduler's durable state in RocksDB (schema in schema.h),
-// and the StoreReader SchedulerCore reads committed records back through.
+// RocksStore: the scheduler's durable state in RocksDB (schema in schema.h):
+// the StoreReader SchedulerCore reads committed records back through, and
+// the BlobMetadataStore of the content store. Nothing else touches the
+// database: no handle to it leaves this class.
 //
 // Durability: Commit writes one WriteBatch. With `durable` (the default) it
 // is written with WriteOptions::sync = true, so the batch, and every batch
@@ -18,8 +20,9 @@
 // families, read on every submit, use small uncompressed blocks.
 //
 // Thread-safety: the StoreReader methods and Commit are called from one
-// thread (the event loop), never from a gRPC reaction. RocksDB itself is
-// thread-safe: the content store writes blob records from its own threads.
+// thread (the event loop), never from a gRPC reaction. The BlobMetadataStore
+// methods are thread-safe (RocksDB is): the content store reads and writes
+// blob records from gRPC's sync-handler threads, with synced writes.
 #ifndef DEJA_SCHEDULER_STORE_ROCKS_STORE_H_
 #define DEJA_SCHEDULER_STORE_ROCKS_STORE_H_
 
@@ -29,9 +32,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "deja/v1/content.pb.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/scheduler.pb.h"
-#include "scheduler/core/scheduler_core.h"
+#include "scheduler/content/blob_metadata_store.h"
+#include "scheduler/core/effects.h"
 #include "scheduler/core/store_reader.h"
 #include "scheduler/store/schema.h"
 
@@ -42,7 +47,7 @@ class ColumnFamilyHandle;
 
 namespace deja {
 
-class RocksStore : public StoreReader {
+class RocksStore final : public StoreReader, public BlobMetadataStore {
  public:
   static constexpr size_t kBlockCacheBytes = 64 << 20;
 
@@ -54,7 +59,8 @@ class RocksStore : public StoreReader {
   ~RocksStore() override;
 
   // Persists the records of `fx` atomically; durably unless `durable` is
-  // false (see above).
+  // false (see above). `fx.blob_puts` are not records: the caller writes
+  // them to the content store first.
   absl::Status Commit(const Effects& fx, bool durable = true);
 
   // Compacts every column family fully and waits for it: a store written in
@@ -71,14 +77,11 @@ class RocksStore : public StoreReader {
   absl::StatusOr<uint64_t> ReadRequest(const std::string& request_key) const override;
   absl::Status ScanProjects(
       const std::function<void(deja::v1::ProjectSettings&)>& visit) const override;
-  absl::Status ScanPipelines(
-      const std::function<void(deja::v1::Pipeline&)>& visit) const override;
+  absl::Status ScanPipelines(const std::function<void(deja::v1::Pipeline&)>& visit) const override;
 
-  // The database and the "blobs" column family, for the content store's
-  // metadata (RocksDB is thread-safe; blob records are written from the
-  // content store's threads, never from the event loop).
-  rocksdb::DB* db() const { return db_.get(); }
-  rocksdb::ColumnFamilyHandle* blobs_family() const { return handles_[schema::kBlobs]; }
+  // BlobMetadataStore ("blobs" family; thread-safe).
+  absl::StatusOr<deja::v1::BlobMeta> GetBlobMeta(const std::string& digest) const override;
+  absl::Status PutBlobMeta(const std::string& digest, const deja::v1::BlobMeta& meta) override;
 
  private:
   RocksStore() = default;

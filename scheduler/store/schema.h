@@ -38,8 +38,15 @@ namespace deja::schema {
 inline constexpr int kSchemaVersion = 2;
 inline constexpr char kSchemaVersionKey[] = "schema_version";
 
-enum ColumnFamily : int { kDefault = 0, kJobs = 1, kMemo = 2, kSettings = 3, kBlobs = 4,
-                         kPipelines = 5, kRequests = 6 };
+enum ColumnFamily : int {
+  kDefault = 0,
+  kJobs = 1,
+  kMemo = 2,
+  kSettings = 3,
+  kBlobs = 4,
+  kPipelines = 5,
+  kRequests = 6
+};
 
 // Names in ColumnFamily order.
 const std::vector<std::string>& ColumnFamilyNames();
@@ -49,8 +56,8 @@ inline constexpr char kProjectPrefix[] = "project/";
 // Job and pipeline keys sort by sequence number, i.e. by submission order.
 std::string JobKey(uint64_t seq);
 inline std::string PipelineKey(uint64_t seq) { return JobKey(seq); }
-// The memo key is deja::MemoId(project, job_hash) (scheduler_core.h); the
-// requests key is deja::MemoKey(project, request_id).
+// The memo key is deja::MemoId(project, job_hash) (scheduler/core/keys.h);
+// the requests key is deja::RequestKey(project, request_id).
 // Inverse of JobKey; 0 for a key that is not 8 bytes.
 uint64_t SeqFromKey(const std::string& key);
 

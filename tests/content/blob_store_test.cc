@@ -125,8 +125,19 @@ TEST_F(BlobStoreTest, HasIsFalseOnceTheFileIsGoneOrDamaged) {
 
 TEST_F(BlobStoreTest, OpenDeletesStaleTempFiles) {
   WriteFile(store_.dir() + "/tmp/0123.abcdef", "left by a crash");
-  auto reopened = BlobStore::Open(store_.dir(), server_.db(), server_.blobs_family());
+  auto reopened = BlobStore::Open(store_.dir(), server_.meta());
   ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_TRUE(server_.TempFiles().empty());
+}
+
+TEST_F(BlobStoreTest, PutStoresBytesInHandOnce) {
+  const std::string digest = HashBytes("a directory blob");
+  ASSERT_TRUE(store_.Put("a directory blob").ok());
+  EXPECT_TRUE(store_.Has(Ref(digest, 16)));
+  EXPECT_TRUE(server_.HasMeta(digest));
+  EXPECT_EQ(ReadFile(store_.PathOf(digest)), "a directory blob");
+  ASSERT_TRUE(store_.Put("a directory blob").ok()) << "already there: nothing to do";
+  EXPECT_EQ(server_.BlobFiles().size(), 1u);
   EXPECT_TRUE(server_.TempFiles().empty());
 }
 

@@ -1,18 +1,16 @@
 // Helpers shared by the content tests: a temp dir per test, small file
 // utilities, and an in-process gRPC server running ContentService over a
-// BlobStore backed by a real RocksDB.
+// BlobStore whose metadata is in a real RocksStore.
 #ifndef DEJA_TESTS_CONTENT_TEST_UTIL_H_
 #define DEJA_TESTS_CONTENT_TEST_UTIL_H_
 
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
-#include <rocksdb/db.h>
-#include <rocksdb/options.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +28,7 @@
 #include "common/blob_client.h"
 #include "scheduler/content/blob_store.h"
 #include "scheduler/content/content_service.h"
+#include "scheduler/store/rocks_store.h"
 
 namespace deja::testing {
 
@@ -125,24 +124,16 @@ inline deja::v1::BlobRef Ref(const std::string& digest, uint64_t size) {
   return ref;
 }
 
-// RocksDB with a "blobs" column family, a BlobStore in <dir>/blobs, and an
-// in-process gRPC server on 127.0.0.1:0 serving ContentService (plus any
-// extra services the test registers).
+// A RocksStore in <dir>/db (the blob metadata), a BlobStore in <dir>/blobs,
+// and an in-process gRPC server on 127.0.0.1:0 serving ContentService (plus
+// any extra services the test registers).
 class ContentServer {
  public:
-  explicit ContentServer(const std::string& dir,
-                         std::vector<grpc::Service*> extra_services = {}) {
-    rocksdb::DBOptions options;
-    options.create_if_missing = true;
-    options.create_missing_column_families = true;
-    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-        {"blobs", rocksdb::ColumnFamilyOptions()}};
-    rocksdb::DB* db = nullptr;
-    rocksdb::Status s = rocksdb::DB::Open(options, dir + "/db", families, &handles_, &db);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    db_.reset(db);
-    auto store = BlobStore::Open(dir + "/blobs", db_.get(), handles_[1]);
+  explicit ContentServer(const std::string& dir, std::vector<grpc::Service*> extra_services = {}) {
+    auto meta = RocksStore::Open(dir + "/db");
+    EXPECT_TRUE(meta.ok()) << meta.status();
+    meta_ = *std::move(meta);
+    auto store = BlobStore::Open(dir + "/blobs", meta_.get());
     EXPECT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     service_ = std::make_unique<ContentService>(store_.get());
@@ -160,22 +151,17 @@ class ContentServer {
     server_->Shutdown();
     server_->Wait();
     store_.reset();
-    for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
-    db_->Close();
+    meta_.reset();
   }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   BlobStore& store() { return *store_; }
   const BlobClient& client() const { return *client_; }
   deja::v1::ContentStore::Stub& stub() { return *stub_; }
-  rocksdb::DB* db() { return db_.get(); }
-  rocksdb::ColumnFamilyHandle* blobs_family() { return handles_[1]; }
+  BlobMetadataStore* meta() { return meta_.get(); }
 
-  // True if the blobs column family has a record for `digest`.
-  bool HasMeta(const std::string& digest) {
-    std::string value;
-    return db_->Get(rocksdb::ReadOptions(), handles_[1], digest, &value).ok();
-  }
+  // True if the blob metadata has a record for `digest`.
+  bool HasMeta(const std::string& digest) { return meta_->GetBlobMeta(digest).ok(); }
   // Files in the store's temp directory.
   std::vector<std::string> TempFiles() { return FilesUnder(store_->dir() + "/tmp"); }
   // Blob files (everything but the temp directory).
@@ -188,8 +174,7 @@ class ContentServer {
   }
 
  private:
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<RocksStore> meta_;
   std::unique_ptr<BlobStore> store_;
   std::unique_ptr<ContentService> service_;
   int port_ = 0;
