@@ -1,12 +1,19 @@
-// SchedulerServer: deja-scheduler's gRPC front (the client Scheduler service
-// and the WorkerService stream) around SchedulerCore and RocksStore.
+// SchedulerServer: deja-scheduler's gRPC front (the client Scheduler
+// service, the WorkerService stream, the ContentStore service) around
+// SchedulerCore and RocksStore. The pieces:
+//
+//   scheduler_loop.h     the event loop and commit path (owns the core)
+//   scheduler_service.h  the client-facing Scheduler service (+ pipeline_rpcs.cc)
+//   worker_stream.h      one worker's Connect stream
+//   watch_stream.h       one WatchJob / WatchPipeline stream
 //
 // Execution model: gRPC reactions never block and never touch the core or
 // the store. They post closures to one event-loop thread, which owns the
-// core, runs every closure queued so far, commits the resulting Effects to
-// RocksDB in one synced WriteBatch (group commit), and only then sends
-// messages to workers, pushes job updates to watchers and finishes the
-// RPCs. A client is never told about a write that a crash could lose.
+// core, runs every closure queued so far, writes the blobs the round built,
+// commits the resulting Effects to RocksDB in one synced WriteBatch (group
+// commit), and only then sends messages to workers, pushes job updates to
+// watchers and finishes the RPCs. A client is never told about a write that
+// a crash could lose.
 //
 // Thread-safety: public methods are thread-safe.
 #ifndef DEJA_SCHEDULER_SERVICE_SCHEDULER_SERVER_H_

@@ -1,0 +1,82 @@
+// SchedulerService's pipeline RPCs (see scheduler_service.h).
+#include <utility>
+
+#include "scheduler/service/scheduler_service.h"
+#include "scheduler/service/watch_stream.h"
+
+namespace deja {
+
+using deja::v1::Pipeline;
+
+grpc::ServerUnaryReactor* SchedulerService::SubmitPipeline(
+    grpc::CallbackServerContext* ctx, const deja::v1::SubmitPipelineRequest* request,
+    Pipeline* response) {
+  return Unary(ctx, [loop = loop_, request, response] {
+    auto p = loop->core().SubmitPipeline(*request, loop->Now(), loop->fx());
+    if (p.ok()) *response = *std::move(p);
+    return p.status();
+  });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::GetPipeline(grpc::CallbackServerContext* ctx,
+                                                        const deja::v1::GetPipelineRequest* request,
+                                                        Pipeline* response) {
+  return Unary(ctx, [loop = loop_, request, response] {
+    auto p = loop->core().GetPipeline(request->pipeline_id());
+    if (p.ok()) *response = *std::move(p);
+    return p.status();
+  });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::ListPipelines(
+    grpc::CallbackServerContext* ctx, const deja::v1::ListPipelinesRequest* request,
+    deja::v1::ListPipelinesResponse* response) {
+  return Unary(ctx, [loop = loop_, request, response] {
+    size_t limit = request->limit() == 0 ? 1000 : request->limit();
+    for (auto& p : loop->core().ListPipelines(request->project(), limit)) {
+      *response->add_pipelines() = std::move(p);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::CancelPipeline(
+    grpc::CallbackServerContext* ctx, const deja::v1::GetPipelineRequest* request,
+    Pipeline* response) {
+  return Unary(ctx, [loop = loop_, request, response] {
+    auto p = loop->core().CancelPipeline(request->pipeline_id(), loop->Now(), loop->fx());
+    if (p.ok()) *response = *std::move(p);
+    return p.status();
+  });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::RetryPipeline(
+    grpc::CallbackServerContext* ctx, const deja::v1::RetryPipelineRequest* request,
+    Pipeline* response) {
+  return Unary(ctx, [loop = loop_, request, response] {
+    auto p = loop->core().RetryPipeline(*request, loop->Now(), loop->fx());
+    if (p.ok()) *response = *std::move(p);
+    return p.status();
+  });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::PlanPipeline(
+    grpc::CallbackServerContext* ctx, const deja::v1::SubmitPipelineRequest* request,
+    deja::v1::PipelinePlan* response) {
+  return Unary(ctx, [loop = loop_, request, response] {
+    auto plan = loop->core().PlanPipeline(*request, loop->Now());
+    if (plan.ok()) *response = *std::move(plan);
+    return plan.status();
+  });
+}
+
+grpc::ServerWriteReactor<Pipeline>* SchedulerService::WatchPipeline(
+    grpc::CallbackServerContext* /*ctx*/, const deja::v1::GetPipelineRequest* request) {
+  auto* stream = new WatchStream<Pipeline>(loop_, request->pipeline_id());
+  loop_->Post([loop = loop_, outbox = stream->outbox(), id = request->pipeline_id()] {
+    loop->WatchPipeline(id, outbox);
+  });
+  return stream;
+}
+
+}  // namespace deja

@@ -1,0 +1,312 @@
+#include "scheduler/service/scheduler_loop.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "common/job_state.h"
+
+namespace deja {
+namespace {
+
+using deja::v1::Job;
+
+constexpr uint32_t kMaxLogChunk = 1 << 20;
+constexpr absl::Duration kLogRequestTimeout = absl::Seconds(30);
+
+}  // namespace
+
+SchedulerLoop::SchedulerLoop(absl::Duration tick, const CoreOptions& options, Clock* clock,
+                             RocksStore* store, BlobStore* blobs, BlobIndex* blob_index)
+    : tick_(tick), clock_(clock), store_(store), blobs_(blobs), core_(options, blob_index, store) {}
+
+SchedulerLoop::~SchedulerLoop() { Stop(); }
+
+absl::Status SchedulerLoop::Load() {
+  // Streams the store: only what the core keeps in memory stays.
+  if (auto s = core_.LoadFromStore(clock_->Now()); !s.ok()) return s;
+  core_.ResumePipelines(clock_->Now(), &fx_);  // committed by the loop's first round
+  return absl::OkStatus();
+}
+
+void SchedulerLoop::Start() {
+  next_tick_ = clock_->Now();
+  thread_ = std::thread([this] { Run(); });
+}
+
+void SchedulerLoop::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void SchedulerLoop::Post(std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  pending_.push_back(std::move(fn));
+}
+
+void SchedulerLoop::FinishAfterCommit(grpc::ServerUnaryReactor* reactor,
+                                      const absl::Status& status) {
+  after_commit_.push_back([reactor, s = ToGrpcStatus(status)] { reactor->Finish(s); });
+}
+
+void SchedulerLoop::Run() {
+  while (true) {
+    std::vector<std::function<void()>> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pending_.empty() || stop_; };
+      mu_.AwaitWithTimeout(absl::Condition(&ready),
+                           absl::ToInt64Milliseconds(tick_) > 0 ? tick_ : absl::Milliseconds(100));
+      batch.swap(pending_);
+      if (stop_ && batch.empty()) break;
+    }
+    for (auto& fn : batch) fn();
+    absl::Time now = clock_->Now();
+    if (now >= next_tick_) {
+      Tick(now);
+      next_tick_ = now + tick_;
+    }
+    Flush();
+  }
+  FailLogs("", absl::UnavailableError("scheduler shutting down"));
+  Flush();
+}
+
+void SchedulerLoop::Tick(absl::Time now) {
+  core_.Tick(now, &fx_);
+  for (auto it = pending_logs_.begin(); it != pending_logs_.end();) {
+    if (now >= it->second.deadline) {
+      FinishAfterCommit(it->second.reactor,
+                        absl::DeadlineExceededError(absl::StrCat("worker ", it->second.worker_id,
+                                                                 " did not answer with the logs")));
+      it = pending_logs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// --- Worker streams ---------------------------------------------------------------
+
+void SchedulerLoop::OnWorkerRegister(const std::shared_ptr<WorkerOutbox>& outbox,
+                                     const deja::v1::Register& reg) {
+  uint64_t session = ++next_session_;
+  absl::Status s = core_.WorkerConnected(reg, session, clock_->Now(), &fx_);
+  if (!s.ok()) {
+    after_commit_.push_back([outbox, s] { outbox->Finish(ToGrpcStatus(s)); });
+    return;
+  }
+  auto previous = sessions_.find(reg.worker_id());
+  if (previous != sessions_.end()) {
+    std::shared_ptr<WorkerOutbox> old = previous->second.outbox;
+    by_outbox_.erase(old.get());
+    after_commit_.push_back([old] {
+      old->Finish(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer connection"));
+    });
+  }
+  sessions_[reg.worker_id()] = Session{session, outbox};
+  by_outbox_[outbox.get()] = {reg.worker_id(), session};
+  std::fprintf(stderr, "deja-scheduler: worker %s connected (%u slots, %d jobs held)\n",
+               reg.worker_id().c_str(), reg.slots(), reg.held_size());
+}
+
+void SchedulerLoop::OnWorkerMessage(WorkerOutbox* outbox, const deja::v1::WorkerMessage& msg) {
+  auto it = by_outbox_.find(outbox);
+  if (it == by_outbox_.end()) return;  // superseded or rejected stream
+  const auto& [worker_id, session] = it->second;
+  if (msg.has_log_data()) {
+    OnLogData(msg.log_data());
+    core_.WorkerMessage(worker_id, session, deja::v1::WorkerMessage(), clock_->Now(), &fx_);
+    return;
+  }
+  core_.WorkerMessage(worker_id, session, msg, clock_->Now(), &fx_);
+}
+
+void SchedulerLoop::OnWorkerGone(WorkerOutbox* outbox) {
+  auto it = by_outbox_.find(outbox);
+  if (it == by_outbox_.end()) return;
+  auto [worker_id, session] = it->second;
+  by_outbox_.erase(it);
+  auto s = sessions_.find(worker_id);
+  if (s != sessions_.end() && s->second.session == session) sessions_.erase(s);
+  core_.WorkerDisconnected(worker_id, session, clock_->Now());
+  FailLogs(worker_id, absl::UnavailableError(absl::StrCat("worker ", worker_id, " disconnected")));
+  std::fprintf(stderr, "deja-scheduler: worker %s disconnected\n", worker_id.c_str());
+}
+
+// --- Watchers -------------------------------------------------------------------------
+
+void SchedulerLoop::WatchJob(const std::string& job_id, std::shared_ptr<JobWatchOutbox> outbox) {
+  auto job = core_.GetJob(job_id);
+  if (!job.ok()) {
+    after_commit_.push_back([outbox, s = job.status()] { outbox->Finish(ToGrpcStatus(s)); });
+    return;
+  }
+  if (IsTerminal(job->state())) {
+    after_commit_.push_back([outbox, j = *job] { outbox->SendAndFinish(j); });
+    return;
+  }
+  watchers_[job_id].push_back(outbox);
+  after_commit_.push_back([outbox, j = *job] { outbox->Send(j); });
+}
+
+void SchedulerLoop::WatchPipeline(const std::string& pipeline_id,
+                                  std::shared_ptr<PipelineWatchOutbox> outbox) {
+  auto p = core_.GetPipeline(pipeline_id);
+  if (!p.ok()) {
+    after_commit_.push_back([outbox, s = p.status()] { outbox->Finish(ToGrpcStatus(s)); });
+    return;
+  }
+  if (p->state() != deja::v1::PIPELINE_RUNNING) {
+    after_commit_.push_back([outbox, pl = *p] { outbox->SendAndFinish(pl); });
+    return;
+  }
+  pipeline_watchers_[pipeline_id].push_back(outbox);
+  after_commit_.push_back([outbox, pl = *p] { outbox->Send(pl); });
+}
+
+void SchedulerLoop::OnJobWatchDone(JobWatchOutbox* outbox, const std::string& job_id) {
+  auto it = watchers_.find(job_id);
+  if (it == watchers_.end()) return;
+  std::erase_if(it->second, [outbox](const auto& w) { return w.get() == outbox; });
+  if (it->second.empty()) watchers_.erase(it);
+}
+
+void SchedulerLoop::OnPipelineWatchDone(PipelineWatchOutbox* outbox,
+                                        const std::string& pipeline_id) {
+  auto it = pipeline_watchers_.find(pipeline_id);
+  if (it == pipeline_watchers_.end()) return;
+  std::erase_if(it->second, [outbox](const auto& w) { return w.get() == outbox; });
+  if (it->second.empty()) pipeline_watchers_.erase(it);
+}
+
+// --- Log requests ---------------------------------------------------------------------
+
+void SchedulerLoop::RequestLogs(const std::string& worker_id,
+                                const deja::v1::ReadLogsRequest& request,
+                                grpc::ServerUnaryReactor* reactor,
+                                deja::v1::ReadLogsResponse* response) {
+  uint64_t id = ++next_log_request_;
+  pending_logs_[id] = PendingLog{worker_id, reactor, response, clock_->Now() + kLogRequestTimeout};
+  deja::v1::SchedulerMessage msg;
+  auto* req = msg.mutable_log_request();
+  req->set_request_id(id);
+  req->set_job_id(request.job_id());
+  req->set_stream(request.stream());
+  req->set_offset(request.offset());
+  req->set_limit(request.limit() == 0 || request.limit() > kMaxLogChunk ? kMaxLogChunk
+                                                                        : request.limit());
+  fx_.to_workers.emplace_back(worker_id, std::move(msg));
+}
+
+void SchedulerLoop::OnLogData(const deja::v1::LogData& data) {
+  auto it = pending_logs_.find(data.request_id());
+  if (it == pending_logs_.end()) return;
+  PendingLog pending = it->second;
+  pending_logs_.erase(it);
+  if (!data.error().empty()) {
+    FinishAfterCommit(pending.reactor, absl::NotFoundError(data.error()));
+    return;
+  }
+  pending.response->set_data(data.data());
+  pending.response->set_eof(data.eof());
+  FinishAfterCommit(pending.reactor, absl::OkStatus());
+}
+
+void SchedulerLoop::FailLogs(const std::string& worker_id, const absl::Status& status) {
+  for (auto it = pending_logs_.begin(); it != pending_logs_.end();) {
+    if (worker_id.empty() || it->second.worker_id == worker_id) {
+      FinishAfterCommit(it->second.reactor, status);
+      it = pending_logs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// --- The commit path --------------------------------------------------------------------
+
+void SchedulerLoop::Flush() {
+  if (fx_.empty() && after_commit_.empty()) return;
+  core_.SyncPipelines(clock_->Now(), &fx_);  // may add jobs: before the commit
+  // Blobs first: the records committed next may name them.
+  for (const auto& [digest, bytes] : fx_.blob_puts) {
+    if (absl::Status s = blobs_->Put(bytes); !s.ok()) {
+      std::fprintf(stderr, "deja-scheduler: FATAL: storing blob %s: %s\n", digest.c_str(),
+                   s.ToString().c_str());
+      std::abort();
+    }
+  }
+  if (absl::Status s = store_->Commit(fx_, RoundTellsAnyone()); !s.ok()) {
+    // The in-memory state is ahead of the disk; a restart recovers from
+    // what was committed.
+    std::fprintf(stderr, "deja-scheduler: FATAL: %s\n", s.ToString().c_str());
+    std::abort();
+  }
+  core_.Committed(fx_);  // what it names may leave memory now
+  Effects fx;
+  fx.jobs.swap(fx_.jobs);
+  fx.pipelines.swap(fx_.pipelines);
+  fx.to_workers.swap(fx_.to_workers);
+  fx.close_sessions.swap(fx_.close_sessions);
+  fx_ = Effects();
+  std::vector<std::function<void()>> after;
+  after.swap(after_commit_);
+  for (auto& fn : after) fn();
+  for (auto& [worker_id, msg] : fx.to_workers) {
+    auto it = sessions_.find(worker_id);
+    if (it != sessions_.end()) it->second.outbox->Send(std::move(msg));
+  }
+  for (auto& [job_id, job] : fx.jobs) {
+    auto it = watchers_.find(job_id);
+    if (it == watchers_.end()) continue;
+    if (IsTerminal(job.state())) {
+      for (auto& w : it->second) w->SendAndFinish(job);
+      watchers_.erase(it);
+    } else {
+      for (auto& w : it->second) w->Send(job);
+    }
+  }
+  for (auto& [id, pipeline] : fx.pipelines) {
+    auto it = pipeline_watchers_.find(id);
+    if (it == pipeline_watchers_.end()) continue;
+    if (pipeline.state() != deja::v1::PIPELINE_RUNNING) {
+      for (auto& w : it->second) w->SendAndFinish(pipeline);
+      pipeline_watchers_.erase(it);
+    } else {
+      for (auto& w : it->second) w->Send(pipeline);
+    }
+  }
+  for (const auto& [worker_id, session] : fx.close_sessions) {
+    auto it = sessions_.find(worker_id);
+    if (it == sessions_.end() || it->second.session != session) continue;
+    std::shared_ptr<WorkerOutbox> outbox = it->second.outbox;
+    by_outbox_.erase(outbox.get());
+    sessions_.erase(it);
+    outbox->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "heartbeats missed"));
+  }
+}
+
+// Whether this round's commit must be durable before it is acted on: it
+// answers a client, sends to a worker or ends a stream, or a watcher will
+// see one of its changes. Otherwise (a worker's JobStarted, say) nothing
+// leaves the process, and the next durable commit syncs it with its own.
+bool SchedulerLoop::RoundTellsAnyone() const {
+  if (!after_commit_.empty() || !fx_.to_workers.empty() || !fx_.close_sessions.empty()) {
+    return true;
+  }
+  for (const auto& [job_id, job] : fx_.jobs) {
+    if (watchers_.contains(job_id)) return true;
+  }
+  for (const auto& [id, pipeline] : fx_.pipelines) {
+    if (pipeline_watchers_.contains(id)) return true;
+  }
+  return false;
+}
+
+}  // namespace deja
