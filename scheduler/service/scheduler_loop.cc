@@ -4,7 +4,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "common/errors.h"
+#include "common/grpc_status.h"
 #include "common/job_state.h"
 
 namespace deja {
