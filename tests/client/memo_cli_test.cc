@@ -23,7 +23,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/cache_commands.h"
+#include "client/cache_format.h"
 #include "client/cli.h"
+#include "client/cli_format.h"
+#include "client/job_format.h"
 #include "deja/v1/scheduler.grpc.pb.h"
 #include "tests/client/cli_test_util.h"
 

@@ -3,10 +3,9 @@
 // status`, against an in-process server holding a real ContentService and a
 // fake Scheduler service.
 #include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-
-#include <google/protobuf/util/json_util.h>
 
 #include <cstdlib>
 #include <map>
@@ -18,7 +17,9 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "client/cli.h"
+#include "client/cli_format.h"
 #include "client/hash_cache.h"
+#include "client/job_format.h"
 #include "common/hash.h"
 #include "deja/v1/scheduler.grpc.pb.h"
 #include "tests/content/test_util.h"

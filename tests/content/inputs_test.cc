@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "client/cli.h"
+#include "client/cli_format.h"
 #include "client/hash_cache.h"
 #include "common/hash.h"
 #include "tests/content/test_util.h"
