@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "common/errors.h"
+#include "common/grpc_status.h"
 #include "common/manifest.h"
 #include "common/transfer_window.h"
 #include "worker/outputs.h"
