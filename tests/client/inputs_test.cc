@@ -14,7 +14,7 @@
 #include "client/cli_format.h"
 #include "client/hash_cache.h"
 #include "common/hash.h"
-#include "tests/client/file_util.h"
+#include "tests/fakes/file_util.h"
 #include "tests/fakes/fake_content_store.h"
 #include "tests/fakes/temp_dir.h"
 

@@ -1,7 +1,7 @@
-// File helpers of the client tests that tests/fakes/temp_dir.h does not
-// have: mtimes, deterministic content, and listing what a command left.
-#ifndef DEJA_TESTS_CLIENT_FILE_UTIL_H_
-#define DEJA_TESTS_CLIENT_FILE_UTIL_H_
+// File helpers beside tests/fakes/temp_dir.h: mtimes, deterministic content,
+// and listing what a command left.
+#ifndef DEJA_TESTS_FAKES_FILE_UTIL_H_
+#define DEJA_TESTS_FAKES_FILE_UTIL_H_
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -50,4 +50,4 @@ inline std::vector<std::string> FilesUnder(const std::string& dir) {
 
 }  // namespace deja::testing
 
-#endif  // DEJA_TESTS_CLIENT_FILE_UTIL_H_
+#endif  // DEJA_TESTS_FAKES_FILE_UTIL_H_
