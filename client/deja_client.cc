@@ -35,6 +35,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
+// Where a watch stream ends: nothing follows a terminal job or an ended
+// pipeline.
+bool JobDone(const Job& job) { return IsTerminal(job.state()); }
+bool PipelineDone(const deja::v1::Pipeline& pipeline) { return IsPipelineDone(pipeline.state()); }
+
 }  // namespace
 
 bool IsPipelineDone(deja::v1::PipelineState state) {
@@ -100,54 +105,65 @@ absl::StatusOr<Response> DejaClient::Unary(Method method, const Request& request
   return response;
 }
 
-absl::StatusOr<deja::v1::SubmitResponse> DejaClient::Submit(const deja::v1::JobSpec& spec) const {
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  deja::v1::SubmitRequest request;
-  *request.mutable_spec() = spec;
-  deja::v1::SubmitResponse response;
-  grpc::Status status = stub()->Submit(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+template <typename Request, typename Response, typename Item, typename Method>
+absl::StatusOr<std::vector<Item>> DejaClient::UnaryList(
+    Method method, const Request& request,
+    google::protobuf::RepeatedPtrField<Item>* (Response::*items)()) const {
+  absl::StatusOr<Response> response = Unary<Request, Response>(method, request);
+  if (!response.ok()) return response.status();
+  google::protobuf::RepeatedPtrField<Item>* list = (*response.*items)();
+  return std::vector<Item>(std::make_move_iterator(list->begin()),
+                           std::make_move_iterator(list->end()));
 }
 
-absl::StatusOr<Job> DejaClient::GetJob(const std::string& job_id) const {
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  deja::v1::GetJobRequest request;
-  request.set_job_id(job_id);
-  Job job;
-  grpc::Status status = stub()->GetJob(&context, request, &job);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return job;
-}
-
-absl::StatusOr<Job> DejaClient::WatchUntil(const std::string& job_id, absl::Time deadline,
-                                           const std::function<void(const Job&)>& on_update) const {
+template <typename Item, typename Request, typename Method>
+absl::StatusOr<Item> DejaClient::WatchStream(Method method, const Request& request,
+                                             absl::Time deadline, bool (*done)(const Item&),
+                                             const std::function<void(const Item&)>& on_update,
+                                             absl::string_view what, const std::string& id) const {
   grpc::ClientContext context;
   if (deadline != absl::InfiniteFuture()) context.set_deadline(absl::ToChronoTime(deadline));
-  deja::v1::GetJobRequest request;
-  request.set_job_id(job_id);
-  std::unique_ptr<grpc::ClientReader<Job>> reader = stub()->WatchJob(&context, request);
-  std::optional<Job> last;
-  Job job;
-  while (reader->Read(&job)) {
-    if (on_update) on_update(job);
-    last = job;
-    if (IsTerminal(job.state())) {
-      // Nothing follows a terminal state; do not wait for the server to close.
+  std::unique_ptr<grpc::ClientReader<Item>> reader = (stub()->*method)(&context, request);
+  std::optional<Item> last;
+  Item item;
+  while (reader->Read(&item)) {
+    if (on_update) on_update(item);
+    last = item;
+    if (done(item)) {
+      // Nothing follows the end; do not wait for the server to close.
       context.TryCancel();
       break;
     }
   }
   grpc::Status status = reader->Finish();
-  if (last.has_value() && IsTerminal(last->state())) return *std::move(last);
+  if (last.has_value() && done(*last)) return *std::move(last);
   if (!status.ok()) return FromGrpcStatus(status);
   if (!last.has_value()) {
     return absl::InternalError(
-        absl::StrCat("watch of job ", job_id, " ended without sending the job"));
+        absl::StrCat("watch of ", what, " ", id, " ended without sending the ", what));
   }
   return *std::move(last);
+}
+
+absl::StatusOr<deja::v1::SubmitResponse> DejaClient::Submit(const deja::v1::JobSpec& spec) const {
+  deja::v1::SubmitRequest request;
+  *request.mutable_spec() = spec;
+  return Unary<deja::v1::SubmitRequest, deja::v1::SubmitResponse>(
+      &deja::v1::Scheduler::Stub::Submit, request);
+}
+
+absl::StatusOr<Job> DejaClient::GetJob(const std::string& job_id) const {
+  deja::v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  return Unary<deja::v1::GetJobRequest, Job>(&deja::v1::Scheduler::Stub::GetJob, request);
+}
+
+absl::StatusOr<Job> DejaClient::WatchUntil(const std::string& job_id, absl::Time deadline,
+                                           const std::function<void(const Job&)>& on_update) const {
+  deja::v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  return WatchStream<Job>(&deja::v1::Scheduler::Stub::WatchJob, request, deadline, &JobDone,
+                          on_update, "job", job_id);
 }
 
 absl::StatusOr<Job> DejaClient::WatchJob(const std::string& job_id,
@@ -189,28 +205,18 @@ absl::StatusOr<Job> DejaClient::WaitForJob(const std::string& job_id,
 absl::StatusOr<std::vector<Job>> DejaClient::ListJobs(const std::string& project,
                                                       deja::v1::JobState state,
                                                       uint32_t limit) const {
-  grpc::ClientContext context;
-  SetDeadline(&context);
   deja::v1::ListJobsRequest request;
   request.set_project(project);
   request.set_state(state);
   request.set_limit(limit);
-  deja::v1::ListJobsResponse response;
-  grpc::Status status = stub()->ListJobs(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return std::vector<Job>(std::make_move_iterator(response.mutable_jobs()->begin()),
-                          std::make_move_iterator(response.mutable_jobs()->end()));
+  return UnaryList(&deja::v1::Scheduler::Stub::ListJobs, request,
+                   &deja::v1::ListJobsResponse::mutable_jobs);
 }
 
 absl::StatusOr<Job> DejaClient::CancelJob(const std::string& job_id) const {
-  grpc::ClientContext context;
-  SetDeadline(&context);
   deja::v1::GetJobRequest request;
   request.set_job_id(job_id);
-  Job job;
-  grpc::Status status = stub()->CancelJob(&context, request, &job);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return job;
+  return Unary<deja::v1::GetJobRequest, Job>(&deja::v1::Scheduler::Stub::CancelJob, request);
 }
 
 absl::StatusOr<uint64_t> DejaClient::StreamLogs(
@@ -245,15 +251,8 @@ absl::StatusOr<std::string> DejaClient::ReadLogs(const std::string& job_id,
 }
 
 absl::StatusOr<std::vector<deja::v1::WorkerInfo>> DejaClient::ListWorkers() const {
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  deja::v1::ListWorkersRequest request;
-  deja::v1::ListWorkersResponse response;
-  grpc::Status status = stub()->ListWorkers(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return std::vector<deja::v1::WorkerInfo>(
-      std::make_move_iterator(response.mutable_workers()->begin()),
-      std::make_move_iterator(response.mutable_workers()->end()));
+  return UnaryList(&deja::v1::Scheduler::Stub::ListWorkers, deja::v1::ListWorkersRequest(),
+                   &deja::v1::ListWorkersResponse::mutable_workers);
 }
 
 absl::StatusOr<deja::v1::ProjectSettings> DejaClient::GetProject(
@@ -276,13 +275,8 @@ absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::ListMemo(
   request.set_project(project);
   request.set_app_name(app_name);
   request.set_limit(limit);
-  absl::StatusOr<deja::v1::ListMemoResponse> response =
-      Unary<deja::v1::ListMemoRequest, deja::v1::ListMemoResponse>(
-          &deja::v1::Scheduler::Stub::ListMemo, request);
-  if (!response.ok()) return response.status();
-  return std::vector<deja::v1::MemoEntry>(
-      std::make_move_iterator(response->mutable_entries()->begin()),
-      std::make_move_iterator(response->mutable_entries()->end()));
+  return UnaryList(&deja::v1::Scheduler::Stub::ListMemo, request,
+                   &deja::v1::ListMemoResponse::mutable_entries);
 }
 
 absl::StatusOr<deja::v1::MemoEntry> DejaClient::GetMemo(
@@ -293,13 +287,8 @@ absl::StatusOr<deja::v1::MemoEntry> DejaClient::GetMemo(
 
 absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::EvictMemo(
     const deja::v1::EvictMemoRequest& request) const {
-  absl::StatusOr<deja::v1::EvictMemoResponse> response =
-      Unary<deja::v1::EvictMemoRequest, deja::v1::EvictMemoResponse>(
-          &deja::v1::Scheduler::Stub::EvictMemo, request);
-  if (!response.ok()) return response.status();
-  return std::vector<deja::v1::MemoEntry>(
-      std::make_move_iterator(response->mutable_evicted()->begin()),
-      std::make_move_iterator(response->mutable_evicted()->end()));
+  return UnaryList(&deja::v1::Scheduler::Stub::EvictMemo, request,
+                   &deja::v1::EvictMemoResponse::mutable_evicted);
 }
 
 absl::StatusOr<deja::v1::ExplainResponse> DejaClient::Explain(const std::string& job_id) const {
@@ -334,30 +323,11 @@ absl::StatusOr<deja::v1::Pipeline> DejaClient::GetPipeline(const std::string& pi
 absl::StatusOr<deja::v1::Pipeline> DejaClient::WatchPipelineUntil(
     const std::string& pipeline_id, absl::Time deadline,
     const std::function<void(const deja::v1::Pipeline&)>& on_update) const {
-  grpc::ClientContext context;
-  if (deadline != absl::InfiniteFuture()) context.set_deadline(absl::ToChronoTime(deadline));
   deja::v1::GetPipelineRequest request;
   request.set_pipeline_id(pipeline_id);
-  std::unique_ptr<grpc::ClientReader<deja::v1::Pipeline>> reader =
-      stub()->WatchPipeline(&context, request);
-  std::optional<deja::v1::Pipeline> last;
-  deja::v1::Pipeline pipeline;
-  while (reader->Read(&pipeline)) {
-    if (on_update) on_update(pipeline);
-    last = pipeline;
-    if (IsPipelineDone(pipeline.state())) {
-      context.TryCancel();  // nothing follows the end
-      break;
-    }
-  }
-  grpc::Status status = reader->Finish();
-  if (last.has_value() && IsPipelineDone(last->state())) return *std::move(last);
-  if (!status.ok()) return FromGrpcStatus(status);
-  if (!last.has_value()) {
-    return absl::InternalError(
-        absl::StrCat("watch of pipeline ", pipeline_id, " ended without sending the pipeline"));
-  }
-  return *std::move(last);
+  return WatchStream<deja::v1::Pipeline>(&deja::v1::Scheduler::Stub::WatchPipeline, request,
+                                         deadline, &PipelineDone, on_update, "pipeline",
+                                         pipeline_id);
 }
 
 absl::StatusOr<deja::v1::Pipeline> DejaClient::WatchPipeline(
@@ -403,13 +373,8 @@ absl::StatusOr<std::vector<deja::v1::Pipeline>> DejaClient::ListPipelines(
   deja::v1::ListPipelinesRequest request;
   request.set_project(project);
   request.set_limit(limit);
-  absl::StatusOr<deja::v1::ListPipelinesResponse> response =
-      Unary<deja::v1::ListPipelinesRequest, deja::v1::ListPipelinesResponse>(
-          &deja::v1::Scheduler::Stub::ListPipelines, request);
-  if (!response.ok()) return response.status();
-  return std::vector<deja::v1::Pipeline>(
-      std::make_move_iterator(response->mutable_pipelines()->begin()),
-      std::make_move_iterator(response->mutable_pipelines()->end()));
+  return UnaryList(&deja::v1::Scheduler::Stub::ListPipelines, request,
+                   &deja::v1::ListPipelinesResponse::mutable_pipelines);
 }
 
 absl::StatusOr<deja::v1::Pipeline> DejaClient::CancelPipeline(

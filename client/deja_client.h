@@ -12,6 +12,7 @@
 #ifndef DEJA_CLIENT_DEJA_CLIENT_H_
 #define DEJA_CLIENT_DEJA_CLIENT_H_
 
+#include <google/protobuf/repeated_ptr_field.h>
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
@@ -198,6 +199,25 @@ class DejaClient {
   // One unary call with the rpc_timeout deadline.
   template <typename Request, typename Response, typename Method>
   absl::StatusOr<Response> Unary(Method method, const Request& request) const;
+  // One unary call whose response is a list (the repeated field `items` of
+  // the response, e.g. &ListJobsResponse::mutable_jobs), returned as a
+  // vector: every list call (ListJobs, ListWorkers, ListMemo, EvictMemo,
+  // ListPipelines) goes through here.
+  template <typename Request, typename Response, typename Item, typename Method>
+  absl::StatusOr<std::vector<Item>> UnaryList(
+      Method method, const Request& request,
+      google::protobuf::RepeatedPtrField<Item>* (Response::*items)()) const;
+  // One server stream of snapshots of the `what` ("job", "pipeline") named
+  // `id`, ending at `deadline` at the latest, or as soon as `done` holds for
+  // a snapshot (the call is then cancelled: nothing follows). Each snapshot
+  // goes to `on_update` (may be empty). Returns the last snapshot when it is
+  // done or the server closed the stream cleanly; else the stream's error;
+  // INTERNAL when the stream ended cleanly without a snapshot.
+  template <typename Item, typename Request, typename Method>
+  absl::StatusOr<Item> WatchStream(Method method, const Request& request, absl::Time deadline,
+                                   bool (*done)(const Item&),
+                                   const std::function<void(const Item&)>& on_update,
+                                   absl::string_view what, const std::string& id) const;
   // One pipeline watch stream, ending at `deadline` at the latest.
   absl::StatusOr<deja::v1::Pipeline> WatchPipelineUntil(
       const std::string& pipeline_id, absl::Time deadline,

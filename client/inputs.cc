@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/cli.h"
+#include "client/cli_format.h"
 #include "common/errors.h"
 #include "common/job_spec.h"
 

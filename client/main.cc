@@ -1,4 +1,4 @@
-// deja: the command-line client. All logic lives in cli.cc (RunCli).
+// deja: the command-line client. RunCli (client/cli.h) does all the work.
 #include <iostream>
 
 #include "client/cli.h"

@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "client/cli.h"
+#include "client/cli_format.h"
 
 namespace deja::cli {
 namespace {

@@ -67,7 +67,7 @@ struct Walker {
     closedir(dir);
     std::vector<DirEntry> entries;
     for (const std::string& n : names) {
-      std::string child = path + "/" + n;
+      std::string child = absl::StrCat(path, "/", n);
       struct stat st;
       if (lstat(child.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat " + child);
       DirEntry entry;

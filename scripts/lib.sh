@@ -4,6 +4,9 @@
 DEJA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEJA_BUILD="${DEJA_BUILD:-$DEJA_ROOT/build}"
 DEJA_BUILD_TYPE="${DEJA_BUILD_TYPE:-Release}"
+# ccache keys on paths relative to the checkout, so another clone of the
+# repository (CI's, a worktree) reuses what this one compiled.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$DEJA_ROOT}"
 
 # Debian 12 packages the build needs.
 DEJA_PACKAGES=(
@@ -12,12 +15,18 @@ DEJA_PACKAGES=(
   librocksdb-dev libxxhash-dev libabsl-dev libgtest-dev libgmock-dev libcli11-dev libyaml-cpp-dev
   xxhash  # xxhsum: the baseline of benchmark B4 (bench/), which the tests smoke-run
 )
+# What scripts/test needs beyond the build.
+DEJA_TEST_PACKAGES=(
+  time                     # GNU time: the integration tests measure the CLI's own peak memory
+  clang-format clang-tidy  # the format check and clang-tidy
+)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# deja_install_deps [PACKAGE...]: DEJA_PACKAGES and the packages named.
 deja_install_deps() {
   local missing=()
-  for pkg in "${DEJA_PACKAGES[@]}"; do
+  for pkg in "${DEJA_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$pkg")
   done
@@ -37,4 +46,23 @@ deja_build() {
     cmake -S "$DEJA_ROOT" -B "$DEJA_BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$DEJA_BUILD_TYPE" >/dev/null
   fi
   ninja -C "$DEJA_BUILD" "$@"
+}
+
+# deja_build_sanitized address|thread [TARGET...]: builds in build-asan or
+# build-tsan (beside $DEJA_BUILD) with DEJA_SANITIZE, optimised lightly (-O1)
+# with line tables, so reports name files and lines.
+deja_build_sanitized() {
+  local kind="$1" dir
+  shift
+  case "$kind" in
+    address) dir="$DEJA_BUILD-asan" ;;
+    thread) dir="$DEJA_BUILD-tsan" ;;
+    *) echo "deja_build_sanitized: address or thread, not '$kind'" >&2; return 2 ;;
+  esac
+  log "building with DEJA_SANITIZE=$kind in $dir"
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -S "$DEJA_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+      -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DDEJA_SANITIZE="$kind" >/dev/null
+  fi
+  ninja -C "$dir" "$@"
 }

@@ -12,6 +12,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
+#include "client/cli_format.h"
+#include "client/command_context.h"
+#include "client/job_format.h"
+#include "client/spec_flags.h"
 #include "tests/client/cli_test_util.h"
 
 namespace deja::cli {

@@ -5,9 +5,6 @@
 // run`. Pure pieces are tested alone; commands run against a fake Scheduler
 // service on 127.0.0.1:0 that records the requests it gets.
 #include <google/protobuf/util/json_util.h>
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,12 +17,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/cache_commands.h"
+#include "client/cache_format.h"
 #include "client/cli.h"
-#include "deja/v1/scheduler.grpc.pb.h"
+#include "client/cli_format.h"
+#include "client/job_format.h"
 #include "tests/client/cli_test_util.h"
+#include "tests/fakes/fake_scheduler.h"
 
 namespace deja::cli {
 namespace {
@@ -486,165 +486,45 @@ TEST(RenderTest, WaitingLines) {
 // ---------------------------------------------------------------------------
 // Commands against a fake scheduler.
 
-class FakeScheduler final : public deja::v1::Scheduler::Service {
- public:
-  grpc::Status Submit(grpc::ServerContext*, const deja::v1::SubmitRequest* request,
-                      deja::v1::SubmitResponse* response) override {
-    absl::MutexLock lock(&mu_);
-    submitted_.push_back(request->spec());
-    Job* job = response->mutable_job();
-    job->set_job_id("j5");
-    job->set_state(deja::v1::WAITING);
-    job->set_waiting_for("j4");
-    return grpc::Status::OK;
-  }
-  grpc::Status GetJob(grpc::ServerContext*, const deja::v1::GetJobRequest* request,
-                      Job* job) override {
-    absl::MutexLock lock(&mu_);
-    for (const Job& known : jobs_) {
-      if (known.job_id() == request->job_id()) {
-        *job = known;
-        return grpc::Status::OK;
-      }
-    }
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, "job " + request->job_id() + " not found");
-  }
-  grpc::Status WatchJob(grpc::ServerContext*, const deja::v1::GetJobRequest*,
-                        grpc::ServerWriter<Job>* writer) override {
-    Job waiting = MakeJob("j5", deja::v1::WAITING);
-    waiting.set_waiting_for("j4");
-    writer->Write(waiting);
-    Job materializing = MakeJob("j5", deja::v1::MATERIALIZING);
-    materializing.set_reused_from("j4");
-    materializing.set_worker_id("w-a");
-    writer->Write(materializing);
-    Job done = materializing;
-    done.set_state(deja::v1::SUCCEEDED);
-    done.set_time_saved_ms(1200);
-    writer->Write(done);
-    return grpc::Status::OK;
-  }
-  grpc::Status GetProject(grpc::ServerContext*, const deja::v1::GetProjectRequest* request,
-                          deja::v1::ProjectSettings* settings) override {
-    absl::MutexLock lock(&mu_);
-    *settings = settings_;
-    settings->set_project(request->project());
-    return grpc::Status::OK;
-  }
-  grpc::Status SetProject(grpc::ServerContext*, const deja::v1::SetProjectRequest* request,
-                          deja::v1::ProjectSettings* settings) override {
-    absl::MutexLock lock(&mu_);
-    set_requests_.push_back(*request);
-    if (request->has_intermediate_files_hours()) {
-      int32_t hours = request->intermediate_files_hours();
-      if (hours < 1 || hours > 120) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "intermediate_files_hours: " + std::to_string(hours) +
-                                " is out of range; allowed 1 to 120");
-      }
-      settings_.set_intermediate_files_hours(hours);
-    }
-    if (request->has_use_memoization()) settings_.set_use_memoization(request->use_memoization());
-    settings_.set_updated_at_ms(kT0);
-    *settings = settings_;
-    settings->set_project(request->project());
-    return grpc::Status::OK;
-  }
-  grpc::Status ListMemo(grpc::ServerContext*, const deja::v1::ListMemoRequest* request,
-                        deja::v1::ListMemoResponse* response) override {
-    absl::MutexLock lock(&mu_);
-    list_requests_.push_back(*request);
-    for (const MemoEntry& entry : entries_) {
-      if (!request->project().empty() && entry.project() != request->project()) continue;
-      if (!request->app_name().empty() && entry.app_name() != request->app_name()) continue;
-      if (request->limit() > 0 && response->entries_size() >= static_cast<int>(request->limit())) {
-        break;
-      }
-      *response->add_entries() = entry;
-    }
-    return grpc::Status::OK;
-  }
-  grpc::Status GetMemo(grpc::ServerContext*, const deja::v1::GetMemoRequest* request,
-                       MemoEntry* entry) override {
-    absl::MutexLock lock(&mu_);
-    get_requests_.push_back(*request);
-    for (const MemoEntry& known : entries_) {
-      if ((!request->job_id().empty() && known.source_job_id() == request->job_id()) ||
-          (!request->job_hash().empty() && known.job_hash() == request->job_hash())) {
-        *entry = known;
-        return grpc::Status::OK;
-      }
-    }
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, "no memo entry");
-  }
-  grpc::Status EvictMemo(grpc::ServerContext*, const deja::v1::EvictMemoRequest* request,
-                         deja::v1::EvictMemoResponse* response) override {
-    absl::MutexLock lock(&mu_);
-    evict_requests_.push_back(*request);
-    for (const MemoEntry& entry : entries_) {
-      if (!request->app_name().empty() && entry.app_name() == request->app_name()) {
-        *response->add_evicted() = entry;
-      }
-    }
-    return grpc::Status::OK;
-  }
-  grpc::Status Explain(grpc::ServerContext*, const deja::v1::GetJobRequest* request,
-                       deja::v1::ExplainResponse* response) override {
-    if (request->job_id() != "j14") {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND, "job " + request->job_id() + " not found");
-    }
-    *response = NoMatch();
-    return grpc::Status::OK;
-  }
-  grpc::Status Stats(grpc::ServerContext*, const deja::v1::StatsRequest* request,
-                     deja::v1::StatsResponse* response) override {
-    absl::MutexLock lock(&mu_);
-    stats_requests_.push_back(*request);
-    *response = SomeStats();
-    return grpc::Status::OK;
-  }
-
-  absl::Mutex mu_;
-  deja::v1::ProjectSettings settings_ ABSL_GUARDED_BY(mu_);
-  std::vector<Job> jobs_ ABSL_GUARDED_BY(mu_);
-  std::vector<MemoEntry> entries_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::JobSpec> submitted_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::SetProjectRequest> set_requests_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::ListMemoRequest> list_requests_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::GetMemoRequest> get_requests_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::EvictMemoRequest> evict_requests_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::StatsRequest> stats_requests_ ABSL_GUARDED_BY(mu_);
-};
-
 class MemoCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     setenv("TZ", "UTC", 1);
-    {
-      absl::MutexLock lock(&fake_.mu_);
-      fake_.settings_.set_use_memoization(true);
-      fake_.settings_.set_intermediate_files_hours(24);
-      fake_.entries_ = {Entry("ml", kHashA, "train", "j12"), Entry("ml", kHashB, "train", "j13"),
-                        Entry("default", kHashC, "eval", "j3")};
-    }
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&fake_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_GT(port_, 0);
+    deja::v1::ProjectSettings settings;
+    settings.set_use_memoization(true);
+    settings.set_intermediate_files_hours(24);
+    fake_.SetProjectSettings(settings, /*set_at_ms=*/kT0);
+    fake_.SetMemoEntries({Entry("ml", kHashA, "train", "j12"), Entry("ml", kHashB, "train", "j13"),
+                          Entry("default", kHashC, "eval", "j3")});
+    fake_.SetExplanation("j14", NoMatch());
+    fake_.SetStatsReply(SomeStats());
+    // Every submit joins j4, the identical job in flight, which is then
+    // reused.
+    deja::v1::SubmitResponse waiting;
+    Job* job = waiting.mutable_job();
+    job->set_job_id("j5");
+    job->set_state(deja::v1::WAITING);
+    job->set_waiting_for("j4");
+    fake_.SetSubmitReply(waiting);
+    Job waiting_job = MakeJob("j5", deja::v1::WAITING);
+    waiting_job.set_waiting_for("j4");
+    Job materializing = MakeJob("j5", deja::v1::MATERIALIZING);
+    materializing.set_reused_from("j4");
+    materializing.set_worker_id("w-a");
+    Job done = materializing;
+    done.set_state(deja::v1::SUCCEEDED);
+    done.set_time_saved_ms(1200);
+    fake_.SetJobWatch({waiting_job, materializing, done});
   }
-  void TearDown() override { server_->Shutdown(); }
 
   CliResult Deja(std::vector<std::string> args) {
     // Global flags go before the command so that `--` stays last.
-    args.insert(args.begin(), {"--scheduler", "127.0.0.1:" + std::to_string(port_)});
+    args.insert(args.begin(), {"--scheduler", server_.address()});
     return RunDeja(std::move(args));
   }
 
-  FakeScheduler fake_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
+  deja::testing::FakeSchedulerServer server_;
+  deja::testing::FakeScheduler& fake_ = server_.scheduler();
 };
 
 TEST_F(MemoCliTest, ProjectGet) {
@@ -671,14 +551,14 @@ TEST_F(MemoCliTest, ProjectSetSendsOnlyWhatIsGivenAndPrintsTheResult) {
             "updated      2023-11-14 22:13:20\n");
   CliResult memo_only = Deja({"project", "set", "ml", "--memoization", "ON"});
   ASSERT_EQ(memo_only.code, 0) << memo_only.err;
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.set_requests_.size(), 2u);
-  EXPECT_EQ(fake_.set_requests_[0].project(), "ml");
-  EXPECT_FALSE(fake_.set_requests_[0].use_memoization());
-  EXPECT_EQ(fake_.set_requests_[0].intermediate_files_hours(), 72);
-  EXPECT_TRUE(fake_.set_requests_[1].has_use_memoization());
-  EXPECT_TRUE(fake_.set_requests_[1].use_memoization());
-  EXPECT_FALSE(fake_.set_requests_[1].has_intermediate_files_hours());
+  std::vector<deja::v1::SetProjectRequest> requests = fake_.set_project_requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].project(), "ml");
+  EXPECT_FALSE(requests[0].use_memoization());
+  EXPECT_EQ(requests[0].intermediate_files_hours(), 72);
+  EXPECT_TRUE(requests[1].has_use_memoization());
+  EXPECT_TRUE(requests[1].use_memoization());
+  EXPECT_FALSE(requests[1].has_intermediate_files_hours());
 }
 
 TEST_F(MemoCliTest, ProjectSetErrors) {
@@ -696,8 +576,7 @@ TEST_F(MemoCliTest, ProjectSetErrors) {
   EXPECT_EQ(Deja({"project", "set", "ml", "--retention", "many"}).code, kExitUsage);
   EXPECT_EQ(Deja({"project", "set", "--retention", "3"}).code, kExitUsage);
   EXPECT_EQ(Deja({"project"}).code, kExitUsage);
-  absl::MutexLock lock(&fake_.mu_);
-  EXPECT_EQ(fake_.set_requests_.size(), 2u);  // usage errors send nothing
+  EXPECT_EQ(fake_.set_project_requests().size(), 2u);  // usage errors send nothing
 }
 
 TEST_F(MemoCliTest, CacheList) {
@@ -714,12 +593,12 @@ TEST_F(MemoCliTest, CacheList) {
   std::vector<std::string> lines = absl::StrSplit(json.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_TRUE(absl::StrContains(lines[0], std::string("\"job_hash\":\"") + kHashA)) << lines[0];
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.list_requests_.size(), 2u);
-  EXPECT_EQ(fake_.list_requests_[0].project(), "ml");
-  EXPECT_EQ(fake_.list_requests_[0].app_name(), "train");
-  EXPECT_EQ(fake_.list_requests_[0].limit(), 5u);
-  EXPECT_EQ(fake_.list_requests_[1].project(), "");
+  std::vector<deja::v1::ListMemoRequest> requests = fake_.list_memo_requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].project(), "ml");
+  EXPECT_EQ(requests[0].app_name(), "train");
+  EXPECT_EQ(requests[0].limit(), 5u);
+  EXPECT_EQ(requests[1].project(), "");
 }
 
 TEST_F(MemoCliTest, CacheShowByJobByHashAndByPrefix) {
@@ -751,19 +630,19 @@ TEST_F(MemoCliTest, CacheShowByJobByHashAndByPrefix) {
   ASSERT_EQ(whole_any_project.code, 0) << whole_any_project.err;
   EXPECT_TRUE(absl::StrContains(json.out, std::string("\"job_hash\":\"") + kHashC)) << json.out;
 
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.get_requests_.size(), 5u);
-  EXPECT_EQ(fake_.get_requests_[0].job_id(), "j12");
-  EXPECT_EQ(fake_.get_requests_[0].job_hash(), "");
-  EXPECT_EQ(fake_.get_requests_[1].job_hash(), kHashC);
-  EXPECT_EQ(fake_.get_requests_[1].project(), "default");
+  std::vector<deja::v1::GetMemoRequest> requests = fake_.get_memo_requests();
+  ASSERT_EQ(requests.size(), 5u);
+  EXPECT_EQ(requests[0].job_id(), "j12");
+  EXPECT_EQ(requests[0].job_hash(), "");
+  EXPECT_EQ(requests[1].job_hash(), kHashC);
+  EXPECT_EQ(requests[1].project(), "default");
   // The prefix was resolved to the full hash and its project.
-  EXPECT_EQ(fake_.get_requests_[2].job_hash(), kHashC);
-  EXPECT_EQ(fake_.get_requests_[2].project(), "default");
-  EXPECT_EQ(fake_.get_requests_[4].job_hash(), kHashA);
-  EXPECT_EQ(fake_.get_requests_[4].project(), "ml");
+  EXPECT_EQ(requests[2].job_hash(), kHashC);
+  EXPECT_EQ(requests[2].project(), "default");
+  EXPECT_EQ(requests[4].job_hash(), kHashA);
+  EXPECT_EQ(requests[4].project(), "ml");
   // The prefix and the hash without a project needed a list.
-  EXPECT_EQ(fake_.list_requests_.size(), 2u);
+  EXPECT_EQ(fake_.list_memo_requests().size(), 2u);
 }
 
 TEST_F(MemoCliTest, CacheShowErrors) {
@@ -806,17 +685,17 @@ TEST_F(MemoCliTest, CacheEvict) {
   CliResult by_prefix = Deja({"cache", "evict", "07d6c4085"});
   ASSERT_EQ(by_prefix.code, 0) << by_prefix.err;
 
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.evict_requests_.size(), 4u);
-  EXPECT_EQ(fake_.evict_requests_[0].app_name(), "train");
-  EXPECT_EQ(fake_.evict_requests_[0].project(), "ml");
-  EXPECT_EQ(fake_.evict_requests_[0].job_hash(), "");
-  EXPECT_EQ(fake_.evict_requests_[0].before_ms(), 0);
-  EXPECT_GE(fake_.evict_requests_[2].before_ms(), before_call - 2 * 3'600'000);
-  EXPECT_LE(fake_.evict_requests_[2].before_ms(), after_call - 2 * 3'600'000);
-  EXPECT_EQ(fake_.evict_requests_[2].app_name(), "");
-  EXPECT_EQ(fake_.evict_requests_[3].job_hash(), kHashA);
-  EXPECT_EQ(fake_.evict_requests_[3].project(), "ml");
+  std::vector<deja::v1::EvictMemoRequest> requests = fake_.evict_memo_requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[0].app_name(), "train");
+  EXPECT_EQ(requests[0].project(), "ml");
+  EXPECT_EQ(requests[0].job_hash(), "");
+  EXPECT_EQ(requests[0].before_ms(), 0);
+  EXPECT_GE(requests[2].before_ms(), before_call - 2 * 3'600'000);
+  EXPECT_LE(requests[2].before_ms(), after_call - 2 * 3'600'000);
+  EXPECT_EQ(requests[2].app_name(), "");
+  EXPECT_EQ(requests[3].job_hash(), kHashA);
+  EXPECT_EQ(requests[3].project(), "ml");
 }
 
 TEST_F(MemoCliTest, CacheEvictUsageErrors) {
@@ -831,8 +710,7 @@ TEST_F(MemoCliTest, CacheEvictUsageErrors) {
     EXPECT_EQ(result.code, kExitUsage) << absl::StrJoin(args, " ") << ": " << result.err;
     EXPECT_TRUE(absl::StartsWith(result.err, "deja: ")) << result.err;
   }
-  absl::MutexLock lock(&fake_.mu_);
-  EXPECT_TRUE(fake_.evict_requests_.empty());
+  EXPECT_TRUE(fake_.evict_memo_requests().empty());
 }
 
 TEST_F(MemoCliTest, Explain) {
@@ -859,12 +737,12 @@ TEST_F(MemoCliTest, Stats) {
   EXPECT_EQ(std::count(json.out.begin(), json.out.end(), '\n'), 1);
   EXPECT_TRUE(absl::StrContains(json.out, "\"reuse_rate\":0.75")) << json.out;
   EXPECT_EQ(Deja({"stats", "--since", "a while"}).code, kExitUsage);
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.stats_requests_.size(), 3u);
-  EXPECT_EQ(fake_.stats_requests_[0].project(), "ml");
-  EXPECT_EQ(fake_.stats_requests_[0].since_ms(), 1'795'341'600'000);
-  EXPECT_EQ(fake_.stats_requests_[1].project(), "");
-  EXPECT_EQ(fake_.stats_requests_[1].since_ms(), 0);
+  std::vector<deja::v1::StatsRequest> requests = fake_.stats_requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].project(), "ml");
+  EXPECT_EQ(requests[0].since_ms(), 1'795'341'600'000);
+  EXPECT_EQ(requests[1].project(), "");
+  EXPECT_EQ(requests[1].since_ms(), 0);
 }
 
 TEST_F(MemoCliTest, RunPrintsWhatAWaitingJobWaitsFor) {
@@ -876,23 +754,22 @@ TEST_F(MemoCliTest, RunPrintsWhatAWaitingJobWaitsFor) {
             "j5 SUCCEEDED reused from j4, saved 1.2s\n");
   CliResult submit = Deja({"submit", "--", "echo", "hi"});
   EXPECT_EQ(submit.out, "j5 waiting for j4 (identical job in flight)\n");
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.submitted_.size(), 2u);
-  EXPECT_EQ(fake_.submitted_[0].memoization(), deja::v1::MEMOIZATION_ON);
+  std::vector<deja::v1::JobSpec> submitted = fake_.submitted();
+  ASSERT_EQ(submitted.size(), 2u);
+  EXPECT_EQ(submitted[0].memoization(), deja::v1::MEMOIZATION_ON);
 }
 
 TEST_F(MemoCliTest, StatusShowsRetentionAndMemoization) {
   {
-    absl::MutexLock lock(&fake_.mu_);
     Job job = MakeJob("j12", deja::v1::SUCCEEDED);
     job.set_finished_at_ms(kT0);
     job.set_expires_at_ms(kT0 + 3'600'000);  // long past
     job.set_memoization_off_reason("app x has side_effects: true");
-    fake_.jobs_.push_back(job);
+    fake_.AddJob(job);
     Job fresh = MakeJob("j13", deja::v1::SUCCEEDED);
     fresh.set_finished_at_ms(kT0);
     fresh.set_expires_at_ms(absl::ToUnixMillis(absl::Now() + absl::Hours(24)));
-    fake_.jobs_.push_back(fresh);
+    fake_.AddJob(fresh);
   }
   CliResult expired = Deja({"status", "j12"});
   ASSERT_EQ(expired.code, 0) << expired.err;

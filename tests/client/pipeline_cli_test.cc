@@ -3,9 +3,6 @@
 // commands against a fake Scheduler (and content store) on 127.0.0.1:0 that
 // plays a scripted pipeline, with a YAML file written to a temp dir. The
 // shipped example (examples/pipeline/pipeline.yaml) must parse.
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -18,15 +15,16 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/cli.h"
+#include "client/cli_format.h"
 #include "client/deja_client.h"
-#include "client/pipeline_cli.h"
+#include "client/live_view.h"
+#include "client/pipeline_commands.h"
+#include "client/pipeline_format.h"
 #include "client/pipeline_yaml.h"
-#include "deja/v1/content.grpc.pb.h"
-#include "deja/v1/scheduler.grpc.pb.h"
 #include "tests/client/cli_test_util.h"
+#include "tests/fakes/fake_scheduler.h"
 
 namespace deja::cli {
 namespace {
@@ -378,111 +376,6 @@ TEST(PipelineExampleTest, ExampleParses) {
 using ::deja::cli::testing::CliResult;
 using ::deja::cli::testing::RunDeja;
 
-// Has every blob.
-class FakeContentStore final : public deja::v1::ContentStore::Service {
- public:
-  grpc::Status FindMissingBlobs(grpc::ServerContext*,
-                                const deja::v1::FindMissingBlobsRequest* request,
-                                deja::v1::FindMissingBlobsResponse*) override {
-    absl::MutexLock lock(&mu_);
-    asked_ += request->blobs_size();
-    return grpc::Status::OK;
-  }
-  absl::Mutex mu_;
-  int asked_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-class FakeScheduler final : public deja::v1::Scheduler::Service {
- public:
-  grpc::Status GetJob(grpc::ServerContext*, const deja::v1::GetJobRequest* request,
-                      deja::v1::Job* job) override {
-    job->set_job_id(request->job_id());
-    job->set_worker_id("w1");
-    return grpc::Status::OK;
-  }
-  grpc::Status SubmitPipeline(grpc::ServerContext*,
-                              const deja::v1::SubmitPipelineRequest* request,
-                              Pipeline* pipeline) override {
-    absl::MutexLock lock(&mu_);
-    submitted_.push_back(*request);
-    *pipeline = script_.front();
-    return grpc::Status::OK;
-  }
-  grpc::Status PlanPipeline(grpc::ServerContext*, const deja::v1::SubmitPipelineRequest* request,
-                            deja::v1::PipelinePlan* plan) override {
-    absl::MutexLock lock(&mu_);
-    submitted_.push_back(*request);
-    *plan = SomePlan();
-    return grpc::Status::OK;
-  }
-  // Plays the script; with break_after > 0, the first watch breaks
-  // (UNAVAILABLE) after that many updates and the next one starts over from
-  // the update it broke at.
-  grpc::Status WatchPipeline(grpc::ServerContext*, const deja::v1::GetPipelineRequest* request,
-                             grpc::ServerWriter<Pipeline>* writer) override {
-    std::vector<Pipeline> script;
-    size_t start = 0;
-    int break_after = 0;
-    {
-      absl::MutexLock lock(&mu_);
-      watched_.push_back(request->pipeline_id());
-      script = script_;
-      if (watched_.size() == 1) {
-        break_after = break_after_;
-      } else if (break_after_ > 0) {
-        start = static_cast<size_t>(break_after_ - 1);
-      }
-    }
-    for (size_t i = start; i < script.size(); ++i) {
-      if (break_after > 0 && static_cast<int>(i) == break_after) {
-        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "scheduler restarting");
-      }
-      writer->Write(script[i]);
-    }
-    return grpc::Status::OK;
-  }
-  grpc::Status GetPipeline(grpc::ServerContext*, const deja::v1::GetPipelineRequest* request,
-                           Pipeline* pipeline) override {
-    absl::MutexLock lock(&mu_);
-    if (request->pipeline_id() != script_.back().pipeline_id()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          "pipeline " + request->pipeline_id() + " not found");
-    }
-    *pipeline = script_.back();
-    return grpc::Status::OK;
-  }
-  grpc::Status ListPipelines(grpc::ServerContext*, const deja::v1::ListPipelinesRequest* request,
-                             deja::v1::ListPipelinesResponse* response) override {
-    absl::MutexLock lock(&mu_);
-    list_requests_.push_back(*request);
-    *response->add_pipelines() = script_.back();
-    return grpc::Status::OK;
-  }
-  grpc::Status CancelPipeline(grpc::ServerContext*, const deja::v1::GetPipelineRequest* request,
-                              Pipeline* pipeline) override {
-    *pipeline = MakePipeline(request->pipeline_id(), deja::v1::PIPELINE_CANCELLED,
-                             {Node("a", deja::v1::NODE_CANCELLED)});
-    pipeline->set_message("cancelled by the user");
-    return grpc::Status::OK;
-  }
-  grpc::Status RetryPipeline(grpc::ServerContext*, const deja::v1::RetryPipelineRequest* request,
-                             Pipeline* pipeline) override {
-    absl::MutexLock lock(&mu_);
-    retry_requests_.push_back(*request);
-    *pipeline = script_.front();
-    pipeline->set_run(2);
-    return grpc::Status::OK;
-  }
-
-  absl::Mutex mu_;
-  std::vector<Pipeline> script_ ABSL_GUARDED_BY(mu_);
-  int break_after_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<deja::v1::SubmitPipelineRequest> submitted_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> watched_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::ListPipelinesRequest> list_requests_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::RetryPipelineRequest> retry_requests_ ABSL_GUARDED_BY(mu_);
-};
-
 // A run of a-b-c: a runs, b is reused, c runs; with `fail`, c fails.
 std::vector<Pipeline> Script(bool fail) {
   NodeStatus a_running = Node("prep", deja::v1::NODE_SUBMITTED, "j3", deja::v1::RUNNING);
@@ -514,6 +407,9 @@ std::vector<Pipeline> Script(bool fail) {
       }(),
   };
 }
+
+// data.csv, the input of prep and eval.
+constexpr char kData[] = "x,y\n1,2\n";
 
 constexpr char kYaml[] = R"(name: model-training
 params:
@@ -548,25 +444,29 @@ class PipelineCliTest : public ::testing::Test {
     fs::create_directories(dir_);
     setenv("DEJA_HASH_CACHE", (dir_ / "hashes").c_str(), 1);
     std::ofstream(dir_ / "pipeline.yaml") << kYaml;
-    std::ofstream(dir_ / "data.csv") << "x,y\n1,2\n";
-    {
-      absl::MutexLock lock(&fake_.mu_);
-      fake_.script_ = Script(/*fail=*/false);
+    std::ofstream(dir_ / "data.csv") << kData;
+    fake_.SetPipelineScript(Script(/*fail=*/false));
+    fake_.SetPlanReply(SomePlan());
+    Pipeline cancelled =
+        MakePipeline("", deja::v1::PIPELINE_CANCELLED, {Node("a", deja::v1::NODE_CANCELLED)});
+    cancelled.set_message("cancelled by the user");
+    fake_.SetCancelReply(cancelled);
+    // The running nodes' jobs, which the CLI looks up for their worker.
+    for (const char* job_id : {"j3", "j5"}) {
+      deja::v1::Job job;
+      job.set_job_id(job_id);
+      job.set_worker_id("w1");
+      fake_.AddJob(job);
     }
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&fake_);
-    builder.RegisterService(&content_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
+    // The store has every blob.
+    server_.store().Put(kData);
   }
   void TearDown() override {
-    server_->Shutdown();
     unsetenv("DEJA_HASH_CACHE");
     fs::remove_all(dir_);
   }
 
-  std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string Address() const { return server_.address(); }
   std::string File() const { return (dir_ / "pipeline.yaml").string(); }
   CliResult Deja(std::vector<std::string> args) {
     args.insert(args.begin(), {"--scheduler", Address()});
@@ -574,10 +474,8 @@ class PipelineCliTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  FakeScheduler fake_;
-  FakeContentStore content_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
+  deja::testing::FakeSchedulerServer server_;
+  deja::testing::FakeScheduler& fake_ = server_.scheduler();
 };
 
 TEST_F(PipelineCliTest, RunPrintsALinePerNodeChangeThenTheSummary) {
@@ -595,9 +493,9 @@ TEST_F(PipelineCliTest, RunPrintsALinePerNodeChangeThenTheSummary) {
             "pipeline p3 SUCCEEDED\n");
   EXPECT_EQ(result.err, "inputs already in the store\n");
 
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.submitted_.size(), 1u);
-  const deja::v1::SubmitPipelineRequest& request = fake_.submitted_[0];
+  std::vector<deja::v1::SubmitPipelineRequest> submitted = fake_.submitted_pipelines();
+  ASSERT_EQ(submitted.size(), 1u);
+  const deja::v1::SubmitPipelineRequest& request = submitted[0];
   EXPECT_EQ(request.request_id().size(), 16u);
   const deja::v1::PipelineSpec& spec = request.spec();
   EXPECT_EQ(spec.project(), "ml");
@@ -614,14 +512,11 @@ TEST_F(PipelineCliTest, RunPrintsALinePerNodeChangeThenTheSummary) {
   EXPECT_EQ(spec.nodes(1).inputs_size(), 0);
   ASSERT_EQ(spec.nodes(2).inputs_size(), 1);
   EXPECT_EQ(spec.nodes(2).inputs(0).digest(), spec.nodes(0).inputs(0).digest());
-  EXPECT_EQ(fake_.watched_, std::vector<std::string>{"p3"});
+  EXPECT_EQ(fake_.watched_pipelines(), std::vector<std::string>{"p3"});
 }
 
 TEST_F(PipelineCliTest, AFailedPipelineExitsOne) {
-  {
-    absl::MutexLock lock(&fake_.mu_);
-    fake_.script_ = Script(/*fail=*/true);
-  }
+  fake_.SetPipelineScript(Script(/*fail=*/true));
   CliResult result = Deja({"pipeline", "run", File()});
   EXPECT_EQ(result.code, kExitError);
   EXPECT_TRUE(absl::StrContains(result.out,
@@ -632,10 +527,7 @@ TEST_F(PipelineCliTest, AFailedPipelineExitsOne) {
 }
 
 TEST_F(PipelineCliTest, ABrokenWatchIsWatchedAgainWithoutRepeatingLines) {
-  {
-    absl::MutexLock lock(&fake_.mu_);
-    fake_.break_after_ = 3;
-  }
+  fake_.SetPipelineScript(Script(/*fail=*/false), /*break_after=*/3);
   CliResult result = Deja({"pipeline", "run", File()});
   ASSERT_EQ(result.code, 0) << result.err;
   EXPECT_EQ(result.out,
@@ -650,8 +542,7 @@ TEST_F(PipelineCliTest, ABrokenWatchIsWatchedAgainWithoutRepeatingLines) {
   EXPECT_EQ(result.err,
             "inputs already in the store\n"
             "deja: lost the watch of p3 (scheduler restarting); watching again\n");
-  absl::MutexLock lock(&fake_.mu_);
-  EXPECT_EQ(fake_.watched_.size(), 2u);
+  EXPECT_EQ(fake_.watched_pipelines().size(), 2u);
 }
 
 TEST_F(PipelineCliTest, JsonPrintsEachChangeOfThePipeline) {
@@ -680,8 +571,8 @@ TEST_F(PipelineCliTest, UsageErrorsSubmitNothing) {
   EXPECT_TRUE(absl::StrContains(missing.err, "nope.yaml")) << missing.err;
   EXPECT_EQ(Deja({"pipeline", "run"}).code, kExitUsage);
   EXPECT_EQ(Deja({"pipeline"}).code, kExitUsage);
-  absl::MutexLock lock(&fake_.mu_);
-  EXPECT_TRUE(fake_.submitted_.empty());
+  EXPECT_TRUE(fake_.submitted_pipelines().empty());
+  EXPECT_TRUE(fake_.planned_pipelines().empty());
 }
 
 TEST_F(PipelineCliTest, Plan) {
@@ -697,13 +588,14 @@ TEST_F(PipelineCliTest, Plan) {
   CliResult json = Deja({"pipeline", "plan", File(), "--json"});
   ASSERT_EQ(json.code, 0) << json.err;
   EXPECT_TRUE(absl::StartsWith(json.out, "{\"nodes\":[{\"name\":\"preprocess\"")) << json.out;
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.submitted_.size(), 2u);
-  EXPECT_FALSE(fake_.submitted_[0].spec().reuse());
-  EXPECT_TRUE(fake_.submitted_[0].spec().force());
+  std::vector<deja::v1::SubmitPipelineRequest> planned = fake_.planned_pipelines();
+  ASSERT_EQ(planned.size(), 2u);
+  EXPECT_FALSE(planned[0].spec().reuse());
+  EXPECT_TRUE(planned[0].spec().force());
   // The plan needs the inputs' digests too.
-  EXPECT_EQ(fake_.submitted_[0].spec().nodes(0).inputs(0).digest().size(), 32u);
-  EXPECT_TRUE(fake_.watched_.empty());
+  EXPECT_EQ(planned[0].spec().nodes(0).inputs(0).digest().size(), 32u);
+  EXPECT_TRUE(fake_.submitted_pipelines().empty());
+  EXPECT_TRUE(fake_.watched_pipelines().empty());
 }
 
 TEST_F(PipelineCliTest, StatusListCancelAndRetry) {
@@ -742,13 +634,14 @@ TEST_F(PipelineCliTest, StatusListCancelAndRetry) {
   ASSERT_EQ(retry.code, 0) << retry.err;
   EXPECT_TRUE(absl::StartsWith(retry.out, "pipeline p3: 3 nodes, run 2\n")) << retry.out;
   EXPECT_TRUE(absl::EndsWith(retry.out, "pipeline p3 SUCCEEDED\n")) << retry.out;
-  absl::MutexLock lock(&fake_.mu_);
-  ASSERT_EQ(fake_.list_requests_.size(), 2u);
-  EXPECT_EQ(fake_.list_requests_[0].project(), "ml");
-  EXPECT_EQ(fake_.list_requests_[0].limit(), 5u);
-  ASSERT_EQ(fake_.retry_requests_.size(), 1u);
-  EXPECT_EQ(fake_.retry_requests_[0].pipeline_id(), "p3");
-  EXPECT_EQ(fake_.retry_requests_[0].node(), "eval");
+  std::vector<deja::v1::ListPipelinesRequest> lists = fake_.list_pipelines_requests();
+  ASSERT_EQ(lists.size(), 2u);
+  EXPECT_EQ(lists[0].project(), "ml");
+  EXPECT_EQ(lists[0].limit(), 5u);
+  std::vector<deja::v1::RetryPipelineRequest> retries = fake_.retry_requests();
+  ASSERT_EQ(retries.size(), 1u);
+  EXPECT_EQ(retries[0].pipeline_id(), "p3");
+  EXPECT_EQ(retries[0].node(), "eval");
 }
 
 TEST_F(PipelineCliTest, LiveViewRedrawsAndEndsWithTheResult) {
@@ -777,11 +670,7 @@ TEST_F(PipelineCliTest, LiveViewRedrawsAndEndsWithTheResult) {
 }
 
 TEST_F(PipelineCliTest, LiveViewMakesRoomForALostWatchAndShowsAFailure) {
-  {
-    absl::MutexLock lock(&fake_.mu_);
-    fake_.script_ = Script(/*fail=*/true);
-    fake_.break_after_ = 2;
-  }
+  fake_.SetPipelineScript(Script(/*fail=*/true), /*break_after=*/2);
   DejaClient client(Address());
   std::ostringstream out, err;
   PipelineCommandOptions options;

@@ -10,7 +10,8 @@
 
 #include "absl/strings/match.h"
 #include "common/hash.h"
-#include "tests/content/test_util.h"
+#include "tests/fakes/file_util.h"
+#include "tests/fakes/temp_dir.h"
 
 namespace deja {
 namespace {

@@ -1,5 +1,6 @@
 // Inputs on the client: flag parsing, hashing into InputRefs, and uploading
-// only what the store lacks (to a real in-process content store).
+// only what the store lacks (to an in-process fake content store, which
+// checks digests like the real one).
 #include "client/inputs.h"
 
 #include <gtest/gtest.h>
@@ -10,16 +11,17 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "client/cli.h"
+#include "client/cli_format.h"
 #include "client/hash_cache.h"
 #include "common/hash.h"
-#include "tests/content/test_util.h"
+#include "tests/fakes/file_util.h"
+#include "tests/fakes/fake_content_store.h"
+#include "tests/fakes/temp_dir.h"
 
 namespace deja {
 namespace {
 
-using testing::ContentServer;
-using testing::Ref;
+using testing::FakeStoreServer;
 using testing::TempDir;
 using testing::WriteFile;
 
@@ -40,8 +42,8 @@ TEST(ParseInputFlagTest, NamePathAndWorkspacePath) {
 }
 
 TEST(ParseInputFlagTest, RejectsBadFlagsNamingThem) {
-  for (std::string bad : {"nopath", "=x", "1abc=x", "a b=x", "a=", "a=x:/abs",
-                                 "a=x:../up", "a=x:", "a=:ws"}) {
+  for (std::string bad :
+       {"nopath", "=x", "1abc=x", "a b=x", "a=", "a=x:/abs", "a=x:../up", "a=x:", "a=:ws"}) {
     auto parsed = ParseInputFlag(bad);
     ASSERT_FALSE(parsed.ok()) << bad;
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
@@ -76,9 +78,8 @@ TEST_F(InputsTest, FileAndDirectoryRefs) {
   WriteFile(tmp_.Sub("model.bin"), "weights");
   WriteFile(tmp_.Sub("set/a"), "aaa");
   WriteFile(tmp_.Sub("set/sub/b"), "bb");
-  auto prepared = PrepareInputs(Flags({"model=" + tmp_.Sub("model.bin"),
-                                       "set=" + tmp_.Sub("set") + ":data/set"}),
-                                Hasher());
+  auto prepared = PrepareInputs(
+      Flags({"model=" + tmp_.Sub("model.bin"), "set=" + tmp_.Sub("set") + ":data/set"}), Hasher());
   ASSERT_TRUE(prepared.ok()) << prepared.status();
   ASSERT_EQ(prepared->refs.size(), 2u);
   const auto& model = prepared->refs[0];
@@ -118,8 +119,7 @@ TEST_F(InputsTest, ErrorsNameTheFlag) {
 }
 
 TEST_F(InputsTest, UploadsEachDistinctBlobOnceAndNothingTheSecondTime) {
-  TempDir store_dir;
-  ContentServer server(store_dir.path());
+  FakeStoreServer server;
   // Three files, two with the same content; an empty directory; and a file
   // input with content the directory already has.
   WriteFile(tmp_.Sub("set/a"), "same");
@@ -150,9 +150,9 @@ TEST_F(InputsTest, UploadsEachDistinctBlobOnceAndNothingTheSecondTime) {
   EXPECT_EQ(first->bytes, bytes);
   EXPECT_EQ(last_done, bytes);
   EXPECT_EQ(last_total, bytes);
-  EXPECT_EQ(server.BlobFiles().size(), 5u);
+  EXPECT_EQ(server.store().uploads(), 5);
   for (const TreeBlob& blob : prepared->blobs) {
-    EXPECT_TRUE(server.store().Has(Ref(blob.digest, blob.size))) << blob.digest;
+    EXPECT_TRUE(server.store().Has(blob.digest)) << blob.digest;
   }
   EXPECT_EQ(FormatUploadReport(*first), "uploaded 5 blobs (" + cli::FormatBytes(bytes) + ")");
 
@@ -162,8 +162,9 @@ TEST_F(InputsTest, UploadsEachDistinctBlobOnceAndNothingTheSecondTime) {
   EXPECT_EQ(second->bytes, 0u);
   EXPECT_EQ(FormatUploadReport(*second), "inputs already in the store");
 
-  // One blob lost by the store: only that one goes up again.
-  ASSERT_EQ(unlink(server.store().PathOf(HashBytes("other")).c_str()), 0);
+  // One blob lost by the store (what it holds under that digest is no
+  // longer the blob): only that one goes up again.
+  server.store().PutCorrupt(HashBytes("other"), "");
   auto third = UploadMissing(server.client(), prepared->blobs);
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(third->blobs, 1u);
@@ -212,8 +213,7 @@ TEST(FormatInputTimingTest, SaysWhatWasHashedAndWhatCameFromTheCache) {
 }
 
 TEST_F(InputsTest, AFileChangedAfterHashingIsRejectedByTheStore) {
-  TempDir store_dir;
-  ContentServer server(store_dir.path());
+  FakeStoreServer server;
   WriteFile(tmp_.Sub("f"), "before");
   auto prepared = PrepareInputs(Flags({"f=" + tmp_.Sub("f")}), Hasher());
   ASSERT_TRUE(prepared.ok());
@@ -221,7 +221,8 @@ TEST_F(InputsTest, AFileChangedAfterHashingIsRejectedByTheStore) {
   auto report = UploadMissing(server.client(), prepared->blobs);
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(report.status().message(), tmp_.Sub("f"))) << report.status();
-  EXPECT_TRUE(server.BlobFiles().empty());
+  EXPECT_FALSE(server.store().Has(HashBytes("before")));
+  EXPECT_FALSE(server.store().Has(HashBytes("after!")));
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "common/hash.h"
-#include "tests/content/test_util.h"
+#include "tests/fakes/temp_dir.h"
 
 namespace deja {
 namespace {
@@ -205,8 +205,7 @@ TEST(TreeDigestTest, SpecialFilesAreRejected) {
   auto tree = DigestTree(tmp.Sub("d"), hasher.AsHasher());
   ASSERT_FALSE(tree.ok());
   EXPECT_EQ(tree.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(tree.status().message(), tmp.Sub("d/pipe")))
-      << tree.status();
+  EXPECT_TRUE(absl::StrContains(tree.status().message(), tmp.Sub("d/pipe"))) << tree.status();
 }
 
 TEST(DecodeDirectoryTest, RoundTripsCanonicalBytes) {

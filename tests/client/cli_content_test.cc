@@ -1,12 +1,11 @@
 // The `deja` commands that move content: submit/run --input (hash, upload
 // what is missing, submit), `deja get`, and the inputs/outputs of `deja
-// status`, against an in-process server holding a real ContentService and a
-// fake Scheduler service.
+// status`, against an in-process server holding a fake Scheduler service
+// and a fake content store (tests/fakes).
 #include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-
-#include <google/protobuf/util/json_util.h>
 
 #include <cstdlib>
 #include <map>
@@ -16,66 +15,26 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/synchronization/mutex.h"
 #include "client/cli.h"
+#include "client/cli_format.h"
 #include "client/hash_cache.h"
+#include "client/job_format.h"
 #include "common/hash.h"
-#include "deja/v1/scheduler.grpc.pb.h"
-#include "tests/content/test_util.h"
+#include "tests/client/cli_test_util.h"
+#include "tests/fakes/file_util.h"
+#include "tests/fakes/fake_scheduler.h"
+#include "tests/fakes/temp_dir.h"
 
 namespace deja::cli {
 namespace {
 
-using deja::testing::ContentServer;
 using deja::testing::ReadFile;
-using deja::testing::Ref;
 using deja::testing::TempDir;
 using deja::testing::WriteFile;
 using deja::v1::Job;
 
-// Submit records the spec and answers "j<n> QUEUED"; GetJob answers from
-// `jobs`.
-class FakeScheduler final : public deja::v1::Scheduler::Service {
- public:
-  grpc::Status Submit(grpc::ServerContext*, const deja::v1::SubmitRequest* request,
-                      deja::v1::SubmitResponse* response) override {
-    absl::MutexLock lock(&mu_);
-    submitted_.push_back(request->spec());
-    response->mutable_job()->set_job_id("j" + std::to_string(submitted_.size()));
-    response->mutable_job()->set_state(deja::v1::QUEUED);
-    return grpc::Status::OK;
-  }
-  grpc::Status GetJob(grpc::ServerContext*, const deja::v1::GetJobRequest* request,
-                      Job* job) override {
-    absl::MutexLock lock(&mu_);
-    auto it = jobs_.find(request->job_id());
-    if (it == jobs_.end()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND, "job " + request->job_id() + " not found");
-    }
-    *job = it->second;
-    return grpc::Status::OK;
-  }
-
-  void AddJob(const Job& job) {
-    absl::MutexLock lock(&mu_);
-    jobs_[job.job_id()] = job;
-  }
-  std::vector<deja::v1::JobSpec> submitted() {
-    absl::MutexLock lock(&mu_);
-    return submitted_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::map<std::string, Job> jobs_ ABSL_GUARDED_BY(mu_);
-  std::vector<deja::v1::JobSpec> submitted_ ABSL_GUARDED_BY(mu_);
-};
-
-struct CliResult {
-  int code;
-  std::string out;
-  std::string err;
-};
+using ::deja::cli::testing::CliResult;
+using ::deja::cli::testing::RunDeja;
 
 class CliContentTest : public ::testing::Test {
  protected:
@@ -93,23 +52,14 @@ class CliContentTest : public ::testing::Test {
   }
 
   CliResult Deja(std::vector<std::string> args) {
-    args.insert(args.begin(), "deja");
-    args.push_back("--scheduler=" + server_.address());
-    // Flags after `--` would be the command's; keep them before it.
-    auto dashdash = std::find(args.begin(), args.end(), "--");
-    if (dashdash != args.end()) std::rotate(dashdash, args.end() - 1, args.end());
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    std::ostringstream out, err;
-    int code = RunCli(static_cast<int>(args.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
+    // Global flags go before the command so that `--` stays last.
+    args.insert(args.begin(), {"--scheduler", server_.address()});
+    return RunDeja(std::move(args));
   }
 
   // Stores `content` in the content store and returns its OutputFile.
-  deja::v1::OutputFile Output(const std::string& path, const std::string& content,
-                              uint32_t mode) {
-    EXPECT_TRUE(server_.client().UploadBytes(content).ok());
+  deja::v1::OutputFile Output(const std::string& path, const std::string& content, uint32_t mode) {
+    server_.store().Put(content);
     deja::v1::OutputFile output;
     output.set_path(path);
     output.set_digest(HashBytes(content));
@@ -119,9 +69,9 @@ class CliContentTest : public ::testing::Test {
   }
 
   TempDir tmp_;
-  TempDir store_dir_;
-  FakeScheduler scheduler_;
-  ContentServer server_{store_dir_.path(), {&scheduler_}};
+  deja::testing::FakeSchedulerServer server_;
+  // Submit answers "j<n> queued"; GetJob answers the jobs a test adds.
+  deja::testing::FakeScheduler& scheduler_ = server_.scheduler();
   std::optional<std::string> saved_cache_env_;
 };
 
@@ -129,9 +79,9 @@ TEST_F(CliContentTest, SubmitUploadsInputsOnceThenSubmits) {
   WriteFile(tmp_.Sub("data/a"), "alpha");
   WriteFile(tmp_.Sub("data/sub/b"), "beta");
   WriteFile(tmp_.Sub("model.bin"), "weights");
-  CliResult first = Deja({"submit", "--input", "data=" + tmp_.Sub("data"), "--input",
-                          "model=" + tmp_.Sub("model.bin") + ":m/model.bin", "--", "cat",
-                          "${inputs.data}/a"});
+  CliResult first =
+      Deja({"submit", "--input", "data=" + tmp_.Sub("data"), "--input",
+            "model=" + tmp_.Sub("model.bin") + ":m/model.bin", "--", "cat", "${inputs.data}/a"});
   ASSERT_EQ(first.code, 0) << first.err;
   EXPECT_EQ(first.out, "j1 queued\n");
   // a, b, model.bin, data/, data/sub/.
@@ -144,15 +94,15 @@ TEST_F(CliContentTest, SubmitUploadsInputsOnceThenSubmits) {
   EXPECT_EQ(data.name(), "data");
   EXPECT_EQ(data.kind(), "dir");
   EXPECT_EQ(data.total_bytes(), 9u);
-  EXPECT_TRUE(server_.store().Has(Ref(data.digest(), data.size())));
+  EXPECT_TRUE(server_.store().Has(data.digest()));
   const deja::v1::InputRef model = specs[0].inputs(1);
   EXPECT_EQ(model.kind(), "file");
   EXPECT_EQ(model.digest(), HashBytes("weights"));
   EXPECT_EQ(model.path(), "m/model.bin");
 
-  CliResult second = Deja({"submit", "--input", "data=" + tmp_.Sub("data"), "--input",
-                           "model=" + tmp_.Sub("model.bin") + ":m/model.bin", "--", "cat",
-                           "${inputs.data}/a"});
+  CliResult second =
+      Deja({"submit", "--input", "data=" + tmp_.Sub("data"), "--input",
+            "model=" + tmp_.Sub("model.bin") + ":m/model.bin", "--", "cat", "${inputs.data}/a"});
   ASSERT_EQ(second.code, 0) << second.err;
   EXPECT_EQ(second.err, "inputs already in the store\n");
   specs = scheduler_.submitted();
@@ -168,14 +118,14 @@ TEST_F(CliContentTest, DryRunHashesButUploadsNothing) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(result.out, &spec).ok()) << result.out;
   ASSERT_EQ(spec.inputs_size(), 1);
   EXPECT_EQ(spec.inputs(0).digest(), HashBytes("content"));
-  EXPECT_TRUE(server_.BlobFiles().empty());
+  EXPECT_EQ(server_.store().uploads(), 0);
   EXPECT_TRUE(scheduler_.submitted().empty());
 }
 
 TEST_F(CliContentTest, TimingSaysHowLongTheInputsTookAndWhatWasHashed) {
   WriteFile(tmp_.Sub("f"), "content");
-  CliResult result = Deja(
-      {"submit", "--dry-run", "--timing", "--input", "f=" + tmp_.Sub("f"), "--", "true"});
+  CliResult result =
+      Deja({"submit", "--dry-run", "--timing", "--input", "f=" + tmp_.Sub("f"), "--", "true"});
   ASSERT_EQ(result.code, 0) << result.err;
   deja::v1::JobSpec spec;
   EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(result.out, &spec).ok()) << result.out;
@@ -214,7 +164,7 @@ TEST_F(CliContentTest, BadInputsAreUsageErrorsAndSubmitNothing) {
   EXPECT_EQ(unknown.code, kExitUsage);
   EXPECT_TRUE(absl::StrContains(unknown.err, "unknown input \"y\"")) << unknown.err;
   EXPECT_TRUE(scheduler_.submitted().empty());
-  EXPECT_TRUE(server_.BlobFiles().empty());
+  EXPECT_EQ(server_.store().uploads(), 0);
 }
 
 TEST_F(CliContentTest, GetDownloadsEveryOutputWithItsMode) {
@@ -230,8 +180,8 @@ TEST_F(CliContentTest, GetDownloadsEveryOutputWithItsMode) {
   const std::string dir = tmp_.Sub("results");
   CliResult result = Deja({"get", "j7", "--out", dir});
   ASSERT_EQ(result.code, 0) << result.err;
-  EXPECT_EQ(result.out, "j7: downloaded 3 files (" + FormatBytes(big.size() + 9) + ") to " + dir +
-                            "/\n");
+  EXPECT_EQ(result.out,
+            "j7: downloaded 3 files (" + FormatBytes(big.size() + 9) + ") to " + dir + "/\n");
   EXPECT_EQ(result.err, "") << "no progress bar when stderr is not a terminal";
   EXPECT_TRUE(ReadFile(dir + "/model.bin") == big);
   EXPECT_EQ(ReadFile(dir + "/out/sub/log.txt"), "log line\n");
@@ -283,8 +233,8 @@ TEST_F(CliContentTest, GetRefusesJobsWithoutOutputs) {
   EXPECT_TRUE(absl::StrContains(r.err, "job j2 has no outputs")) << r.err;
   r = Deja({"get", "j3", "--out", dir});
   EXPECT_EQ(r.code, kExitError);
-  EXPECT_TRUE(absl::StrContains(r.err, "get gone.bin of j3: blob " + HashBytes("never stored") +
-                                           " not found"))
+  EXPECT_TRUE(absl::StrContains(
+      r.err, "get gone.bin of j3: blob " + HashBytes("never stored") + " not found"))
       << r.err;
   r = Deja({"get", "j4", "--out", dir});
   EXPECT_EQ(r.code, kExitError);
@@ -318,13 +268,16 @@ TEST_F(CliContentTest, StatusListsInputsAndOutputs) {
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string a(32, 'a');
   const std::string b(32, 'b');
-  EXPECT_TRUE(absl::StrContains(
-      r.out, "\nINPUT  KIND  SIZE     DIGEST                            PATH\n"
-             "data   dir   2.0 KiB  " + a + "  inputs/data\n"
-             "cfg    file  10 B     " + b + "  conf/cfg.yaml\n"))
+  EXPECT_TRUE(absl::StrContains(r.out,
+                                "\nINPUT  KIND  SIZE     DIGEST                            PATH\n"
+                                "data   dir   2.0 KiB  " +
+                                    a +
+                                    "  inputs/data\n"
+                                    "cfg    file  10 B     " +
+                                    b + "  conf/cfg.yaml\n"))
       << r.out;
-  EXPECT_TRUE(absl::StrContains(r.out, "\nOUTPUT     SIZE  DIGEST\nmodel.bin  7 B   " +
-                                           HashBytes("weights") + "\n"))
+  EXPECT_TRUE(absl::StrContains(
+      r.out, "\nOUTPUT     SIZE  DIGEST\nmodel.bin  7 B   " + HashBytes("weights") + "\n"))
       << r.out;
 }
 

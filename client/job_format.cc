@@ -1,0 +1,279 @@
+#include "client/job_format.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/cli.h"
+#include "client/cli_format.h"
+#include "common/job_state.h"
+
+namespace deja::cli {
+namespace {
+
+using deja::v1::Job;
+
+std::string StateName(deja::v1::JobState state) { return std::string(JobStateName(state)); }
+
+// Run time of a job for tables: the recorded run time, else finished -
+// started, else time since start for a job still going, else "".
+std::string JobDuration(const Job& job, absl::Time now) {
+  if (job.run_time_ms() > 0) return FormatDuration(job.run_time_ms());
+  if (job.started_at_ms() > 0 && job.finished_at_ms() >= job.started_at_ms()) {
+    return FormatDuration(job.finished_at_ms() - job.started_at_ms());
+  }
+  if (job.started_at_ms() > 0 && !IsTerminal(job.state())) {
+    return FormatDuration(absl::ToUnixMillis(now) - job.started_at_ms());
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string FormatApp(const deja::v1::AppSpec& app) {
+  if (app.version().empty()) return app.name();
+  return absl::StrCat(app.name(), "@", app.version());
+}
+
+std::string FormatCommand(const deja::v1::AppSpec& app) {
+  std::vector<std::string> words;
+  for (const std::string& word : app.command()) {
+    bool plain = !word.empty() && word.find_first_of(" \t\n'\"\\$`") == std::string::npos;
+    if (plain) {
+      words.push_back(word);
+      continue;
+    }
+    std::string quoted = "'";
+    for (char c : word) {
+      if (c == '\'') {
+        quoted += "'\\''";
+      } else {
+        quoted += c;
+      }
+    }
+    quoted += "'";
+    words.push_back(quoted);
+  }
+  return absl::StrJoin(words, " ");
+}
+
+std::string FormatSubmitLine(const deja::v1::SubmitResponse& response) {
+  const Job& job = response.job();
+  if (response.reused()) {
+    std::string line = absl::StrCat(job.job_id(), " reusing ", OrDash(job.reused_from()));
+    if (job.time_saved_ms() > 0) {
+      absl::StrAppend(&line, " (saves ", FormatDuration(job.time_saved_ms()), ")");
+    }
+    return line;
+  }
+  std::string line = absl::StrCat(job.job_id(), " ", absl::AsciiStrToLower(StateName(job.state())));
+  if (job.state() == deja::v1::WAITING && !job.waiting_for().empty()) {
+    absl::StrAppend(&line, " for ", job.waiting_for(), " (identical job in flight)");
+  }
+  return line;
+}
+
+std::string FormatStateLine(const Job& job) {
+  std::string line = absl::StrCat(job.job_id(), " ", StateName(job.state()));
+  const std::string& worker = job.worker_id();
+  switch (job.state()) {
+    case deja::v1::QUEUED:
+      if (job.attempt() > 1) absl::StrAppend(&line, " (attempt ", job.attempt(), ")");
+      break;
+    case deja::v1::WAITING:
+      if (!job.waiting_for().empty()) {
+        absl::StrAppend(&line, " for ", job.waiting_for(), " (identical job in flight)");
+      }
+      if (job.attempt() > 1) absl::StrAppend(&line, " (attempt ", job.attempt(), ")");
+      break;
+    case deja::v1::ASSIGNED:
+      if (!worker.empty()) absl::StrAppend(&line, " to ", worker);
+      break;
+    case deja::v1::RUNNING:
+      if (!worker.empty()) absl::StrAppend(&line, " on ", worker);
+      if (job.attempt() > 1) absl::StrAppend(&line, " (attempt ", job.attempt(), ")");
+      break;
+    case deja::v1::MATERIALIZING:
+      if (!job.reused_from().empty()) absl::StrAppend(&line, " from ", job.reused_from());
+      if (!worker.empty()) absl::StrAppend(&line, " on ", worker);
+      break;
+    case deja::v1::SUCCEEDED:
+      if (!job.reused_from().empty()) {
+        absl::StrAppend(&line, " reused from ", job.reused_from());
+        if (job.time_saved_ms() > 0) {
+          absl::StrAppend(&line, ", saved ", FormatDuration(job.time_saved_ms()));
+        }
+      } else {
+        if (job.has_exit_code()) absl::StrAppend(&line, " exit ", job.exit_code());
+        if (job.run_time_ms() > 0) {
+          absl::StrAppend(&line, " in ", FormatDuration(job.run_time_ms()));
+        }
+      }
+      break;
+    case deja::v1::FAILED:
+      if (job.has_exit_code()) absl::StrAppend(&line, " exit ", job.exit_code());
+      break;
+    default:
+      break;
+  }
+  // A QUEUED line (after a requeue, a lookup that could not be served, or
+  // the failure of the identical job it waited for), a failure or a cancel
+  // explains itself.
+  if (!job.message().empty() && job.state() != deja::v1::SUCCEEDED &&
+      (IsTerminal(job.state()) || job.attempt() > 1 || job.state() == deja::v1::QUEUED)) {
+    absl::StrAppend(&line, ": ", job.message());
+  }
+  return line;
+}
+
+std::string StateLineKey(const Job& job) {
+  return absl::StrCat(static_cast<int>(job.state()), "/", job.attempt(), "/", job.worker_id(), "/",
+                      job.waiting_for());
+}
+
+int ExitCodeForJob(const Job& job) {
+  switch (job.state()) {
+    case deja::v1::SUCCEEDED:
+      return kExitOk;
+    case deja::v1::CANCELLED:
+      return kExitCancelled;
+    case deja::v1::FAILED: {
+      if (!job.has_exit_code() || job.exit_code() == 0) return kExitError;
+      int code = job.exit_code();
+      if (code < 0) return std::min(128 - code, 255);
+      return std::min(code, 255);
+    }
+    default:
+      return kExitError;
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl::TimeZone tz) {
+  return StatusRows(job, tz, absl::Now());
+}
+
+std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl::TimeZone tz,
+                                                            absl::Time now) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  auto add = [&rows](std::string key, std::string value) {
+    if (!value.empty()) rows.emplace_back(std::move(key), std::move(value));
+  };
+  auto time = [&tz](int64_t millis) {
+    return millis > 0 ? FormatTimestamp(millis, tz) : std::string();
+  };
+  const deja::v1::JobSpec& spec = job.spec();
+  add("job", job.job_id());
+  add("project", spec.project());
+  add("app", FormatApp(spec.app()));
+  add("command", FormatCommand(spec.app()));
+  add("state", StateName(job.state()));
+  if (job.state() == deja::v1::WAITING && !job.waiting_for().empty()) {
+    add("waiting for", absl::StrCat(job.waiting_for(), " (identical job in flight)"));
+  }
+  add("attempt", job.attempt() > 0 ? absl::StrCat(job.attempt()) : "");
+  add("worker", job.worker_id());
+  add("hash", job.job_hash());
+  if (!job.memoization_off_reason().empty()) {
+    add("memoization", absl::StrCat("off: ", job.memoization_off_reason()));
+  }
+  add("created", time(job.created_at_ms()));
+  add("started", time(job.started_at_ms()));
+  add("finished", time(job.finished_at_ms()));
+  add("run time",
+      job.run_time_ms() > 0 || job.has_exit_code() ? FormatDuration(job.run_time_ms()) : "");
+  add("exit code", job.has_exit_code() ? absl::StrCat(job.exit_code()) : "");
+  if (!job.reused_from().empty()) {
+    std::string source = job.reused_from();
+    if (job.reused_source_finished_at_ms() > 0) {
+      absl::StrAppend(&source, " (finished ", time(job.reused_source_finished_at_ms()), ")");
+    }
+    add("reused from", source);
+  }
+  add("time saved", job.time_saved_ms() > 0 ? FormatDuration(job.time_saved_ms()) : "");
+  if (job.manifest().files_size() > 0) {
+    uint64_t total = 0;
+    for (const auto& file : job.manifest().files()) total += file.size();
+    int count = job.manifest().files_size();
+    add("files", absl::StrCat(count, count == 1 ? " file, " : " files, ", FormatBytes(total)));
+  }
+  if (job.workspace_expired() || (IsTerminal(job.state()) && job.expires_at_ms() > 0 &&
+                                  job.expires_at_ms() <= absl::ToUnixMillis(now))) {
+    add("workspace", job.expires_at_ms() > 0
+                         ? absl::StrCat("expired at ", time(job.expires_at_ms()))
+                         : std::string("expired"));
+  } else if (job.expires_at_ms() > 0) {
+    add("expires", time(job.expires_at_ms()));
+  }
+  add("message", job.message());
+  return rows;
+}
+
+std::string InputsTable(const Job& job) {
+  if (job.spec().inputs().empty()) return "";
+  std::vector<std::vector<std::string>> rows;
+  for (const deja::v1::InputRef& input : job.spec().inputs()) {
+    uint64_t size = input.kind() == "dir" ? input.total_bytes() : input.size();
+    rows.push_back({input.name(), input.kind(), FormatBytes(size), input.digest(),
+                    input.path().empty() ? "inputs/" + input.name() : input.path()});
+  }
+  return RenderTable({"INPUT", "KIND", "SIZE", "DIGEST", "PATH"}, rows);
+}
+
+std::string OutputsTable(const Job& job) {
+  if (job.outputs().empty()) return "";
+  std::vector<std::vector<std::string>> rows;
+  for (const deja::v1::OutputFile& output : job.outputs()) {
+    rows.push_back({output.path(), FormatBytes(output.size()), output.digest()});
+  }
+  return RenderTable({"OUTPUT", "SIZE", "DIGEST"}, rows);
+}
+
+std::string FormatGetLine(const std::string& job_id, uint64_t files, uint64_t bytes,
+                          const std::string& dir) {
+  std::string shown = dir;
+  if (shown.empty() || shown.back() != '/') shown += '/';
+  return absl::StrCat(job_id, ": downloaded ", files, files == 1 ? " file (" : " files (",
+                      FormatBytes(bytes), ") to ", shown);
+}
+
+std::string GetOutputDir(const std::string& job_id, const std::string& out_flag) {
+  return out_flag.empty() ? job_id : out_flag;
+}
+
+std::string ReuseBanner(const Job& job, absl::TimeZone tz) {
+  if (job.reused_from().empty()) return "";
+  std::string banner = absl::StrCat("reused from ", job.reused_from());
+  if (job.reused_source_finished_at_ms() > 0) {
+    absl::StrAppend(&banner, " (finished ", FormatTimestamp(job.reused_source_finished_at_ms(), tz),
+                    ")");
+  }
+  return banner;
+}
+
+std::string JobsTable(const std::vector<Job>& jobs, absl::TimeZone tz, absl::Time now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const Job& job : jobs) {
+    rows.push_back({job.job_id(), job.spec().project(), FormatApp(job.spec().app()),
+                    StateName(job.state()), job.worker_id(),
+                    job.created_at_ms() > 0 ? FormatTimestamp(job.created_at_ms(), tz) : "",
+                    JobDuration(job, now), job.reused_from()});
+  }
+  return RenderTable(
+      {"JOB", "PROJECT", "APP", "STATE", "WORKER", "CREATED", "DURATION", "REUSED-FROM"}, rows);
+}
+
+std::string WorkersTable(const std::vector<deja::v1::WorkerInfo>& workers) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& worker : workers) {
+    std::map<std::string, std::string> platform(worker.platform().begin(), worker.platform().end());
+    rows.push_back({worker.worker_id(), absl::StrCat(worker.slots()),
+                    absl::StrCat(worker.busy_slots()), worker.connected() ? "yes" : "no",
+                    worker.advertise(), absl::StrJoin(platform, ",", absl::PairFormatter("="))});
+  }
+  return RenderTable({"ID", "SLOTS", "BUSY", "CONNECTED", "ADVERTISE", "PLATFORM"}, rows);
+}
+
+}  // namespace deja::cli
