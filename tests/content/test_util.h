@@ -1,7 +1,6 @@
-// Helpers shared by the content tests (TempDir, ReadFile, WriteFile and
-// PollUntil come from tests/fakes): small file utilities, and an in-process
-// gRPC server running ContentService over a BlobStore whose metadata is in a
-// real RocksStore.
+// The content tests' server: an in-process gRPC server running
+// ContentService over a BlobStore whose metadata is in a real RocksStore.
+// File helpers and PollUntil come from tests/fakes.
 #ifndef DEJA_TESTS_CONTENT_TEST_UTIL_H_
 #define DEJA_TESTS_CONTENT_TEST_UTIL_H_
 
@@ -30,42 +29,11 @@
 #include "scheduler/content/blob_store.h"
 #include "scheduler/content/content_service.h"
 #include "scheduler/store/rocks_store.h"
+#include "tests/fakes/file_util.h"
 #include "tests/fakes/poll_until.h"
 #include "tests/fakes/temp_dir.h"
 
 namespace deja::testing {
-
-// Sets the file's mtime (and atime) to `t`.
-inline void SetMtime(const std::string& path, absl::Time t) {
-  struct timespec times[2];
-  times[0] = absl::ToTimespec(t);
-  times[1] = absl::ToTimespec(t);
-  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
-}
-
-// Deterministic pseudo-random bytes.
-inline std::string RandomBytes(size_t n, uint32_t seed) {
-  std::string out(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    out[i] = static_cast<char>(x & 0xff);
-  }
-  return out;
-}
-
-// Regular files under `dir`, recursively.
-inline std::vector<std::string> FilesUnder(const std::string& dir) {
-  std::vector<std::string> files;
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file()) files.push_back(it->path().string());
-  }
-  return files;
-}
 
 inline deja::v1::BlobRef Ref(const std::string& digest, uint64_t size) {
   deja::v1::BlobRef ref;
