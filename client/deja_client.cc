@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/check.h"
-#include "common/errors.h"
+#include "common/grpc_status.h"
 #include "common/job_state.h"
 #include "common/transfer_window.h"
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/grpc_status.h"
 #include "common/hash.h"
 
 namespace deja {

@@ -1,9 +1,9 @@
-// Conversions between absl::Status, errno and grpc::Status. Every component
-// works in absl::Status; gRPC statuses exist only at the RPC edges.
+// absl::Status from errno. Every component works in absl::Status; the
+// conversions to and from grpc::Status, used only at the RPC edges, are in
+// common/grpc_status.h (target deja_common_grpc), so code that must not know
+// gRPC (the scheduler and worker cores) can use this header.
 #ifndef DEJA_COMMON_ERRORS_H_
 #define DEJA_COMMON_ERRORS_H_
-
-#include <grpcpp/support/status.h>
 
 #include <string>
 
@@ -15,9 +15,6 @@ namespace deja {
 // for EACCES/EPERM, ALREADY_EXISTS for EEXIST, INTERNAL otherwise. The
 // message is "<what>: <strerror>".
 absl::Status ErrnoStatus(int err, const std::string& what);
-
-grpc::Status ToGrpcStatus(const absl::Status& status);
-absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace deja
 

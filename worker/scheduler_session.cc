@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/errors.h"
+#include "common/grpc_status.h"
 #include "worker/channel_args.h"
 #include "worker/log.h"
 

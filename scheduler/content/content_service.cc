@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/blob_client.h"
 #include "common/errors.h"
+#include "common/grpc_status.h"
 
 namespace deja {
 namespace {

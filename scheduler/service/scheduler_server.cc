@@ -12,7 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "common/errors.h"
+#include "common/grpc_status.h"
 #include "common/hash.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"

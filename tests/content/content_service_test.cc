@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "common/errors.h"
+#include "common/grpc_status.h"
 #include "common/hash.h"
 #include "tests/content/test_util.h"
 
@@ -21,7 +21,7 @@ namespace {
 using deja::v1::BlobRef;
 using deja::v1::UploadChunk;
 using testing::ContentServer;
-using testing::Eventually;
+using testing::PollUntil;
 using testing::RandomBytes;
 using testing::ReadFile;
 using testing::Ref;
@@ -59,7 +59,7 @@ class ContentServiceTest : public ::testing::Test {
   void ExpectNothingStored(const std::string& digest) {
     EXPECT_TRUE(server_.BlobFiles().empty());
     EXPECT_FALSE(server_.HasMeta(digest));
-    EXPECT_TRUE(Eventually([&] { return server_.TempFiles().empty(); }))
+    EXPECT_TRUE(PollUntil([&] { return server_.TempFiles().empty(); }))
         << "temp files left: " << server_.TempFiles().size();
   }
 
@@ -134,7 +134,7 @@ TEST_F(ContentServiceTest, AClientThatGoesAwayMidStreamStoresNothing) {
     auto writer = server_.stub().Upload(&context, &response);
     ASSERT_TRUE(writer->Write(First(blob, data.substr(0, kBlobChunkBytes))));
     // The server has started writing the temp file.
-    ASSERT_TRUE(Eventually([&] { return server_.TempFiles().size() == 1; }));
+    ASSERT_TRUE(PollUntil([&] { return server_.TempFiles().size() == 1; }));
     context.TryCancel();
     EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
@@ -182,7 +182,7 @@ TEST_F(ContentServiceTest, TwoConcurrentUploadsOfOneBlob) {
     ASSERT_TRUE(w1->Write(chunk));
     ASSERT_TRUE(w2->Write(chunk));
   }
-  ASSERT_TRUE(Eventually([&] { return server_.TempFiles().size() == 2; }));
+  ASSERT_TRUE(PollUntil([&] { return server_.TempFiles().size() == 2; }));
   w1->WritesDone();
   w2->WritesDone();
   std::thread finish([&] { EXPECT_TRUE(w1->Finish().ok()); });

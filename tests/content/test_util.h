@@ -1,5 +1,5 @@
-// Helpers shared by the content tests: a temp dir per test, small file
-// utilities, and an in-process gRPC server running ContentService over a
+// Helpers shared by the content tests (TempDir, ReadFile, WriteFile and
+// PollUntil come from tests/fakes): small file utilities, and an in-process gRPC server running ContentService over a
 // BlobStore backed by a real RocksDB.
 #ifndef DEJA_TESTS_CONTENT_TEST_UTIL_H_
 #define DEJA_TESTS_CONTENT_TEST_UTIL_H_
@@ -30,50 +30,10 @@
 #include "common/blob_client.h"
 #include "scheduler/content/blob_store.h"
 #include "scheduler/content/content_service.h"
+#include "tests/fakes/poll_until.h"
+#include "tests/fakes/temp_dir.h"
 
 namespace deja::testing {
-
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") +
-                          "/deja-content-test-XXXXXX";
-    char* made = mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr) << "mkdtemp " << pattern;
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    // Directories made read-only by a test must not stop the cleanup.
-    std::filesystem::permissions(path_, std::filesystem::perms::owner_all,
-                                 std::filesystem::perm_options::add, ignored);
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
-
-inline void WriteFile(const std::string& path, const std::string& bytes) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << "write " << path;
-}
-
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 // Sets the file's mtime (and atime) to `t`.
 inline void SetMtime(const std::string& path, absl::Time t) {
@@ -105,17 +65,6 @@ inline std::vector<std::string> FilesUnder(const std::string& dir) {
     if (it->is_regular_file()) files.push_back(it->path().string());
   }
   return files;
-}
-
-// Polls `condition` until it holds or `timeout` passes; returns its last value.
-inline bool Eventually(const std::function<bool()>& condition,
-                       absl::Duration timeout = absl::Seconds(10)) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
 }
 
 inline deja::v1::BlobRef Ref(const std::string& digest, uint64_t size) {

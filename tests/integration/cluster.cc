@@ -23,26 +23,6 @@ namespace deja::testing {
 
 namespace fs = std::filesystem;
 
-bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return done();
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-}
-
 namespace {
 
 pid_t Spawn(const std::string& binary, const std::vector<std::string>& args, int out_fd,
@@ -67,12 +47,12 @@ pid_t Spawn(const std::string& binary, const std::vector<std::string>& args, int
   return pid;
 }
 
-int WaitPid(pid_t pid, long* max_rss_kb = nullptr) {
+constexpr char kGnuTime[] = "/usr/bin/time";
+
+int WaitPid(pid_t pid) {
   int status = 0;
-  struct rusage usage {};
-  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (max_rss_kb != nullptr) *max_rss_kb = usage.ru_maxrss;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
@@ -125,21 +105,40 @@ int Process::Wait() {
 }
 
 CommandResult RunCommand(const std::string& binary, const std::vector<std::string>& args,
-                         const std::vector<std::string>& env) {
+                         const std::vector<std::string>& env, bool measure_peak_rss) {
   char out_path[] = "/tmp/deja-cmd-out-XXXXXX";
   char err_path[] = "/tmp/deja-cmd-err-XXXXXX";
+  char rss_path[] = "/tmp/deja-cmd-rss-XXXXXX";
   int out_fd = mkstemp(out_path);
   int err_fd = mkstemp(err_path);
+  int rss_fd = -1;
+  std::string program = binary;
+  std::vector<std::string> argv = args;
+  if (measure_peak_rss) {
+    rss_fd = mkstemp(rss_path);
+    program = kGnuTime;
+    argv = {"-q", "-f", "%M", "-o", rss_path, binary};
+    argv.insert(argv.end(), args.begin(), args.end());
+  }
   std::vector<std::string> env_words;
   for (char** e = environ; *e != nullptr; ++e) env_words.emplace_back(*e);
   env_words.insert(env_words.end(), env.begin(), env.end());
   std::vector<char*> envp;
   for (auto& w : env_words) envp.push_back(w.data());
   envp.push_back(nullptr);
-  pid_t pid = Spawn(binary, args, out_fd, err_fd, envp.data());
-  long max_rss_kb = 0;
-  int code = pid > 0 ? WaitPid(pid, &max_rss_kb) : -1;
-  CommandResult result{code, ReadFile(out_path), ReadFile(err_path), max_rss_kb};
+  pid_t pid = Spawn(program, argv, out_fd, err_fd, envp.data());
+  int code = pid > 0 ? WaitPid(pid) : -1;
+  CommandResult result{code, ReadFile(out_path), ReadFile(err_path)};
+  if (measure_peak_rss) {
+    // The last line is the figure (a line before it names a fatal signal).
+    std::string report = ReadFile(rss_path);
+    size_t line = report.find_last_of('\n', report.size() >= 2 ? report.size() - 2 : 0);
+    result.max_rss_kb = std::strtol(report.c_str() + (line == std::string::npos ? 0 : line + 1),
+                                    nullptr, 10);
+    EXPECT_GT(result.max_rss_kb, 0) << kGnuTime << " reported '" << report << "'";
+    close(rss_fd);
+    unlink(rss_path);
+  }
   close(out_fd);
   close(err_fd);
   unlink(out_path);

@@ -15,11 +15,10 @@
 
 #include "absl/time/time.h"
 #include "client/deja_client.h"
+#include "tests/fakes/poll_until.h"
+#include "tests/fakes/temp_dir.h"
 
 namespace deja::testing {
-
-// Polls `done` every 20 ms until it returns true or `timeout` passes.
-bool PollUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(20));
 
 // A child process whose stdout and stderr go to `log_path`. Killed with
 // SIGKILL when destroyed.
@@ -43,10 +42,15 @@ struct CommandResult {
   int exit_code;
   std::string out;
   std::string err;
-  long max_rss_kb = 0;  // peak resident set of the command
+  // The command's own peak resident set, with `measure_peak_rss`; else 0.
+  long max_rss_kb = 0;
 };
+// With `measure_peak_rss` the command runs under GNU time (/usr/bin/time),
+// which forks it from its own small process: the command's ru_maxrss is then
+// its own peak, while a child spawned straight from the test (vfork + exec)
+// starts its peak at the test process's resident set.
 CommandResult RunCommand(const std::string& binary, const std::vector<std::string>& args,
-                         const std::vector<std::string>& env = {});
+                         const std::vector<std::string>& env = {}, bool measure_peak_rss = false);
 
 // SIGKILLs every process whose working directory is under `root`: jobs
 // orphaned by a SIGKILLed worker, as on a lost machine.
@@ -55,9 +59,6 @@ void KillStrayJobs(const std::string& root);
 // VmRSS and VmHWM (peak) of a live process, in KiB.
 long RssKb(pid_t pid);
 long PeakRssKb(pid_t pid);
-
-std::string ReadFile(const std::string& path);
-void WriteFile(const std::string& path, const std::string& content);
 
 // How many workers the scheduler behind `client` lists as connected;
 // nullopt when it cannot be asked.

@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "common/errors.h"
+#include "common/grpc_status.h"
 #include "common/hash.h"
 #include "common/transfer_window.h"
 #include "deja/v1/peer.grpc.pb.h"
