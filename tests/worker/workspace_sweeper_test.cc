@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/poll_until.h"
 #include "tests/worker/test_util.h"
 #include "worker/paths.h"
 #include "worker/retention.h"
@@ -21,6 +22,7 @@
 namespace deja::worker {
 namespace {
 
+using ::deja::testing::PollUntil;
 using ::deja::worker::testing::HasExpiryRecord;
 using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::RemoveTempDir;
@@ -169,7 +171,7 @@ TEST_F(WorkspaceSweeperTest, AReportThatCannotBeSentWaitsForTheNextRegister) {
 
   host_.SetConnected(true);
   sweeper_->RequestReport();
-  EXPECT_TRUE(testing::PollUntil([&] { return !host_.reports().empty(); }));
+  EXPECT_TRUE(PollUntil([&] { return !host_.reports().empty(); }));
   EXPECT_THAT(host_.reports(), ElementsAre(ElementsAre("job-1")));
 }
 
