@@ -2,35 +2,26 @@
 // into a validated WorkerConfig here and nowhere else.
 #include <pthread.h>
 #include <signal.h>
-#include <sys/utsname.h>
-#include <unistd.h>
 
-#include <algorithm>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "common/daemon_flags.h"
 #include "worker/paths.h"
+#include "worker/platform_flags.h"
 #include "worker/worker.h"
+#include "worker/worker_id.h"
 
 namespace {
 
@@ -41,8 +32,7 @@ int32_t DefaultSlots() {
 
 }  // namespace
 
-ABSL_FLAG(std::string, scheduler, "127.0.0.1:7070",
-          "Address (host:port) of the deja-scheduler.");
+ABSL_FLAG(std::string, scheduler, "127.0.0.1:7070", "Address (host:port) of the deja-scheduler.");
 ABSL_FLAG(std::string, work_dir, "",
           "Required. Directory holding job workspaces (jobs/<job_id>/) and worker metadata.");
 ABSL_FLAG(int32_t, slots, DefaultSlots(),
@@ -75,75 +65,6 @@ ABSL_FLAG(std::vector<std::string>, platform, {},
 namespace {
 
 using deja::worker::WorkerConfig;
-
-std::string Hostname() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
-  return name;
-}
-
-// Abseil keeps only the last occurrence of a flag; --platform is documented
-// as repeatable, so merge every occurrence into one comma-separated value.
-std::vector<char*> MergePlatformFlags(int argc, char** argv, std::string* merged_storage) {
-  std::vector<char*> out;
-  std::vector<std::string> values;
-  bool after_terminator = false;
-  for (int i = 0; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (i == 0 || after_terminator) {
-      out.push_back(argv[i]);
-      continue;
-    }
-    if (arg == "--") {
-      after_terminator = true;
-      out.push_back(argv[i]);
-      continue;
-    }
-    absl::string_view name = arg;
-    if (!absl::ConsumePrefix(&name, "--")) absl::ConsumePrefix(&name, "-");
-    if (name == "platform" && i + 1 < argc) {
-      values.push_back(argv[++i]);
-    } else if (absl::ConsumePrefix(&name, "platform=")) {
-      values.push_back(std::string(name));
-    } else {
-      out.push_back(argv[i]);
-    }
-  }
-  if (!values.empty()) {
-    *merged_storage = absl::StrCat("--platform=", absl::StrJoin(values, ","));
-    out.insert(out.begin() + 1, merged_storage->data());
-  }
-  return out;
-}
-
-absl::StatusOr<std::string> LoadOrCreateWorkerId(const std::string& work_dir) {
-  const std::string path = deja::worker::paths::WorkerIdPath(work_dir);
-  {
-    std::ifstream in(path);
-    std::string id;
-    if (in && std::getline(in, id)) {
-      id = std::string(absl::StripAsciiWhitespace(id));
-      if (!id.empty()) return id;
-    }
-  }
-  std::random_device random;
-  const std::string id = absl::StrFormat("w-%s-%06x", Hostname(), random() & 0xffffffu);
-  if (absl::Status st = deja::worker::paths::MakeDirs(deja::worker::paths::MetaDir(work_dir));
-      !st.ok()) {
-    return st;
-  }
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << id << "\n";
-    out.flush();
-    if (!out) return absl::InternalError(absl::StrCat("write ", tmp, " failed"));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("rename ", tmp, " -> ", path, " failed"));
-  }
-  return id;
-}
 
 // The port of "HOST:PORT" ("[v6]:PORT" too), 0..65535.
 absl::StatusOr<int> PortOf(const std::string& address) {
@@ -186,18 +107,17 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
 
   config.worker_id = absl::GetFlag(FLAGS_id);
   if (config.worker_id.empty()) {
-    auto id = LoadOrCreateWorkerId(config.work_dir);
+    auto id = deja::worker::LoadOrCreateWorkerId(config.work_dir);
     if (!id.ok()) return id.status();
     config.worker_id = *id;
-  } else if (absl::StrContains(config.worker_id, "/") ||
-             std::any_of(config.worker_id.begin(), config.worker_id.end(),
-                         [](char c) { return absl::ascii_isspace(c); })) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--id \"", config.worker_id, "\": must not contain '/' or whitespace"));
+  } else if (absl::Status st = deja::worker::ValidateWorkerId(config.worker_id); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--id ", st.message()));
   }
 
   config.advertise = absl::GetFlag(FLAGS_advertise);
-  if (config.advertise.empty()) config.advertise = absl::StrCat(Hostname(), ":0");
+  if (config.advertise.empty()) {
+    config.advertise = absl::StrCat(deja::worker::Hostname(), ":0");
+  }
   auto port = PortOf(config.advertise);
   if (!port.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--advertise: ", port.status().message()));
@@ -227,46 +147,25 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
         "--sweep_interval ", absl::FormatDuration(config.sweep_interval), ": must be > 0"));
   }
 
-  for (const std::string& kv : absl::GetFlag(FLAGS_platform)) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("--platform \"", kv, "\": expected K=V"));
-    }
-    const std::string key = kv.substr(0, eq);
-    if (key == "os" || key == "arch") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--platform \"", kv, "\": ", key, " is detected, not set"));
-    }
-    if (!config.platform.emplace(key, kv.substr(eq + 1)).second) {
-      return absl::InvalidArgumentError(absl::StrCat("--platform: ", key, " given twice"));
-    }
-  }
-  struct utsname uts;
-  config.platform["os"] = "linux";
-  config.platform["arch"] = uname(&uts) == 0 ? uts.machine : "unknown";
+  auto platform = deja::worker::ParsePlatform(absl::GetFlag(FLAGS_platform));
+  if (!platform.ok()) return platform.status();
+  config.platform = *std::move(platform);
   return config;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  // --platform is repeatable: its occurrences are merged before parsing.
+  std::string merged;
+  std::vector<char*> args = deja::worker::MergePlatformFlags(argc, argv, &merged);
+  deja::ParseDaemonFlags(
+      static_cast<int>(args.size()), args.data(),
       "Runs Deja jobs for a deja-scheduler.\n"
       "Usage: deja-worker --work_dir=DIR [--scheduler=HOST:PORT] [--slots=N] [--id=ID]\n"
       "                   [--advertise=HOST:PORT] [--peer_listen=HOST:PORT]\n"
       "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--sweep_interval=D]\n"
       "                   [--platform K=V]...");
-  // --help lists the flags defined in this file (Abseil's default looks for
-  // a file named after the binary, deja-worker.cc).
-  absl::FlagsUsageConfig usage_config;
-  usage_config.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "worker/main.cc");
-  };
-  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage_config);
-  std::string merged;
-  std::vector<char*> args = MergePlatformFlags(argc, argv, &merged);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 
   auto config = ConfigFromFlags();
   if (!config.ok()) {

@@ -34,8 +34,9 @@
 // Thread-safety: WorkspaceRetention is thread-safe. Acquire(), LeaseCount()
 // and the Lease destructor may run on any thread at any time; the record and
 // trash functions (Load, SetExpiry, Sync, TakeExpired, Dispose, EmptyTrash,
-// Reported) must be serialised by the caller (the worker's sweeper does
-// them under one mutex), since they write files.
+// Reported) must be serialised by the caller, since they write files: the
+// worker calls Load before its sweeper thread starts and the others only on
+// that thread (worker/workspace_sweeper.h).
 #ifndef DEJA_WORKER_RETENTION_H_
 #define DEJA_WORKER_RETENTION_H_
 

@@ -11,15 +11,17 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_content_store.h"
+#include "tests/fakes/poll_until.h"
 #include "tests/worker/test_util.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
 namespace {
 
-using ::deja::worker::testing::FakeStoreServer;
+using ::deja::testing::FakeStoreServer;
+using ::deja::testing::PollUntil;
 using ::deja::worker::testing::MakeTempDir;
-using ::deja::worker::testing::PollUntil;
 using ::deja::worker::testing::ReadFile;
 using ::deja::worker::testing::RemoveTempDir;
 using ::testing::HasSubstr;
@@ -113,7 +115,7 @@ TEST_F(BlobCacheTest, PinnedBlobsAreNotEvicted) {
   auto pin_b = cache->Fetch(b);
   ASSERT_TRUE(pin_b.ok());
   EXPECT_EQ(cache->GetStats().bytes, 80u);  // over the bound while both are pinned
-  pin_a->Release();  // a is the least recently used unpinned blob now
+  pin_a->Release();                         // a is the least recently used unpinned blob now
   EXPECT_FALSE(cache->Contains(a.digest()));
   EXPECT_TRUE(cache->Contains(b.digest()));
   EXPECT_EQ(cache->GetStats().bytes, 40u);
@@ -165,12 +167,12 @@ TEST_F(BlobCacheTest, ConcurrentFetchesOfOneBlobDownloadOnce) {
 
 TEST_F(BlobCacheTest, MissingAndCorruptBlobsAreErrorsNamingTheDigest) {
   auto cache = Open(1 << 20);
-  const auto absent = testing::RefOf("never stored");
+  const auto absent = ::deja::testing::RefOf("never stored");
   auto pin = cache->Fetch(absent);
   ASSERT_EQ(pin.status().code(), absl::StatusCode::kNotFound) << pin.status();
   EXPECT_THAT(std::string(pin.status().message()), HasSubstr(absent.digest()));
 
-  const auto corrupt = testing::RefOf("the real bytes");
+  const auto corrupt = ::deja::testing::RefOf("the real bytes");
   server_.store().PutCorrupt(corrupt.digest(), "other bytes!!!");  // same size
   pin = cache->Fetch(corrupt);
   ASSERT_EQ(pin.status().code(), absl::StatusCode::kDataLoss) << pin.status();

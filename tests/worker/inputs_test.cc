@@ -14,6 +14,7 @@
 #include "common/tree.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_content_store.h"
 #include "tests/worker/test_util.h"
 #include "worker/job_runner.h"
 #include "worker/paths.h"
@@ -21,7 +22,7 @@
 namespace deja::worker {
 namespace {
 
-using ::deja::worker::testing::FakeStoreServer;
+using ::deja::testing::FakeStoreServer;
 using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::ReadFile;
 using ::deja::worker::testing::RemoveTempDir;
@@ -152,9 +153,9 @@ TEST_F(InputsTest, PlacesFilesAndDirectoryTreesReadOnly) {
   ASSERT_TRUE(manifest.ok()) << manifest.status();
   std::vector<std::string> listed;
   for (const auto& entry : manifest->files()) listed.push_back(entry.path());
-  EXPECT_THAT(listed, ::testing::ElementsAre(
-                          "data/tree/bin/tool", "data/tree/data.txt", "data/tree/dup.txt",
-                          "data/tree/link", "data/tree/nested/a/b/deep.txt", "inputs/ref"));
+  EXPECT_THAT(listed, ::testing::ElementsAre("data/tree/bin/tool", "data/tree/data.txt",
+                                             "data/tree/dup.txt", "data/tree/link",
+                                             "data/tree/nested/a/b/deep.txt", "inputs/ref"));
 }
 
 TEST_F(InputsTest, WithoutRootFilesAreHardLinksTheJobCannotWriteThrough) {
@@ -192,8 +193,8 @@ TEST_F(InputsTest, WithoutHardLinksFilesAreCopiesOfTheirOwn) {
   EXPECT_EQ(ReadFile(ws_ + "/inputs/ref"), kRef);
   EXPECT_EQ(ModeOf(ws_ + "/inputs/ref"), S_IFREG | 0444);
 
-  placed = Place({FileInput("again", "more/ref")},
-                 {.allow_hardlink = false, .allow_reflink = false});
+  placed =
+      Place({FileInput("again", "more/ref")}, {.allow_hardlink = false, .allow_reflink = false});
   ASSERT_TRUE(placed.ok()) << placed.status();
   EXPECT_EQ(placed->method, CopyMethod::kCopy);
   EXPECT_EQ(ReadFile(ws_ + "/more/ref"), kRef);
@@ -226,8 +227,8 @@ TEST_F(InputsTest, NeverWritesThroughASymlinkAnInputCreated) {
   escape.kind = DirEntry::Kind::kSymlink;
   escape.target = outside;
   DirEntry tree = Dir("t", {escape});
-  auto placed = Place({Input("tree", "dir", tree.digest, tree.size, "t"),
-                       FileInput("sneaky", "t/escape/planted")});
+  auto placed = Place(
+      {Input("tree", "dir", tree.digest, tree.size, "t"), FileInput("sneaky", "t/escape/planted")});
   ASSERT_EQ(placed.status().code(), absl::StatusCode::kInvalidArgument) << placed.status();
   EXPECT_THAT(std::string(placed.status().message()), StartsWith("input \"sneaky\": "));
   EXPECT_FALSE(std::filesystem::exists(outside + "/planted"));
@@ -247,9 +248,9 @@ TEST_F(InputsTest, AJobWhoseInputsCannotBePlacedIsNotStarted) {
     return placer.Place(ws, inputs).status();
   };
   std::atomic<bool> started{false};
-  JobOutcome outcome =
-      JobRunner::Start(std::move(launch), &clock, [&](pid_t, absl::Time) { started = true; })
-          ->Wait();
+  JobOutcome outcome = JobRunner::Start(std::move(launch), &clock, [&](pid_t, absl::Time) {
+                         started = true;
+                       })->Wait();
   EXPECT_EQ(outcome.exit_code, kExitInternal);
   EXPECT_THAT(outcome.error, StartsWith("input \"ghost\": "));
   EXPECT_FALSE(started);

@@ -18,11 +18,13 @@
 #include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/poll_until.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
 namespace {
 
+using ::deja::testing::PollUntil;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -53,22 +55,10 @@ std::vector<pid_t> GroupMembers(pid_t pgid) {
   return members;
 }
 
-// Polls `done` until it holds or `timeout` passes.
-template <typename F>
-bool PollUntil(F done, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return done();
-}
-
 class JobRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        std::filesystem::temp_directory_path().string() + "/job_runner_test.XXXXXX";
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/job_runner_test.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     work_dir_ = tmpl;
   }
@@ -134,9 +124,9 @@ TEST_F(JobRunnerTest, GivesTheJobACleanEnvironment) {
   ASSERT_EQ(outcome.exit_code, 0);
   std::vector<std::string> lines = absl::StrSplit(Stdout(), '\n', absl::SkipEmpty());
   const std::string ws = paths::WorkspaceDir(work_dir_, "job-1");
-  EXPECT_THAT(lines, ::testing::UnorderedElementsAre(
-                         absl::StrCat("PATH=", kDefaultJobPath), "HOME=" + ws,
-                         "DEJA_WORKSPACE=" + ws, "DEJA_JOB_ID=overridden", "APP_VAR=from-app"));
+  EXPECT_THAT(lines, ::testing::UnorderedElementsAre(absl::StrCat("PATH=", kDefaultJobPath),
+                                                     "HOME=" + ws, "DEJA_WORKSPACE=" + ws,
+                                                     "DEJA_JOB_ID=overridden", "APP_VAR=from-app"));
   EXPECT_THAT(Stdout(), Not(HasSubstr("DEJA_TEST_WORKER_SECRET")));
 }
 
@@ -161,17 +151,17 @@ TEST_F(JobRunnerTest, CommandNotFoundIs127WithAnErrorInTheLog) {
 TEST_F(JobRunnerTest, LeaderExitKillsStrayChildren) {
   JobOutcome outcome = Run({"sh", "-c", "sleep 1000 & echo $! > child.pid; exit 0"});
   EXPECT_EQ(outcome.exit_code, 0);
-  const pid_t child =
-      std::stoi(ReadFile(paths::WorkspaceDir(work_dir_, "job-1") + "/child.pid"));
+  const pid_t child = std::stoi(ReadFile(paths::WorkspaceDir(work_dir_, "job-1") + "/child.pid"));
   EXPECT_TRUE(PollUntil([&] {
     const std::string stat = ReadFile(absl::StrCat("/proc/", child, "/stat"));
     return stat.empty() || stat.find(") Z ") != std::string::npos;
-  })) << "pid " << child << " outlived its job";
+  })) << "pid "
+      << child << " outlived its job";
 }
 
 TEST_F(JobRunnerTest, CancelKillsTheWholeProcessGroup) {
-  auto runner = JobRunner::Start(
-      Launch({"sh", "-c", "sleep 1000 & sleep 1000 & echo ready; wait"}), &clock_);
+  auto runner =
+      JobRunner::Start(Launch({"sh", "-c", "sleep 1000 & sleep 1000 & echo ready; wait"}), &clock_);
   const pid_t pgid = runner->WaitForSpawn();
   ASSERT_GT(pgid, 0);
   ASSERT_TRUE(PollUntil([&] { return Stdout() == "ready\n"; }));

@@ -10,12 +10,13 @@
 #include "common/manifest.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_content_store.h"
 #include "tests/worker/test_util.h"
 
 namespace deja::worker {
 namespace {
 
-using ::deja::worker::testing::FakeStoreServer;
+using ::deja::testing::FakeStoreServer;
 using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::RemoveTempDir;
 using ::deja::worker::testing::WriteFile;

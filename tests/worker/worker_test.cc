@@ -24,16 +24,18 @@
 #include "deja/v1/peer.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_content_store.h"
+#include "tests/fakes/poll_until.h"
 #include "tests/worker/test_util.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
 namespace {
 
-using ::deja::worker::testing::FakeContentStore;
+using ::deja::testing::FakeContentStore;
+using ::deja::testing::PollUntil;
 using ::deja::worker::testing::HasExpiryRecord;
 using ::deja::worker::testing::MakeTempDir;
-using ::deja::worker::testing::PollUntil;
 using ::deja::worker::testing::ReadFile;
 using ::deja::worker::testing::RemoveTempDir;
 using ::deja::worker::testing::WriteFile;
@@ -43,10 +45,9 @@ using ::testing::StartsWith;
 // Accepts workers, sends them what the test queues, records their results.
 class FakeScheduler final : public deja::v1::WorkerService::Service {
  public:
-  grpc::Status Connect(
-      grpc::ServerContext*,
-      grpc::ServerReaderWriter<deja::v1::SchedulerMessage, deja::v1::WorkerMessage>* stream)
-      override {
+  grpc::Status Connect(grpc::ServerContext*,
+                       grpc::ServerReaderWriter<deja::v1::SchedulerMessage,
+                                                deja::v1::WorkerMessage>* stream) override {
     deja::v1::WorkerMessage first;
     if (!stream->Read(&first) || !first.has_register_()) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "register first");
@@ -237,9 +238,9 @@ TEST_F(WorkerTest, AdvertisesThePeerServicesBoundPort) {
 TEST_F(WorkerTest, PlacesInputsRunsAndUploadsOutputsBeforeReporting) {
   StartWorker("w-a");
   const deja::v1::BlobRef data = store_.Put("hello from the store\n");
-  deja::v1::Assignment run =
-      Run("job-1", "mkdir -p out && tr a-z A-Z < inputs/data > out/upper.txt && "
-                   "cp inputs/data out/copy.txt");
+  deja::v1::Assignment run = Run("job-1",
+                                 "mkdir -p out && tr a-z A-Z < inputs/data > out/upper.txt && "
+                                 "cp inputs/data out/copy.txt");
   deja::v1::InputRef* input = run.add_inputs();
   input->set_name("data");
   input->set_kind("file");
@@ -398,8 +399,7 @@ TEST_F(RetentionWorkerTest, AnAckedWorkspaceIsKeptUntilItsExpiryThenDeletedAndRe
   RunJob("w-a", "job-1", "echo intermediate > scratch.txt");
   RunJob("w-a", "job-unacked", "echo kept > scratch.txt");
   scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
-  ASSERT_TRUE(
-      PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-1"); }));
+  ASSERT_TRUE(PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-1"); }));
 
   auto swept = a.worker->SweepNow();
   ASSERT_TRUE(swept.ok()) << swept.status();
@@ -414,7 +414,7 @@ TEST_F(RetentionWorkerTest, AnAckedWorkspaceIsKeptUntilItsExpiryThenDeletedAndRe
   swept = a.worker->SweepNow();
   ASSERT_TRUE(swept.ok());
   EXPECT_THAT(*swept, ::testing::ElementsAre("job-1"));
-  EXPECT_FALSE(Exists(paths::WorkspaceDir(a.work_dir, "job-1")));  // files and logs
+  EXPECT_FALSE(Exists(paths::WorkspaceDir(a.work_dir, "job-1")));       // files and logs
   EXPECT_TRUE(Exists(paths::WorkspaceDir(a.work_dir, "job-unacked")));  // no record
   ASSERT_TRUE(PollUntil([&] { return scheduler_.ExpiredBy("job-1").has_value(); }));
   EXPECT_EQ(*scheduler_.ExpiredBy("job-1"), "w-a");
@@ -422,8 +422,7 @@ TEST_F(RetentionWorkerTest, AnAckedWorkspaceIsKeptUntilItsExpiryThenDeletedAndRe
   ASSERT_EQ(messages.size(), 1u);
   EXPECT_THAT(messages[0].job_ids(), ::testing::ElementsAre("job-1"));
   // Reported: the record goes.
-  EXPECT_TRUE(
-      PollUntil([&] { return !HasExpiryRecord(a.work_dir, "job-1"); }));
+  EXPECT_TRUE(PollUntil([&] { return !HasExpiryRecord(a.work_dir, "job-1"); }));
   swept = a.worker->SweepNow();
   ASSERT_TRUE(swept.ok());
   EXPECT_THAT(*swept, ::testing::IsEmpty());
@@ -436,8 +435,7 @@ TEST_F(RetentionWorkerTest, ExpiryRecordsSurviveARestart) {
     RunningWorker& a = StartWorker("w-a", &clock_, dir);
     RunJob("w-a", "job-1", "echo intermediate > scratch.txt");
     scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
-    ASSERT_TRUE(
-        PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-1"); }));
+    ASSERT_TRUE(PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-1"); }));
     workers_.clear();  // stopped; the work dir stays
   }
   ASSERT_TRUE(Exists(paths::WorkspaceDir(dir, "job-1")));
@@ -466,8 +464,9 @@ TEST_F(RetentionWorkerTest, ANotKeptAttemptIsDeletedUnlessAnotherAttemptOfTheJob
   // job-2: attempt 1 finished (unacked), attempt 2 runs in the same
   // workspace when attempt 1 is told its workspace is not kept.
   RunJob("w-a", "job-2", "echo one > f");
-  deja::v1::Assignment second = Run("job-2", "echo two > f; touch started; "
-                                             "while [ ! -e go ]; do sleep 0.02; done");
+  deja::v1::Assignment second = Run("job-2",
+                                    "echo two > f; touch started; "
+                                    "while [ ! -e go ]; do sleep 0.02; done");
   second.set_attempt(2);
   scheduler_.Assign("w-a", second);
   const std::string ws = paths::WorkspaceDir(a.work_dir, "job-2");
@@ -563,17 +562,17 @@ TEST_F(RetentionWorkerTest, ALeaseProtectsASourceDuringASlowPeerCopy) {
   RunningWorker& a = StartWorker("w-a", &clock_);
   // 32 MiB: far more than the 4 MiB stream window, so the server is still
   // in the middle of the stream while the test does not read.
-  const deja::v1::JobResult source = RunJob(
-      "w-a", "job-1",
-      "head -c 65536 /dev/urandom > rand.bin && truncate -s 32M big.bin && echo r > r.txt",
-      "r.txt");
+  const deja::v1::JobResult source =
+      RunJob("w-a", "job-1",
+             "head -c 65536 /dev/urandom > rand.bin && truncate -s 32M big.bin && echo r > r.txt",
+             "r.txt");
   scheduler_.Ack("w-a", "job-1", 1, NowMs() + 3'600'000);
   ASSERT_TRUE(PollUntil([&] { return HasExpiryRecord(a.work_dir, "job-1"); }));
 
   grpc::ChannelArguments args;
   BoundTransferWindow(&args);
-  auto stub = deja::v1::Peer::NewStub(grpc::CreateCustomChannel(
-      a.worker->advertise(), grpc::InsecureChannelCredentials(), args));
+  auto stub = deja::v1::Peer::NewStub(
+      grpc::CreateCustomChannel(a.worker->advertise(), grpc::InsecureChannelCredentials(), args));
   grpc::ClientContext context;
   deja::v1::FetchWorkspaceRequest request;
   request.set_job_id("job-1");
@@ -623,9 +622,7 @@ TEST_F(RetentionWorkerTest, AReuseFromAnotherWorkerOfAnExpiredSourceFailsCleanly
   RunningWorker& b = StartWorker("w-b", &clock_);
   const deja::v1::JobResult source = RunJob("w-a", "job-1", "echo r > r.txt", "r.txt");
   scheduler_.Ack("w-a", "job-1", 1, NowMs() + 1000);
-  ASSERT_TRUE(PollUntil([&] {
-    return HasExpiryRecord(workers_[0]->work_dir, "job-1");
-  }));
+  ASSERT_TRUE(PollUntil([&] { return HasExpiryRecord(workers_[0]->work_dir, "job-1"); }));
   clock_.Advance(absl::Seconds(1));  // expired, not swept yet
 
   deja::v1::Assignment reuse = Reuse("job-2", "job-1", source);

@@ -1,0 +1,188 @@
+#include "worker/job_executor.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/manifest.h"
+#include "worker/channel_args.h"
+#include "worker/log.h"
+#include "worker/outputs.h"
+#include "worker/paths.h"
+
+namespace deja::worker {
+
+JobExecutor::JobExecutor(Options options, Clock* clock, WorkspaceRetention* retention)
+    : options_(std::move(options)),
+      clock_(clock),
+      fingerprints_(options_.work_dir),
+      workspace_pool_(options_.work_dir, options_.slots + 1),
+      materializer_(options_.work_dir, retention, &fingerprints_),
+      puller_(options_.work_dir),
+      blob_client_(std::make_unique<BlobClient>(
+          grpc::CreateCustomChannel(options_.content_store_address,
+                                    grpc::InsecureChannelCredentials(), WorkerChannelArgs()))) {}
+
+absl::Status JobExecutor::Open() {
+  // Without spares every job creates its workspace itself: slower, not wrong.
+  if (absl::Status st = workspace_pool_.Init(); !st.ok()) {
+    Log("spare workspaces: %s", st.ToString());
+  }
+  workspace_pool_.Refill();
+  if (blob_cache_ != nullptr) return absl::OkStatus();
+  auto cache = BlobCache::Open(paths::CacheBlobsDir(options_.work_dir), options_.cache_bytes,
+                               blob_client_.get());
+  if (!cache.ok()) return cache.status();
+  blob_cache_ = *std::move(cache);
+  input_placer_ = std::make_unique<InputPlacer>(blob_cache_.get(), blob_client_.get());
+  const BlobCache::Stats stats = blob_cache_->GetStats();
+  Log("blob cache %s: %d blobs, %d of %d bytes", blob_cache_->dir(), stats.blobs, stats.bytes,
+      options_.cache_bytes);
+  return absl::OkStatus();
+}
+
+void JobExecutor::LoadFingerprints() {
+  // Only a cache: without it every reuse hashes its source.
+  if (absl::Status st = fingerprints_.Load(); !st.ok()) Log("fingerprints: %s", st.ToString());
+}
+
+std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& assignment,
+                                                 StartedCallback on_started,
+                                                 ResultCallback on_result) {
+  const std::string job_id = assignment.job_id();
+  const uint32_t attempt = assignment.attempt();
+  JobLaunch launch;
+  launch.job_id = job_id;
+  launch.workspace = paths::WorkspaceDir(options_.work_dir, job_id);
+  launch.make_workspace = [this](const std::string& ws) { return workspace_pool_.Make(ws); };
+  launch.argv.assign(assignment.argv().begin(), assignment.argv().end());
+  launch.env.insert(assignment.env().begin(), assignment.env().end());
+  launch.cancel_grace = options_.cancel_grace;
+  if (assignment.inputs_size() > 0) {
+    launch.prepare = [this, job_id, attempt,
+                      inputs = assignment.inputs()](const std::string& workspace) {
+      auto placed = input_placer_->Place(workspace, inputs);
+      if (!placed.ok()) return placed.status();
+      Log("placed %d inputs of %s attempt %d: %d files, %d bytes, by %s", inputs.size(), job_id,
+          attempt, placed->files, placed->bytes, CopyMethodName(placed->method));
+      return absl::OkStatus();
+    };
+  }
+
+  auto started = [job_id, attempt, on_started = std::move(on_started)](pid_t pid,
+                                                                       absl::Time started_at) {
+    Log("started %s attempt %d: pid %d", job_id, attempt, pid);
+    on_started(started_at);
+  };
+  auto exited =
+      [this, job_id, attempt, workspace = launch.workspace,
+       globs = std::vector<std::string>(assignment.outputs().begin(), assignment.outputs().end()),
+       on_result = std::move(on_result)](const JobOutcome& outcome) {
+        deja::v1::JobResult result = RunResult(job_id, attempt, workspace, globs, outcome);
+        Log("finished %s attempt %d: exit %d in %d ms, %d outputs%s%s", job_id, attempt,
+            outcome.exit_code, result.run_time_ms(), result.outputs_size(),
+            result.error().empty() ? "" : ": ", result.error());
+        on_result(std::move(result));
+        // While the scheduler answers, the next job's workspace gets ready.
+        workspace_pool_.Refill();
+      };
+  return JobRunner::Start(std::move(launch), clock_, std::move(started), std::move(exited));
+}
+
+deja::v1::JobResult JobExecutor::RunResult(const std::string& job_id, uint32_t attempt,
+                                           const std::string& workspace,
+                                           const std::vector<std::string>& output_globs,
+                                           const JobOutcome& outcome) const {
+  deja::v1::JobResult result;
+  result.set_job_id(job_id);
+  result.set_attempt(attempt);
+  result.set_exit_code(outcome.exit_code);
+  result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
+  result.set_error(outcome.error);
+  result.set_finished_at_ms(ToMillis(outcome.finished_at));
+  const struct timespec hashed_after = FileClockNow();
+  auto manifest = BuildManifest(workspace);
+  if (!manifest.ok()) {
+    if (outcome.error.empty()) {
+      result.set_error(absl::StrCat("manifest of ", workspace, ": ", manifest.status().message()));
+    }
+    return result;
+  }
+  *result.mutable_manifest() = *std::move(manifest);
+  if (outcome.exit_code == 0 && outcome.error.empty()) {
+    // Read-only from now on, with fingerprints so reuses need not hash.
+    if (absl::Status st = fingerprints_.Seal(job_id, result.manifest(), hashed_after); !st.ok()) {
+      Log("sealing the workspace of %s: %s", job_id, st.ToString());
+    }
+  }
+  if (outcome.exit_code != 0 || !outcome.error.empty() || output_globs.empty()) return result;
+  // The outputs are matched against the manifest just taken (each file is
+  // hashed once) and are in the store before the result is sent.
+  auto outputs = MatchOutputs(result.manifest(), output_globs);
+  if (!outputs.ok()) {
+    result.set_error(std::string(outputs.status().message()));
+    return result;
+  }
+  if (absl::Status st = UploadOutputs(workspace, *outputs, *blob_client_); !st.ok()) {
+    result.set_error(std::string(st.message()));
+    return result;
+  }
+  for (auto& out : *outputs) *result.add_outputs() = std::move(out);
+  return result;
+}
+
+deja::v1::JobResult JobExecutor::Materialize(deja::v1::Assignment assignment,
+                                             const StartedCallback& on_started) const {
+  const absl::Time start = clock_->Now();
+  on_started(start);
+  const bool remote =
+      !assignment.source_address().empty() && assignment.source_worker_id() != options_.worker_id;
+  absl::Status status;
+  std::string how;
+  if (remote) {
+    PeerSource source{assignment.source_worker_id(), assignment.source_address(),
+                      assignment.source_job_id()};
+    auto pulled = puller_.Pull(source, assignment.source_manifest(), assignment.job_id());
+    status = pulled.status();
+    if (pulled.ok()) {
+      how = absl::StrFormat("%d files, %d bytes pulled from worker %s at %s", pulled->files,
+                            pulled->bytes, source.worker_id, source.address);
+    }
+  } else {
+    auto copied = materializer_.Materialize(assignment.source_job_id(),
+                                            assignment.source_manifest(), assignment.job_id());
+    status = copied.status();
+    if (copied.ok()) {
+      how = absl::StrFormat("%d files, %d bytes by %s", copied->files, copied->bytes,
+                            CopyMethodName(copied->method));
+    }
+  }
+  const absl::Time end = clock_->Now();
+  deja::v1::JobResult result;
+  result.set_job_id(assignment.job_id());
+  result.set_attempt(assignment.attempt());
+  result.set_run_time_ms(absl::ToInt64Milliseconds(end - start));
+  result.set_finished_at_ms(ToMillis(end));
+  if (status.ok()) {
+    result.set_exit_code(0);
+    *result.mutable_manifest() = std::move(*assignment.mutable_source_manifest());
+    *result.mutable_outputs() = std::move(*assignment.mutable_source_outputs());
+    Log("materialized %s attempt %d from %s: %s in %d ms", assignment.job_id(),
+        assignment.attempt(), assignment.source_job_id(), how, result.run_time_ms());
+  } else {
+    // exit_code -1 also for a failed verification, so that nothing reads the
+    // default 0 as a success.
+    result.set_exit_code(kExitInternal);
+    result.set_error(std::string(status.message()));
+    result.set_verification_failed(status.code() == absl::StatusCode::kDataLoss);
+    Log("materialize %s attempt %d from %s failed%s: %s", assignment.job_id(), assignment.attempt(),
+        assignment.source_job_id(), result.verification_failed() ? " (verification)" : "",
+        result.error());
+  }
+  return result;
+}
+
+}  // namespace deja::worker

@@ -1,0 +1,112 @@
+// JobExecutor: carries out the attempts the worker core starts.
+//
+// A RUN gets a JobRunner in jobs/<job_id> (a spare workspace renamed into
+// place, worker/workspace_pool.h); on the runner thread its inputs are
+// placed by InputPlacer from the BlobCache before the spawn, and after the
+// exit the workspace manifest is taken, a successful workspace sealed
+// (worker/fingerprints.h) and the declared outputs uploaded to the content
+// store, all before the result is handed back. A MATERIALIZE copies its
+// source: the local Materializer, or WorkspacePuller from the worker that
+// holds it.
+//
+// It owns what those need (workspace pool, blob cache and client, input
+// placer, fingerprints, materializer, puller) and no per-job state: the
+// Worker keeps the runners and threads, the WorkerCore the protocol state.
+//
+// Thread-safety: thread-safe once Open() has returned; Open() and
+// LoadFingerprints() are called once, by Worker::Run, before any job.
+// The JobExecutor must outlive every runner it started.
+#ifndef DEJA_WORKER_JOB_EXECUTOR_H_
+#define DEJA_WORKER_JOB_EXECUTOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/blob_client.h"
+#include "common/clock.h"
+#include "deja/v1/worker.pb.h"
+#include "worker/blob_cache.h"
+#include "worker/fingerprints.h"
+#include "worker/inputs.h"
+#include "worker/job_runner.h"
+#include "worker/materializer.h"
+#include "worker/peer_client.h"
+#include "worker/retention.h"
+#include "worker/workspace_pool.h"
+
+namespace deja::worker {
+
+class JobExecutor {
+ public:
+  struct Options {
+    std::string work_dir;  // absolute, exists
+    std::string worker_id;
+    uint32_t slots = 1;
+    std::string content_store_address;
+    uint64_t cache_bytes = 0;
+    absl::Duration cancel_grace = absl::Seconds(2);
+  };
+  // The attempt's process started (RUN) or its copy began (MATERIALIZE).
+  using StartedCallback = std::function<void(absl::Time started_at)>;
+  using ResultCallback = std::function<void(deja::v1::JobResult result)>;
+
+  // `clock` and `retention` (not owned) must outlive the JobExecutor.
+  JobExecutor(Options options, Clock* clock, WorkspaceRetention* retention);
+
+  JobExecutor(const JobExecutor&) = delete;
+  JobExecutor& operator=(const JobExecutor&) = delete;
+
+  // Makes the spare workspaces (a failure is logged: jobs then create their
+  // workspace directly) and opens the blob cache. Returns the cache's error.
+  absl::Status Open();
+
+  // Loads the fingerprints of sealed workspaces (a cache: a failure is
+  // logged, and reuses then hash their source).
+  void LoadFingerprints();
+
+  // Starts a RUN attempt. `on_started` (the spawn) and then `on_result` run
+  // on the runner thread, each at most once; `on_result` gets the result
+  // with the manifest and (exit code 0) the uploaded outputs. Never fails:
+  // a job that cannot start reports it through `on_result`.
+  std::unique_ptr<JobRunner> StartRun(const deja::v1::Assignment& assignment,
+                                      StartedCallback on_started, ResultCallback on_result);
+
+  // Copies a MATERIALIZE attempt's source into its workspace, calling
+  // `on_started` first; blocks until done and returns the result (exit code
+  // kExitInternal and `error` on failure, verification_failed when the
+  // source did not verify). Call it on a thread of its own.
+  deja::v1::JobResult Materialize(deja::v1::Assignment assignment,
+                                  const StartedCallback& on_started) const;
+
+ private:
+  // On the runner thread after the exit: the result of a RUN, with the
+  // manifest and (exit code 0) the uploaded outputs.
+  deja::v1::JobResult RunResult(const std::string& job_id, uint32_t attempt,
+                                const std::string& workspace,
+                                const std::vector<std::string>& output_globs,
+                                const JobOutcome& outcome) const;
+
+  // Constant after construction.
+  const Options options_;
+  Clock* const clock_;
+  // Thread-safe; written by runner threads (Seal) and reuses.
+  mutable FingerprintStore fingerprints_;
+  // Thread-safe; spare empty workspaces for job starts.
+  WorkspacePool workspace_pool_;
+  const Materializer materializer_;
+  const WorkspacePuller puller_;
+  const std::unique_ptr<BlobClient> blob_client_;
+
+  // Set by Open(), never changed afterwards (runner threads use them).
+  std::unique_ptr<BlobCache> blob_cache_;
+  std::unique_ptr<InputPlacer> input_placer_;
+};
+
+}  // namespace deja::worker
+
+#endif  // DEJA_WORKER_JOB_EXECUTOR_H_
