@@ -199,8 +199,8 @@ void RunB1(const Options& options, Report* report) {
                Fmt(Summarize(deja_p50), 0, "µs"), Fmt(Summarize(echo_p50), 0, "µs") + " gRPC echo",
                Fmt(ratio50, 2, "×"), "≤ 1.5×", ratio50.median <= 1.5});
   report->Add({"B1 submit of a memo hit, p99", Fmt(Summarize(deja_p99), 0, "µs"),
-               Fmt(Summarize(echo_p99), 0, "µs") + " gRPC echo", Fmt(Summarize(r99), 2, "×"),
-               "—", std::nullopt});
+               Fmt(Summarize(echo_p99), 0, "µs") + " gRPC echo", Fmt(Summarize(r99), 2, "×"), "—",
+               std::nullopt});
   report->Note(absl::StrCat(
       "**B1.** ", Reps(reps), " of ", n,
       " sequential `DejaClient::Submit` calls of the same no-file spec (a new request id "
@@ -209,10 +209,13 @@ void RunB1(const Options& options, Report* report) {
       "a unary call of a callback-API echo service (`bench/bench.proto`, same gRPC build) in "
       "another process, the same `SubmitRequest` bytes each way, interleaved with Deja's "
       "batches. Between repetitions the queued reuses are drained (longest drain ",
-      FmtNum(drained, 1), " s), so each repetition starts idle. Diagnostics from the same run "
+      FmtNum(drained, 1),
+      " s), so each repetition starts idle. Diagnostics from the same run "
       "(p50): `fdatasync` of a 1 KiB append on the same disk ",
-      FmtNum(Percentile(sync_lat, 50), 0), " µs; `GetJob` (same client, service and "
-      "event-loop round, nothing to commit) ", FmtNum(Percentile(get_lat, 50), 0),
+      FmtNum(Percentile(sync_lat, 50), 0),
+      " µs; `GetJob` (same client, service and "
+      "event-loop round, nothing to commit) ",
+      FmtNum(Percentile(get_lat, 50), 0),
       " µs; memo-hit submits with the worker paused (SIGSTOP: no reuse work alongside) ",
       FmtNum(Percentile(paused_lat, 50), 0), " µs (p99 ", FmtNum(Percentile(paused_lat, 99), 0),
       " µs)."));

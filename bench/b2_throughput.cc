@@ -136,8 +136,8 @@ void RunB2(const Options& options, Report* report) {
     for (Setup& setup : setups) deja_s.push_back(RunOnDeja(*setup.cluster, project, n));
     if (rep % 2 != 0) local_s = RunLocally(n, 2);
     local_rate.push_back(n / local_s);
-    std::string line = absl::StrCat("B2 rep ", rep, ": local ", FmtNum(local_rate.back(), 0),
-                                    " jobs/s");
+    std::string line =
+        absl::StrCat("B2 rep ", rep, ": local ", FmtNum(local_rate.back(), 0), " jobs/s");
     for (size_t i = 0; i < setups.size(); ++i) {
       setups[i].rate.push_back(n / deja_s[i]);
       setups[i].ratio.push_back(local_s / deja_s[i]);
@@ -148,22 +148,25 @@ void RunB2(const Options& options, Report* report) {
   }
   for (const Setup& setup : setups) {
     const Summary r = Summarize(setup.ratio);
-    report->Add({absl::StrCat("B2 ", n, " fresh no-op jobs, 2 workers × 1 slot, scheduler ",
-                              setup.label),
-                 Fmt(Summarize(setup.rate), 0, "jobs/s"),
-                 Fmt(Summarize(local_rate), 0, "jobs/s") + " local, 2 in flight",
-                 Fmt(r, 2, "×"), "≥ 0.5×", r.median >= 0.5});
+    report->Add(
+        {absl::StrCat("B2 ", n, " fresh no-op jobs, 2 workers × 1 slot, scheduler ", setup.label),
+         Fmt(Summarize(setup.rate), 0, "jobs/s"),
+         Fmt(Summarize(local_rate), 0, "jobs/s") + " local, 2 in flight", Fmt(r, 2, "×"), "≥ 0.5×",
+         r.median >= 0.5});
   }
   report->Note(absl::StrCat(
-      "**B2.** ", Reps(reps), ": ", n, " `/bin/true` jobs with distinct params, "
-      "submitted by ", kSubmitters, " client threads, timed from the first submit until "
+      "**B2.** ", Reps(reps), ": ", n,
+      " `/bin/true` jobs with distinct params, "
+      "submitted by ",
+      kSubmitters,
+      " client threads, timed from the first submit until "
       "`Stats` counts them all SUCCEEDED (polled every 5 ms); durable commits on, memoization "
       "on (each success records a memo entry). Two clusters, run one after the other in each "
       "repetition: the scheduler with its defaults, where a worker gets a job only when it "
       "has a free slot, so each job waits for one scheduler round trip after the previous "
       "ended; and with `--dispatch_ahead=1`, where each worker holds one job beyond its slot "
-      "and starts it the moment the slot frees. Baseline: the same ", n,
-      " commands run locally by posix_spawn + waitpid, 2 in flight, interleaved."));
+      "and starts it the moment the slot frees. Baseline: the same ",
+      n, " commands run locally by posix_spawn + waitpid, 2 in flight, interleaved."));
 }
 
 }  // namespace deja::bench

@@ -3,11 +3,11 @@
 // raw loopback TCP transfer of the same files).
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <grp.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,7 +148,6 @@ std::string BusyHolder(BenchCluster& cluster, const std::string& holder, int rep
   return second.job_id();
 }
 
-
 // Submits a reuse of `spec` (request id `request_id`), waits for SUCCEEDED
 // and returns the seconds it took; it must be a reuse of `source` run on
 // `expect_worker`. Appends the worker's copy step (run_time_ms) to
@@ -225,8 +224,8 @@ std::string RunSameWorkerNonRoot(const Options& options, const deja::v1::JobSpec
     // private (0700), every other ancestor must let others through.
     Check(chmod(options.tmp_root.c_str(), 0755) == 0 && chmod(cluster.root().c_str(), 0755) == 0,
           "chmod " + cluster.root());
-    for (fs::path p = fs::path(options.tmp_root).parent_path();
-         !p.empty() && p != p.parent_path(); p = p.parent_path()) {
+    for (fs::path p = fs::path(options.tmp_root).parent_path(); !p.empty() && p != p.parent_path();
+         p = p.parent_path()) {
       struct stat st;
       Check(stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) != 0,
             absl::StrCat("B3 non-root: ", p.string(), " is not searchable by ", kNonRootUser,
@@ -234,8 +233,7 @@ std::string RunSameWorkerNonRoot(const Options& options, const deja::v1::JobSpec
     }
     Check(chown(work_dir.c_str(), uid, gid) == 0, "chown " + work_dir);
     argv.insert(argv.begin(), {"--reuid=" + std::string(kNonRootUser),
-                               "--regid=" + std::string(kNonRootGroup), "--clear-groups",
-                               binary});
+                               "--regid=" + std::string(kNonRootGroup), "--clear-groups", binary});
     binary = "/usr/bin/setpriv";
   }
   auto worker = std::make_unique<Process>(binary, argv, cluster.root() + "/worker-" + id + ".log");
@@ -385,11 +383,12 @@ void RunB3(const Options& options, Report* report) {
   auto tcp = [&] {
     TempDir dest(options.tmp_root, "b3-tcp");
     const std::string port_file = dest.path() + "/port";
-    Process receiver(options.self,
-                     {"--mode=tcp_recv", "--dir=" + dest.path() + "/tree", "--port_file=" + port_file},
-                     dest.path() + "/receiver.log");
-    const int port = WaitForPortFile(port_file, absl::Seconds(10), receiver,
-                                     dest.path() + "/receiver.log");
+    Process receiver(
+        options.self,
+        {"--mode=tcp_recv", "--dir=" + dest.path() + "/tree", "--port_file=" + port_file},
+        dest.path() + "/receiver.log");
+    const int port =
+        WaitForPortFile(port_file, absl::Seconds(10), receiver, dest.path() + "/receiver.log");
     sync();
     const double t0 = Now();
     SendTree(src_ws, to_send, port);
@@ -443,25 +442,26 @@ void RunB3(const Options& options, Report* report) {
                Fmt(Summarize(nr_same_s), 3, "s"), Fmt(Summarize(nr_cp_s), 3, "s") + " `cp -a`",
                Fmt(rn, 2, "×"), "≤ 0.2×", rn.median <= 0.2});
   report->Add({geteuid() == 0 ? "B3 same, worker as root (copy)"
-                               : "B3 same, workers as the bench's user (second cluster)",
-               Fmt(Summarize(same_s), 3, "s"),
-               Fmt(Summarize(cp_s), 3, "s") + " `cp -a`", Fmt(rs, 2, "×"), "—", std::nullopt});
+                              : "B3 same, workers as the bench's user (second cluster)",
+               Fmt(Summarize(same_s), 3, "s"), Fmt(Summarize(cp_s), 3, "s") + " `cp -a`",
+               Fmt(rs, 2, "×"), "—", std::nullopt});
   report->Add({"B3 reuse, cross-worker (holder busy)", Fmt(Summarize(cross_rate), 0, "MB/s"),
                Fmt(Summarize(tcp_rate), 0, "MB/s") + " loopback TCP", Fmt(rx, 2, "×"), "≥ 0.7×",
                rx.median >= 0.7});
   report->Note(absl::StrCat(
-      "**B3.** ", Reps(reps), ". The source job (`deja-bench --mode=gen_tree`) writes ",
-      size, " of pseudo-random bytes, 100 files per directory; each reuse is a Submit of the same "
+      "**B3.** ", Reps(reps), ". The source job (`deja-bench --mode=gen_tree`) writes ", size,
+      " of pseudo-random bytes, 100 files per directory; each reuse is a Submit of the same "
       "spec timed until its watch says SUCCEEDED. Same worker, two rows: with the worker ",
-      (geteuid() == 0
-           ? absl::StrCat("running as `", kNonRootUser,
-                          "` (`setpriv`; its own cluster, work dir owned by it), as ")
-           : std::string("running as the bench's own (unprivileged) user, in its own "
-                         "cluster, as ")),
+      (geteuid() == 0 ? absl::StrCat("running as `", kNonRootUser,
+                                     "` (`setpriv`; its own cluster, work dir owned by it), as ")
+                      : std::string("running as the bench's own (unprivileged) user, in its own "
+                                    "cluster, as ")),
       "deployed (the Docker image runs workers as a non-root user), where the materializer "
-      "hard-links read-only files (copy method this run: `", nr_method,
+      "hard-links read-only files (copy method this run: `",
+      nr_method,
       "`) — this row is judged against the target; and with the worker as root (copy method "
-      "this run: `", method,
+      "this run: `",
+      method,
       "`; the work dir is on ext4 and root can write a read-only inode, so no reflink and no "
       "hard links), shown for honesty. The holder has a free slot "
       "and copies locally. Cross-worker: a `sleep` job holds the holder's only slot, so the "
@@ -470,9 +470,10 @@ void RunB3(const Options& options, Report* report) {
       "which reads the same files, to a receiver process that writes them (no hashing). `sync` "
       "before each timed step; the source files are in the page cache for every side. Of "
       "Deja's time, the worker's copy step (the reuse's `run_time_ms`: verify the source "
-      "and copy, or pull and verify) took ", Fmt(Summarize(nr_copy_ms), 0, "ms"),
-      " on the same non-root worker, ", Fmt(Summarize(same_copy_ms), 0, "ms"),
-      " on the same root worker and ", Fmt(Summarize(cross_copy_ms), 0, "ms"),
+      "and copy, or pull and verify) took ",
+      Fmt(Summarize(nr_copy_ms), 0, "ms"), " on the same non-root worker, ",
+      Fmt(Summarize(same_copy_ms), 0, "ms"), " on the same root worker and ",
+      Fmt(Summarize(cross_copy_ms), 0, "ms"),
       " cross-worker; the rest is submit, dispatch and commits."));
 }
 

@@ -105,8 +105,7 @@ void RunB4(const Options& options, Report* report) {
     Log(absl::StrCat("B4 rep ", rep, ": xxhsum ", FmtNum(x * 1e3, 1), " ms, deja cold ",
                      FmtNum(c.seconds * 1e3, 1), " ms (inputs ", FmtNum(c.input_ms, 1),
                      " ms), re-submit ", FmtNum(w.seconds * 1e3, 2), " ms (inputs ",
-                     FmtNum(w.input_ms, 3), " ms), no input ", FmtNum(b.seconds * 1e3, 2),
-                     " ms"));
+                     FmtNum(w.input_ms, 3), " ms), no input ", FmtNum(b.seconds * 1e3, 2), " ms"));
   }
   const double gb = static_cast<double>(size) / 1e9;
   std::vector<double> cold_rate, xx_rate, cold_in_rate;
@@ -116,14 +115,14 @@ void RunB4(const Options& options, Report* report) {
   const Summary rc = Summarize(cold_ratio), rw = Summarize(warm_ratio),
                 rwi = Summarize(warm_in_ratio);
   const std::string what = size >= (uint64_t{1} << 30) ? absl::StrCat(size >> 30, " GiB")
-                                                      : absl::StrCat(size >> 20, " MiB");
+                                                       : absl::StrCat(size >> 20, " MiB");
   report->Add({absl::StrCat("B4 hashing a ", what, " input, cold cache (whole command)"),
                Fmt(Summarize(cold_rate), 2, "GB/s"),
                Fmt(Summarize(xx_rate), 2, "GB/s") + " `xxhsum -H2`", Fmt(rc, 2, "×"), "≥ 0.9×",
                rc.median >= 0.9});
   report->Add({"B4 re-submitting it unchanged: input phase", Fmt(Summarize(warm_in_ms), 3, "ms"),
-               Fmt(Summarize(cold_in_ms), 0, "ms") + " cold input phase",
-               Fmt(rwi, 0, "× faster"), "≥ 100×", rwi.median >= 100});
+               Fmt(Summarize(cold_in_ms), 0, "ms") + " cold input phase", Fmt(rwi, 0, "× faster"),
+               "≥ 100×", rwi.median >= 100});
   std::vector<double> warm_ms, cold_ms;
   for (double s : warm_s) warm_ms.push_back(s * 1e3);
   for (double s : cold_s) cold_ms.push_back(s * 1e3);
@@ -133,7 +132,8 @@ void RunB4(const Options& options, Report* report) {
   std::vector<double> bare_ms;
   for (double s : bare_s) bare_ms.push_back(s * 1e3);
   report->Note(absl::StrCat(
-      "**B4.** ", Reps(reps), ". Each repetition runs `deja submit --dry-run --timing --input "
+      "**B4.** ", Reps(reps),
+      ". Each repetition runs `deja submit --dry-run --timing --input "
       "big=FILE -- true` (hashes, uploads nothing, prints the spec) with `DEJA_HASH_CACHE` "
       "pointing to a fresh path (cold), then again with the cache it saved (re-submit: the "
       "digest comes from the cache, checked on the `--timing` line), and `xxhsum -H2 FILE` "

@@ -200,8 +200,8 @@ void RunB5(const Options& options, Report* report) {
   WriteStore(small_data, small);
   const double tw = Now();
   WriteStore(large_data, large);
-  Log(absl::StrCat("B5 wrote ", large, " jobs + memo entries to RocksDB in ",
-                   FmtNum(Now() - tw, 1), " s"));
+  Log(absl::StrCat("B5 wrote ", large, " jobs + memo entries to RocksDB in ", FmtNum(Now() - tw, 1),
+                   " s"));
   Log(absl::StrCat("B5 loading ", large, " jobs + memo entries into a SchedulerCore"));
   Loaded big = LoadCore(large_data, large);
   Log(absl::StrCat("B5 loaded in ", FmtNum(big.load_s, 1), " s"));
@@ -241,8 +241,8 @@ void RunB5(const Options& options, Report* report) {
   const double heap_each = big.heap_bytes_each, load_s = big.load_s;
   big = Loaded();  // closes the store: deja-scheduler opens it next
 
-  const std::string large_name = large >= 1'000'000 ? absl::StrCat(large / 1'000'000, "M")
-                                                    : absl::StrCat(large / 1'000, "k");
+  const std::string large_name =
+      large >= 1'000'000 ? absl::StrCat(large / 1'000'000, "M") : absl::StrCat(large / 1'000, "k");
   const Summary r99 = Summarize(ratio99);
   report->Add({absl::StrCat("B5 memo hit in SchedulerCore::Submit, p99 at ", large_name),
                Fmt(Summarize(l99), 1, "µs"), Fmt(Summarize(s99), 1, "µs") + " at 1k",
@@ -254,8 +254,8 @@ void RunB5(const Options& options, Report* report) {
   const SchedulerMemory at_small = MeasureScheduler(options, small_data, small);
   const SchedulerMemory at_large = MeasureScheduler(options, large_data, large);
   report->Add({absl::StrCat("B5 deja-scheduler RSS with ", large_name, " jobs + memo entries"),
-               FmtNum(at_large.rss_mb, 0) + " MB", FmtNum(at_small.rss_mb, 0) + " MB at 1k",
-               "—", "≤ 256 MB", at_large.rss_mb <= 256});
+               FmtNum(at_large.rss_mb, 0) + " MB", FmtNum(at_small.rss_mb, 0) + " MB at 1k", "—",
+               "≤ 256 MB", at_large.rss_mb <= 256});
   report->Note(absl::StrCat(
       "**B5.** Lookup: ", Reps(reps), " of ", n,
       " `SchedulerCore::Submit` calls (timed one by one, steady clock; `now` from absl::Now) "
@@ -264,12 +264,15 @@ void RunB5(const Options& options, Report* report) {
       "their memo entries (1-file manifests, 100 apps) are written with `RocksStore::Commit` "
       "and compacted (`RocksStore::CompactAll`), "
       "and the core is loaded from that store as deja-scheduler does (`LoadFromStore`; a hit "
-      "reads its full entry from RocksDB) — ", large_name,
-      " once, 1k afresh every 2000 hits (each hit adds a job), interleaved. Loading ", large_name,
-      " took ", FmtNum(load_s, 1), " s in process; heap (core + RocksDB) per record after it ",
-      FmtNum(heap_each, 0), " B (mallinfo2). RSS: `deja-scheduler` started on the same store (",
-      FmtNum(at_large.store_mb, 0), " MB on disk): VmRSS "
-      "once it serves (", FmtNum(at_large.start_s, 1), " s to load and listen), peak VmHWM ",
+      "reads its full entry from RocksDB) — ",
+      large_name, " once, 1k afresh every 2000 hits (each hit adds a job), interleaved. Loading ",
+      large_name, " took ", FmtNum(load_s, 1),
+      " s in process; heap (core + RocksDB) per record after it ", FmtNum(heap_each, 0),
+      " B (mallinfo2). RSS: `deja-scheduler` started on the same store (",
+      FmtNum(at_large.store_mb, 0),
+      " MB on disk): VmRSS "
+      "once it serves (",
+      FmtNum(at_large.start_s, 1), " s to load and listen), peak VmHWM ",
       FmtNum(at_large.peak_mb, 0), " MB; at 1k VmRSS ", FmtNum(at_small.rss_mb, 0),
       " MB. One measurement each."));
 }

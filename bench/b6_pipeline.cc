@@ -23,9 +23,9 @@ PipelineRun RunPipeline(BenchCluster& cluster, const std::vector<std::string>& e
                                    DEJA_SOURCE_DIR "/examples/pipeline/pipeline.yaml"};
   args.insert(args.end(), extra.begin(), extra.end());
   const double t0 = Now();
-  auto r = RunCommand(DEJA_CLI_BIN, args,
-                      {"DEJA_SCHEDULER=" + cluster.address(),
-                       "DEJA_HASH_CACHE=" + cluster.root() + "/hashes"});
+  auto r = RunCommand(
+      DEJA_CLI_BIN, args,
+      {"DEJA_SCHEDULER=" + cluster.address(), "DEJA_HASH_CACHE=" + cluster.root() + "/hashes"});
   PipelineRun run;
   run.seconds = Now() - t0;
   Check(r.exit_code == 0, "deja pipeline run: " + r.out + r.err);
@@ -77,8 +77,8 @@ void RunB6(const Options& options, Report* report) {
     last_s.push_back(last_run);
     overhead_s.push_back(rerun.seconds - last_run);
     Log(absl::StrCat("B6 rep ", rep, ": first run ", FmtNum(first.seconds, 2), " s (nodes ",
-                     FmtNum(nodes, 2), " s), rerun ", FmtNum(rerun.seconds, 3),
-                     " s, evaluate ran ", FmtNum(last_run * 1e3, 0), " ms"));
+                     FmtNum(nodes, 2), " s), rerun ", FmtNum(rerun.seconds, 3), " s, evaluate ran ",
+                     FmtNum(last_run * 1e3, 0), " ms"));
   }
   std::vector<double> last_ms, overhead_ms;
   for (double s : last_s) last_ms.push_back(s * 1e3);
@@ -87,13 +87,13 @@ void RunB6(const Options& options, Report* report) {
   report->Add({"B6 example pipeline, rerun after changing only the last node",
                Fmt(Summarize(rerun_s), 3, "s"),
                Fmt(Summarize(last_ms), 0, "ms") + " last node's run",
-               "+" + Fmt(Summarize(overhead_ms), 0, "ms"), "≤ last + 500 ms",
-               over.median <= 0.5});
+               "+" + Fmt(Summarize(overhead_ms), 0, "ms"), "≤ last + 500 ms", over.median <= 0.5});
   report->Add({"B6 example pipeline, first run", Fmt(Summarize(first_s), 2, "s"),
                Fmt(Summarize(first_nodes_s), 2, "s") + " sum of node runs",
                Fmt(Summarize(first_ratio), 2, "×"), "—", std::nullopt});
   report->Note(absl::StrCat(
-      "**B6.** ", Reps(reps), ", each on a fresh scheduler with 2 workers × 1 slot: "
+      "**B6.** ", Reps(reps),
+      ", each on a fresh scheduler with 2 workers × 1 slot: "
       "`deja pipeline run examples/pipeline/pipeline.yaml` (every node runs; `train` sleeps "
       "3 s), then the same with `--param threshold=0.6`, which only `evaluate` uses: "
       "`preprocess` and `train` are reused, `evaluate` runs. Times are whole CLI commands "

@@ -59,7 +59,8 @@ std::string Reps(int n) { return n == 1 ? "1 repetition" : absl::StrCat(n, " rep
 
 std::string Fmt(const Summary& s, int digits, const std::string& unit) {
   std::string out = FmtNum(s.median, digits);
-  if (s.min != s.max) absl::StrAppend(&out, " (", FmtNum(s.min, digits), "–", FmtNum(s.max, digits), ")");
+  if (s.min != s.max)
+    absl::StrAppend(&out, " (", FmtNum(s.min, digits), "–", FmtNum(s.max, digits), ")");
   // "1.50×", "3× faster", "12 ms".
   if (!unit.empty()) absl::StrAppend(&out, unit.rfind("×", 0) == 0 ? "" : " ", unit);
   return out;
@@ -84,8 +85,7 @@ int Report::Missed() const {
   return n;
 }
 
-TempDir::TempDir(const std::string& root, const std::string& name, bool remove)
-    : remove_(remove) {
+TempDir::TempDir(const std::string& root, const std::string& name, bool remove) : remove_(remove) {
   std::string tmpl = absl::StrCat(root, "/", name, "-XXXXXX");
   Check(mkdtemp(tmpl.data()) != nullptr, "mkdtemp " + tmpl);
   path_ = tmpl;
@@ -101,8 +101,8 @@ void WaitFor(const std::function<bool()>& done, absl::Duration timeout, const st
              absl::Duration every) {
   const double deadline = Now() + absl::ToDoubleSeconds(timeout);
   while (!done()) {
-    if (Now() > deadline) Fail(absl::StrCat("timed out after ", absl::FormatDuration(timeout),
-                                            " waiting for ", what));
+    if (Now() > deadline)
+      Fail(absl::StrCat("timed out after ", absl::FormatDuration(timeout), " waiting for ", what));
     absl::SleepFor(every);
   }
 }

@@ -64,9 +64,9 @@ int RunAll() {
     const char* name;
     void (*run)(const Options&, Report*);
   };
-  const std::vector<Bench> benches = {
-      {"B1", deja::bench::RunB1}, {"B2", deja::bench::RunB2}, {"B3", deja::bench::RunB3},
-      {"B4", deja::bench::RunB4}, {"B5", deja::bench::RunB5}, {"B6", deja::bench::RunB6}};
+  const std::vector<Bench> benches = {{"B1", deja::bench::RunB1}, {"B2", deja::bench::RunB2},
+                                      {"B3", deja::bench::RunB3}, {"B4", deja::bench::RunB4},
+                                      {"B5", deja::bench::RunB5}, {"B6", deja::bench::RunB6}};
   Report report;
   int errors = 0;
   for (const Bench& b : benches) {
@@ -101,8 +101,7 @@ int main(int argc, char** argv) {
       return deja::bench::EchoServerMain(absl::GetFlag(FLAGS_port_file));
     }
     if (mode == "tcp_recv") {
-      return deja::bench::TcpReceiverMain(absl::GetFlag(FLAGS_dir),
-                                          absl::GetFlag(FLAGS_port_file));
+      return deja::bench::TcpReceiverMain(absl::GetFlag(FLAGS_dir), absl::GetFlag(FLAGS_port_file));
     }
     if (mode == "gen_tree") {
       return deja::bench::GenTreeMain(absl::GetFlag(FLAGS_dir), absl::GetFlag(FLAGS_files),

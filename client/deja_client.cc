@@ -243,9 +243,9 @@ absl::StatusOr<uint64_t> DejaClient::StreamLogs(
 absl::StatusOr<std::string> DejaClient::ReadLogs(const std::string& job_id,
                                                  deja::v1::LogStream stream) const {
   std::string data;
-  absl::StatusOr<uint64_t> read =
-      StreamLogs(job_id, stream,
-                 [&data](absl::string_view chunk) { data.append(chunk.data(), chunk.size()); });
+  absl::StatusOr<uint64_t> read = StreamLogs(job_id, stream, [&data](absl::string_view chunk) {
+    data.append(chunk.data(), chunk.size());
+  });
   if (!read.ok()) return read.status();
   return data;
 }
@@ -255,8 +255,7 @@ absl::StatusOr<std::vector<deja::v1::WorkerInfo>> DejaClient::ListWorkers() cons
                    &deja::v1::ListWorkersResponse::mutable_workers);
 }
 
-absl::StatusOr<deja::v1::ProjectSettings> DejaClient::GetProject(
-    const std::string& project) const {
+absl::StatusOr<deja::v1::ProjectSettings> DejaClient::GetProject(const std::string& project) const {
   deja::v1::GetProjectRequest request;
   request.set_project(project);
   return Unary<deja::v1::GetProjectRequest, deja::v1::ProjectSettings>(
@@ -269,8 +268,9 @@ absl::StatusOr<deja::v1::ProjectSettings> DejaClient::SetProject(
       &deja::v1::Scheduler::Stub::SetProject, request);
 }
 
-absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::ListMemo(
-    const std::string& project, const std::string& app_name, uint32_t limit) const {
+absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::ListMemo(const std::string& project,
+                                                                      const std::string& app_name,
+                                                                      uint32_t limit) const {
   deja::v1::ListMemoRequest request;
   request.set_project(project);
   request.set_app_name(app_name);
@@ -281,8 +281,8 @@ absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::ListMemo(
 
 absl::StatusOr<deja::v1::MemoEntry> DejaClient::GetMemo(
     const deja::v1::GetMemoRequest& request) const {
-  return Unary<deja::v1::GetMemoRequest, deja::v1::MemoEntry>(
-      &deja::v1::Scheduler::Stub::GetMemo, request);
+  return Unary<deja::v1::GetMemoRequest, deja::v1::MemoEntry>(&deja::v1::Scheduler::Stub::GetMemo,
+                                                              request);
 }
 
 absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::EvictMemo(
@@ -299,12 +299,12 @@ absl::StatusOr<deja::v1::ExplainResponse> DejaClient::Explain(const std::string&
 }
 
 absl::StatusOr<deja::v1::StatsResponse> DejaClient::Stats(const std::string& project,
-                                                         int64_t since_ms) const {
+                                                          int64_t since_ms) const {
   deja::v1::StatsRequest request;
   request.set_project(project);
   request.set_since_ms(since_ms);
-  return Unary<deja::v1::StatsRequest, deja::v1::StatsResponse>(
-      &deja::v1::Scheduler::Stub::Stats, request);
+  return Unary<deja::v1::StatsRequest, deja::v1::StatsResponse>(&deja::v1::Scheduler::Stub::Stats,
+                                                                request);
 }
 
 absl::StatusOr<deja::v1::Pipeline> DejaClient::SubmitPipeline(

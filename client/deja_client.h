@@ -87,8 +87,7 @@ class DejaClient {
   // `timeout` has passed. DEADLINE_EXCEEDED ("job j12 did not finish within
   // 30s (last state RUNNING)") when the time runs out; other errors
   // (NOT_FOUND...) are returned at once.
-  absl::StatusOr<deja::v1::Job> WaitForJob(const std::string& job_id,
-                                           absl::Duration timeout) const;
+  absl::StatusOr<deja::v1::Job> WaitForJob(const std::string& job_id, absl::Duration timeout) const;
 
   // `project` empty: every project. `state` JOB_STATE_UNSPECIFIED: every
   // state. `limit` 0: the scheduler's default (1000).
@@ -102,8 +101,7 @@ class DejaClient {
 
   // Reads the whole log file by looping ReadLogs with increasing offsets until
   // eof (or an empty chunk). Each chunk has its own rpc_timeout deadline.
-  absl::StatusOr<std::string> ReadLogs(const std::string& job_id,
-                                       deja::v1::LogStream stream) const;
+  absl::StatusOr<std::string> ReadLogs(const std::string& job_id, deja::v1::LogStream stream) const;
   // The same, handing each chunk to `on_chunk` instead of keeping the whole
   // log in memory. Returns the number of bytes read.
   absl::StatusOr<uint64_t> StreamLogs(const std::string& job_id, deja::v1::LogStream stream,
@@ -123,8 +121,8 @@ class DejaClient {
   // The memo index. `project` / `app_name` empty: every one; `limit` 0: no
   // limit.
   absl::StatusOr<std::vector<deja::v1::MemoEntry>> ListMemo(const std::string& project,
-                                                           const std::string& app_name,
-                                                           uint32_t limit) const;
+                                                            const std::string& app_name,
+                                                            uint32_t limit) const;
   // One entry, by project + job_hash or by job_id. NOT_FOUND when none.
   absl::StatusOr<deja::v1::MemoEntry> GetMemo(const deja::v1::GetMemoRequest& request) const;
   // Evicts the entries `request` selects and returns them.
@@ -135,8 +133,7 @@ class DejaClient {
   absl::StatusOr<deja::v1::ExplainResponse> Explain(const std::string& job_id) const;
   // Jobs, reuses and time saved per app. `project` empty: every project;
   // `since_ms` 0: every job.
-  absl::StatusOr<deja::v1::StatsResponse> Stats(const std::string& project,
-                                                int64_t since_ms) const;
+  absl::StatusOr<deja::v1::StatsResponse> Stats(const std::string& project, int64_t since_ms) const;
 
   // Pipelines (protos/deja/v1/pipeline.proto). SubmitPipeline stores the
   // pipeline and starts it; INVALID_ARGUMENT names the node and field at

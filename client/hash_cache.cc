@@ -19,7 +19,7 @@
 namespace deja {
 namespace {
 
-constexpr char kMagic[] = "DEJAHC02";  // 8 bytes, no NUL written
+constexpr char kMagic[] = "DEJAHC02";     // 8 bytes, no NUL written
 constexpr char kOldMagic[] = "DEJAHC01";  // the unsorted format before it: rebuilt silently
 constexpr size_t kMagicSize = 8;
 constexpr size_t kHeaderSize = kMagicSize + 8;
@@ -175,8 +175,8 @@ std::unique_ptr<HashCache> HashCache::Load(std::string path, HashCacheOptions op
   }
   if (fd >= 0) close(fd);
   if (warning != nullptr) {
-    *warning = absl::StrCat("ignoring the hash cache ", cache->path_, " (", why,
-                            "); it will be rebuilt");
+    *warning =
+        absl::StrCat("ignoring the hash cache ", cache->path_, " (", why, "); it will be rebuilt");
   }
   cache->dirty_ = true;  // replace the bad file on the next Save
   return cache;
@@ -301,8 +301,8 @@ absl::Status HashCache::Save() {
   });
   if (records.size() > options_.max_entries) {
     std::nth_element(records.begin(),
-                     records.begin() + static_cast<ptrdiff_t>(options_.max_entries),
-                     records.end(), [](const Record& a, const Record& b) {
+                     records.begin() + static_cast<ptrdiff_t>(options_.max_entries), records.end(),
+                     [](const Record& a, const Record& b) {
                        return a.entry.last_used_day > b.entry.last_used_day;
                      });
     records.resize(options_.max_entries);

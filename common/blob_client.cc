@@ -32,8 +32,8 @@ absl::Status ReadBlob(grpc::ClientReader<deja::v1::DownloadChunk>* reader,
   while (reader->Read(&chunk)) {
     received += chunk.data().size();
     if (received > blob.size()) {
-      sink_status = absl::DataLossError(absl::StrCat("blob ", blob.digest(), ": more than ",
-                                                     blob.size(), " bytes"));
+      sink_status = absl::DataLossError(
+          absl::StrCat("blob ", blob.digest(), ": more than ", blob.size(), " bytes"));
       break;
     }
     hasher.Update(chunk.data());
@@ -45,20 +45,19 @@ absl::Status ReadBlob(grpc::ClientReader<deja::v1::DownloadChunk>* reader,
   if (!sink_status.ok()) return sink_status;
   if (!status.ok()) return FromGrpcStatus(status);
   if (received != blob.size()) {
-    return absl::DataLossError(absl::StrCat("blob ", blob.digest(), ": got ", received,
-                                            " bytes, expected ", blob.size()));
+    return absl::DataLossError(
+        absl::StrCat("blob ", blob.digest(), ": got ", received, " bytes, expected ", blob.size()));
   }
   if (hasher.HexDigest() != blob.digest()) {
-    return absl::DataLossError(absl::StrCat("blob ", blob.digest(), ": content hashes to ",
-                                            hasher.HexDigest()));
+    return absl::DataLossError(
+        absl::StrCat("blob ", blob.digest(), ": content hashes to ", hasher.HexDigest()));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-BlobClient::BlobClient(std::shared_ptr<grpc::ChannelInterface> channel,
-                       absl::Duration rpc_timeout)
+BlobClient::BlobClient(std::shared_ptr<grpc::ChannelInterface> channel, absl::Duration rpc_timeout)
     : stub_(deja::v1::ContentStore::NewStub(channel)), rpc_timeout_(rpc_timeout) {}
 
 absl::StatusOr<std::vector<deja::v1::BlobRef>> BlobClient::FindMissing(
@@ -176,13 +175,12 @@ absl::StatusOr<std::string> BlobClient::DownloadBytes(const deja::v1::BlobRef& b
   request.set_digest(blob.digest());
   auto reader = stub_->Download(&context, request);
   std::string out;
-  absl::Status status = ReadBlob(
-      reader.get(), blob,
-      [&](const std::string& data) {
-        out.append(data);
-        return absl::OkStatus();
-      },
-      {});
+  absl::Status status = ReadBlob(reader.get(), blob,
+                                 [&](const std::string& data) {
+                                   out.append(data);
+                                   return absl::OkStatus();
+                                 },
+                                 {});
   if (!status.ok()) return status;
   return out;
 }

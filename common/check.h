@@ -7,13 +7,13 @@
 #include <cstdlib>
 #include <string>
 
-#define DEJA_CHECK(cond, message)                                                   \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
+#define DEJA_CHECK(cond, message)                                                      \
+  do {                                                                                 \
+    if (!(cond)) {                                                                     \
       std::fprintf(stderr, "%s:%d: check failed: %s: %s\n", __FILE__, __LINE__, #cond, \
-                   std::string(message).c_str());                                   \
-      std::abort();                                                                 \
-    }                                                                               \
+                   std::string(message).c_str());                                      \
+      std::abort();                                                                    \
+    }                                                                                  \
   } while (0)
 
 #endif  // DEJA_COMMON_CHECK_H_

@@ -57,15 +57,11 @@ Hasher::Hasher() : state_(XXH3_createState()) { XXH3_128bits_reset(state_); }
 
 Hasher::~Hasher() { XXH3_freeState(state_); }
 
-void Hasher::Update(std::string_view bytes) {
-  Xxh3128Update(state_, bytes.data(), bytes.size());
-}
+void Hasher::Update(std::string_view bytes) { Xxh3128Update(state_, bytes.data(), bytes.size()); }
 
 std::string Hasher::HexDigest() const { return ToHex(XXH3_128bits_digest(state_)); }
 
-std::string HashBytes(std::string_view bytes) {
-  return ToHex(Xxh3128(bytes.data(), bytes.size()));
-}
+std::string HashBytes(std::string_view bytes) { return ToHex(Xxh3128(bytes.data(), bytes.size())); }
 
 absl::StatusOr<std::string> HashFile(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

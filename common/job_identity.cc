@@ -73,8 +73,6 @@ std::string CanonicalJobEncoding(const deja::v1::JobSpec& spec) {
   return out;
 }
 
-std::string JobHash(const deja::v1::JobSpec& spec) {
-  return HashBytes(CanonicalJobEncoding(spec));
-}
+std::string JobHash(const deja::v1::JobSpec& spec) { return HashBytes(CanonicalJobEncoding(spec)); }
 
 }  // namespace deja

@@ -3,9 +3,9 @@
 #include <set>
 
 #include "absl/strings/match.h"
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 
 namespace deja {
 namespace {
@@ -47,8 +47,8 @@ absl::Status CheckKey(absl::string_view field, absl::string_view key) {
 template <typename Map>
 absl::Status CheckMap(absl::string_view field, const Map& map) {
   if (map.size() > kMaxEntries) {
-    return Invalid(field, absl::StrCat("too many entries (", map.size(), ", at most ",
-                                       kMaxEntries, ")"));
+    return Invalid(field,
+                   absl::StrCat("too many entries (", map.size(), ", at most ", kMaxEntries, ")"));
   }
   for (const auto& [key, value] : map) {
     std::string entry = absl::StrCat(field, "[", key, "]");
@@ -80,12 +80,14 @@ absl::Status ValidateWorkspacePath(const std::string& field, const std::string& 
   if (path.empty()) return Invalid(field, "must not be empty");
   if (auto s = CheckLength(field, path, kMaxPathLength); !s.ok()) return s;
   if (path.front() == '/') {
-    return Invalid(field, absl::StrCat("\"", path, "\" is absolute; use a workspace-relative path"));
+    return Invalid(field,
+                   absl::StrCat("\"", path, "\" is absolute; use a workspace-relative path"));
   }
   if (path.find('\0') != std::string::npos) return Invalid(field, "contains a NUL byte");
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part == "..") {
-      return Invalid(field, absl::StrCat("\"", path, "\" contains \"..\" and could leave the workspace"));
+      return Invalid(field,
+                     absl::StrCat("\"", path, "\" contains \"..\" and could leave the workspace"));
     }
   }
   return absl::OkStatus();
@@ -118,13 +120,14 @@ absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec) {
   if (auto s = CheckLength("app.version", app.version(), kMaxNameLength); !s.ok()) return s;
   if (auto s = CheckLength("app.image", app.image(), kMaxPathLength); !s.ok()) return s;
   if (static_cast<size_t>(app.command_size()) > kMaxEntries) {
-    return Invalid("app.command", absl::StrCat("too many words (", app.command_size(),
-                                               ", at most ", kMaxEntries, ")"));
+    return Invalid("app.command", absl::StrCat("too many words (", app.command_size(), ", at most ",
+                                               kMaxEntries, ")"));
   }
   for (int i = 0; i < app.command_size(); ++i) {
     std::string field = absl::StrCat("app.command[", i, "]");
     if (auto s = CheckLength(field, app.command(i), kMaxValueLength); !s.ok()) return s;
-    if (app.command(i).find('\0') != std::string::npos) return Invalid(field, "contains a NUL byte");
+    if (app.command(i).find('\0') != std::string::npos)
+      return Invalid(field, "contains a NUL byte");
   }
   if (auto s = CheckMap("app.env", app.env()); !s.ok()) return s;
   if (auto s = CheckMap("app.platform", app.platform()); !s.ok()) return s;
@@ -207,8 +210,9 @@ absl::StatusOr<std::vector<std::string>> ExpandCommand(const deja::v1::JobSpec& 
         }
         out.append(found->path().empty() ? "inputs/" + name : found->path());
       } else {
-        return Invalid(field, absl::StrCat("unknown reference \"${", ref,
-                                           "}\" (use ${params.X} or ${inputs.X}; $${ for a literal)"));
+        return Invalid(field,
+                       absl::StrCat("unknown reference \"${", ref,
+                                    "}\" (use ${params.X} or ${inputs.X}; $${ for a literal)"));
       }
       pos = end + 1;
     }

@@ -13,10 +13,10 @@
 namespace deja {
 
 // Limits on submitted fields; a larger field is INVALID_ARGUMENT.
-inline constexpr size_t kMaxNameLength = 128;         // project, app name, version, keys
+inline constexpr size_t kMaxNameLength = 128;                 // project, app name, version, keys
 inline constexpr size_t kMaxValueLength = size_t{64} * 1024;  // one argv word, env or param value
-inline constexpr size_t kMaxEntries = 1024;           // argv words, env, params, outputs
-inline constexpr size_t kMaxPathLength = 1024;        // output globs, input paths
+inline constexpr size_t kMaxEntries = 1024;                   // argv words, env, params, outputs
+inline constexpr size_t kMaxPathLength = 1024;                // output globs, input paths
 inline constexpr size_t kMaxSpecBytes = size_t{4} * 1024 * 1024;
 
 // The project used when a spec names none.

@@ -8,15 +8,24 @@ using deja::v1::JobState;
 
 std::string_view JobStateName(JobState state) {
   switch (state) {
-    case deja::v1::QUEUED: return "QUEUED";
-    case deja::v1::ASSIGNED: return "ASSIGNED";
-    case deja::v1::RUNNING: return "RUNNING";
-    case deja::v1::MATERIALIZING: return "MATERIALIZING";
-    case deja::v1::WAITING: return "WAITING";
-    case deja::v1::SUCCEEDED: return "SUCCEEDED";
-    case deja::v1::FAILED: return "FAILED";
-    case deja::v1::CANCELLED: return "CANCELLED";
-    default: return "UNSPECIFIED";
+    case deja::v1::QUEUED:
+      return "QUEUED";
+    case deja::v1::ASSIGNED:
+      return "ASSIGNED";
+    case deja::v1::RUNNING:
+      return "RUNNING";
+    case deja::v1::MATERIALIZING:
+      return "MATERIALIZING";
+    case deja::v1::WAITING:
+      return "WAITING";
+    case deja::v1::SUCCEEDED:
+      return "SUCCEEDED";
+    case deja::v1::FAILED:
+      return "FAILED";
+    case deja::v1::CANCELLED:
+      return "CANCELLED";
+    default:
+      return "UNSPECIFIED";
   }
 }
 
@@ -30,8 +39,7 @@ std::optional<JobState> ParseJobState(std::string_view name) {
 }
 
 bool IsTerminal(JobState state) {
-  return state == deja::v1::SUCCEEDED || state == deja::v1::FAILED ||
-         state == deja::v1::CANCELLED;
+  return state == deja::v1::SUCCEEDED || state == deja::v1::FAILED || state == deja::v1::CANCELLED;
 }
 
 }  // namespace deja

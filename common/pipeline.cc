@@ -64,8 +64,8 @@ absl::Status ValidatePipeline(const deja::v1::PipelineSpec& spec) {
   std::map<std::string, const deja::v1::PipelineNode*> nodes;
   for (int i = 0; i < spec.nodes_size(); ++i) {
     const auto& node = spec.nodes(i);
-    const std::string field = node.name().empty() ? absl::StrCat("nodes[", i, "].name")
-                                                  : NodeField(node.name(), "name");
+    const std::string field =
+        node.name().empty() ? absl::StrCat("nodes[", i, "].name") : NodeField(node.name(), "name");
     if (auto s = ValidateName(field, node.name()); !s.ok()) return s;
     if (!nodes.emplace(node.name(), &node).second) {
       return Invalid(field, absl::StrCat("duplicate node name \"", node.name(), "\""));

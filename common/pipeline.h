@@ -42,7 +42,8 @@ std::set<std::string> DownstreamClosure(const deja::v1::PipelineSpec& spec,
 // The job spec of `node` without its edge inputs: project, app, params,
 // file inputs, outputs, memo policy (reuse: false pipelines and forced
 // nodes applied). Edge inputs are added by the caller once known.
-deja::v1::JobSpec NodeJobSpec(const deja::v1::PipelineSpec& spec, const deja::v1::PipelineNode& node);
+deja::v1::JobSpec NodeJobSpec(const deja::v1::PipelineSpec& spec,
+                              const deja::v1::PipelineNode& node);
 
 // The input an edge produces from the upstream's outputs, or NOT_FOUND
 // naming the edge when no output matches. A single file named exactly is a
@@ -52,9 +53,9 @@ struct EdgeInput {
   deja::v1::InputRef input;
   std::vector<std::string> dir_blobs;  // canonical directory blobs to store
 };
-absl::StatusOr<EdgeInput> ResolveEdge(const deja::v1::PipelineEdge& edge,
-                                      const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>&
-                                          upstream_outputs);
+absl::StatusOr<EdgeInput> ResolveEdge(
+    const deja::v1::PipelineEdge& edge,
+    const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>& upstream_outputs);
 
 }  // namespace deja
 

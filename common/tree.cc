@@ -160,8 +160,8 @@ absl::StatusOr<std::vector<DirEntry>> DecodeDirectory(absl::string_view bytes) {
     DirEntry e;
     std::string kind;
     uint64_t executable = 0;
-    if (!in.String(&e.name) || !in.String(&kind) || !in.U64(&executable) ||
-        !in.String(&e.digest) || !in.U64(&e.size) || !in.String(&e.target)) {
+    if (!in.String(&e.name) || !in.String(&kind) || !in.U64(&executable) || !in.String(&e.digest) ||
+        !in.U64(&e.size) || !in.String(&e.target)) {
       return Invalid("truncated");
     }
     if (e.name.empty() || e.name == "." || e.name == ".." ||

@@ -55,8 +55,8 @@ struct TreeBlob {
 };
 
 struct TreeDigest {
-  std::string digest;  // of the root directory blob
-  uint64_t size = 0;   // of the root directory blob
+  std::string digest;           // of the root directory blob
+  uint64_t size = 0;            // of the root directory blob
   std::vector<TreeBlob> blobs;  // every distinct blob of the tree, root first
   uint64_t total_file_bytes = 0;
 };

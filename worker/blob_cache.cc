@@ -147,8 +147,7 @@ absl::StatusOr<BlobCache::Pin> BlobCache::Fetch(const deja::v1::BlobRef& blob) {
       Entry& entry = it->second;
       struct stat st;
       const bool intact = entry.size == blob.size() && lstat(path.c_str(), &st) == 0 &&
-                          S_ISREG(st.st_mode) &&
-                          static_cast<uint64_t>(st.st_size) == entry.size &&
+                          S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == entry.size &&
                           SameTime(st.st_mtim, entry.mtime);
       if (intact) {
         ++entry.pins;
@@ -161,9 +160,9 @@ absl::StatusOr<BlobCache::Pin> BlobCache::Fetch(const deja::v1::BlobRef& blob) {
         return Pin(this, digest, path);
       }
       if (entry.pins > 0) {
-        return absl::DataLossError(absl::StrCat(
-            "fetch blob ", digest, ": the cached copy ", path,
-            " does not match (modified, or size ", blob.size(), " is not ", entry.size, ")"));
+        return absl::DataLossError(absl::StrCat("fetch blob ", digest, ": the cached copy ", path,
+                                                " does not match (modified, or size ", blob.size(),
+                                                " is not ", entry.size, ")"));
       }
       RemoveLocked(digest);  // stale: fetch it again
     }

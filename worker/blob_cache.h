@@ -115,9 +115,9 @@ class BlobCache {
     uint64_t size = 0;
     bool ready = false;  // false while downloading
     int pins = 0;
-    uint64_t tick = 0;                // last use, for LRU; meaningful when ready
-    struct timespec mtime = {0, 0};   // as stored
-    std::shared_ptr<Flight> flight;   // while downloading
+    uint64_t tick = 0;               // last use, for LRU; meaningful when ready
+    struct timespec mtime = {0, 0};  // as stored
+    std::shared_ptr<Flight> flight;  // while downloading
   };
 
   BlobCache(std::string dir, uint64_t max_bytes, const BlobClient* client);

@@ -76,8 +76,7 @@ std::string EncodePayload(const std::string& job_id, const Fingerprints& fingerp
   return out;
 }
 
-bool DecodePayload(const char* data, size_t size, std::string* job_id,
-                   Fingerprints* fingerprints) {
+bool DecodePayload(const char* data, size_t size, std::string* job_id, Fingerprints* fingerprints) {
   Reader r(data, size);
   uint32_t n = 0;
   if (!r.GetString(job_id) || !r.Get(&n)) return false;
@@ -224,9 +223,8 @@ size_t FingerprintStore::JobCount() const {
 }
 
 absl::Status VerifyWithFingerprints(const std::string& root, const deja::v1::Manifest& manifest,
-                                    const Fingerprints& known,
-                                    const struct timespec& hashed_after, Fingerprints* seen,
-                                    int* hashed_files) {
+                                    const Fingerprints& known, const struct timespec& hashed_after,
+                                    Fingerprints* seen, int* hashed_files) {
   // Files whose fingerprint still holds are proven; the rest (and every
   // symlink, cheap to check) go to deja::VerifyManifest, which hashes them.
   deja::v1::Manifest unproven;

@@ -133,9 +133,8 @@ class FingerprintStore {
 // written after `hashed_after` (racy). `*hashed_files` (if given) counts the
 // entries handed to deja::VerifyManifest (symlinks included).
 absl::Status VerifyWithFingerprints(const std::string& root, const deja::v1::Manifest& manifest,
-                                    const Fingerprints& known,
-                                    const struct timespec& hashed_after, Fingerprints* seen,
-                                    int* hashed_files = nullptr);
+                                    const Fingerprints& known, const struct timespec& hashed_after,
+                                    Fingerprints* seen, int* hashed_files = nullptr);
 
 // After a copy from `root` that `seen` (from VerifyWithFingerprints)
 // verified: each file's fingerprint now, kept only when its inode, size and

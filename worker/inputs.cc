@@ -81,8 +81,8 @@ absl::Status InputPlacer::PlaceFile(const deja::v1::BlobRef& blob, const std::st
   auto copied = CopyFile(in.get(), src, dst, mode);
   if (!copied.ok()) return copied.status();
   if (*copied != blob.size()) {
-    return absl::DataLossError(absl::StrCat("cached blob ", src, " has ", *copied,
-                                            " bytes, expected ", blob.size()));
+    return absl::DataLossError(
+        absl::StrCat("cached blob ", src, " has ", *copied, " bytes, expected ", blob.size()));
   }
   state->Count(CopyMethod::kCopy, blob.size());
   return absl::OkStatus();
@@ -92,8 +92,8 @@ absl::Status InputPlacer::PlaceDir(const deja::v1::BlobRef& blob, const std::str
                                    State* state) const {
   auto bytes = client_->DownloadBytes(blob);
   if (!bytes.ok()) {
-    return absl::Status(bytes.status().code(), absl::StrCat("directory blob ", blob.digest(),
-                                                            ": ", bytes.status().message()));
+    return absl::Status(bytes.status().code(), absl::StrCat("directory blob ", blob.digest(), ": ",
+                                                            bytes.status().message()));
   }
   auto entries = DecodeDirectory(*bytes);
   if (!entries.ok()) {
@@ -132,8 +132,8 @@ absl::StatusOr<PlaceResult> InputPlacer::Place(
     auto fail = [&](const absl::Status& st) {
       return absl::Status(st.code(), absl::StrCat("input \"", input.name(), "\": ", st.message()));
     };
-    const std::string rel = input.path().empty() ? absl::StrCat("inputs/", input.name())
-                                                 : input.path();
+    const std::string rel =
+        input.path().empty() ? absl::StrCat("inputs/", input.name()) : input.path();
     if (input.name().empty()) return absl::InvalidArgumentError("input \"\": name is empty");
     if (absl::Status st = paths::ValidateRelativePath(rel); !st.ok()) {
       return fail(absl::InvalidArgumentError(

@@ -71,8 +71,7 @@ class InputPlacer {
   struct State;
   absl::Status PlaceFile(const deja::v1::BlobRef& blob, const std::string& dst, bool executable,
                          State* state) const;
-  absl::Status PlaceDir(const deja::v1::BlobRef& blob, const std::string& dst,
-                        State* state) const;
+  absl::Status PlaceDir(const deja::v1::BlobRef& blob, const std::string& dst, State* state) const;
 
   // Constant after construction.
   BlobCache* const cache_;

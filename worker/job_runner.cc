@@ -230,8 +230,8 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t signals;
   sigemptyset(&signals);
@@ -273,8 +273,7 @@ void JobRunner::RunThread() {
     // Wait without reaping: while the leader is a zombie its pid (the group
     // id) stays reserved, so killing the group cannot hit a stranger.
     siginfo_t info;
-    while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 &&
-           errno == EINTR) {
+    while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
     }
     int status = 0;
     {

@@ -3,11 +3,10 @@
 // Execution model: Start() returns at once; a runner thread owned by the
 // JobRunner prepares the workspace (an earlier attempt's directory is removed,
 // logs/ is created, JobLaunch::prepare runs), spawns the command with
-// posix_spawn, calls `on_started`, waits for the leader, SIGKILLs whatever is left of the process group while
-// the leader is still an unreaped zombie (so the group id cannot have been
-// recycled), reaps it, and finally calls `on_exit` exactly once. Both
-// callbacks run on the runner thread, in that order; they must not destroy
-// the JobRunner.
+// posix_spawn, calls `on_started`, waits for the leader, SIGKILLs whatever is left of the process
+// group while the leader is still an unreaped zombie (so the group id cannot have been recycled),
+// reaps it, and finally calls `on_exit` exactly once. Both callbacks run on the runner thread, in
+// that order; they must not destroy the JobRunner.
 //
 // The child gets a clean environment (PATH, HOME=<workspace>, DEJA_JOB_ID,
 // DEJA_WORKSPACE, then the app's env on top), cwd = workspace, stdin from

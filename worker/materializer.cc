@@ -33,8 +33,8 @@ absl::StatusOr<CopyMethod> MaterializeFile(const std::string& src, const std::st
                                            const deja::v1::FileEntry& entry, CopyState* state) {
   Fd in(open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (in.get() < 0) {
-    return absl::DataLossError(absl::StrCat(entry.path(), ": cannot open ", src, ": ",
-                                            std::strerror(errno)));
+    return absl::DataLossError(
+        absl::StrCat(entry.path(), ": cannot open ", src, ": ", std::strerror(errno)));
   }
   struct stat st;
   if (fstat(in.get(), &st) != 0) return ErrnoStatus(errno, "fstat " + src);
@@ -76,8 +76,8 @@ absl::StatusOr<CopyMethod> MaterializeFile(const std::string& src, const std::st
 // or the kernel refused the link). `*linked` gets the link's fingerprint
 // (the source inode's, ctime included).
 absl::StatusOr<bool> LinkSealed(const std::string& src, const std::string& dst,
-                                const deja::v1::FileEntry& entry,
-                                const FileFingerprint* verified, FileFingerprint* linked) {
+                                const deja::v1::FileEntry& entry, const FileFingerprint* verified,
+                                FileFingerprint* linked) {
   if (link(src.c_str(), dst.c_str()) != 0) return false;
   struct stat st;
   if (lstat(dst.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat " + dst);
@@ -117,9 +117,9 @@ Materializer::Materializer(std::string work_dir, Options options, WorkspaceReten
       retention_(retention),
       fingerprints_(fingerprints) {}
 
-absl::StatusOr<MaterializeResult> Materializer::Materialize(
-    const std::string& source_job_id, const deja::v1::Manifest& manifest,
-    const std::string& new_job_id) const {
+absl::StatusOr<MaterializeResult> Materializer::Materialize(const std::string& source_job_id,
+                                                            const deja::v1::Manifest& manifest,
+                                                            const std::string& new_job_id) const {
   if (absl::Status st = paths::ValidateJobId(source_job_id); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("source_", st.message()));
   }
@@ -143,16 +143,16 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
 
   struct stat root_st;
   if (lstat(src_root.c_str(), &root_st) != 0 || !S_ISDIR(root_st.st_mode)) {
-    return absl::DataLossError(absl::StrCat("workspace ", src_root, " of job ", source_job_id,
-                                            " is missing"));
+    return absl::DataLossError(
+        absl::StrCat("workspace ", src_root, " of job ", source_job_id, " is missing"));
   }
   std::set<std::string> checked;
   for (const auto& entry : manifest.files()) {
     if (absl::Status st = paths::ValidateRelativePath(entry.path()); !st.ok()) return st;
     const mode_t type = static_cast<mode_t>(entry.mode()) & S_IFMT;
     if (type != S_IFREG && type != S_IFLNK) {
-      return absl::InvalidArgumentError(absl::StrCat("manifest path \"", entry.path(),
-                                                     "\": mode ", entry.mode(),
+      return absl::InvalidArgumentError(absl::StrCat("manifest path \"", entry.path(), "\": mode ",
+                                                     entry.mode(),
                                                      " is neither a file nor a symlink"));
     }
     if (absl::Status st = CheckSourceParents(src_root, entry.path(), &checked); !st.ok()) {
@@ -164,8 +164,7 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
   const Fingerprints known =
       fingerprints_ != nullptr ? fingerprints_->Get(source_job_id) : Fingerprints();
   Fingerprints verified;
-  if (absl::Status st =
-          VerifyWithFingerprints(src_root, manifest, known, verify_start, &verified);
+  if (absl::Status st = VerifyWithFingerprints(src_root, manifest, known, verify_start, &verified);
       !st.ok()) {
     return st;
   }
@@ -190,8 +189,8 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
         if (may_link && !state.try_reflink) {
           auto it = verified.find(entry.path());
           FileFingerprint link_fp;
-          auto fast = LinkSealed(src, dst, entry, it == verified.end() ? nullptr : &it->second,
-                                 &link_fp);
+          auto fast =
+              LinkSealed(src, dst, entry, it == verified.end() ? nullptr : &it->second, &link_fp);
           if (!fast.ok()) return fast.status();
           linked = *fast;
           if (linked) linked_now[entry.path()] = std::move(link_fp);
@@ -206,10 +205,10 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
       }
       ++result.files;
     }
-    absl::Status st = WriteMarkerFile(
-        paths::ReusedMarkerPath(work_dir_, new_job_id),
-        absl::StrCat("source_job=", source_job_id, "\nsource_workspace=", src_root,
-                     "\nmethod=", CopyMethodName(result.method), "\n"));
+    absl::Status st =
+        WriteMarkerFile(paths::ReusedMarkerPath(work_dir_, new_job_id),
+                        absl::StrCat("source_job=", source_job_id, "\nsource_workspace=", src_root,
+                                     "\nmethod=", CopyMethodName(result.method), "\n"));
     if (!st.ok()) return st;
     return result;
   };
@@ -223,12 +222,12 @@ absl::StatusOr<MaterializeResult> Materializer::Materialize(
     // sources' ctimes: record them, so the next reuse does not hash either.
     // Only a cache: a failure to record costs hashing next time.
     Fingerprints now = RefreshFingerprints(src_root, verified, &linked_now);
-    const bool same = now.size() == known.size() &&
-                      std::equal(now.begin(), now.end(), known.begin(), [](const auto& a,
-                                                                          const auto& b) {
-                        return a.first == b.first && a.second.digest == b.second.digest &&
-                               a.second.SameStat(b.second);
-                      });
+    const bool same =
+        now.size() == known.size() &&
+        std::equal(now.begin(), now.end(), known.begin(), [](const auto& a, const auto& b) {
+          return a.first == b.first && a.second.digest == b.second.digest &&
+                 a.second.SameStat(b.second);
+        });
     if (!same) fingerprints_->Put(source_job_id, now).IgnoreError();
   }
   return result;

@@ -17,9 +17,9 @@ absl::StatusOr<std::vector<deja::v1::OutputFile>> MatchOutputs(
     const deja::v1::Manifest& manifest, const std::vector<std::string>& globs) {
   for (const std::string& glob : globs) {
     if (!paths::ValidateRelativePath(glob).ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "declared output \"", glob,
-          "\": must be relative, without empty, '.' or '..' components"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("declared output \"", glob,
+                       "\": must be relative, without empty, '.' or '..' components"));
     }
   }
   std::map<std::string, deja::v1::OutputFile> matched;
@@ -72,8 +72,8 @@ absl::Status UploadOutputs(const std::string& workspace,
     const deja::v1::OutputFile& out = *it->second;
     absl::Status st = client.UploadFile(absl::StrCat(workspace, "/", out.path()), ref);
     if (!st.ok()) {
-      return absl::Status(st.code(), absl::StrCat("upload output \"", out.path(), "\": ",
-                                                  st.message()));
+      return absl::Status(st.code(),
+                          absl::StrCat("upload output \"", out.path(), "\": ", st.message()));
     }
   }
   return absl::OkStatus();

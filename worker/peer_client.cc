@@ -94,9 +94,8 @@ class Receiver {
     if (!got_manifest_) return Protocol("sent nothing");
     for (int i = 0; i < manifest_.files_size(); ++i) {
       if (!arrived_[static_cast<size_t>(i)]) {
-        return absl::DataLossError(absl::StrCat(manifest_.files(i).path(),
-                                                ": never sent by source worker ",
-                                                source_.worker_id));
+        return absl::DataLossError(absl::StrCat(
+            manifest_.files(i).path(), ": never sent by source worker ", source_.worker_id));
       }
     }
     *result = result_;
@@ -130,8 +129,8 @@ class Receiver {
       // removes the whole workspace, so a partial file never outlives it.
       // Never over something already there (a manifest with "a" and "a/b"
       // is refused by MakeDestParents; O_EXCL covers the other order).
-      incoming->fd.Reset(open(incoming->dst.c_str(),
-                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      incoming->fd.Reset(
+          open(incoming->dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (incoming->fd.get() < 0) {
         if (errno == EEXIST) {
           return absl::AlreadyExistsError(absl::StrCat(rel, ": already exists in ", root_));
@@ -149,8 +148,8 @@ class Receiver {
     in.got += data.size();
     const bool link_too_long = in.fd.get() < 0 && in.got > kMaxLinkTarget;
     if (in.got > in.entry->size() || link_too_long) {
-      return absl::DataLossError(absl::StrCat(rel, ": more than the manifest's ",
-                                              in.entry->size(), " bytes arrived"));
+      return absl::DataLossError(
+          absl::StrCat(rel, ": more than the manifest's ", in.entry->size(), " bytes arrived"));
     }
     in.hasher.Update(data);
     if (in.fd.get() < 0) {
@@ -232,9 +231,8 @@ class ChunkQueue {
   bool Pop(deja::v1::WorkspaceChunk* chunk) {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
-        +[](ChunkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
-          return q->closed_ || !q->chunks_.empty();
-        },
+        +[](ChunkQueue* q)
+             ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) { return q->closed_ || !q->chunks_.empty(); },
         this));
     if (chunks_.empty()) return false;
     *chunk = std::move(chunks_.front());
@@ -285,8 +283,8 @@ absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
   for (const deja::v1::FileEntry& entry : manifest.files()) {
     if (absl::Status st = paths::ValidateRelativePath(entry.path()); !st.ok()) return st;
     if (!S_ISREG(entry.mode()) && !S_ISLNK(entry.mode())) {
-      return absl::InvalidArgumentError(absl::StrCat("manifest path \"", entry.path(),
-                                                     "\": mode ", entry.mode(),
+      return absl::InvalidArgumentError(absl::StrCat("manifest path \"", entry.path(), "\": mode ",
+                                                     entry.mode(),
                                                      " is neither a file nor a symlink"));
     }
     if (!seen.insert(entry.path()).second) {
@@ -357,10 +355,10 @@ absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
     }
     PullResult result;
     if (absl::Status st = receiver.Finish(&result); !st.ok()) return st;
-    if (absl::Status st = WriteMarkerFile(
-            paths::ReusedMarkerPath(work_dir_, new_job_id),
-            absl::StrCat("source_job=", source.job_id, "\nsource_worker=", source.worker_id,
-                         "\nmethod=peer\n"));
+    if (absl::Status st =
+            WriteMarkerFile(paths::ReusedMarkerPath(work_dir_, new_job_id),
+                            absl::StrCat("source_job=", source.job_id,
+                                         "\nsource_worker=", source.worker_id, "\nmethod=peer\n"));
         !st.ok()) {
       return st;
     }

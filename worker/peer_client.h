@@ -46,8 +46,7 @@ struct PullResult {
 class WorkspacePuller {
  public:
   // `work_dir` must be absolute.
-  explicit WorkspacePuller(std::string work_dir,
-                           absl::Duration connect_timeout = absl::Seconds(5));
+  explicit WorkspacePuller(std::string work_dir, absl::Duration connect_timeout = absl::Seconds(5));
 
   // Pulls `manifest` of `source` into jobs/<new_job_id> (an existing one is
   // removed first) and writes REUSED. Returns:

@@ -29,9 +29,9 @@ grpc::Status Error(grpc::StatusCode code, const std::string& message) {
 // that vanished or changed is the receiver's verification failure, named.
 grpc::Status FileError(int err, const std::string& rel, const std::string& job_id,
                        const std::string& what) {
-  return Error(err == ENOENT ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::DATA_LOSS,
-               absl::StrCat(rel, ": ", what, " in the workspace of job ", job_id, ": ",
-                            std::strerror(err)));
+  return Error(
+      err == ENOENT ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::DATA_LOSS,
+      absl::StrCat(rel, ": ", what, " in the workspace of job ", job_id, ": ", std::strerror(err)));
 }
 
 // PATH_MAX: the longest symlink target read.
@@ -103,9 +103,9 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
     Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (fd.get() < 0) return FileError(errno, rel, job_id, "cannot open");
     if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      return Error(grpc::StatusCode::DATA_LOSS,
-                   absl::StrCat(rel, ": no longer a regular file in the workspace of job ",
-                                job_id));
+      return Error(
+          grpc::StatusCode::DATA_LOSS,
+          absl::StrCat(rel, ": no longer a regular file in the workspace of job ", job_id));
     }
     // Corked: the header goes out with the file's first data chunk.
     if (!writer->Write(chunk, grpc::WriteOptions().set_buffer_hint())) {
@@ -151,8 +151,7 @@ absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string&
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("peer service: cannot listen on ", listen_address));
+    return absl::UnavailableError(absl::StrCat("peer service: cannot listen on ", listen_address));
   }
   return server;
 }

@@ -63,9 +63,9 @@ class PeerServer {
   // Listens on `listen_address` (HOST:PORT; port 0 picks a free port).
   // UNAVAILABLE naming the address when it cannot bind.
   // `retention` as in PeerService.
-  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(
-      const std::string& listen_address, std::string work_dir,
-      WorkspaceRetention* retention = nullptr);
+  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& listen_address,
+                                                           std::string work_dir,
+                                                           WorkspaceRetention* retention = nullptr);
   // Shuts down (if needed).
   ~PeerServer();
 

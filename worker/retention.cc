@@ -61,7 +61,8 @@ std::optional<WorkspaceRetention::Record> ParseRecord(const std::string& text) {
       record.expires_at_ms < 0) {
     return std::nullopt;
   }
-  if (lines.size() > 1 && !absl::SimpleAtoi(absl::StripAsciiWhitespace(lines[1]), &record.attempt)) {
+  if (lines.size() > 1 &&
+      !absl::SimpleAtoi(absl::StripAsciiWhitespace(lines[1]), &record.attempt)) {
     return std::nullopt;
   }
   return record;

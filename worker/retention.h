@@ -188,7 +188,7 @@ class WorkspaceRetention {
   // Lock order: log_mu_ before mu_.
   absl::Mutex log_mu_;
   std::unique_ptr<RecordLog> log_ ABSL_GUARDED_BY(log_mu_);  // null before Load
-  size_t log_ops_ ABSL_GUARDED_BY(log_mu_) = 0;             // operations in the log
+  size_t log_ops_ ABSL_GUARDED_BY(log_mu_) = 0;              // operations in the log
 
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);

@@ -57,7 +57,7 @@ class WorkspacePool {
   mutable absl::Mutex mu_;
   bool initialized_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::string> ready_ ABSL_GUARDED_BY(mu_);  // paths of spares
-  size_t in_making_ ABSL_GUARDED_BY(mu_) = 0;             // being created by Refill
+  size_t in_making_ ABSL_GUARDED_BY(mu_) = 0;            // being created by Refill
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

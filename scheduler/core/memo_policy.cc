@@ -10,7 +10,8 @@ MemoPolicy DecideMemoPolicy(const deja::v1::JobSpec& spec,
   MemoPolicy policy;
   const auto& app = spec.app();
   if (app.side_effects()) {
-    policy.off_reason = absl::StrCat("app ", app.name(), " has side_effects: true (always executes)");
+    policy.off_reason =
+        absl::StrCat("app ", app.name(), " has side_effects: true (always executes)");
   } else if (app.has_reuse() && !app.reuse()) {
     policy.off_reason =
         absl::StrCat("app ", app.name(), " is marked reuse: false (non-deterministic)");
@@ -34,8 +35,7 @@ deja::v1::ProjectSettings DefaultProjectSettings(const std::string& project) {
 }
 
 absl::StatusOr<deja::v1::ProjectSettings> ApplyProjectSettings(
-    deja::v1::ProjectSettings current, const deja::v1::SetProjectRequest& request,
-    absl::Time now) {
+    deja::v1::ProjectSettings current, const deja::v1::SetProjectRequest& request, absl::Time now) {
   if (auto s = ValidateName("project", request.project()); !s.ok()) return s;
   if (!request.has_use_memoization() && !request.has_intermediate_files_hours()) {
     return absl::InvalidArgumentError(
@@ -44,9 +44,9 @@ absl::StatusOr<deja::v1::ProjectSettings> ApplyProjectSettings(
   if (request.has_intermediate_files_hours()) {
     int hours = request.intermediate_files_hours();
     if (hours < kMinRetentionHours || hours > kMaxRetentionHours) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "intermediate_files_hours: ", hours, " is out of range (", kMinRetentionHours, " to ",
-          kMaxRetentionHours, " hours)"));
+      return absl::InvalidArgumentError(absl::StrCat("intermediate_files_hours: ", hours,
+                                                     " is out of range (", kMinRetentionHours,
+                                                     " to ", kMaxRetentionHours, " hours)"));
     }
     current.set_intermediate_files_hours(hours);
   }

@@ -40,8 +40,7 @@ deja::v1::ProjectSettings DefaultProjectSettings(const std::string& project);
 // `current` with the fields of `request` applied. INVALID_ARGUMENT naming
 // the field and its allowed range for a bad value or project name.
 absl::StatusOr<deja::v1::ProjectSettings> ApplyProjectSettings(
-    deja::v1::ProjectSettings current, const deja::v1::SetProjectRequest& request,
-    absl::Time now);
+    deja::v1::ProjectSettings current, const deja::v1::SetProjectRequest& request, absl::Time now);
 
 // When a job finishing at `finished` under `project` loses its workspace.
 absl::Time WorkspaceExpiry(absl::Time finished, const deja::v1::ProjectSettings& project);

@@ -10,12 +10,12 @@
 #ifndef DEJA_SCHEDULER_SERVICE_STREAM_OUTBOX_H_
 #define DEJA_SCHEDULER_SERVICE_STREAM_OUTBOX_H_
 
+#include <grpcpp/support/status.h>
+
 #include <deque>
 #include <functional>
 #include <optional>
 #include <utility>
-
-#include <grpcpp/support/status.h>
 
 #include "absl/synchronization/mutex.h"
 

@@ -3,8 +3,8 @@
 namespace deja::schema {
 
 const std::vector<std::string>& ColumnFamilyNames() {
-  static const auto* names = new std::vector<std::string>{"default", "jobs", "memo", "settings", "blobs",
-                                                          "pipelines", "requests"};
+  static const auto* names = new std::vector<std::string>{
+      "default", "jobs", "memo", "settings", "blobs", "pipelines", "requests"};
   return *names;
 }
 

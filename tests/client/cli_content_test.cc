@@ -21,8 +21,8 @@
 #include "client/job_format.h"
 #include "common/hash.h"
 #include "tests/client/cli_test_util.h"
-#include "tests/fakes/file_util.h"
 #include "tests/fakes/fake_scheduler.h"
+#include "tests/fakes/file_util.h"
 #include "tests/fakes/temp_dir.h"
 
 namespace deja::cli {

@@ -24,8 +24,8 @@ namespace {
 using deja::v1::Job;
 
 using ::deja::cli::testing::CliResult;
-using ::deja::cli::testing::RunDeja;
 using ::deja::cli::testing::DryRun;
+using ::deja::cli::testing::RunDeja;
 
 // ---------------------------------------------------------------------------
 // Flag parsing into a JobSpec.
@@ -51,9 +51,10 @@ TEST(ParseKeyValueTest, NamesFlagAndArgument) {
 
 TEST(SubmitFlagsTest, EverythingAfterDashDashIsTheCommand) {
   deja::v1::JobSpec spec =
-      DryRun({"--project", "ml", "--name", "train", "--version", "2", "--env", "A=1", "--env",
-              "B=x=y", "--param", "n=3", "--output", "out/*.csv", "--output", "model.bin",
-              "--request-id", "req-1", "--", "python", "-u", "train.py", "--json", "${params.n}"});
+      DryRun({"--project", "ml",        "--name",   "train",     "--version",    "2",
+              "--env",     "A=1",       "--env",    "B=x=y",     "--param",      "n=3",
+              "--output",  "out/*.csv", "--output", "model.bin", "--request-id", "req-1",
+              "--",        "python",    "-u",       "train.py",  "--json",       "${params.n}"});
   EXPECT_EQ(spec.project(), "ml");
   EXPECT_EQ(spec.app().name(), "train");
   EXPECT_EQ(spec.app().version(), "2");
@@ -145,9 +146,9 @@ TEST(SubmitFlagsTest, BadMemoValue) {
 TEST(RunCliTest, HelpDescribesEverything) {
   CliResult top = RunDeja({"--help"});
   EXPECT_EQ(top.code, 0);
-  for (const char* command : {"submit", "run", "status", "logs", "ls", "cancel", "workers",
-                              "--scheduler", "--json", "--timeout", "DEJA_SCHEDULER",
-                              "Exit codes"}) {
+  for (const char* command :
+       {"submit", "run", "status", "logs", "ls", "cancel", "workers", "--scheduler", "--json",
+        "--timeout", "DEJA_SCHEDULER", "Exit codes"}) {
     EXPECT_TRUE(absl::StrContains(top.out, command)) << command << " missing from\n" << top.out;
   }
   CliResult run = RunDeja({"run", "--help"});
@@ -214,8 +215,7 @@ TEST(FormatTest, Durations) {
 
 TEST(FormatTest, Timestamps) {
   EXPECT_EQ(FormatTimestamp(1'700'000'000'123, absl::UTCTimeZone()), "2023-11-14 22:13:20");
-  EXPECT_EQ(FormatTimestamp(1'700'000'000'123, absl::FixedTimeZone(3600)),
-            "2023-11-14 23:13:20");
+  EXPECT_EQ(FormatTimestamp(1'700'000'000'123, absl::FixedTimeZone(3600)), "2023-11-14 23:13:20");
 }
 
 TEST(FormatTest, Bytes) {

@@ -14,8 +14,8 @@
 #include "client/cli_format.h"
 #include "client/hash_cache.h"
 #include "common/hash.h"
-#include "tests/fakes/file_util.h"
 #include "tests/fakes/fake_content_store.h"
+#include "tests/fakes/file_util.h"
 #include "tests/fakes/temp_dir.h"
 
 namespace deja {

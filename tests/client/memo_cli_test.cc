@@ -42,8 +42,8 @@ const absl::TimeZone kUtc = absl::UTCTimeZone();
 constexpr int64_t kT0 = 1'700'000'000'000;
 
 using ::deja::cli::testing::CliResult;
-using ::deja::cli::testing::RunDeja;
 using ::deja::cli::testing::DryRun;
+using ::deja::cli::testing::RunDeja;
 
 MemoEntry Entry(const std::string& project, const std::string& hash, const std::string& app,
                 const std::string& source) {
@@ -74,8 +74,7 @@ MemoEntry Entry(const std::string& project, const std::string& hash, const std::
 
 TEST(MemoFlagsTest, MemoizationFlagAndItsAlias) {
   EXPECT_EQ(DryRun({"--memoization", "on", "--", "x"}).memoization(), deja::v1::MEMOIZATION_ON);
-  EXPECT_EQ(DryRun({"--memoization", "OFF", "--", "x"}).memoization(),
-            deja::v1::MEMOIZATION_OFF);
+  EXPECT_EQ(DryRun({"--memoization", "OFF", "--", "x"}).memoization(), deja::v1::MEMOIZATION_OFF);
   EXPECT_EQ(DryRun({"--memoization", "inherit", "--", "x"}).memoization(),
             deja::v1::MEMOIZATION_INHERIT);
   EXPECT_EQ(DryRun({"--memo", "off", "--", "x"}).memoization(), deja::v1::MEMOIZATION_OFF);
@@ -103,10 +102,9 @@ TEST(MemoFlagsTest, ReuseAndItsAlias) {
 }
 
 TEST(MemoFlagsTest, AppFlagsForceAndCacheKeys) {
-  deja::v1::JobSpec spec =
-      DryRun({"--force", "--no-reuse", "--side-effects", "--cache-key", "lr", "--cache-key",
-              "epochs", "--param", "lr=0.1", "--param", "epochs=3", "--param", "seed=7", "--",
-              "train"});
+  deja::v1::JobSpec spec = DryRun({"--force", "--no-reuse", "--side-effects", "--cache-key", "lr",
+                                   "--cache-key", "epochs", "--param", "lr=0.1", "--param",
+                                   "epochs=3", "--param", "seed=7", "--", "train"});
   EXPECT_TRUE(spec.force());
   ASSERT_TRUE(spec.app().has_reuse());
   EXPECT_FALSE(spec.app().reuse());
@@ -131,10 +129,12 @@ TEST(MemoFlagsTest, HelpListsTheControls) {
   // The former names work but are not advertised.
   EXPECT_FALSE(absl::StrContains(run.out, "--memo ")) << run.out;
   EXPECT_FALSE(absl::StrContains(run.out, "--reuse-job")) << run.out;
-  for (std::vector<std::string> args :
-       {std::vector<std::string>{"project", "set", "--help"}, {"cache", "evict", "--help"},
-        {"cache", "ls", "--help"}, {"cache", "show", "--help"}, {"stats", "--help"},
-        {"explain", "--help"}}) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"project", "set", "--help"},
+                                        {"cache", "evict", "--help"},
+                                        {"cache", "ls", "--help"},
+                                        {"cache", "show", "--help"},
+                                        {"stats", "--help"},
+                                        {"explain", "--help"}}) {
     CliResult help = RunDeja(args);
     EXPECT_EQ(help.code, 0) << args[0];
     EXPECT_TRUE(absl::StrContains(help.out, "--json")) << help.out;
@@ -295,8 +295,7 @@ TEST(RenderTest, MemoTable) {
             "07d6c4085d36  ml       train  j12         1.5 KiB  2023-11-14 22:13:20  "
             "2023-11-15 22:13:20\n"
             "9d443a64d3e9  default  eval   j3          0 B      2023-11-14 22:13:20  never\n");
-  EXPECT_EQ(MemoTable({}, kUtc),
-            "HASH  PROJECT  APP  SOURCE-JOB  SIZE  CREATED  EXPIRES\n");
+  EXPECT_EQ(MemoTable({}, kUtc), "HASH  PROJECT  APP  SOURCE-JOB  SIZE  CREATED  EXPIRES\n");
 }
 
 TEST(RenderTest, MemoEntryInDetail) {
@@ -429,8 +428,9 @@ TEST(RenderTest, StatusWaitingAndMemoizationOff) {
   job.set_waiting_for("j4");
   job.set_memoization_off_reason("project ml has memoization off");
   std::string text = RenderKeyValues(StatusRows(job, kUtc, absl::FromUnixMillis(kT0)));
-  EXPECT_TRUE(absl::StrContains(text, "state        WAITING\n"
-                                      "waiting for  j4 (identical job in flight)\n"))
+  EXPECT_TRUE(absl::StrContains(text,
+                                "state        WAITING\n"
+                                "waiting for  j4 (identical job in flight)\n"))
       << text;
   EXPECT_TRUE(absl::StrContains(text, "memoization  off: project ml has memoization off\n"))
       << text;
@@ -457,8 +457,8 @@ TEST(RenderTest, StatusExpiry) {
   EXPECT_TRUE(absl::StrContains(RenderKeyValues(StatusRows(job, kUtc, before)),
                                 "workspace  expired at 2023-11-14 23:13:20\n"));
   job.set_expires_at_ms(0);
-  EXPECT_TRUE(absl::StrContains(RenderKeyValues(StatusRows(job, kUtc, before)),
-                                "workspace  expired\n"));
+  EXPECT_TRUE(
+      absl::StrContains(RenderKeyValues(StatusRows(job, kUtc, before)), "workspace  expired\n"));
   // A job still running has no expiry yet.
   Job running = MakeJob("j13", deja::v1::RUNNING);
   std::string text = RenderKeyValues(StatusRows(running, kUtc, after));
@@ -699,13 +699,12 @@ TEST_F(MemoCliTest, CacheEvict) {
 }
 
 TEST_F(MemoCliTest, CacheEvictUsageErrors) {
-  for (std::vector<std::string> args :
-       {std::vector<std::string>{"cache", "evict"},
-        {"cache", "evict", "--project", "ml"},
-        {"cache", "evict", kHashA, "--app", "train"},
-        {"cache", "evict", "--app", "train", "--before", "2h"},
-        {"cache", "evict", "--before", "last tuesday"},
-        {"cache", "evict", "zz"}}) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"cache", "evict"},
+                                        {"cache", "evict", "--project", "ml"},
+                                        {"cache", "evict", kHashA, "--app", "train"},
+                                        {"cache", "evict", "--app", "train", "--before", "2h"},
+                                        {"cache", "evict", "--before", "last tuesday"},
+                                        {"cache", "evict", "zz"}}) {
     CliResult result = Deja(args);
     EXPECT_EQ(result.code, kExitUsage) << absl::StrJoin(args, " ") << ": " << result.err;
     EXPECT_TRUE(absl::StartsWith(result.err, "deja: ")) << result.err;

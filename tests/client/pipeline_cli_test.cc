@@ -165,10 +165,10 @@ TEST(PipelineRenderTest, Summary) {
   Pipeline fresh = MakePipeline("p1", deja::v1::PIPELINE_SUCCEEDED,
                                 {Ran("preprocess", "j1", 2100), Ran("train", "j2", 5000)});
   EXPECT_EQ(PipelineSummary(fresh), "2/2 done, 0 reused");
-  Pipeline reused = MakePipeline(
-      "p2", deja::v1::PIPELINE_SUCCEEDED,
-      {Reused("preprocess", "j3", "j1", 3 * 3'600'000), Reused("train", "j4", "j2", 12 * 60'000),
-       Ran("evaluate", "j5", 900)});
+  Pipeline reused =
+      MakePipeline("p2", deja::v1::PIPELINE_SUCCEEDED,
+                   {Reused("preprocess", "j3", "j1", 3 * 3'600'000),
+                    Reused("train", "j4", "j2", 12 * 60'000), Ran("evaluate", "j5", 900)});
   EXPECT_EQ(PipelineSummary(reused), "3/3 done, 2 reused, 3h12m saved");
 }
 
@@ -187,21 +187,16 @@ TEST(PipelineRenderTest, LiveViewLines) {
   EXPECT_EQ(lines, expected);
 
   // Without a known worker; other in-flight states.
-  Pipeline other = MakePipeline(
-      "p4", deja::v1::PIPELINE_RUNNING,
-      {Node("a", deja::v1::NODE_SUBMITTED, "j1", deja::v1::QUEUED),
-       Node("b", deja::v1::NODE_SUBMITTED, "j2", deja::v1::RUNNING),
-       Node("c", deja::v1::NODE_SUBMITTED, "j3", deja::v1::MATERIALIZING),
-       Node("d", deja::v1::NODE_SUBMITTED, "j4", deja::v1::WAITING),
-       Node("e", deja::v1::NODE_SUBMITTED, "j7", deja::v1::ASSIGNED)});
+  Pipeline other = MakePipeline("p4", deja::v1::PIPELINE_RUNNING,
+                                {Node("a", deja::v1::NODE_SUBMITTED, "j1", deja::v1::QUEUED),
+                                 Node("b", deja::v1::NODE_SUBMITTED, "j2", deja::v1::RUNNING),
+                                 Node("c", deja::v1::NODE_SUBMITTED, "j3", deja::v1::MATERIALIZING),
+                                 Node("d", deja::v1::NODE_SUBMITTED, "j4", deja::v1::WAITING),
+                                 Node("e", deja::v1::NODE_SUBMITTED, "j7", deja::v1::ASSIGNED)});
   other.mutable_nodes(2)->set_reused_from("j0");
   std::vector<std::string> expected_other = {
-      "a  queued          j1",
-      "b  running         j2",
-      "c  MATERIALIZING   j3  reused from j0",
-      "d  WAITING         j4",
-      "e  assigned to w9  j7",
-      "0/5 done, 0 reused",
+      "a  queued          j1", "b  running         j2", "c  MATERIALIZING   j3  reused from j0",
+      "d  WAITING         j4", "e  assigned to w9  j7", "0/5 done, 0 reused",
   };
   EXPECT_EQ(LiveViewLines(other, {{"j7", "w9"}}, absl::FromUnixMillis(kT0)), expected_other);
 }
@@ -382,26 +377,26 @@ std::vector<Pipeline> Script(bool fail) {
   a_running.set_started_at_ms(kT0);
   NodeStatus c_running = Node("eval", deja::v1::NODE_SUBMITTED, "j5", deja::v1::RUNNING);
   c_running.set_started_at_ms(kT0);
-  NodeStatus c_end = fail ? Node("eval", deja::v1::NODE_FAILED, "j5", deja::v1::FAILED)
-                          : Ran("eval", "j5", 300);
+  NodeStatus c_end =
+      fail ? Node("eval", deja::v1::NODE_FAILED, "j5", deja::v1::FAILED) : Ran("eval", "j5", 300);
   if (fail) c_end.set_message("exit 1: threshold must be a number");
   const auto running = deja::v1::PIPELINE_RUNNING;
   return {
       MakePipeline("p3", running,
                    {Node("prep", deja::v1::NODE_SUBMITTED, "j3", deja::v1::QUEUED),
                     Node("train", deja::v1::NODE_PENDING), Node("eval", deja::v1::NODE_PENDING)}),
-      MakePipeline("p3", running,
-                   {a_running, Node("train", deja::v1::NODE_PENDING),
-                    Node("eval", deja::v1::NODE_PENDING)}),
+      MakePipeline(
+          "p3", running,
+          {a_running, Node("train", deja::v1::NODE_PENDING), Node("eval", deja::v1::NODE_PENDING)}),
       MakePipeline("p3", running,
                    {Ran("prep", "j3", 2100), Reused("train", "j4", "j2", 5000),
                     Node("eval", deja::v1::NODE_PENDING)}),
       MakePipeline("p3", running,
                    {Ran("prep", "j3", 2100), Reused("train", "j4", "j2", 5000), c_running}),
       [&] {
-        Pipeline end = MakePipeline(
-            "p3", fail ? deja::v1::PIPELINE_FAILED : deja::v1::PIPELINE_SUCCEEDED,
-            {Ran("prep", "j3", 2100), Reused("train", "j4", "j2", 5000), c_end});
+        Pipeline end =
+            MakePipeline("p3", fail ? deja::v1::PIPELINE_FAILED : deja::v1::PIPELINE_SUCCEEDED,
+                         {Ran("prep", "j3", 2100), Reused("train", "j4", "j2", 5000), c_end});
         if (fail) end.set_message("node eval failed");
         return end;
       }(),

@@ -144,12 +144,7 @@ constexpr char kFullExpected[] = R"pb(
       command: [ "python3", "eval.py", "${inputs.model}", "${inputs.all}" ]
     }
   }
-  edges {
-    from_node: "preprocess"
-    from_output: "data.npz"
-    to_node: "train"
-    to_input: "dataset"
-  }
+  edges { from_node: "preprocess" from_output: "data.npz" to_node: "train" to_input: "dataset" }
   edges { from_node: "preprocess" from_output: "*" to_node: "evaluate" to_input: "all" }
   edges {
     from_node: "train"
@@ -214,7 +209,10 @@ nodes:
     source: "pipe.yaml"
     nodes {
       name: "hello"
-      app { name: "hello" command: [ "echo", "hi" ] }
+      app {
+        name: "hello"
+        command: [ "echo", "hi" ]
+      }
     }
   )pb");
   EXPECT_TRUE(file->local_inputs.empty());
@@ -435,8 +433,7 @@ edges:
   ExpectError(nodes + "  - a.output.x => b.input.x\n", "pipe.yaml:9: edges[0]: bad edge");
   ExpectError(nodes + "  - a.output.x -> b.output.x\n",
               "pipe.yaml:9: edges[0]: bad edge destination \"b.output.x\"");
-  ExpectError(nodes + "  - [a.output.x, b.input.x, c]\n", "pipe.yaml:9: edges[0]: ",
-              "[FROM, TO]");
+  ExpectError(nodes + "  - [a.output.x, b.input.x, c]\n", "pipe.yaml:9: edges[0]: ", "[FROM, TO]");
   ExpectError(nodes + "  - {from: a.output.x}\n", "pipe.yaml:9: edges[0].to: required");
   ExpectError(nodes + "  - a.output. -> b.input.x\n", "pipe.yaml:9: edges[0]: bad edge source");
 }
@@ -525,7 +522,7 @@ nodes:
               "pipe.yaml:9: nodes[a].inputs[1].path: ");
   ExpectError(
       "name: p\nnodes:\n  - name: a\n    command: [echo]\n    outputs:\n      - ok\n      - /abs\n",
-              "pipe.yaml:7: nodes[a].outputs[1]: ");
+      "pipe.yaml:7: nodes[a].outputs[1]: ");
   ExpectError("\nname: Mnist\nnodes:\n  - name: a\n    command: [echo]\n",
               "pipe.yaml:2: name: invalid name");
   ExpectError("name: p\nnodes: []\n", "pipe.yaml:2: nodes: a pipeline needs at least one node");

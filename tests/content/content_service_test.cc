@@ -118,9 +118,9 @@ TEST_F(ContentServiceTest, RejectsATruncatedStream) {
   const BlobRef blob = Ref(HashBytes(data), data.size());
   absl::Status status = RawUpload({First(blob, data.substr(0, kBlobChunkBytes))});
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(
-      status.message(), "truncated: got " + std::to_string(kBlobChunkBytes) + " of " +
-                            std::to_string(data.size()) + " bytes"))
+  EXPECT_TRUE(absl::StrContains(status.message(), "truncated: got " +
+                                                      std::to_string(kBlobChunkBytes) + " of " +
+                                                      std::to_string(data.size()) + " bytes"))
       << status;
   ExpectNothingStored(blob.digest());
 }
@@ -269,9 +269,7 @@ TEST_F(ContentServiceTest, DownloadFromAnOffset) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::OUT_OF_RANGE);
 
   // The client's whole-file download checks and renames into place.
-  ASSERT_TRUE(server_.client()
-                  .DownloadToFile(Ref(digest, data.size()), tmp_.Sub("out"))
-                  .ok());
+  ASSERT_TRUE(server_.client().DownloadToFile(Ref(digest, data.size()), tmp_.Sub("out")).ok());
   EXPECT_TRUE(ReadFile(tmp_.Sub("out")) == data);
 }
 

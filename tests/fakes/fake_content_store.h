@@ -142,8 +142,8 @@ class FakeStoreServer {
     builder.RegisterService(&store_);
     server_ = builder.BuildAndStart();
     EXPECT_NE(port_, 0);
-    client_ = std::make_unique<BlobClient>(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials()));
+    client_ = std::make_unique<BlobClient>(grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
+                                                               grpc::InsecureChannelCredentials()));
   }
   ~FakeStoreServer() {
     store_.HoldDownloads(false);

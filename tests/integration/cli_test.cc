@@ -40,8 +40,8 @@ TEST_F(CliTest, RunStreamsStatesAndExitsWithTheJobsCode) {
 }
 
 TEST_F(CliTest, SecondSubmitIsReusedAndItsLogsSaySo) {
-  std::vector<std::string> submit = {"submit", "--param", "n=1", "--env", "K=v", "--",
-                                     "sh",     "-c",      "echo same ${params.n} $K"};
+  std::vector<std::string> submit = {
+      "submit", "--param", "n=1", "--env", "K=v", "--", "sh", "-c", "echo same ${params.n} $K"};
   CommandResult first = Deja(submit);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   std::string first_id = FirstWord(first.out);
@@ -102,8 +102,8 @@ TEST_F(CliTest, MemoizationControlsFromTheCommandLine) {
   EXPECT_THAT(Deja({"project", "get", "memo"}).out, HasSubstr("48"));
 
   auto run = [&](const std::string& n, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"run", "--project", "memo", "--name", "count", "--param",
-                                      "n=" + n};
+    std::vector<std::string> args = {"run",   "--project", "memo",  "--name",
+                                     "count", "--param",   "n=" + n};
     args.insert(args.end(), extra.begin(), extra.end());
     for (const char* w : {"--", "sh", "-c", "echo ${params.n}"}) args.push_back(w);
     CommandResult r = Deja(args);

@@ -25,8 +25,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-pid_t Spawn(const std::string& binary, const std::vector<std::string>& args, int out_fd,
-            int err_fd, char** env) {
+pid_t Spawn(const std::string& binary, const std::vector<std::string>& args, int out_fd, int err_fd,
+            char** env) {
   std::vector<std::string> words = {binary};
   words.insert(words.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -133,8 +133,8 @@ CommandResult RunCommand(const std::string& binary, const std::vector<std::strin
     // The last line is the figure (a line before it names a fatal signal).
     std::string report = ReadFile(rss_path);
     size_t line = report.find_last_of('\n', report.size() >= 2 ? report.size() - 2 : 0);
-    result.max_rss_kb = std::strtol(report.c_str() + (line == std::string::npos ? 0 : line + 1),
-                                    nullptr, 10);
+    result.max_rss_kb =
+        std::strtol(report.c_str() + (line == std::string::npos ? 0 : line + 1), nullptr, 10);
     EXPECT_GT(result.max_rss_kb, 0) << kGnuTime << " reported '" << report << "'";
     close(rss_fd);
     unlink(rss_path);
@@ -177,7 +177,8 @@ void Cluster::StartScheduler() {
   scheduler_ = std::make_unique<Process>(DEJA_SCHEDULER_BIN, args, root_ + "/scheduler.log");
   ++scheduler_starts_;
   ASSERT_TRUE(PollUntil([&] { return !ReadFile(port_file).empty(); }))
-      << "scheduler did not start:\n" << ReadFile(root_ + "/scheduler.log");
+      << "scheduler did not start:\n"
+      << ReadFile(root_ + "/scheduler.log");
   port_ = std::stoi(ReadFile(port_file));
   if (client_ == nullptr) client_ = std::make_unique<DejaClient>(address());
 }

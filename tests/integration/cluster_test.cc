@@ -1,13 +1,15 @@
 // End-to-end tests: real daemons on port 0, gRPC only.
+#include "tests/integration/cluster.h"
+
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <fcntl.h>
 #include <filesystem>
-#include <string>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,7 +18,6 @@
 #include "common/hash.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/integration/cluster.h"
 
 namespace deja::testing {
 namespace {
@@ -249,9 +250,9 @@ TEST(ClusterTest, WorkerSilentPastTheTimeoutLosesItsJobAndTheLateAttemptIsKilled
   ASSERT_TRUE(c.WaitForWorkers(2));
   const std::string gate = c.root() + "/gate";
   const std::string runs = c.root() + "/runs";
-  std::string id = SubmitId(c, Shell("echo $$ > ../$DEJA_JOB_ID.pid; echo start >> " + runs +
-                                     "; while [ ! -e " + gate +
-                                     " ]; do sleep 0.02; done; echo done >> " + runs));
+  std::string id =
+      SubmitId(c, Shell("echo $$ > ../$DEJA_JOB_ID.pid; echo start >> " + runs + "; while [ ! -e " +
+                        gate + " ]; do sleep 0.02; done; echo done >> " + runs));
   ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::RUNNING); }));
   const std::string victim = c.client().GetJob(id)->worker_id();
   const std::string survivor = victim == "w1" ? "w2" : "w1";
@@ -287,8 +288,8 @@ TEST(ClusterTest, ResultsOfJobsThatEndWhileTheSchedulerIsDownAreDelivered) {
   ASSERT_TRUE(c.WaitForWorkers(1));
   const std::string gate = c.root() + "/gate";
   const std::string runs = c.root() + "/runs";
-  std::string id = SubmitId(c, Shell("while [ ! -e " + gate +
-                                     " ]; do sleep 0.02; done; echo done >> " + runs));
+  std::string id =
+      SubmitId(c, Shell("while [ ! -e " + gate + " ]; do sleep 0.02; done; echo done >> " + runs));
   ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::RUNNING); }));
   c.StopScheduler(SIGKILL);
   WriteFile(gate, "");
@@ -311,8 +312,8 @@ TEST(ClusterTest, RestartedSchedulerKeepsJobsAndMemoAndRunningJobs) {
   ASSERT_EQ(Await(c, done_id).state(), deja::v1::SUCCEEDED);
   const std::string gate = c.root() + "/gate";
   const std::string runs = c.root() + "/runs";
-  std::string running_id = SubmitId(
-      c, Shell("while [ ! -e " + gate + " ]; do sleep 0.02; done; echo done >> " + runs));
+  std::string running_id =
+      SubmitId(c, Shell("while [ ! -e " + gate + " ]; do sleep 0.02; done; echo done >> " + runs));
   ASSERT_TRUE(PollUntil([&] { return StateIs(c, running_id, deja::v1::RUNNING); }));
 
   c.StopScheduler(SIGKILL);
@@ -342,8 +343,9 @@ TEST(ClusterTest, CancelKillsTheWholeProcessGroup) {
   c.StartWorker("w1");
   ASSERT_TRUE(c.WaitForWorkers(1));
   const std::string pids = c.root() + "/pids";
-  std::string id = SubmitId(c, Shell("sleep 1000 & echo $! >> " + pids + "; sleep 1000 & echo $! >> " +
-                                     pids + "; echo $$ >> " + pids + "; wait"));
+  std::string id =
+      SubmitId(c, Shell("sleep 1000 & echo $! >> " + pids + "; sleep 1000 & echo $! >> " + pids +
+                        "; echo $$ >> " + pids + "; wait"));
   ASSERT_TRUE(PollUntil([&] {
     return std::vector<std::string>(absl::StrSplit(ReadFile(pids), '\n', absl::SkipEmpty()))
                .size() == 3;
@@ -380,8 +382,7 @@ TEST(ClusterTest, MalformedSubmitsAreRejectedNamingTheField) {
        [](JobSpec* s) { s->mutable_app()->add_command(std::string(100 * 1024, 'x')); }},
       {"app.env[X]",
        [](JobSpec* s) { (*s->mutable_app()->mutable_env())["X"] = std::string(70000, 'x'); }},
-      {"params[p]",
-       [](JobSpec* s) { (*s->mutable_params())["p"] = std::string(70000, 'x'); }},
+      {"params[p]", [](JobSpec* s) { (*s->mutable_params())["p"] = std::string(70000, 'x'); }},
   };
   for (const auto& tc : cases) {
     JobSpec spec = Shell("true");

@@ -27,8 +27,9 @@ class FilesTest : public ::testing::Test {
   void SetUp() override { cluster_ = std::make_unique<Cluster>(); }
 
   CommandResult Deja(std::vector<std::string> args, bool measure_peak_rss = false) {
-    return RunCommand(DEJA_CLI_BIN, args, {"DEJA_SCHEDULER=" + cluster_->address(),
-                                           "DEJA_HASH_CACHE=" + cluster_->root() + "/hashes"},
+    return RunCommand(DEJA_CLI_BIN, args,
+                      {"DEJA_SCHEDULER=" + cluster_->address(),
+                       "DEJA_HASH_CACHE=" + cluster_->root() + "/hashes"},
                       measure_peak_rss);
   }
   // Submits with the CLI (--json) and returns the job id.
@@ -96,8 +97,9 @@ TEST_F(FilesTest, FileAndDirectoryInputsAreUploadedOnceAndReadable) {
   EXPECT_GE(blobs, 7u) << "data, a, b, run.sh, and the tree, sub and empty directory blobs";
 
   // Unchanged inputs: nothing more is uploaded; a new job sees the same files.
-  std::string again = Submit({"--input", "data=" + src + "/data.txt", "--input",
-                              "tree=" + src + "/tree:in/tree", "--", "sh", "-c", script + "; true"});
+  std::string again =
+      Submit({"--input", "data=" + src + "/data.txt", "--input", "tree=" + src + "/tree:in/tree",
+              "--", "sh", "-c", script + "; true"});
   EXPECT_EQ(Await(again).state(), deja::v1::SUCCEEDED);
   EXPECT_EQ(BlobCount(), blobs);
   // A changed file is a different input, so a different job.
@@ -148,9 +150,14 @@ TEST_F(FilesTest, AMissingDeclaredOutputFailsTheJobNamingIt) {
 TEST_F(FilesTest, AReuseWhoseSourceIsOnTheOtherWorkerPullsTheWorkspace) {
   cluster_->StartWorker("w1");
   ASSERT_TRUE(cluster_->WaitForWorkers(1));
-  const std::vector<std::string> job = {"--output", "model.bin", "--", "sh", "-c",
-                                        "mkdir -p work; head -c 2000000 /dev/urandom > "
-                                        "work/inter.dat; cp work/inter.dat model.bin; echo trained"};
+  const std::vector<std::string> job = {
+      "--output",
+      "model.bin",
+      "--",
+      "sh",
+      "-c",
+      "mkdir -p work; head -c 2000000 /dev/urandom > "
+      "work/inter.dat; cp work/inter.dat model.bin; echo trained"};
   std::string src = Submit(job);
   ASSERT_EQ(Await(src).state(), deja::v1::SUCCEEDED);
   cluster_->StartWorker("w2");
@@ -158,7 +165,8 @@ TEST_F(FilesTest, AReuseWhoseSourceIsOnTheOtherWorkerPullsTheWorkspace) {
 
   // Keep the holder's only slot busy, so the reuse goes to w2.
   const std::string gate = cluster_->root() + "/gate";
-  std::string blocker = Submit({"--", "sh", "-c", "while [ ! -e " + gate + " ]; do sleep 0.02; done"});
+  std::string blocker =
+      Submit({"--", "sh", "-c", "while [ ! -e " + gate + " ]; do sleep 0.02; done"});
   ASSERT_TRUE(PollUntil([&] {
     auto j = cluster_->client().GetJob(blocker);
     return j.ok() && j->state() == deja::v1::RUNNING;
@@ -175,7 +183,8 @@ TEST_F(FilesTest, AReuseWhoseSourceIsOnTheOtherWorkerPullsTheWorkspace) {
               ReadFile(cluster_->Workspace("w1", src) + "/" + p))
         << p;
   }
-  EXPECT_THAT(ReadFile(cluster_->Workspace("w2", reuse) + "/REUSED"), HasSubstr("source_job=" + src));
+  EXPECT_THAT(ReadFile(cluster_->Workspace("w2", reuse) + "/REUSED"),
+              HasSubstr("source_job=" + src));
   EXPECT_EQ(*cluster_->client().ReadLogs(reuse, deja::v1::LOG_STDOUT), "trained\n");
   WriteFile(gate, "");
 }
@@ -244,9 +253,9 @@ TEST_F(FilesTest, AOneGibInputRoundTripsInBoundedMemory) {
   CommandResult idle_cli = Deja({"ls"}, /*measure_peak_rss=*/true);
 
   CommandResult upload;
-  std::string id = Submit({"--input", "big=" + big, "--output", "copy.bin", "--", "sh", "-c",
-                           "cp inputs/big copy.bin"},
-                          &upload);
+  std::string id = Submit(
+      {"--input", "big=" + big, "--output", "copy.bin", "--", "sh", "-c", "cp inputs/big copy.bin"},
+      &upload);
   Job job = Await(id);
   ASSERT_EQ(job.state(), deja::v1::SUCCEEDED) << job.message();
   const std::string dest = cluster_->root() + "/download";

@@ -87,8 +87,9 @@ TEST(PipelineClusterTest, ASchedulerRestartMidPipelineFinishesIt) {
   spec.set_reuse(true);
   *spec.add_nodes() = Node("first", "echo one > one.txt", {"one.txt"});
   *spec.add_nodes() = Node("second",
-                           "while [ ! -e " + gate + " ]; do sleep 0.02; done; "
-                           "cp inputs/one two.txt",
+                           "while [ ! -e " + gate +
+                               " ]; do sleep 0.02; done; "
+                               "cp inputs/one two.txt",
                            {"two.txt"});
   *spec.add_nodes() = Node("third", "cp inputs/two three.txt", {"three.txt"});
   Edge(&spec, "first", "one.txt", "second", "one");
@@ -135,8 +136,9 @@ TEST(PipelineClusterTest, TheExamplePipelineRunsThenIsReusedNodeByNode) {
     EXPECT_FALSE(node.reused_from().empty()) << node.name() << " should be reused";
   }
   // A bad file: the error names file, line and field; nothing is submitted.
-  WriteFile(c.root() + "/bad.yaml",
-            "name: bad\nnodes:\n  - name: a\n    command: [true]\nedges:\n  - a.output.x -> b.input.y\n");
+  WriteFile(
+      c.root() + "/bad.yaml",
+      "name: bad\nnodes:\n  - name: a\n    command: [true]\nedges:\n  - a.output.x -> b.input.y\n");
   CommandResult bad = RunCommand(DEJA_CLI_BIN, {"pipeline", "run", c.root() + "/bad.yaml"}, env);
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.err, HasSubstr("bad.yaml:6"));

@@ -70,8 +70,7 @@ class MemStore : public StoreReader {
     }
     return absl::OkStatus();
   }
-  absl::Status ScanPipelines(
-      const std::function<void(deja::v1::Pipeline&)>& visit) const override {
+  absl::Status ScanPipelines(const std::function<void(deja::v1::Pipeline&)>& visit) const override {
     for (const auto& [seq, stored] : pipelines_) {
       deja::v1::Pipeline pipeline = stored;
       visit(pipeline);

@@ -32,8 +32,8 @@ JobSpec Spec(const std::string& word, const std::string& project = "p") {
 TEST(MemoPolicyTest, EveryCombinationOfProjectJobAppAndForce) {
   using deja::v1::Memoization;
   for (bool project_on : {true, false}) {
-    for (Memoization job : {deja::v1::MEMOIZATION_INHERIT, deja::v1::MEMOIZATION_ON,
-                            deja::v1::MEMOIZATION_OFF}) {
+    for (Memoization job :
+         {deja::v1::MEMOIZATION_INHERIT, deja::v1::MEMOIZATION_ON, deja::v1::MEMOIZATION_OFF}) {
       for (int app = 0; app < 3; ++app) {  // 0 plain, 1 reuse: false, 2 side_effects
         for (bool force : {false, true}) {
           JobSpec spec = Spec("x");
@@ -473,11 +473,11 @@ TEST_F(ControlsTest, ExplainNamesTheDifferingFieldForEachKind) {
 TEST_F(ControlsTest, StatsAddUpOnAScriptedWorkload) {
   JobSpec other = Spec("z");
   other.mutable_app()->set_name("other");
-  std::string a = RunToSuccess(Spec("a"), 3000);                // tool: ran 3 s
-  Report(SubmitId(Spec("a")), 0);                               // tool: reused, saved 3 s
-  Report(SubmitId(Spec("a")), 0);                               // tool: reused, saved 3 s
-  Report(SubmitId(Spec("fail")), 1, 500);                       // tool: failed, ran 0.5 s
-  RunToSuccess(other, 2000);                                    // other: ran 2 s
+  std::string a = RunToSuccess(Spec("a"), 3000);  // tool: ran 3 s
+  Report(SubmitId(Spec("a")), 0);                 // tool: reused, saved 3 s
+  Report(SubmitId(Spec("a")), 0);                 // tool: reused, saved 3 s
+  Report(SubmitId(Spec("fail")), 1, 500);         // tool: failed, ran 0.5 s
+  RunToSuccess(other, 2000);                      // other: ran 2 s
   auto stats = *core_.Stats({});
   EXPECT_EQ(stats.total().jobs(), 5u);
   EXPECT_EQ(stats.total().succeeded(), 4u);

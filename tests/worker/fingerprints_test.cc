@@ -215,8 +215,7 @@ TEST_F(FingerprintsTest, AfterAHardLinkReuseTheSourceStillVerifiesWithoutHashing
     auto first = materializer.Materialize("src", manifest_, "first");
     if (!first.ok() || first->method != CopyMethod::kHardlink) _exit(12);
     int hashed = -1;
-    if (!VerifyWithFingerprints(src_, manifest_, store.Get("src"), FileClockNow(), nullptr,
-                                &hashed)
+    if (!VerifyWithFingerprints(src_, manifest_, store.Get("src"), FileClockNow(), nullptr, &hashed)
              .ok() ||
         hashed != 0) {
       _exit(13);

@@ -144,8 +144,8 @@ TEST_F(MaterializerTest, WritingTheCopyLeavesTheSourceUnchanged) {
 
 // Runs in the death-test child: drops to nobody, materializes with hard
 // links allowed, returns 0 when all is well, else the number of the failed check.
-int HardLinkAsNobody(const std::string& work_dir, const std::string& src,
-                     const std::string& dst, const deja::v1::Manifest& manifest) {
+int HardLinkAsNobody(const std::string& work_dir, const std::string& src, const std::string& dst,
+                     const deja::v1::Manifest& manifest) {
   constexpr uid_t kNobody = 65534;
   if (setgid(kNobody) != 0 || setuid(kNobody) != 0) return 10;
   Materializer materializer(work_dir, {.allow_reflink = false, .allow_hardlink = true});
@@ -174,7 +174,7 @@ TEST_F(MaterializerTest, HardLinksAsNonRootAreReadOnlyOnBothSides) {
   }
   lchown(work_dir_.c_str(), kNobody, kNobody);
   EXPECT_EXIT(_exit(HardLinkAsNobody(work_dir_, src_, dst_, manifest_)),
-      ::testing::ExitedWithCode(0), "");
+              ::testing::ExitedWithCode(0), "");
 }
 
 TEST_F(MaterializerTest, ReplacesAnEarlierAttemptsWorkspace) {

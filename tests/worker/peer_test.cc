@@ -120,8 +120,7 @@ TEST_F(PeerTest, PullsAByteIdenticalCopyWithModesAndSymlinks) {
       EXPECT_NE(sb.st_ino, sa.st_ino);
     }
   }
-  EXPECT_EQ(ReadFile(Dst() + "/REUSED"),
-            "source_job=src\nsource_worker=w-source\nmethod=peer\n");
+  EXPECT_EQ(ReadFile(Dst() + "/REUSED"), "source_job=src\nsource_worker=w-source\nmethod=peer\n");
   // No temp file is left behind.
   auto rebuilt = BuildManifest(Dst());
   ASSERT_TRUE(rebuilt.ok());
