@@ -270,8 +270,7 @@ void CacheCommands::Register(CommandTable& table) {
       ->type_name("TIME");
 }
 
-int CacheCommands::ProjectGet(const std::string& project) {
-  absl::StatusOr<deja::v1::ProjectSettings> settings = context_.client().GetProject(project);
+int CacheCommands::PrintProject(const absl::StatusOr<deja::v1::ProjectSettings>& settings) {
   if (!settings.ok()) return context_.Fail(settings.status());
   if (context_.json()) {
     context_.PrintJson(*settings);
@@ -281,19 +280,18 @@ int CacheCommands::ProjectGet(const std::string& project) {
   return kExitOk;
 }
 
+int CacheCommands::ProjectGet(const std::string& project) {
+  absl::StatusOr<deja::v1::ProjectSettings> settings = context_.client().GetProject(project);
+  return PrintProject(settings);
+}
+
 int CacheCommands::ProjectSet(const std::string& project, const std::string& memoization,
                               std::optional<int32_t> retention_hours) {
   absl::StatusOr<deja::v1::SetProjectRequest> request =
       BuildSetProjectRequest(project, memoization, retention_hours);
   if (!request.ok()) return context_.UsageError(request.status());
   absl::StatusOr<deja::v1::ProjectSettings> settings = context_.client().SetProject(*request);
-  if (!settings.ok()) return context_.Fail(settings.status());
-  if (context_.json()) {
-    context_.PrintJson(*settings);
-  } else {
-    context_.out() << RenderKeyValues(ProjectRows(*settings, context_.tz()));
-  }
-  return kExitOk;
+  return PrintProject(settings);
 }
 
 int CacheCommands::CacheList(const std::string& project, const std::string& app, uint32_t limit) {

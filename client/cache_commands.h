@@ -78,6 +78,9 @@ class CacheCommands {
   int Stats(const std::string& project, const std::string& since);
 
  private:
+  // Prints a project's settings (--json or a table), or fails with the call's error.
+  int PrintProject(const absl::StatusOr<deja::v1::ProjectSettings>& settings);
+
   // The full hash of the one memo entry of `project` (empty: any) whose hash
   // starts with `prefix` (which may be a whole hash), found with ListMemo.
   // Sets *project to the entry's project. NOT_FOUND when none matches,

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/fakes/temp_dir.h"
 #include "worker/retention.h"
 
 namespace deja::worker::testing {
@@ -23,22 +24,13 @@ inline std::string MakeTempDir(const std::string& prefix) {
 }
 
 // Removes a test dir, also when it holds read-only directories.
-inline void RemoveTempDir(const std::string& dir) {
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0755);
-  }
-  std::filesystem::remove_all(dir, ec);
-}
+inline void RemoveTempDir(const std::string& dir) { deja::testing::TempDir::RemoveTree(dir); }
 
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using deja::testing::ReadFile;
 
+// Unlike deja::testing::WriteFile, always sets a mode (0644 unless told) and
+// leaves a failed write for the test to notice: tests write over sealed
+// (read-only) files on purpose.
 inline void WriteFile(const std::string& path, const std::string& data, mode_t mode = 0644) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
