@@ -41,6 +41,7 @@ uint64_t ManifestBytes(const deja::v1::Manifest& manifest) {
 
 std::string MemoTable(const std::vector<deja::v1::MemoEntry>& entries, absl::TimeZone tz) {
   std::vector<std::vector<std::string>> rows;
+  rows.reserve(entries.size());
   for (const auto& entry : entries) {
     rows.push_back({entry.job_hash().substr(0, 12), entry.project(), entry.app_name(),
                     entry.source_job_id(), FormatBytes(ManifestBytes(entry.manifest())),

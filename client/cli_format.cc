@@ -58,6 +58,7 @@ std::string RenderTable(const std::vector<std::string>& header,
   if (!header.empty()) lines.push_back(header);
   for (const auto& row : rows) {
     std::vector<std::string> line;
+    line.reserve(row.size());
     for (const std::string& cell : row) line.push_back(OrDash(cell));
     lines.push_back(std::move(line));
   }
@@ -82,6 +83,7 @@ std::string RenderTable(const std::vector<std::string>& header,
 
 std::string RenderKeyValues(const std::vector<std::pair<std::string, std::string>>& rows) {
   std::vector<std::vector<std::string>> table;
+  table.reserve(rows.size());
   for (const auto& [key, value] : rows) table.push_back({key, value});
   return RenderTable({}, table);
 }

@@ -24,7 +24,7 @@ constexpr char kOldMagic[] = "DEJAHC01";  // the unsorted format before it: rebu
 constexpr size_t kMagicSize = 8;
 constexpr size_t kHeaderSize = kMagicSize + 8;
 // dev, ino, size, mtime, ctime; digest; last-used day, 4 zero bytes; checksum.
-constexpr size_t kKeySize = 5 * 8;
+constexpr size_t kKeySize = size_t{5} * 8;
 constexpr size_t kDayOffset = kKeySize + 16;
 constexpr size_t kCheckOffset = kDayOffset + 8;
 constexpr size_t kRecordSize = kCheckOffset + 8;

@@ -255,6 +255,7 @@ std::string ReuseBanner(const Job& job, absl::TimeZone tz) {
 
 std::string JobsTable(const std::vector<Job>& jobs, absl::TimeZone tz, absl::Time now) {
   std::vector<std::vector<std::string>> rows;
+  rows.reserve(jobs.size());
   for (const Job& job : jobs) {
     rows.push_back({job.job_id(), job.spec().project(), FormatApp(job.spec().app()),
                     StateName(job.state()), job.worker_id(),

@@ -242,7 +242,7 @@ std::optional<deja::v1::SubmitPipelineRequest> PipelineCommands::PrepareRequest(
   }
   for (auto& [node_name, ref] : refs) {
     auto node = std::find_if(spec->mutable_nodes()->begin(), spec->mutable_nodes()->end(),
-                             [&](const auto& n) { return n.name() == node_name; });
+                             [&name = node_name](const auto& n) { return n.name() == name; });
     if (node == spec->mutable_nodes()->end()) {
       *exit_code = UsageError(absl::InvalidArgumentError(
           absl::StrCat(flags.file, ": input ", ref.name(), " of unknown node ", node_name)));
@@ -371,7 +371,7 @@ void PipelineCommands::LookUpWorkers(const Pipeline& pipeline, WorkerOfJob* work
 }
 
 int PipelineCommands::Follow(const Pipeline& started) {
-  const std::string id = started.pipeline_id();
+  const std::string& id = started.pipeline_id();
   if (!options_.json) {
     out_ << PipelineStartLine(started) << "\n";
     out_.flush();

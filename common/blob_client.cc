@@ -57,7 +57,8 @@ absl::Status ReadBlob(grpc::ClientReader<deja::v1::DownloadChunk>* reader,
 
 }  // namespace
 
-BlobClient::BlobClient(std::shared_ptr<grpc::ChannelInterface> channel, absl::Duration rpc_timeout)
+BlobClient::BlobClient(const std::shared_ptr<grpc::ChannelInterface>& channel,
+                       absl::Duration rpc_timeout)
     : stub_(deja::v1::ContentStore::NewStub(channel)), rpc_timeout_(rpc_timeout) {}
 
 absl::StatusOr<std::vector<deja::v1::BlobRef>> BlobClient::FindMissing(

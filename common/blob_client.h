@@ -27,7 +27,7 @@ using ProgressFn = std::function<void(uint64_t done)>;
 
 class BlobClient {
  public:
-  explicit BlobClient(std::shared_ptr<grpc::ChannelInterface> channel,
+  explicit BlobClient(const std::shared_ptr<grpc::ChannelInterface>& channel,
                       absl::Duration rpc_timeout = absl::Seconds(30));
 
   // The blobs of `blobs` that the store lacks.

@@ -20,10 +20,10 @@ bool GlobMatches(absl::string_view glob, absl::string_view path) {
     for (size_t j = p.size() + 1; j-- > 0;) {
       if (g[i] == "**") {
         // Zero components, or one more and still `**`.
-        match[i][j] = match[i + 1][j] || (j < p.size() && match[i][j + 1]);
+        match[i][j] = static_cast<char>(match[i + 1][j] || (j < p.size() && match[i][j + 1]));
       } else {
-        match[i][j] =
-            j < p.size() && match[i + 1][j + 1] && fnmatch(g[i].c_str(), p[j].c_str(), 0) == 0;
+        match[i][j] = static_cast<char>(j < p.size() && match[i + 1][j + 1] &&
+                                        fnmatch(g[i].c_str(), p[j].c_str(), 0) == 0);
       }
     }
   }

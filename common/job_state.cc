@@ -30,7 +30,7 @@ std::string_view JobStateName(JobState state) {
 }
 
 std::optional<JobState> ParseJobState(std::string_view name) {
-  JobState state;
+  JobState state = deja::v1::JOB_STATE_UNSPECIFIED;
   if (!deja::v1::JobState_Parse(absl::AsciiStrToUpper(std::string(name)), &state) ||
       state == deja::v1::JOB_STATE_UNSPECIFIED) {
     return std::nullopt;

@@ -35,7 +35,8 @@ absl::StatusOr<uint64_t> CopyBytes(int in, int out, const std::string& src,
     }
     if (n == 0) return total;
     if (errno == EINTR) continue;
-    if (!CopyFallbackErrno(errno)) return ErrnoStatus(errno, "copy " + src + " -> " + dst);
+    if (!CopyFallbackErrno(errno))
+      return ErrnoStatus(errno, absl::StrCat("copy ", src, " -> ", dst));
     use_range = false;
   }
   // Both offsets advanced together so far; carry on from there.

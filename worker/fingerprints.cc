@@ -151,6 +151,7 @@ absl::Status FingerprintStore::Load() {
   }
   // Compact: only the last record of each job whose workspace is still here.
   std::vector<std::string> payloads;
+  payloads.reserve(live_ids.size());
   for (const std::string& job_id : live_ids) payloads.push_back(records[last[job_id]].payload);
   std::vector<uint64_t> offsets;
   if (absl::Status st = log_->Rewrite(payloads, &offsets); !st.ok()) return st;

@@ -52,7 +52,7 @@ void JobExecutor::LoadFingerprints() {
 std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& assignment,
                                                  StartedCallback on_started,
                                                  ResultCallback on_result) {
-  const std::string job_id = assignment.job_id();
+  const std::string& job_id = assignment.job_id();
   const uint32_t attempt = assignment.attempt();
   JobLaunch launch;
   launch.job_id = job_id;

@@ -214,6 +214,7 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
   }
 
   std::vector<char*> argv_ptrs;
+  argv_ptrs.reserve(launch_.argv.size() + 1);
   for (const auto& arg : launch_.argv) argv_ptrs.push_back(const_cast<char*>(arg.c_str()));
   argv_ptrs.push_back(nullptr);
   std::vector<char*> env_ptrs;

@@ -198,7 +198,10 @@ int main(int argc, char** argv) {
 
   absl::Status status = worker.Run();
   worker.Stop();
-  pthread_kill(signal_thread.native_handle(), SIGTERM);  // ends the sigwait if no signal came
+  // Ends the sigwait if no signal came. Every thread blocks SIGTERM (it is
+  // only ever taken by sigwait), so this wakes that thread and kills nothing.
+  pthread_kill(signal_thread.native_handle(),
+               SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
   signal_thread.join();
   if (!status.ok()) {
     absl::FPrintF(stderr, "deja-worker: %s\n", status.ToString());

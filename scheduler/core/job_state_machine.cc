@@ -27,9 +27,6 @@ absl::Status CheckTransition(JobState from, JobState to) {
            to == deja::v1::FAILED || to == deja::v1::CANCELLED;
       break;
     case deja::v1::RUNNING:
-      ok = to == deja::v1::QUEUED || to == deja::v1::SUCCEEDED || to == deja::v1::FAILED ||
-           to == deja::v1::CANCELLED;
-      break;
     case deja::v1::MATERIALIZING:
       ok = to == deja::v1::QUEUED || to == deja::v1::SUCCEEDED || to == deja::v1::FAILED ||
            to == deja::v1::CANCELLED;

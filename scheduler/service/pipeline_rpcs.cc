@@ -13,8 +13,9 @@ grpc::ServerUnaryReactor* SchedulerService::SubmitPipeline(
     Pipeline* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto p = loop->core().SubmitPipeline(*request, loop->Now(), loop->fx());
-    if (p.ok()) *response = *std::move(p);
-    return p.status();
+    if (!p.ok()) return p.status();
+    *response = *std::move(p);
+    return absl::OkStatus();
   });
 }
 
@@ -23,8 +24,9 @@ grpc::ServerUnaryReactor* SchedulerService::GetPipeline(grpc::CallbackServerCont
                                                         Pipeline* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto p = loop->core().GetPipeline(request->pipeline_id());
-    if (p.ok()) *response = *std::move(p);
-    return p.status();
+    if (!p.ok()) return p.status();
+    *response = *std::move(p);
+    return absl::OkStatus();
   });
 }
 
@@ -45,8 +47,9 @@ grpc::ServerUnaryReactor* SchedulerService::CancelPipeline(
     Pipeline* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto p = loop->core().CancelPipeline(request->pipeline_id(), loop->Now(), loop->fx());
-    if (p.ok()) *response = *std::move(p);
-    return p.status();
+    if (!p.ok()) return p.status();
+    *response = *std::move(p);
+    return absl::OkStatus();
   });
 }
 
@@ -55,8 +58,9 @@ grpc::ServerUnaryReactor* SchedulerService::RetryPipeline(
     Pipeline* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto p = loop->core().RetryPipeline(*request, loop->Now(), loop->fx());
-    if (p.ok()) *response = *std::move(p);
-    return p.status();
+    if (!p.ok()) return p.status();
+    *response = *std::move(p);
+    return absl::OkStatus();
   });
 }
 
@@ -65,8 +69,9 @@ grpc::ServerUnaryReactor* SchedulerService::PlanPipeline(
     deja::v1::PipelinePlan* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto plan = loop->core().PlanPipeline(*request, loop->Now());
-    if (plan.ok()) *response = *std::move(plan);
-    return plan.status();
+    if (!plan.ok()) return plan.status();
+    *response = *std::move(plan);
+    return absl::OkStatus();
   });
 }
 

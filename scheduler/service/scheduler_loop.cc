@@ -141,7 +141,8 @@ void SchedulerLoop::OnWorkerGone(WorkerOutbox* outbox) {
 
 // --- Watchers -------------------------------------------------------------------------
 
-void SchedulerLoop::WatchJob(const std::string& job_id, std::shared_ptr<JobWatchOutbox> outbox) {
+void SchedulerLoop::WatchJob(const std::string& job_id,
+                             const std::shared_ptr<JobWatchOutbox>& outbox) {
   auto job = core_.GetJob(job_id);
   if (!job.ok()) {
     after_commit_.push_back([outbox, s = job.status()] { outbox->Finish(ToGrpcStatus(s)); });
@@ -156,7 +157,7 @@ void SchedulerLoop::WatchJob(const std::string& job_id, std::shared_ptr<JobWatch
 }
 
 void SchedulerLoop::WatchPipeline(const std::string& pipeline_id,
-                                  std::shared_ptr<PipelineWatchOutbox> outbox) {
+                                  const std::shared_ptr<PipelineWatchOutbox>& outbox) {
   auto p = core_.GetPipeline(pipeline_id);
   if (!p.ok()) {
     after_commit_.push_back([outbox, s = p.status()] { outbox->Finish(ToGrpcStatus(s)); });

@@ -96,8 +96,9 @@ class SchedulerLoop {
 
   // Watchers of a job or pipeline that has not ended: told of each
   // committed change, finished with the final one.
-  void WatchJob(const std::string& job_id, std::shared_ptr<JobWatchOutbox> outbox);
-  void WatchPipeline(const std::string& pipeline_id, std::shared_ptr<PipelineWatchOutbox> outbox);
+  void WatchJob(const std::string& job_id, const std::shared_ptr<JobWatchOutbox>& outbox);
+  void WatchPipeline(const std::string& pipeline_id,
+                     const std::shared_ptr<PipelineWatchOutbox>& outbox);
   void OnJobWatchDone(JobWatchOutbox* outbox, const std::string& job_id);
   void OnPipelineWatchDone(PipelineWatchOutbox* outbox, const std::string& pipeline_id);
 

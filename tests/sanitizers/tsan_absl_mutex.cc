@@ -47,11 +47,10 @@ F Real(const char* symbol) {
 }
 
 // Looks the real function up once, by its mangled name (as `nm -D` lists it).
-#define DEJA_REAL(type, symbol)                      \
-  static const auto real = Real<type>(symbol);
+#define DEJA_REAL(type, symbol) static const auto real = Real<type>(symbol);
 
-using absl::CondVar;
 using absl::Condition;
+using absl::CondVar;
 using absl::Duration;
 using absl::Mutex;
 using absl::Time;
