@@ -64,7 +64,7 @@ absl::StatusOr<absl::Time> ParseTimeFlag(absl::string_view flag, absl::string_vi
           age += absl::Hours(24 * n);
           break;
         case 'w':
-          age += absl::Hours(24 * 7 * n);
+          age += absl::Hours(int64_t{24} * 7 * n);
           break;
         default:
           return bad();

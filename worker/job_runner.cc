@@ -218,6 +218,7 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
   for (const auto& arg : launch_.argv) argv_ptrs.push_back(const_cast<char*>(arg.c_str()));
   argv_ptrs.push_back(nullptr);
   std::vector<char*> env_ptrs;
+  env_ptrs.reserve(env_strings.size() + 1);
   for (auto& entry : env_strings) env_ptrs.push_back(entry.data());
   env_ptrs.push_back(nullptr);
 

@@ -200,8 +200,8 @@ int main(int argc, char** argv) {
   worker.Stop();
   // Ends the sigwait if no signal came. Every thread blocks SIGTERM (it is
   // only ever taken by sigwait), so this wakes that thread and kills nothing.
-  pthread_kill(signal_thread.native_handle(),
-               SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
+  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread)
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   if (!status.ok()) {
     absl::FPrintF(stderr, "deja-worker: %s\n", status.ToString());

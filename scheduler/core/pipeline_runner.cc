@@ -247,7 +247,9 @@ std::vector<Pipeline> PipelineRunner::List(const std::string& project, size_t li
   for (const auto& [seq, p] : pipelines_) {
     if (project.empty() || p.spec().project() == project) out.push_back(p);
   }
-  if (limit > 0 && out.size() > limit) out.erase(out.begin(), out.end() - limit);
+  if (limit > 0 && out.size() > limit) {
+    out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(limit));
+  }
   return out;
 }
 

@@ -24,8 +24,9 @@ grpc::ServerUnaryReactor* SchedulerService::Submit(grpc::CallbackServerContext* 
                                                    deja::v1::SubmitResponse* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto result = loop->core().Submit(request->spec(), loop->Now(), loop->fx());
-    if (result.ok()) *response = *std::move(result);
-    return result.status();
+    if (!result.ok()) return result.status();
+    *response = *std::move(result);
+    return absl::OkStatus();
   });
 }
 
@@ -34,8 +35,9 @@ grpc::ServerUnaryReactor* SchedulerService::GetJob(grpc::CallbackServerContext* 
                                                    Job* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto job = loop->core().GetJob(request->job_id());
-    if (job.ok()) *response = *std::move(job);
-    return job.status();
+    if (!job.ok()) return job.status();
+    *response = *std::move(job);
+    return absl::OkStatus();
   });
 }
 
@@ -66,8 +68,9 @@ grpc::ServerUnaryReactor* SchedulerService::CancelJob(grpc::CallbackServerContex
                                                       Job* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto job = loop->core().CancelJob(request->job_id(), loop->Now(), loop->fx());
-    if (job.ok()) *response = *std::move(job);
-    return job.status();
+    if (!job.ok()) return job.status();
+    *response = *std::move(job);
+    return absl::OkStatus();
   });
 }
 
@@ -111,8 +114,9 @@ grpc::ServerUnaryReactor* SchedulerService::SetProject(grpc::CallbackServerConte
                                                        deja::v1::ProjectSettings* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto settings = loop->core().SetProject(*request, loop->Now(), loop->fx());
-    if (settings.ok()) *response = *std::move(settings);
-    return settings.status();
+    if (!settings.ok()) return settings.status();
+    *response = *std::move(settings);
+    return absl::OkStatus();
   });
 }
 
@@ -132,8 +136,9 @@ grpc::ServerUnaryReactor* SchedulerService::GetMemo(grpc::CallbackServerContext*
                                                     deja::v1::MemoEntry* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto entry = loop->core().GetMemo(*request);
-    if (entry.ok()) *response = *std::move(entry);
-    return entry.status();
+    if (!entry.ok()) return entry.status();
+    *response = *std::move(entry);
+    return absl::OkStatus();
   });
 }
 
@@ -142,8 +147,9 @@ grpc::ServerUnaryReactor* SchedulerService::EvictMemo(grpc::CallbackServerContex
                                                       deja::v1::EvictMemoResponse* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto evicted = loop->core().EvictMemo(*request, loop->fx());
-    if (evicted.ok()) *response = *std::move(evicted);
-    return evicted.status();
+    if (!evicted.ok()) return evicted.status();
+    *response = *std::move(evicted);
+    return absl::OkStatus();
   });
 }
 
@@ -152,8 +158,9 @@ grpc::ServerUnaryReactor* SchedulerService::Explain(grpc::CallbackServerContext*
                                                     deja::v1::ExplainResponse* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto explained = loop->core().Explain(request->job_id(), loop->Now());
-    if (explained.ok()) *response = *std::move(explained);
-    return explained.status();
+    if (!explained.ok()) return explained.status();
+    *response = *std::move(explained);
+    return absl::OkStatus();
   });
 }
 
@@ -162,8 +169,9 @@ grpc::ServerUnaryReactor* SchedulerService::Stats(grpc::CallbackServerContext* c
                                                   deja::v1::StatsResponse* response) {
   return Unary(ctx, [loop = loop_, request, response] {
     auto stats = loop->core().Stats(*request);
-    if (stats.ok()) *response = *std::move(stats);
-    return stats.status();
+    if (!stats.ok()) return stats.status();
+    *response = *std::move(stats);
+    return absl::OkStatus();
   });
 }
 
