@@ -7,6 +7,9 @@ DEJA_BUILD_TYPE="${DEJA_BUILD_TYPE:-Release}"
 # ccache keys on paths relative to the checkout, so another clone of the
 # repository (CI's, a worktree) reuses what this one compiled.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$DEJA_ROOT}"
+# The sanitizer builds carry line tables (-g1): without this ccache would key
+# them on the build directory too, and no other clone could reuse them.
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 
 # Debian 12 packages the build needs.
 DEJA_PACKAGES=(
