@@ -3,14 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/hash.h"
 #include "common/manifest.h"
+#include "worker/file_copy.h"
 #include "worker/paths.h"
 #include "worker/record_log.h"
 
@@ -18,6 +21,26 @@ namespace deja::worker {
 namespace {
 
 constexpr mode_t kWriteBits = S_IWUSR | S_IWGRP | S_IWOTH;
+
+// Gives the workspace a file of its own in place of `path`, whose open `fd`
+// (stat `st`) shares its inode with another name: a copy, read-only, renamed
+// over it. The other name, which may be outside the workspace (a job can
+// hard-link any file it can see), keeps its content and mode. On success
+// `fd` and `st` describe the copy.
+absl::Status TakeOwnCopy(const std::string& path, Fd* fd, struct stat* st) {
+  static std::atomic<uint64_t> serial{0};
+  const std::string tmp = absl::StrCat(path, ".deja-seal-", getpid(), "-", serial++);
+  if (lseek(fd->get(), 0, SEEK_SET) != 0) return ErrnoStatus(errno, "seek " + path);
+  auto copied = CopyFile(fd->get(), path, tmp, st->st_mode & 07777 & ~kWriteBits);
+  if (!copied.ok() || rename(tmp.c_str(), path.c_str()) != 0) {
+    const absl::Status failed = copied.ok() ? ErrnoStatus(errno, "rename " + tmp) : copied.status();
+    unlink(tmp.c_str());
+    return failed;
+  }
+  fd->Reset(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (fd->get() < 0 || fstat(fd->get(), st) != 0) return ErrnoStatus(errno, "reopen " + path);
+  return absl::OkStatus();
+}
 
 int64_t Nanos(const struct timespec& t) {
   return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
@@ -166,13 +189,22 @@ absl::Status FingerprintStore::Seal(const std::string& job_id, const deja::v1::M
   if (absl::Status st = paths::ValidateJobId(job_id); !st.ok()) return st;
   const std::string root = paths::WorkspaceDir(work_dir_, job_id);
   Fingerprints fingerprints;
+  std::set<std::string> real_dirs;
   for (const auto& entry : manifest.files()) {
     if ((entry.mode() & S_IFMT) != S_IFREG) continue;
+    // Only files the workspace owns change mode: never one reached through a
+    // symlinked directory (something still running may have swapped one in),
+    // nor the inode behind a hard link (TakeOwnCopy). A file skipped here
+    // keeps its write bits and has no fingerprint: a reuse copies and hashes it.
+    if (!CheckSourceParents(root, entry.path(), &real_dirs).ok()) continue;
     const std::string path = absl::StrCat(root, "/", entry.path());
     Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (fd.get() < 0) continue;
     struct stat st;
     if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if ((st.st_mode & kWriteBits) != 0 && st.st_nlink > 1 && !TakeOwnCopy(path, &fd, &st).ok()) {
+      continue;
+    }
     if ((st.st_mode & kWriteBits) != 0) {
       if (fchmod(fd.get(), st.st_mode & 07777 & ~kWriteBits) != 0 || fstat(fd.get(), &st) != 0) {
         continue;

@@ -2,7 +2,10 @@
 // source against the manifest without re-reading every file (git's index).
 //
 // When a job succeeds its workspace is sealed (Seal): every regular file of
-// its manifest loses its write bits, and the file's stat fingerprint (dev,
+// its manifest loses its write bits (a file that shares its inode with
+// another name, which may be outside the workspace, is first replaced by a
+// copy of its own; one reached through a symlinked directory is left alone),
+// and the file's stat fingerprint (dev,
 // inode, size, mtime ns, ctime ns) is recorded next to the digest the
 // manifest gives it. A reuse then trusts a file whose current lstat still
 // matches its recorded fingerprint and whose manifest digest is the recorded

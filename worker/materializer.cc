@@ -51,7 +51,10 @@ absl::StatusOr<CopyMethod> MaterializeFile(const std::string& src, const std::st
     state->try_reflink = false;
   }
 
-  if (state->try_hardlink && geteuid() != 0) {
+  // The source loses its write bits, unless its inode has another name
+  // already (maybe outside the workspace): that mode is not ours to change.
+  const bool writable_and_shared = (st.st_mode & kWriteBits) != 0 && st.st_nlink > 1;
+  if (state->try_hardlink && geteuid() != 0 && !writable_and_shared) {
     // Read-only first, so neither workspace can write the shared inode.
     if (fchmod(in.get(), mode & ~kWriteBits) == 0) {
       if (link(src.c_str(), dst.c_str()) == 0) return CopyMethod::kHardlink;

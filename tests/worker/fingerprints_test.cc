@@ -79,6 +79,52 @@ TEST_F(FingerprintsTest, SealMakesFilesReadOnlyAndLetsVerificationSkipHashing) {
   EXPECT_EQ(Hashed(store), 0);
 }
 
+TEST_F(FingerprintsTest, SealingCopiesAFileThatSharesItsInodeInsteadOfChangingIt) {
+  // A job hard-linked a file from outside its workspace (as root it could
+  // link /etc/hostname): sealing must leave that file's mode alone.
+  const std::string outside = work_dir_ + "/outside.txt";
+  WriteFile(outside, "shared\n", 0644);
+  ASSERT_EQ(link(outside.c_str(), (src_ + "/out/linked.txt").c_str()), 0);
+  auto manifest = BuildManifest(src_);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  manifest_ = *manifest;
+
+  FingerprintStore store(work_dir_);
+  ASSERT_TRUE(store.Load().ok());
+  ASSERT_TRUE(store.Seal("src", manifest_, FileClockNow()).ok());
+
+  struct stat out_st, in_st;
+  ASSERT_EQ(stat(outside.c_str(), &out_st), 0);
+  EXPECT_EQ(out_st.st_mode & 0777, 0644u);
+  EXPECT_EQ(out_st.st_nlink, 1u);
+  EXPECT_EQ(ReadFile(outside), "shared\n");
+  ASSERT_EQ(stat((src_ + "/out/linked.txt").c_str(), &in_st), 0);
+  EXPECT_EQ(in_st.st_mode & 0777, 0444u);
+  EXPECT_NE(in_st.st_ino, out_st.st_ino);
+  EXPECT_EQ(ReadFile(src_ + "/out/linked.txt"), "shared\n");
+  absl::Status verified;
+  Hashed(store, &verified);
+  EXPECT_TRUE(verified.ok()) << verified;
+}
+
+TEST_F(FingerprintsTest, SealingNeverChangesAFileThroughASymlinkedDirectory) {
+  // After the manifest was taken, something still running swapped a
+  // directory of the workspace for a symlink to one outside it.
+  const std::string elsewhere = work_dir_ + "/elsewhere";
+  WriteFile(elsewhere + "/result.txt", "not the job's\n", 0644);
+  std::filesystem::remove_all(src_ + "/out");
+  ASSERT_EQ(symlink(elsewhere.c_str(), (src_ + "/out").c_str()), 0);
+
+  FingerprintStore store(work_dir_);
+  ASSERT_TRUE(store.Load().ok());
+  ASSERT_TRUE(store.Seal("src", manifest_, FileClockNow()).ok());
+
+  struct stat st;
+  ASSERT_EQ(stat((elsewhere + "/result.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+  EXPECT_EQ(store.Get("src").count("out/result.txt"), 0u);
+}
+
 TEST_F(FingerprintsTest, AFileWrittenAfterHashingStartedGetsNoFingerprint) {
   FingerprintStore store(work_dir_);
   ASSERT_TRUE(store.Load().ok());
