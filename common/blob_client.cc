@@ -19,9 +19,18 @@ std::chrono::system_clock::time_point Deadline(absl::Duration d) {
   return absl::ToChronoTime(absl::Now() + d);
 }
 
+// A stream of `bytes` gets `rpc_timeout` plus its length at the slowest rate
+// that still counts as moving (kMinStreamBytesPerSecond).
+absl::Duration StreamTimeout(absl::Duration rpc_timeout, uint64_t bytes) {
+  return rpc_timeout + absl::Seconds(static_cast<double>(bytes) / kMinStreamBytesPerSecond);
+}
+
 // Reads a download stream, passing each chunk to `sink`, and checks the
-// blob's size and digest.
-absl::Status ReadBlob(grpc::ClientReader<deja::v1::DownloadChunk>* reader,
+// blob's size and digest. A local failure (the sink's, or too many bytes)
+// cancels the call before Finish: the server may have more to send, and
+// Finish would wait for it.
+absl::Status ReadBlob(grpc::ClientContext* context,
+                      grpc::ClientReader<deja::v1::DownloadChunk>* reader,
                       const deja::v1::BlobRef& blob,
                       const std::function<absl::Status(const std::string&)>& sink,
                       const ProgressFn& progress) {
@@ -41,6 +50,7 @@ absl::Status ReadBlob(grpc::ClientReader<deja::v1::DownloadChunk>* reader,
     if (!sink_status.ok()) break;
     if (progress) progress(received);
   }
+  if (!sink_status.ok()) context->TryCancel();
   grpc::Status status = reader->Finish();
   if (!sink_status.ok()) return sink_status;
   if (!status.ok()) return FromGrpcStatus(status);
@@ -86,6 +96,7 @@ absl::Status BlobClient::UploadFile(const std::string& path, const deja::v1::Blo
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, "open " + path);
   grpc::ClientContext context;
+  context.set_deadline(Deadline(StreamTimeout(rpc_timeout_, blob.size())));
   deja::v1::UploadResponse response;
   auto writer = stub_->Upload(&context, &response);
   deja::v1::UploadChunk chunk;
@@ -111,6 +122,7 @@ absl::Status BlobClient::UploadFile(const std::string& path, const deja::v1::Blo
     if (n == 0) break;
   }
   close(fd);
+  if (!read_status.ok()) context.TryCancel();  // the store must not take a short blob
   writer->WritesDone();
   grpc::Status status = writer->Finish();
   if (!read_status.ok()) return read_status;
@@ -144,11 +156,12 @@ absl::Status BlobClient::DownloadToFile(const deja::v1::BlobRef& blob, const std
   if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
   fchmod(fd, 0644);
   grpc::ClientContext context;
+  context.set_deadline(Deadline(StreamTimeout(rpc_timeout_, blob.size())));
   deja::v1::DownloadRequest request;
   request.set_digest(blob.digest());
   auto reader = stub_->Download(&context, request);
   absl::Status status = ReadBlob(
-      reader.get(), blob,
+      &context, reader.get(), blob,
       [&](const std::string& data) -> absl::Status {
         size_t off = 0;
         while (off < data.size()) {
@@ -176,7 +189,7 @@ absl::StatusOr<std::string> BlobClient::DownloadBytes(const deja::v1::BlobRef& b
   request.set_digest(blob.digest());
   auto reader = stub_->Download(&context, request);
   std::string out;
-  absl::Status status = ReadBlob(reader.get(), blob,
+  absl::Status status = ReadBlob(&context, reader.get(), blob,
                                  [&](const std::string& data) {
                                    out.append(data);
                                    return absl::OkStatus();

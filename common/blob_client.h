@@ -22,6 +22,11 @@ namespace deja {
 
 inline constexpr size_t kBlobChunkBytes = 1 << 20;
 
+// Every stream of a blob has a deadline: the RPC timeout plus the blob's size
+// at this rate, the slowest a transfer may be and still not count as stalled
+// (a 1 GiB blob gets 30 s + 68 min).
+inline constexpr double kMinStreamBytesPerSecond = 256 * 1024;
+
 // Called with the bytes moved so far.
 using ProgressFn = std::function<void(uint64_t done)>;
 
@@ -35,15 +40,17 @@ class BlobClient {
       const std::vector<deja::v1::BlobRef>& blobs) const;
 
   // Streams the file at `path`, which must hash to `digest` and be `size`
-  // bytes (else the store rejects it: INVALID_ARGUMENT). No deadline: large
-  // files take as long as they take; a stalled stream fails on keepalive.
+  // bytes (else the store rejects it: INVALID_ARGUMENT). A read error
+  // cancels the upload; so does the size-scaled deadline above.
   absl::Status UploadFile(const std::string& path, const deja::v1::BlobRef& blob,
                           const ProgressFn& progress = {}) const;
   absl::Status UploadBytes(const std::string& bytes) const;
 
   // Downloads the blob into `path` (through a temp file in the same
   // directory, renamed once its size and digest check out; DATA_LOSS if
-  // they do not). NOT_FOUND if the store lacks it.
+  // they do not). NOT_FOUND if the store lacks it. A local write error (a
+  // full disk) cancels the download at once and is returned, naming the temp
+  // file; nothing is left behind.
   absl::Status DownloadToFile(const deja::v1::BlobRef& blob, const std::string& path,
                               const ProgressFn& progress = {}) const;
   // Small blobs (directory blobs) into memory, checked the same way.

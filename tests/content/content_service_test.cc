@@ -4,8 +4,13 @@
 #include "scheduler/content/content_service.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -271,6 +276,40 @@ TEST_F(ContentServiceTest, DownloadFromAnOffset) {
   // The client's whole-file download checks and renames into place.
   ASSERT_TRUE(server_.client().DownloadToFile(Ref(digest, data.size()), tmp_.Sub("out")).ok());
   EXPECT_TRUE(ReadFile(tmp_.Sub("out")) == data);
+}
+
+// Finding 5 of issue 12: a download whose local write fails (a full disk;
+// here the file size limit, which fails write(2) the same way) must stop the
+// stream and return, not wait in Finish for a server that has more to send.
+TEST_F(ContentServiceTest, ADownloadThatCannotBeWrittenIsCancelledAndLeavesNothing) {
+  const std::string data = RandomBytes(48 * kBlobChunkBytes, 9);
+  ASSERT_TRUE(server_.client().UploadBytes(data).ok());
+  const BlobRef blob = Ref(HashBytes(data), data.size());
+  const std::string dir = tmp_.Sub("downloads");
+  std::filesystem::create_directories(dir);
+
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  struct rlimit small = saved;
+  small.rlim_cur = 2 * kBlobChunkBytes;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  sighandler_t saved_handler = signal(SIGXFSZ, SIG_IGN);  // EFBIG, not a signal
+
+  // On its own thread, so that a hang fails the test instead of stopping it.
+  auto done = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> result = done->get_future();
+  std::thread([this, done, blob, path = dir + "/blob"] {
+    done->set_value(server_.client().DownloadToFile(blob, path));
+  }).detach();
+  const bool returned = result.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  setrlimit(RLIMIT_FSIZE, &saved);
+  signal(SIGXFSZ, saved_handler);
+  ASSERT_TRUE(returned) << "DownloadToFile still running 60 s after its write failed";
+
+  const absl::Status status = result.get();
+  EXPECT_FALSE(status.ok());
+  EXPECT_TRUE(absl::StrContains(status.message(), "File too large")) << status;
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "the temp file was left behind";
 }
 
 TEST_F(ContentServiceTest, DownloadOfAnUnknownBlob) {
