@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
@@ -68,10 +69,52 @@ absl::Status ReadBlob(grpc::ClientContext* context,
 }  // namespace
 
 BlobClient::BlobClient(const std::shared_ptr<grpc::ChannelInterface>& channel,
-                       absl::Duration rpc_timeout)
-    : stub_(deja::v1::ContentStore::NewStub(channel)), rpc_timeout_(rpc_timeout) {}
+                       absl::Duration rpc_timeout, RetryPolicy retry)
+    : stub_(deja::v1::ContentStore::NewStub(channel)),
+      rpc_timeout_(rpc_timeout),
+      retry_(std::move(retry)) {}
+
+absl::Status BlobClient::Retry(const std::function<absl::Status()>& attempt) const {
+  static RealClock clock;
+  return RetryTransient(retry_, &clock, attempt);
+}
 
 absl::StatusOr<std::vector<deja::v1::BlobRef>> BlobClient::FindMissing(
+    const std::vector<deja::v1::BlobRef>& blobs) const {
+  absl::StatusOr<std::vector<deja::v1::BlobRef>> missing;
+  absl::Status status = Retry([&] {
+    missing = FindMissingOnce(blobs);
+    return missing.status();
+  });
+  if (!status.ok()) return status;
+  return missing;
+}
+
+absl::Status BlobClient::UploadFile(const std::string& path, const deja::v1::BlobRef& blob,
+                                    const ProgressFn& progress) const {
+  return Retry([&] { return UploadFileOnce(path, blob, progress); });
+}
+
+absl::Status BlobClient::UploadBytes(const std::string& bytes) const {
+  return Retry([&] { return UploadBytesOnce(bytes); });
+}
+
+absl::Status BlobClient::DownloadToFile(const deja::v1::BlobRef& blob, const std::string& path,
+                                        const ProgressFn& progress) const {
+  return Retry([&] { return DownloadToFileOnce(blob, path, progress); });
+}
+
+absl::StatusOr<std::string> BlobClient::DownloadBytes(const deja::v1::BlobRef& blob) const {
+  absl::StatusOr<std::string> bytes;
+  absl::Status status = Retry([&] {
+    bytes = DownloadBytesOnce(blob);
+    return bytes.status();
+  });
+  if (!status.ok()) return status;
+  return bytes;
+}
+
+absl::StatusOr<std::vector<deja::v1::BlobRef>> BlobClient::FindMissingOnce(
     const std::vector<deja::v1::BlobRef>& blobs) const {
   std::vector<deja::v1::BlobRef> missing;
   // Batches keep each request well under the message size limit.
@@ -91,8 +134,8 @@ absl::StatusOr<std::vector<deja::v1::BlobRef>> BlobClient::FindMissing(
   return missing;
 }
 
-absl::Status BlobClient::UploadFile(const std::string& path, const deja::v1::BlobRef& blob,
-                                    const ProgressFn& progress) const {
+absl::Status BlobClient::UploadFileOnce(const std::string& path, const deja::v1::BlobRef& blob,
+                                        const ProgressFn& progress) const {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, "open " + path);
   grpc::ClientContext context;
@@ -129,7 +172,7 @@ absl::Status BlobClient::UploadFile(const std::string& path, const deja::v1::Blo
   return FromGrpcStatus(status);
 }
 
-absl::Status BlobClient::UploadBytes(const std::string& bytes) const {
+absl::Status BlobClient::UploadBytesOnce(const std::string& bytes) const {
   grpc::ClientContext context;
   context.set_deadline(Deadline(rpc_timeout_));
   deja::v1::UploadResponse response;
@@ -149,8 +192,8 @@ absl::Status BlobClient::UploadBytes(const std::string& bytes) const {
   return FromGrpcStatus(writer->Finish());
 }
 
-absl::Status BlobClient::DownloadToFile(const deja::v1::BlobRef& blob, const std::string& path,
-                                        const ProgressFn& progress) const {
+absl::Status BlobClient::DownloadToFileOnce(const deja::v1::BlobRef& blob, const std::string& path,
+                                            const ProgressFn& progress) const {
   std::string tmp = path + ".part-XXXXXX";
   int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
@@ -182,7 +225,7 @@ absl::Status BlobClient::DownloadToFile(const deja::v1::BlobRef& blob, const std
   return status;
 }
 
-absl::StatusOr<std::string> BlobClient::DownloadBytes(const deja::v1::BlobRef& blob) const {
+absl::StatusOr<std::string> BlobClient::DownloadBytesOnce(const deja::v1::BlobRef& blob) const {
   grpc::ClientContext context;
   context.set_deadline(Deadline(rpc_timeout_));
   deja::v1::DownloadRequest request;

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/retry.h"
 #include "deja/v1/content.grpc.pb.h"
 
 namespace deja {
@@ -32,8 +33,11 @@ using ProgressFn = std::function<void(uint64_t done)>;
 
 class BlobClient {
  public:
+  // Every call is retried as `retry` says (common/retry.h) while the store is
+  // unreachable; the default is one attempt (the CLI's: its user is there to
+  // try again). A retried upload or download starts over.
   explicit BlobClient(const std::shared_ptr<grpc::ChannelInterface>& channel,
-                      absl::Duration rpc_timeout = absl::Seconds(30));
+                      absl::Duration rpc_timeout = absl::Seconds(30), RetryPolicy retry = {});
 
   // The blobs of `blobs` that the store lacks.
   absl::StatusOr<std::vector<deja::v1::BlobRef>> FindMissing(
@@ -57,8 +61,20 @@ class BlobClient {
   absl::StatusOr<std::string> DownloadBytes(const deja::v1::BlobRef& blob) const;
 
  private:
+  // One attempt of each call.
+  absl::StatusOr<std::vector<deja::v1::BlobRef>> FindMissingOnce(
+      const std::vector<deja::v1::BlobRef>& blobs) const;
+  absl::Status UploadFileOnce(const std::string& path, const deja::v1::BlobRef& blob,
+                              const ProgressFn& progress) const;
+  absl::Status UploadBytesOnce(const std::string& bytes) const;
+  absl::Status DownloadToFileOnce(const deja::v1::BlobRef& blob, const std::string& path,
+                                  const ProgressFn& progress) const;
+  absl::StatusOr<std::string> DownloadBytesOnce(const deja::v1::BlobRef& blob) const;
+  absl::Status Retry(const std::function<absl::Status()>& attempt) const;
+
   const std::unique_ptr<deja::v1::ContentStore::Stub> stub_;
   const absl::Duration rpc_timeout_;
+  const RetryPolicy retry_;
 };
 
 }  // namespace deja

@@ -33,7 +33,7 @@ absl::Status TakeOwnCopy(const std::string& path, Fd* fd, struct stat* st) {
   if (lseek(fd->get(), 0, SEEK_SET) != 0) return ErrnoStatus(errno, "seek " + path);
   auto copied = CopyFile(fd->get(), path, tmp, st->st_mode & 07777 & ~kWriteBits);
   if (!copied.ok() || rename(tmp.c_str(), path.c_str()) != 0) {
-    const absl::Status failed = copied.ok() ? ErrnoStatus(errno, "rename " + tmp) : copied.status();
+    absl::Status failed = copied.ok() ? ErrnoStatus(errno, "rename " + tmp) : copied.status();
     unlink(tmp.c_str());
     return failed;
   }

@@ -24,7 +24,21 @@ JobExecutor::JobExecutor(Options options, Clock* clock, WorkspaceRetention* rete
       puller_(options_.work_dir),
       blob_client_(std::make_unique<BlobClient>(
           grpc::CreateCustomChannel(options_.content_store_address,
-                                    grpc::InsecureChannelCredentials(), WorkerChannelArgs()))) {}
+                                    grpc::InsecureChannelCredentials(), WorkerChannelArgs()),
+          absl::Seconds(30), StoreRetryPolicy())) {}
+
+RetryPolicy JobExecutor::StoreRetryPolicy() {
+  RetryPolicy policy;
+  policy.give_up_after = options_.store_retry_for;
+  policy.sleep = [this](absl::Duration delay) {
+    return !stopping_.WaitForNotificationWithTimeout(delay);
+  };
+  policy.on_retry = [](const absl::Status& failure, int attempt, absl::Duration delay) {
+    Log("content store call failed (attempt %d), retrying in %s: %s", attempt,
+        absl::FormatDuration(absl::Trunc(delay, absl::Milliseconds(1))), failure.ToString());
+  };
+  return policy;
+}
 
 absl::Status JobExecutor::Open() {
   // Without spares every job creates its workspace itself: slower, not wrong.

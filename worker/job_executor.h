@@ -22,10 +22,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/blob_client.h"
 #include "common/clock.h"
@@ -50,6 +52,8 @@ class JobExecutor {
     std::string content_store_address;
     uint64_t cache_bytes = 0;
     absl::Duration cancel_grace = absl::Seconds(2);
+    // Content store calls are retried this long while it is unreachable.
+    absl::Duration store_retry_for = absl::Minutes(10);
   };
   // The attempt's process started (RUN) or its copy began (MATERIALIZE).
   using StartedCallback = std::function<void(absl::Time started_at)>;
@@ -60,6 +64,13 @@ class JobExecutor {
 
   JobExecutor(const JobExecutor&) = delete;
   JobExecutor& operator=(const JobExecutor&) = delete;
+
+  // Ends the content store retries in progress, and makes later calls try
+  // once: the worker is stopping.
+  // Idempotent.
+  void StopRetries() {
+    std::call_once(stop_once_, [this] { stopping_.Notify(); });
+  }
 
   // Makes the spare workspaces (a failure is logged: jobs then create their
   // workspace directly) and opens the blob cache. Returns the cache's error.
@@ -84,6 +95,9 @@ class JobExecutor {
                                   const StartedCallback& on_started) const;
 
  private:
+  // How blob_client_ retries: options_.store_retry_for, ended by StopRetries.
+  RetryPolicy StoreRetryPolicy();
+
   // On the runner thread after the exit: the result of a RUN, with the
   // manifest and (exit code 0) the uploaded outputs.
   deja::v1::JobResult RunResult(const std::string& job_id, uint32_t attempt,
@@ -100,6 +114,8 @@ class JobExecutor {
   WorkspacePool workspace_pool_;
   const Materializer materializer_;
   const WorkspacePuller puller_;
+  std::once_flag stop_once_;
+  absl::Notification stopping_;  // before blob_client_, whose retries wait on it
   const std::unique_ptr<BlobClient> blob_client_;
 
   // Set by Open(), never changed afterwards (runner threads use them).

@@ -58,6 +58,11 @@ ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(60),
           "workspace (intermediate files and logs) is kept until the expiry the scheduler "
           "sent with its result's acknowledgement, and longer while another worker or a "
           "local reuse is copying it; the expired ones are reported to the scheduler.");
+ABSL_FLAG(absl::Duration, store_retry_for, absl::Minutes(10),
+          "How long a call to the content store (an input's download, an output's upload) is "
+          "retried while the store is unreachable (a scheduler restart, a network blip), with "
+          "backoff from 100ms to 5s (e.g. 10m; 0: never retried). A job whose outputs cannot "
+          "be uploaded within it fails, saying it gave up.");
 ABSL_FLAG(std::vector<std::string>, platform, {},
           "Platform property K=V; repeat the flag (or separate with commas) for several. "
           "os=linux and arch=<uname -m> are always added.");
@@ -147,6 +152,12 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
         "--sweep_interval ", absl::FormatDuration(config.sweep_interval), ": must be > 0"));
   }
 
+  config.store_retry_for = absl::GetFlag(FLAGS_store_retry_for);
+  if (config.store_retry_for < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--store_retry_for ", absl::FormatDuration(config.store_retry_for), ": must be >= 0"));
+  }
+
   auto platform = deja::worker::ParsePlatform(absl::GetFlag(FLAGS_platform));
   if (!platform.ok()) return platform.status();
   config.platform = *std::move(platform);
@@ -165,6 +176,7 @@ int main(int argc, char** argv) {
       "Usage: deja-worker --work_dir=DIR [--scheduler=HOST:PORT] [--slots=N] [--id=ID]\n"
       "                   [--advertise=HOST:PORT] [--peer_listen=HOST:PORT]\n"
       "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--sweep_interval=D]\n"
+      "                   [--store_retry_for=D]\n"
       "                   [--platform K=V]...");
 
   auto config = ConfigFromFlags();

@@ -26,6 +26,7 @@ JobExecutor::Options ExecutorOptions(const WorkerConfig& config) {
   options.content_store_address = config.content_store_address;
   options.cache_bytes = config.cache_bytes;
   options.cancel_grace = config.cancel_grace;
+  options.store_retry_for = config.store_retry_for;
   return options;
 }
 
@@ -62,7 +63,10 @@ std::string Worker::advertise() const {
   return advertise_;
 }
 
-void Worker::Stop() { session_.Stop(); }
+void Worker::Stop() {
+  executor_.StopRetries();
+  session_.Stop();
+}
 
 absl::StatusOr<std::vector<std::string>> Worker::SweepNow() { return sweeper_.SweepNow(); }
 

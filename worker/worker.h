@@ -84,6 +84,8 @@ struct WorkerConfig {
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
   absl::Duration cancel_grace = absl::Seconds(2);
+  // How long content store calls are retried while it is unreachable.
+  absl::Duration store_retry_for = absl::Minutes(10);
 };
 
 class Worker : private SessionHandler, private SweeperHost {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/hash.h"
@@ -336,6 +337,35 @@ TEST(ClusterTest, RestartedSchedulerKeepsJobsAndMemoAndRunningJobs) {
   EXPECT_TRUE(reused);
   EXPECT_EQ(again.reused_from(), done_id);
   EXPECT_EQ(again.state(), deja::v1::SUCCEEDED);
+}
+
+// Issue 12, finding 1: a job whose command exits 0 while the scheduler (and
+// so the content store) is down must not fail for that: the worker retries
+// the upload of its outputs until the store is back.
+TEST(ClusterTest, AJobThatFinishesWhileTheSchedulerIsDownStillSucceeds) {
+  Cluster c({"--worker_timeout=3s", "--heartbeat_interval=200ms"});
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  const std::string gate = c.root() + "/gate";
+  JobSpec spec = Shell("while [ ! -e " + gate + " ]; do sleep 0.02; done; echo out > result.txt");
+  spec.add_outputs("result.txt");
+  const std::string id = SubmitId(c, spec);
+  ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::RUNNING); }));
+
+  c.StopScheduler(SIGKILL);
+  WriteFile(gate, "");
+  // The command has exited and the worker has found the store down.
+  const std::string log = c.root() + "/worker-w1.log";
+  ASSERT_TRUE(PollUntil([&] {
+    return absl::StrContains(ReadFile(log), "content store call failed (attempt 1)");
+  })) << ReadFile(log);
+  c.StartScheduler();
+
+  Job job = Await(c, id);
+  EXPECT_EQ(job.state(), deja::v1::SUCCEEDED) << job.message();
+  EXPECT_EQ(job.attempt(), 1u);
+  ASSERT_EQ(job.outputs_size(), 1);
+  EXPECT_EQ(job.outputs(0).path(), "result.txt");
 }
 
 TEST(ClusterTest, CancelKillsTheWholeProcessGroup) {
