@@ -13,6 +13,7 @@
 #include "common/check.h"
 #include "common/grpc_status.h"
 #include "common/job_state.h"
+#include "common/retry.h"
 #include "common/transfer_window.h"
 
 namespace deja {
@@ -47,19 +48,12 @@ bool IsPipelineDone(deja::v1::PipelineState state) {
          state == deja::v1::PIPELINE_CANCELLED;
 }
 
+// A watch stream is re-opened after anything transient (common/retry.h), and
+// after the errors a stream cut mid-way ends with.
 bool IsRetryableWatchError(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kUnknown:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kCancelled:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kDeadlineExceeded:
-      return true;
-    default:
-      return false;
-  }
+  return IsTransient(status.code()) || status.code() == absl::StatusCode::kInternal ||
+         status.code() == absl::StatusCode::kUnknown ||
+         status.code() == absl::StatusCode::kCancelled;
 }
 
 DejaClient::DejaClient(const std::string& target, DejaClientOptions options)
