@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "absl/status/status.h"
 #include "client/cli.h"
 #include "client/cli_format.h"
 #include "client/progress.h"
@@ -19,6 +20,8 @@ int ReportCallError(const DejaClient& client, std::ostream& err, const absl::Sta
   if (status.code() == absl::StatusCode::kUnavailable && !client.Connected()) {
     err << "deja: cannot reach scheduler at " << client.target() << ": " << status.message()
         << "\n";
+  } else if (status.message().empty()) {  // say at least what kind of failure
+    err << "deja: " << absl::StatusCodeToString(status.code()) << " (no message)\n";
   } else {
     err << "deja: " << status.message() << "\n";
   }

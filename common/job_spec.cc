@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 
@@ -20,9 +21,58 @@ absl::Status Invalid(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
 }
 
+// The offset of the first byte of `text` that does not start or continue a
+// well-formed UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
+// U+10FFFF), or npos.
+size_t FirstInvalidUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+    if (b < 0x80) {
+      len = 1;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      len = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      len = 3;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      len = 4;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + len > text.size()) return i;
+    for (size_t k = 1; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + k]);
+      if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return i;
+    }
+    i += len;
+  }
+  return absl::string_view::npos;
+}
+
 absl::Status CheckLength(absl::string_view field, absl::string_view value, size_t max) {
   if (value.size() > max) {
     return Invalid(field, absl::StrCat("too long (", value.size(), " bytes, at most ", max, ")"));
+  }
+  return absl::OkStatus();
+}
+
+// Any string the spec carries: at most `max` bytes, UTF-8 (protobuf's string
+// fields must be: a peer drops a message that is not), and no NUL byte (a
+// command line or environment would end there, silently).
+absl::Status CheckText(absl::string_view field, absl::string_view value, size_t max) {
+  if (auto s = CheckLength(field, value, max); !s.ok()) return s;
+  if (const size_t at = FirstInvalidUtf8(value); at != absl::string_view::npos) {
+    return Invalid(field, absl::StrFormat("not valid UTF-8 (byte 0x%02x at offset %d)",
+                                          static_cast<unsigned char>(value[at]), at));
+  }
+  if (const size_t at = value.find('\0'); at != absl::string_view::npos) {
+    return Invalid(field, absl::StrCat("contains a NUL byte (at offset ", at, ")"));
   }
   return absl::OkStatus();
 }
@@ -53,7 +103,7 @@ absl::Status CheckMap(absl::string_view field, const Map& map) {
   for (const auto& [key, value] : map) {
     std::string entry = absl::StrCat(field, "[", key, "]");
     if (auto s = CheckKey(entry, key); !s.ok()) return s;
-    if (auto s = CheckLength(entry, value, kMaxValueLength); !s.ok()) return s;
+    if (auto s = CheckText(entry, value, kMaxValueLength); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -78,12 +128,11 @@ void NormalizeJobSpec(deja::v1::JobSpec* spec) {
 
 absl::Status ValidateWorkspacePath(const std::string& field, const std::string& path) {
   if (path.empty()) return Invalid(field, "must not be empty");
-  if (auto s = CheckLength(field, path, kMaxPathLength); !s.ok()) return s;
+  if (auto s = CheckText(field, path, kMaxPathLength); !s.ok()) return s;
   if (path.front() == '/') {
     return Invalid(field,
                    absl::StrCat("\"", path, "\" is absolute; use a workspace-relative path"));
   }
-  if (path.find('\0') != std::string::npos) return Invalid(field, "contains a NUL byte");
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part == "..") {
       return Invalid(field,
@@ -117,17 +166,15 @@ absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec) {
   if (app.command_size() == 0) return Invalid("app.command", "must not be empty");
   if (app.command(0).empty()) return Invalid("app.command[0]", "must not be empty");
   if (auto s = ValidateName("app.name", app.name()); !s.ok()) return s;
-  if (auto s = CheckLength("app.version", app.version(), kMaxNameLength); !s.ok()) return s;
-  if (auto s = CheckLength("app.image", app.image(), kMaxPathLength); !s.ok()) return s;
+  if (auto s = CheckText("app.version", app.version(), kMaxNameLength); !s.ok()) return s;
+  if (auto s = CheckText("app.image", app.image(), kMaxPathLength); !s.ok()) return s;
   if (static_cast<size_t>(app.command_size()) > kMaxEntries) {
     return Invalid("app.command", absl::StrCat("too many words (", app.command_size(), ", at most ",
                                                kMaxEntries, ")"));
   }
   for (int i = 0; i < app.command_size(); ++i) {
     std::string field = absl::StrCat("app.command[", i, "]");
-    if (auto s = CheckLength(field, app.command(i), kMaxValueLength); !s.ok()) return s;
-    if (app.command(i).find('\0') != std::string::npos)
-      return Invalid(field, "contains a NUL byte");
+    if (auto s = CheckText(field, app.command(i), kMaxValueLength); !s.ok()) return s;
   }
   if (auto s = CheckMap("app.env", app.env()); !s.ok()) return s;
   if (auto s = CheckMap("app.platform", app.platform()); !s.ok()) return s;
@@ -168,8 +215,8 @@ absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec) {
       return Invalid(field, absl::StrCat("duplicate output glob \"", spec.outputs(i), "\""));
     }
   }
-  if (auto s = CheckLength("request_id", spec.request_id(), kMaxNameLength); !s.ok()) return s;
-  if (auto s = CheckLength("reuse_job_id", spec.reuse_job_id(), kMaxNameLength); !s.ok()) return s;
+  if (auto s = CheckText("request_id", spec.request_id(), kMaxNameLength); !s.ok()) return s;
+  if (auto s = CheckText("reuse_job_id", spec.reuse_job_id(), kMaxNameLength); !s.ok()) return s;
   return ExpandCommand(spec).status();
 }
 

@@ -1,6 +1,8 @@
 #include "common/job_spec.h"
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -95,6 +97,60 @@ TEST(JobSpecTest, RejectsOversizedFields) {
   spec = Valid();
   for (size_t i = 0; i <= kMaxEntries; ++i) spec.mutable_app()->add_command("w");
   ExpectInvalid(spec, "app.command");
+}
+
+// Issue 12, finding 7: a NUL cut a param silently, and a string that is not
+// UTF-8 got "UNIMPLEMENTED ''" from the server, which could not parse it.
+TEST(JobSpecTest, RejectsNulBytesAndInvalidUtf8InEveryStringNamingTheField) {
+  const std::string nul("a\0b", 3);
+  const std::string bad_utf8 = "caf\xc3";  // a cut two-byte sequence
+  struct Case {
+    std::string field;
+    std::function<void(JobSpec*, const std::string&)> set;
+  };
+  const std::vector<Case> cases = {
+      {"params[p]", [](JobSpec* s, const std::string& v) { (*s->mutable_params())["p"] = v; }},
+      {"app.env[E]",
+       [](JobSpec* s, const std::string& v) { (*s->mutable_app()->mutable_env())["E"] = v; }},
+      {"labels[l]", [](JobSpec* s, const std::string& v) { (*s->mutable_labels())["l"] = v; }},
+      {"app.platform[gpu]",
+       [](JobSpec* s, const std::string& v) {
+         (*s->mutable_app()->mutable_platform())["gpu"] = v;
+       }},
+      {"app.command[2]",
+       [](JobSpec* s, const std::string& v) { s->mutable_app()->add_command(v); }},
+      {"app.version", [](JobSpec* s, const std::string& v) { s->mutable_app()->set_version(v); }},
+      {"app.image", [](JobSpec* s, const std::string& v) { s->mutable_app()->set_image(v); }},
+      {"outputs[0]", [](JobSpec* s, const std::string& v) { s->add_outputs(v); }},
+      {"request_id", [](JobSpec* s, const std::string& v) { s->set_request_id(v); }},
+  };
+  for (const Case& c : cases) {
+    JobSpec spec = Valid();
+    c.set(&spec, nul);
+    ExpectInvalid(spec, c.field);
+    EXPECT_THAT(std::string(ValidateJobSpec(spec).message()), HasSubstr("NUL byte (at offset 1)"))
+        << c.field;
+    spec = Valid();
+    c.set(&spec, bad_utf8);
+    ExpectInvalid(spec, c.field);
+    EXPECT_THAT(std::string(ValidateJobSpec(spec).message()),
+                HasSubstr("not valid UTF-8 (byte 0xc3 at offset 3)"))
+        << c.field;
+  }
+}
+
+TEST(JobSpecTest, AcceptsWellFormedUtf8AndRejectsOverlongsAndSurrogates) {
+  for (const char* good : {"plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"}) {
+    JobSpec spec = Valid();
+    (*spec.mutable_params())["p"] = good;
+    EXPECT_TRUE(ValidateJobSpec(spec).ok()) << good;
+  }
+  for (const char* bad :
+       {"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff", "\x80"}) {
+    JobSpec spec = Valid();
+    (*spec.mutable_params())["p"] = bad;
+    EXPECT_THAT(std::string(ValidateJobSpec(spec).message()), HasSubstr("not valid UTF-8"));
+  }
 }
 
 TEST(JobSpecTest, RejectsBadKeys) {
