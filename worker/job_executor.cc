@@ -114,6 +114,7 @@ deja::v1::JobResult JobExecutor::RunResult(const std::string& job_id, uint32_t a
   result.set_job_id(job_id);
   result.set_attempt(attempt);
   result.set_exit_code(outcome.exit_code);
+  result.set_never_started(outcome.never_started);
   result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
   result.set_error(outcome.error);
   result.set_finished_at_ms(ToMillis(outcome.finished_at));

@@ -143,6 +143,7 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
   const std::string& ws = launch_.workspace;
   auto fail = [&](int code, std::string error, int log_fd) {
     outcome->exit_code = code;
+    outcome->never_started = true;
     outcome->error = std::move(error);
     if (log_fd >= 0) WriteAll(log_fd, outcome->error + "\n");
     return -1;
@@ -171,7 +172,7 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
     }
   } closer{*out_fd, *err_fd};
 
-  if (launch_.argv.empty()) return fail(kExitCannotStart, "cannot start: argv is empty", *err_fd);
+  if (launch_.argv.empty()) return fail(kExitCannotStart, "argv is empty", *err_fd);
   const std::string& argv0 = launch_.argv[0];
 
   // The child's environment first: its PATH decides where argv[0] is found.
@@ -183,8 +184,7 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
   };
   for (const auto& [key, value] : launch_.env) {
     if (!ValidEnvKey(key)) {
-      return fail(kExitCannotStart,
-                  absl::StrCat("cannot start ", argv0, ": env key \"", key, "\" is invalid"),
+      return fail(kExitCannotStart, absl::StrCat(argv0, ": env key \"", key, "\" is invalid"),
                   *err_fd);
     }
     env[key] = value;
@@ -209,8 +209,7 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
 
   std::string program;
   if (int err = ResolveExecutable(argv0, env["PATH"], ws, &program); err != 0) {
-    return fail(kExitCannotStart, absl::StrCat("cannot start ", argv0, ": ", std::strerror(err)),
-                *err_fd);
+    return fail(kExitCannotStart, absl::StrCat(argv0, ": ", std::strerror(err)), *err_fd);
   }
 
   std::vector<char*> argv_ptrs;
@@ -246,8 +245,7 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (err != 0) {
-    return fail(kExitCannotStart, absl::StrCat("cannot start ", argv0, ": ", std::strerror(err)),
-                *err_fd);
+    return fail(kExitCannotStart, absl::StrCat(argv0, ": ", std::strerror(err)), *err_fd);
   }
   return pid;
 }

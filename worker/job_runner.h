@@ -71,12 +71,13 @@ struct JobOutcome {
   // kExitCannotStart / kExitInternal when it never ran (see `error`).
   int exit_code = 0;
   // Empty when the command ran. Otherwise what went wrong, e.g.
-  // "cannot start foo: No such file or directory" (also written to logs/stderr).
+  // "foo: No such file or directory" (also written to logs/stderr).
   std::string error;
   absl::Time started_at;   // after spawn (or the failed attempt)
   absl::Time finished_at;  // after the leader was reaped
   absl::Duration run_time;
-  bool cancelled = false;  // Cancel() or Kill() was called while it ran
+  bool cancelled = false;      // Cancel() or Kill() was called while it ran
+  bool never_started = false;  // spawn failed: exit_code is ours, not the command's
 };
 
 class JobRunner {

@@ -84,13 +84,15 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
       jobs_->Enqueue(job);
     }
   } else {
-    job.set_exit_code(result.exit_code());
+    // A command that never started has no exit code (the CLI's `run` exits 1).
+    if (!result.never_started()) job.set_exit_code(result.exit_code());
     job.set_run_time_ms(result.run_time_ms());
     *job.mutable_manifest() = result.manifest();
-    if (!result.error().empty() || result.exit_code() != 0) {
+    if (result.never_started() || !result.error().empty() || result.exit_code() != 0) {
       // E.g. a declared output that matched no file: never memoized.
       SetJobState(job, deja::v1::FAILED, now);
-      job.set_message(!result.error().empty()
+      job.set_message(result.never_started() ? absl::StrCat("could not start: ", result.error())
+                      : !result.error().empty()
                           ? result.error()
                           : absl::StrCat("command exited with code ", result.exit_code()));
       finished_(job, now, fx);

@@ -495,5 +495,27 @@ TEST_F(ReuseTest, AMissingDeclaredOutputFailsTheJobAndIsNotMemoized) {
   EXPECT_TRUE(fx2.memo_puts.empty());
 }
 
+// Issue 12, finding 7: a job whose command never started was reported with
+// the worker's internal exit code -1, which `deja run` turned into 129
+// ("killed by signal 1").
+TEST_F(ReuseTest, ACommandThatNeverStartedFailsWithoutAnExitCodeSayingWhy) {
+  Connect("w1", 1);
+  Effects fx;
+  auto r = core_.Submit(Echo("a"), now_, &fx);
+  deja::v1::WorkerMessage msg;
+  msg.mutable_result()->set_job_id(r->job().job_id());
+  msg.mutable_result()->set_attempt(1);
+  msg.mutable_result()->set_exit_code(-1);
+  msg.mutable_result()->set_never_started(true);
+  msg.mutable_result()->set_error("input \"data\": fetch blob 0123: not found");
+  Effects fx2;
+  core_.WorkerMessage("w1", sessions_["w1"], msg, now_, &fx2);
+  Job job = *core_.GetJob(r->job().job_id());
+  EXPECT_EQ(job.state(), deja::v1::FAILED);
+  EXPECT_FALSE(job.has_exit_code());
+  EXPECT_EQ(job.message(), "could not start: input \"data\": fetch blob 0123: not found");
+  EXPECT_TRUE(fx2.memo_puts.empty());
+}
+
 }  // namespace
 }  // namespace deja

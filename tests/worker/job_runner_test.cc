@@ -143,7 +143,8 @@ TEST_F(JobRunnerTest, FindsTheCommandOnTheJobsPathNotTheWorkers) {
 TEST_F(JobRunnerTest, CommandNotFoundIs127WithAnErrorInTheLog) {
   JobOutcome outcome = Run({"deja-no-such-command", "arg"});
   EXPECT_EQ(outcome.exit_code, 127);
-  EXPECT_EQ(outcome.error, "cannot start deja-no-such-command: No such file or directory");
+  EXPECT_TRUE(outcome.never_started);
+  EXPECT_EQ(outcome.error, "deja-no-such-command: No such file or directory");
   EXPECT_EQ(Stderr(), outcome.error + "\n");
   EXPECT_EQ(Stdout(), "");
 }
