@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/manifest.h"
 #include "worker/channel_args.h"
+#include "worker/leftovers.h"
 #include "worker/log.h"
 #include "worker/outputs.h"
 #include "worker/paths.h"
@@ -86,15 +87,20 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
     };
   }
 
-  auto started = [job_id, attempt, on_started = std::move(on_started)](pid_t pid,
-                                                                       absl::Time started_at) {
+  auto started = [this, job_id, attempt, on_started = std::move(on_started)](
+                     pid_t pid, absl::Time started_at) {
     Log("started %s attempt %d: pid %d", job_id, attempt, pid);
+    if (absl::Status st = RecordRunning(options_.work_dir, pid, job_id, attempt); !st.ok()) {
+      Log("recording the process group of %s: %s", job_id, st.ToString());
+    }
     on_started(started_at);
   };
   auto exited =
       [this, job_id, attempt, workspace = launch.workspace,
        globs = std::vector<std::string>(assignment.outputs().begin(), assignment.outputs().end()),
        on_result = std::move(on_result)](const JobOutcome& outcome) {
+        // The group is killed and its leader reaped: nothing left to kill.
+        if (outcome.pid > 0) ForgetRunning(options_.work_dir, outcome.pid);
         deja::v1::JobResult result = RunResult(job_id, attempt, workspace, globs, outcome);
         Log("finished %s attempt %d: exit %d in %d ms, %d outputs%s%s", job_id, attempt,
             outcome.exit_code, result.run_time_ms(), result.outputs_size(),

@@ -269,6 +269,7 @@ void JobRunner::RunThread() {
   }
 
   if (pid > 0) {
+    outcome.pid = pid;
     if (on_started_) on_started_(pid, outcome.started_at);
     // Wait without reaping: while the leader is a zombie its pid (the group
     // id) stays reserved, so killing the group cannot hit a stranger.

@@ -78,6 +78,7 @@ struct JobOutcome {
   absl::Duration run_time;
   bool cancelled = false;      // Cancel() or Kill() was called while it ran
   bool never_started = false;  // spawn failed: exit_code is ours, not the command's
+  pid_t pid = 0;               // the leader's (the group's id), once spawned
 };
 
 class JobRunner {

@@ -39,6 +39,10 @@ std::string WorkerIdPath(const std::string& work_dir) {
   return absl::StrCat(MetaDir(work_dir), "/worker_id");
 }
 
+std::string RunningDir(const std::string& work_dir) {
+  return absl::StrCat(MetaDir(work_dir), "/running");
+}
+
 std::string ExpiryDir(const std::string& work_dir) {
   return absl::StrCat(MetaDir(work_dir), "/expiry");
 }

@@ -22,7 +22,11 @@
 //   |   |-- fingerprints         stat fingerprints of sealed workspaces
 //   |   |                        (worker/fingerprints.h): append-only
 //   |   |                        checksummed records, a cache (not fsynced)
-//   |   `-- fingerprints.tmp     the compacted file being written at start
+//   |   |-- fingerprints.tmp     the compacted file being written at start
+//   |   `-- running/<pgid>       a running job's process group: "<job_id>
+//   |                            <attempt> <start time>\n" (worker/
+//   |                            leftovers.h); a previous life's are killed
+//   |                            at start
 //   |-- cache/
 //   |   `-- blobs/               content-store blobs (BlobCache), LRU-bounded
 //   |       `-- <d0d1>/          the digest's first two hex digits
@@ -92,6 +96,8 @@ std::string ExpiryLogPath(const std::string& work_dir);
 // The old layout (read at start only): meta/expiry/, and
 // <work_dir>/meta/expiry/<job_id>; `job_id` must be valid (ValidateJobId).
 std::string ExpiryDir(const std::string& work_dir);
+// meta/running: the process groups of running jobs (worker/leftovers.h).
+std::string RunningDir(const std::string& work_dir);
 std::string ExpiryRecordPath(const std::string& work_dir, const std::string& job_id);
 // The prefix of the old layout's records being written.
 inline constexpr char kExpiryTempPrefix[] = "expiry.tmp-";

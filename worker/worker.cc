@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/job_log.h"
+#include "worker/leftovers.h"
 #include "worker/log.h"
 #include "worker/paths.h"
 
@@ -73,6 +74,10 @@ absl::StatusOr<std::vector<std::string>> Worker::SweepNow() { return sweeper_.Sw
 absl::Status Worker::Run() {
   if (absl::Status st = paths::MakeDirs(paths::JobsDir(config_.work_dir)); !st.ok()) return st;
   if (absl::Status st = executor_.Open(); !st.ok()) return st;
+  // Before registering: the scheduler will run those jobs again.
+  for (const std::string& killed : KillLeftovers(config_.work_dir, absl::Seconds(5))) {
+    Log("killed a job left running by this worker's previous run: %s", killed);
+  }
   if (absl::Status st = sweeper_.Load(); !st.ok()) return st;
   executor_.LoadFingerprints();
   auto server = PeerServer::Start(config_.peer_listen, config_.work_dir, &retention_);

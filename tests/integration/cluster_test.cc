@@ -392,6 +392,36 @@ TEST(ClusterTest, CancelKillsTheWholeProcessGroup) {
   EXPECT_EQ(c.client().CancelJob(id).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// Issue 12, finding 2: the processes of a SIGKILLed worker's job kept
+// running (and writing) while the scheduler ran the job again. A restarted
+// worker kills them before it registers.
+TEST(ClusterTest, ARestartedWorkerKillsTheJobsItsPreviousRunLeft) {
+  Cluster c({"--worker_timeout=2s", "--heartbeat_interval=200ms"});
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  const std::string pids = c.root() + "/pids";
+  SubmitId(c, Shell("sleep 1000 & echo $! >> " + pids + "; echo $$ >> " + pids + "; wait"));
+  auto Pids = [&] {
+    std::vector<pid_t> out;
+    for (const auto& p : absl::StrSplit(ReadFile(pids), '\n', absl::SkipEmpty())) {
+      out.push_back(std::stoi(std::string(p)));
+    }
+    return out;
+  };
+  ASSERT_TRUE(PollUntil([&] { return Pids().size() == 2; }));
+
+  c.KillWorker("w1", SIGKILL);
+  for (pid_t p : Pids()) EXPECT_FALSE(ProcessGone(p)) << "pid " << p << " died with its worker";
+  c.StartWorker("w1");
+  for (pid_t p : Pids()) {
+    EXPECT_TRUE(PollUntil([&] { return ProcessGone(p); })) << "pid " << p << " survived";
+  }
+  EXPECT_TRUE(PollUntil([&] {
+    return absl::StrContains(ReadFile(c.root() + "/worker-w1.log"),
+                             "killed a job left running by this worker's previous run");
+  }));
+}
+
 TEST(ClusterTest, MalformedSubmitsAreRejectedNamingTheField) {
   Cluster c;
   struct Case {
