@@ -19,7 +19,9 @@ ABSL_FLAG(std::string, data_dir, "", "Directory of the RocksDB store (required).
 ABSL_FLAG(absl::Duration, worker_timeout, absl::Seconds(10),
           "A worker whose stream is gone or whose heartbeats stop for this long is lost, "
           "and its running jobs are requeued.");
-ABSL_FLAG(int, max_attempts, 3, "Executions a job gets before lost workers make it FAILED.");
+ABSL_FLAG(int, max_attempts, 3,
+          "Executions a job gets before lost workers make it FAILED. Attempts a worker handed "
+          "back when it was stopped (SIGTERM) do not count.");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(1),
           "How often workers are asked to send heartbeats (less than --worker_timeout).");
 ABSL_FLAG(int, dispatch_ahead, 0,

@@ -121,6 +121,7 @@ deja::v1::JobResult JobExecutor::RunResult(const std::string& job_id, uint32_t a
   result.set_attempt(attempt);
   result.set_exit_code(outcome.exit_code);
   result.set_never_started(outcome.never_started);
+  result.set_handed_back(handing_back_ && outcome.cancelled && !outcome.never_started);
   result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
   result.set_error(outcome.error);
   result.set_finished_at_ms(ToMillis(outcome.finished_at));

@@ -19,6 +19,7 @@
 #ifndef DEJA_WORKER_JOB_EXECUTOR_H_
 #define DEJA_WORKER_JOB_EXECUTOR_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -67,6 +68,10 @@ class JobExecutor {
 
   // Ends the content store retries in progress, and makes later calls try
   // once: the worker is stopping.
+  // The worker is stopping and kills its jobs: from now on a RUN killed
+  // that way reports handed_back (not the job's outcome).
+  void HandBack() { handing_back_ = true; }
+
   // Idempotent.
   void StopRetries() {
     std::call_once(stop_once_, [this] { stopping_.Notify(); });
@@ -114,6 +119,7 @@ class JobExecutor {
   WorkspacePool workspace_pool_;
   const Materializer materializer_;
   const WorkspacePuller puller_;
+  std::atomic<bool> handing_back_{false};
   std::once_flag stop_once_;
   absl::Notification stopping_;  // before blob_client_, whose retries wait on it
   const std::unique_ptr<BlobClient> blob_client_;

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -201,14 +202,18 @@ int main(int argc, char** argv) {
                 config->content_store_address, config->slots, config->cache_bytes,
                 absl::FormatDuration(config->sweep_interval));
   deja::worker::Worker worker(*std::move(config));
-  std::thread signal_thread([&worker, stop_signals] {
+  std::atomic<bool> run_returned{false};
+  std::thread signal_thread([&worker, &run_returned, stop_signals] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    absl::FPrintF(stderr, "deja-worker: got signal %d, stopping\n", sig);
+    if (run_returned) return;  // the wake-up below, not a signal to act on
+    absl::FPrintF(stderr, "deja-worker: got signal %d, handing back its jobs and stopping\n", sig);
+    worker.Leave(sig == SIGTERM ? "SIGTERM" : "SIGINT");
     worker.Stop();
   });
 
   absl::Status status = worker.Run();
+  run_returned = true;
   worker.Stop();
   // Ends the sigwait if no signal came. Every thread blocks SIGTERM (it is
   // only ever taken by sigwait), so this wakes that thread and kills nothing.

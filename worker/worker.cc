@@ -163,6 +163,16 @@ std::vector<WorkspaceRetention::Doomed> Worker::TakeExpired(
 
 bool Worker::Send(const deja::v1::WorkerMessage& message) { return session_.Send(message); }
 
+void Worker::Leave(const std::string& reason) {
+  deja::v1::WorkerMessage leaving;
+  leaving.mutable_leaving()->set_reason(reason);
+  if (!Send(leaving)) {
+    Log("stopping while not connected: the scheduler requeues the jobs after its --worker_timeout");
+  }
+  executor_.HandBack();
+  ShutdownJobs();
+}
+
 void Worker::ApplyLocked(WorkerActions& actions) {
   for (const std::string& line : actions.log) Log("%s", line);
   for (const JobKey& key : actions.kill) {

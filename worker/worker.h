@@ -111,6 +111,13 @@ class Worker : private SessionHandler, private SweeperHost {
   // Makes Run() return soon: cancels the stream and kills running jobs.
   void Stop();
 
+  // Hands the jobs back before a Stop() (the daemon got SIGTERM): tells the
+  // scheduler (Leaving), which assigns nothing more and requeues what has
+  // not started, then kills the running jobs, whose results go out marked
+  // handed_back so that their attempts are not counted against
+  // --max_attempts. Returns once they are dead and reported.
+  void Leave(const std::string& reason);
+
   // Applies the ResultAcks received so far, then deletes every expired,
   // unleased workspace (against the Clock) and reports the deletions to the
   // scheduler, as the sweeper thread does every sweep_interval. Returns the

@@ -90,10 +90,15 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
   }
   if (reg.slots() == 0) return absl::InvalidArgumentError("register.slots: must be at least 1");
   Worker& worker = workers_[reg.worker_id()];
+  // Jobs its previous life handed back, if it said it was stopping.
+  const bool was_draining = worker.draining;
+  const std::string left_why = worker.leaving_why;
   worker.info = reg;
   worker.info.clear_held();
   worker.session = session;
   worker.connected = true;
+  worker.draining = false;  // a new life of the worker
+  worker.leaving_why.clear();
   worker.last_seen = now;
 
   // RegisterAck is always the first message of a session.
@@ -146,6 +151,8 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
       Release(worker, id);
     }
     partial.info.set_worker_id(reg.worker_id());
+    partial.draining = was_draining;
+    partial.leaving_why = left_why;
     LoseWorker(partial, "worker " + reg.worker_id() + " restarted without it", now, fx);
   }
   Dispatch(now, fx);
@@ -177,6 +184,47 @@ void Dispatcher::Release(Worker& worker, const std::string& job_id) {
   worker.jobs.erase(it);
 }
 
+void Dispatcher::Leaving(const std::string& worker_id, uint64_t session, const std::string& reason,
+                         absl::Time now, Effects* fx) {
+  Worker* worker = FindWorker(worker_id);
+  if (worker == nullptr || worker->session != session || !worker->connected) return;
+  worker->draining = true;
+  worker->leaving_why = absl::StrCat("worker ", worker_id, " stopped",
+                                     reason.empty() ? "" : absl::StrCat(" (", reason, ")"));
+  // What it has not started goes back now; what runs comes back with its
+  // result (handed_back), once the worker has killed it.
+  std::vector<std::string> unstarted;
+  for (const auto& [job_id, attempt] : worker->jobs) {
+    const Job* job = jobs_->Find(job_id);
+    if (job != nullptr && job->attempt() == attempt && job->state() == deja::v1::ASSIGNED) {
+      unstarted.push_back(job_id);
+    }
+  }
+  for (const std::string& job_id : unstarted) {
+    Release(*worker, job_id);
+    Job& job = *jobs_->Find(job_id);
+    HandBack(job, worker->leaving_why, now);
+    fx->jobs[job_id] = job;
+  }
+  Dispatch(now, fx);
+}
+
+std::string Dispatcher::WhyStopped(const std::string& worker_id) const {
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end() && !it->second.leaving_why.empty()) return it->second.leaving_why;
+  return absl::StrCat("worker ", worker_id, " stopped");
+}
+
+void Dispatcher::HandBack(Job& job, const std::string& why, absl::Time now) {
+  job.set_handed_back(job.handed_back() + 1);
+  job.set_attempt(job.attempt() + 1);
+  job.set_message(absl::StrCat(why, "; handed back and requeued (not counted against the ",
+                               options_.max_attempts, " attempts)"));
+  job.clear_started_at_ms();
+  SetJobState(job, deja::v1::QUEUED, now);
+  jobs_->Enqueue(job);
+}
+
 void Dispatcher::LoseWorker(Worker& worker, const std::string& why, absl::Time now, Effects* fx) {
   std::map<std::string, uint32_t> jobs;
   jobs.swap(worker.jobs);
@@ -197,13 +245,15 @@ void Dispatcher::LoseWorker(Worker& worker, const std::string& why, absl::Time n
       job.set_attempt(job.attempt() + 1);
       SetJobState(job, deja::v1::QUEUED, now);
       jobs_->Enqueue(job);
-    } else if (static_cast<int>(job.attempt()) >= options_.max_attempts) {
+    } else if (worker.draining) {
+      HandBack(job, worker.leaving_why, now);  // it said it was stopping
+    } else if (static_cast<int>(ChargedAttempts(job)) >= options_.max_attempts) {
       SetJobState(job, deja::v1::FAILED, now);
-      job.set_message(absl::StrCat(why, "; gave up after ", job.attempt(), " attempts"));
+      job.set_message(absl::StrCat(why, "; gave up after ", ChargedAttempts(job), " attempts"));
       finished_(job, now, fx);
     } else {
       job.set_attempt(job.attempt() + 1);
-      job.set_message(absl::StrCat(why, "; requeued (attempt ", job.attempt(), " of ",
+      job.set_message(absl::StrCat(why, "; requeued (attempt ", ChargedAttempts(job), " of ",
                                    options_.max_attempts, ")"));
       job.clear_started_at_ms();
       SetJobState(job, deja::v1::QUEUED, now);
@@ -232,7 +282,7 @@ int Dispatcher::Capacity(const Worker& worker) const {
 }
 
 bool Dispatcher::Fits(const Worker& worker, const Job& job) const {
-  if (!worker.connected || worker.busy_slots >= Capacity(worker)) return false;
+  if (!worker.connected || worker.draining || worker.busy_slots >= Capacity(worker)) return false;
   for (const auto& [key, value] : job.spec().app().platform()) {
     auto it = worker.info.platform().find(key);
     if (it == worker.info.platform().end() || it->second != value) return false;

@@ -67,6 +67,22 @@ class Dispatcher {
   // A message from `session` arrived: true (and the worker seen now) when it
   // is the worker's current, connected session; false to ignore it.
   bool Touch(const std::string& worker_id, uint64_t session, absl::Time now);
+  // The worker of `session` is stopping (WorkerMessage.leaving): it gets
+  // nothing more; the jobs it has not started are handed back (requeued, the
+  // attempt not counted against max_attempts) now, the running ones when
+  // their handed_back results come (HandBack), or if the worker is lost
+  // before that.
+  void Leaving(const std::string& worker_id, uint64_t session, const std::string& reason,
+               absl::Time now, Effects* fx);
+  // Requeues `job`, whose attempt its worker handed back (or lost while
+  // stopping): a new attempt that does not count against max_attempts.
+  void HandBack(deja::v1::Job& job, const std::string& why, absl::Time now);
+  // "worker <id> stopped (<reason>)", as its Leaving said.
+  std::string WhyStopped(const std::string& worker_id) const;
+  // The attempts that count against max_attempts.
+  static uint32_t ChargedAttempts(const deja::v1::Job& job) {
+    return job.attempt() - job.handed_back();
+  }
   // Declares silent workers lost (closing their streams) and requeues
   // their jobs. Call periodically.
   void CheckLiveness(absl::Time now, Effects* fx);
@@ -93,10 +109,14 @@ class Dispatcher {
     // Jobs sent to this worker whose result has not arrived: id -> attempt.
     std::map<std::string, uint32_t> jobs;
     int busy_slots = 0;  // RUN assignments among `jobs`
+    // It said it is stopping (Leaving): nothing more is assigned to it.
+    bool draining = false;
+    std::string leaving_why;
   };
 
   Worker* FindWorker(const std::string& worker_id);
-  // Requeues (or fails, past max_attempts) every job on a lost worker.
+  // Requeues (or fails, past max_attempts) every job on a lost worker; a
+  // draining one's are handed back.
   void LoseWorker(Worker& worker, const std::string& why, absl::Time now, Effects* fx);
   void Release(Worker& worker, const std::string& job_id);
   // A reuse candidate: MATERIALIZE on the holder, or on another worker that

@@ -326,6 +326,9 @@ void SchedulerCore::WorkerMessage(const std::string& worker_id, uint64_t session
     case deja::v1::WorkerMessage::kExpired:
       reports_.WorkspacesExpired(worker_id, msg.expired(), fx);
       return;
+    case deja::v1::WorkerMessage::kLeaving:
+      dispatcher_.Leaving(worker_id, session, msg.leaving().reason(), now, fx);
+      return;
     default:
       return;  // heartbeats only refresh last_seen; log data is the service's
   }

@@ -83,6 +83,9 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
       SetJobState(job, deja::v1::QUEUED, now);
       jobs_->Enqueue(job);
     }
+  } else if (result.handed_back()) {
+    // Its worker is stopping and killed it: not the job's outcome.
+    dispatcher_->HandBack(job, dispatcher_->WhyStopped(worker_id), now);
   } else {
     // A command that never started has no exit code (the CLI's `run` exits 1).
     if (!result.never_started()) job.set_exit_code(result.exit_code());

@@ -422,6 +422,31 @@ TEST(ClusterTest, ARestartedWorkerKillsTheJobsItsPreviousRunLeft) {
   }));
 }
 
+// Issue 12, "operations are not failures": a `docker compose restart` (SIGTERM
+// to the worker) turned a healthy job into "gave up after N attempts".
+TEST(ClusterTest, AWorkerStoppedWithSigtermHandsItsJobBackWithoutUsingAnAttempt) {
+  Cluster c({"--max_attempts=1", "--worker_timeout=3s", "--heartbeat_interval=200ms"});
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  const std::string gate = c.root() + "/gate";
+  const std::string id =
+      SubmitId(c, Shell("while [ ! -e " + gate + " ]; do sleep 0.02; done; echo ran"));
+  ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::RUNNING); }));
+
+  c.KillWorker("w1", SIGTERM);  // waits for it to exit
+  Job handed = *c.client().GetJob(id);
+  EXPECT_EQ(handed.state(), deja::v1::QUEUED) << handed.message();
+  EXPECT_THAT(handed.message(), ::testing::HasSubstr("worker w1 stopped (SIGTERM)"));
+  EXPECT_EQ(handed.handed_back(), 1u);
+
+  c.StartWorker("w2");
+  WriteFile(gate, "");
+  Job job = Await(c, id);
+  EXPECT_EQ(job.state(), deja::v1::SUCCEEDED) << job.message();
+  EXPECT_EQ(job.attempt(), 2u);
+  EXPECT_EQ(job.worker_id(), "w2");
+}
+
 TEST(ClusterTest, MalformedSubmitsAreRejectedNamingTheField) {
   Cluster c;
   struct Case {

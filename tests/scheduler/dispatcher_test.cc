@@ -119,6 +119,50 @@ TEST_F(DispatcherTest, ASilentWorkerIsLostAndItsJobsRequeuedThenFailed) {
   EXPECT_EQ(finished_, std::vector<std::string>{a}) << "the core is told it ended";
 }
 
+// Issue 12, "operations are not failures": a worker stopped with SIGTERM
+// (a restart, a scale-down) hands its jobs back; those attempts do not count
+// against max_attempts (2 here), however often it happens.
+TEST_F(DispatcherTest, AStoppingWorkerHandsItsJobsBackWithoutUsingAttempts) {
+  std::string running = Queue(), waiting = Queue(), later = Queue();
+  Effects fx;
+  ASSERT_TRUE(dispatcher_.Connect(Reg("w1", 2), 1, now_, &fx).ok());
+  ASSERT_EQ(Assigned(fx, "w1"), (std::vector<std::string>{running, waiting}));
+  SetJobState(jobs_.At(running), deja::v1::RUNNING, now_);  // started; `waiting` not yet
+
+  Effects leaving;
+  dispatcher_.Leaving("w1", 1, "SIGTERM", now_, &leaving);
+  EXPECT_TRUE(Assigned(leaving, "w1").empty()) << "a stopping worker gets nothing more";
+  EXPECT_EQ(jobs_.At(waiting).state(), deja::v1::QUEUED) << "not started: handed back now";
+  EXPECT_EQ(jobs_.At(waiting).attempt(), 2u);
+  EXPECT_EQ(jobs_.At(waiting).handed_back(), 1u);
+  EXPECT_EQ(jobs_.At(waiting).message(),
+            "worker w1 stopped (SIGTERM); handed back and requeued (not counted against the 2 "
+            "attempts)");
+  EXPECT_EQ(jobs_.At(running).state(), deja::v1::RUNNING) << "until its process is dead";
+  EXPECT_EQ(jobs_.At(later).state(), deja::v1::QUEUED);
+
+  // The running job's result never comes (the worker died while stopping):
+  // lost, and handed back all the same, three times over.
+  for (int life = 0; life < 3; ++life) {
+    Effects lost;
+    dispatcher_.CheckLiveness(now_ + absl::Seconds(11), &lost);
+    EXPECT_EQ(jobs_.At(running).state(), deja::v1::QUEUED) << life;
+    Effects back;
+    const uint64_t session = 2 + life;
+    now_ += absl::Seconds(20);
+    ASSERT_TRUE(dispatcher_.Connect(Reg("w1", 3), session, now_, &back).ok());
+    ASSERT_EQ(jobs_.At(running).worker_id(), "w1");
+    SetJobState(jobs_.At(running), deja::v1::RUNNING, now_);
+    Effects again;
+    dispatcher_.Leaving("w1", session, "SIGTERM", now_, &again);
+  }
+  Effects lost;
+  dispatcher_.CheckLiveness(now_ + absl::Seconds(11), &lost);
+  EXPECT_EQ(jobs_.At(running).state(), deja::v1::QUEUED) << "never FAILED by operations";
+  EXPECT_EQ(Dispatcher::ChargedAttempts(jobs_.At(running)), 1u);
+  EXPECT_TRUE(finished_.empty());
+}
+
 TEST_F(DispatcherTest, AWorkerBackWithoutItsJobHasItRequeued) {
   std::string a = Queue();
   Effects fx;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "common/job_identity.h"
 #include "gtest/gtest.h"
 
@@ -515,6 +516,25 @@ TEST_F(ReuseTest, ACommandThatNeverStartedFailsWithoutAnExitCodeSayingWhy) {
   EXPECT_FALSE(job.has_exit_code());
   EXPECT_EQ(job.message(), "could not start: input \"data\": fetch blob 0123: not found");
   EXPECT_TRUE(fx2.memo_puts.empty());
+}
+
+TEST_F(ReuseTest, AHandedBackResultRequeuesTheJobWithoutUsingAnAttempt) {
+  Connect("w1", 1);
+  Effects fx;
+  auto r = core_.Submit(Echo("a"), now_, &fx);
+  deja::v1::WorkerMessage msg;
+  msg.mutable_result()->set_job_id(r->job().job_id());
+  msg.mutable_result()->set_attempt(1);
+  msg.mutable_result()->set_exit_code(-9);
+  msg.mutable_result()->set_handed_back(true);
+  Effects fx2;
+  core_.WorkerMessage("w1", sessions_["w1"], msg, now_, &fx2);
+  Job job = *core_.GetJob(r->job().job_id());
+  EXPECT_NE(job.state(), deja::v1::FAILED);
+  EXPECT_EQ(job.attempt(), 2u);
+  EXPECT_EQ(job.handed_back(), 1u);
+  EXPECT_FALSE(job.has_exit_code());
+  EXPECT_TRUE(absl::StrContains(job.message(), "worker w1 stopped; handed back")) << job.message();
 }
 
 }  // namespace
