@@ -365,6 +365,20 @@ class ReuseTest : public ::testing::Test {
     ASSERT_TRUE(core_.WorkerConnected(reg, ++session_, now_, &fx).ok());
     sessions_[id] = session_;
   }
+  // Submits echo to w1 (connected, 1 slot), which reports `result` (job id
+  // and attempt 1 filled in); returns the job after the report.
+  Job ReportFirstAttempt(deja::v1::JobResult result, Effects* fx) {
+    Connect("w1", 1);
+    Effects submitted;
+    auto r = core_.Submit(Echo("a"), now_, &submitted);
+    EXPECT_TRUE(r.ok()) << r.status();
+    deja::v1::WorkerMessage msg;
+    *msg.mutable_result() = std::move(result);
+    msg.mutable_result()->set_job_id(r->job().job_id());
+    msg.mutable_result()->set_attempt(1);
+    core_.WorkerMessage("w1", sessions_["w1"], msg, now_, fx);
+    return *core_.GetJob(r->job().job_id());
+  }
   // Runs `spec` to success on whatever worker takes it, with one output.
   std::string RunToSuccess(const JobSpec& spec) {
     Effects fx;
@@ -500,18 +514,12 @@ TEST_F(ReuseTest, AMissingDeclaredOutputFailsTheJobAndIsNotMemoized) {
 // the worker's internal exit code -1, which `deja run` turned into 129
 // ("killed by signal 1").
 TEST_F(ReuseTest, ACommandThatNeverStartedFailsWithoutAnExitCodeSayingWhy) {
-  Connect("w1", 1);
-  Effects fx;
-  auto r = core_.Submit(Echo("a"), now_, &fx);
-  deja::v1::WorkerMessage msg;
-  msg.mutable_result()->set_job_id(r->job().job_id());
-  msg.mutable_result()->set_attempt(1);
-  msg.mutable_result()->set_exit_code(-1);
-  msg.mutable_result()->set_never_started(true);
-  msg.mutable_result()->set_error("input \"data\": fetch blob 0123: not found");
+  deja::v1::JobResult result;
+  result.set_exit_code(-1);
+  result.set_never_started(true);
+  result.set_error("input \"data\": fetch blob 0123: not found");
   Effects fx2;
-  core_.WorkerMessage("w1", sessions_["w1"], msg, now_, &fx2);
-  Job job = *core_.GetJob(r->job().job_id());
+  Job job = ReportFirstAttempt(result, &fx2);
   EXPECT_EQ(job.state(), deja::v1::FAILED);
   EXPECT_FALSE(job.has_exit_code());
   EXPECT_EQ(job.message(), "could not start: input \"data\": fetch blob 0123: not found");
@@ -519,17 +527,11 @@ TEST_F(ReuseTest, ACommandThatNeverStartedFailsWithoutAnExitCodeSayingWhy) {
 }
 
 TEST_F(ReuseTest, AHandedBackResultRequeuesTheJobWithoutUsingAnAttempt) {
-  Connect("w1", 1);
-  Effects fx;
-  auto r = core_.Submit(Echo("a"), now_, &fx);
-  deja::v1::WorkerMessage msg;
-  msg.mutable_result()->set_job_id(r->job().job_id());
-  msg.mutable_result()->set_attempt(1);
-  msg.mutable_result()->set_exit_code(-9);
-  msg.mutable_result()->set_handed_back(true);
+  deja::v1::JobResult result;
+  result.set_exit_code(-9);
+  result.set_handed_back(true);
   Effects fx2;
-  core_.WorkerMessage("w1", sessions_["w1"], msg, now_, &fx2);
-  Job job = *core_.GetJob(r->job().job_id());
+  Job job = ReportFirstAttempt(result, &fx2);
   EXPECT_NE(job.state(), deja::v1::FAILED);
   EXPECT_EQ(job.attempt(), 2u);
   EXPECT_EQ(job.handed_back(), 1u);
