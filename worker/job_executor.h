@@ -66,13 +66,12 @@ class JobExecutor {
   JobExecutor(const JobExecutor&) = delete;
   JobExecutor& operator=(const JobExecutor&) = delete;
 
-  // Ends the content store retries in progress, and makes later calls try
-  // once: the worker is stopping.
   // The worker is stopping and kills its jobs: from now on a RUN killed
   // that way reports handed_back (not the job's outcome).
   void HandBack() { handing_back_ = true; }
 
-  // Idempotent.
+  // Ends the content store retries in progress, and makes later calls try
+  // once: the worker is stopping. Idempotent.
   void StopRetries() {
     std::call_once(stop_once_, [this] { stopping_.Notify(); });
   }
