@@ -1,19 +1,15 @@
 #include "worker/leftovers.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/errors.h"
-#include "common/files.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
