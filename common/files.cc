@@ -1,7 +1,10 @@
 #include "common/files.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/errors.h"
@@ -15,6 +18,40 @@ absl::Status MakeParentDirs(const std::string& path) {
     if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + dir);
   }
   return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents, bool sync) {
+  const std::string tmp = path + ".tmp";
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
+  absl::Status status;
+  for (size_t done = 0; done < contents.size() && status.ok();) {
+    const ssize_t n = write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = ErrnoStatus(errno, "write " + tmp);
+    } else {
+      done += static_cast<size_t>(n);
+    }
+  }
+  if (status.ok() && sync && fsync(fd) != 0) status = ErrnoStatus(errno, "fsync " + tmp);
+  if (close(fd) != 0 && status.ok()) status = ErrnoStatus(errno, "close " + tmp);
+  if (status.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
+    status = ErrnoStatus(errno, "rename " + tmp + " to " + path);
+  }
+  if (!status.ok()) {
+    unlink(tmp.c_str());
+    return status;
+  }
+  if (!sync) return status;
+  const size_t slash = path.rfind('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
+  const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return ErrnoStatus(errno, "open " + dir);
+  if (fsync(dir_fd) != 0) status = ErrnoStatus(errno, "fsync " + dir);
+  close(dir_fd);
+  return status;
 }
 
 }  // namespace deja

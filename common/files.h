@@ -12,6 +12,15 @@ namespace deja {
 // fine. The failing mkdir's errno as an ErrnoStatus naming the directory.
 absl::Status MakeParentDirs(const std::string& path);
 
+// Replaces `path` with `contents` so that a crash leaves the old file or the
+// new one, never a mix: writes <path>.tmp and renames it over `path`. With
+// `sync`, the new file is also on disk when this returns (the temporary is
+// fsynced before the rename, the directory after it), so it survives the
+// machine's crash too, not only the process's. The parent directory must
+// exist. Errors name the step and the file (ENOSPC as "No space left on
+// device").
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents, bool sync);
+
 }  // namespace deja
 
 #endif  // DEJA_COMMON_FILES_H_

@@ -3,6 +3,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -87,25 +88,43 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
     };
   }
 
-  auto started = [this, job_id, attempt, on_started = std::move(on_started)](
-                     pid_t pid, absl::Time started_at) {
-    Log("started %s attempt %d: pid %d", job_id, attempt, pid);
-    if (absl::Status st = RecordRunning(options_.work_dir, pid, job_id, attempt); !st.ok()) {
-      Log("recording the process group of %s: %s", job_id, st.ToString());
+  // The attempt's record (worker/leftovers.h), from the spawn until the
+  // result is handed over; the runner's callbacks share it, one at a time.
+  auto record = std::make_shared<deja::v1::RunningRecord>();
+  record->set_job_id(job_id);
+  record->set_attempt(attempt);
+  *record->mutable_outputs() = assignment.outputs();
+  auto started = [this, record, on_started = std::move(on_started)](pid_t pid,
+                                                                    absl::Time started_at) {
+    Log("started %s attempt %d: pid %d", record->job_id(), record->attempt(), pid);
+    record->set_pgid(pid);
+    record->set_started_at_ms(ToMillis(started_at));
+    if (absl::Status st = RecordRunning(options_.work_dir, *record); !st.ok()) {
+      Log("recording the process group of %s: %s", record->job_id(), st.ToString());
     }
     on_started(started_at);
   };
+  launch.leader_exited = [this, record](pid_t /*pid*/, int exit_code) {
+    record->set_exited(true);
+    record->set_exit_code(exit_code);
+    record->set_finished_at_ms(ToMillis(clock_->Now()));
+    if (absl::Status st = RecordRunning(options_.work_dir, *record); !st.ok()) {
+      Log("recording the exit of %s: %s", record->job_id(), st.ToString());
+    }
+  };
   auto exited =
-      [this, job_id, attempt, workspace = launch.workspace,
+      [this, record, workspace = launch.workspace,
        globs = std::vector<std::string>(assignment.outputs().begin(), assignment.outputs().end()),
        on_result = std::move(on_result)](const JobOutcome& outcome) {
-        // The group is killed and its leader reaped: nothing left to kill.
-        if (outcome.pid > 0) ForgetRunning(options_.work_dir, outcome.pid);
-        deja::v1::JobResult result = RunResult(job_id, attempt, workspace, globs, outcome);
-        Log("finished %s attempt %d: exit %d in %d ms, %d outputs%s%s", job_id, attempt,
-            outcome.exit_code, result.run_time_ms(), result.outputs_size(),
+        deja::v1::JobResult result =
+            RunResult(record->job_id(), record->attempt(), workspace, globs, outcome);
+        Log("finished %s attempt %d: exit %d in %d ms, %d outputs%s%s", record->job_id(),
+            record->attempt(), outcome.exit_code, result.run_time_ms(), result.outputs_size(),
             result.error().empty() ? "" : ": ", result.error());
         on_result(std::move(result));
+        // The result is kept (the worker writes it to disk before taking
+        // it), and the group was killed and its leader reaped.
+        if (outcome.pid > 0) ForgetRunning(options_.work_dir, outcome.pid);
         // While the scheduler answers, the next job's workspace gets ready.
         workspace_pool_.Refill();
       };
@@ -153,6 +172,22 @@ deja::v1::JobResult JobExecutor::RunResult(const std::string& job_id, uint32_t a
     return result;
   }
   for (auto& out : *outputs) *result.add_outputs() = std::move(out);
+  return result;
+}
+
+deja::v1::JobResult JobExecutor::FinishRecorded(const deja::v1::RunningRecord& record) const {
+  JobOutcome outcome;
+  outcome.exit_code = record.exit_code();
+  outcome.started_at = absl::FromUnixMillis(record.started_at_ms());
+  outcome.finished_at = absl::FromUnixMillis(record.finished_at_ms());
+  outcome.run_time = outcome.finished_at - outcome.started_at;
+  outcome.pid = record.pgid();
+  deja::v1::JobResult result = RunResult(
+      record.job_id(), record.attempt(), paths::WorkspaceDir(options_.work_dir, record.job_id()),
+      std::vector<std::string>(record.outputs().begin(), record.outputs().end()), outcome);
+  Log("finished %s attempt %d after a restart: its command had exited %d; %d outputs%s%s",
+      record.job_id(), record.attempt(), outcome.exit_code, result.outputs_size(),
+      result.error().empty() ? "" : ": ", result.error());
   return result;
 }
 

@@ -91,6 +91,11 @@ class JobExecutor {
   std::unique_ptr<JobRunner> StartRun(const deja::v1::Assignment& assignment,
                                       StartedCallback on_started, ResultCallback on_result);
 
+  // The result of a RUN attempt whose command exited during this worker's
+  // previous life (`record` says how: worker/leftovers.h), finished now as
+  // the runner would have: manifest, seal, outputs uploaded. Blocks.
+  deja::v1::JobResult FinishRecorded(const deja::v1::RunningRecord& record) const;
+
   // Copies a MATERIALIZE attempt's source into its workspace, calling
   // `on_started` first; blocks until done and returns the result (exit code
   // kExitInternal and `error` on failure, verification_failed when the

@@ -273,8 +273,11 @@ void JobRunner::RunThread() {
     if (on_started_) on_started_(pid, outcome.started_at);
     // Wait without reaping: while the leader is a zombie its pid (the group
     // id) stays reserved, so killing the group cannot hit a stranger.
-    siginfo_t info;
+    siginfo_t info = {};
     while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+    }
+    if (launch_.leader_exited) {
+      launch_.leader_exited(pid, info.si_code == CLD_EXITED ? info.si_status : -info.si_status);
     }
     int status = 0;
     {

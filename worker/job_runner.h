@@ -3,7 +3,8 @@
 // Execution model: Start() returns at once; a runner thread owned by the
 // JobRunner prepares the workspace (an earlier attempt's directory is removed,
 // logs/ is created, JobLaunch::prepare runs), spawns the command with
-// posix_spawn, calls `on_started`, waits for the leader, SIGKILLs whatever is left of the process
+// posix_spawn, calls `on_started`, waits for the leader (calling
+// JobLaunch::leader_exited as soon as it has exited), SIGKILLs whatever is left of the process
 // group while the leader is still an unreaped zombie (so the group id cannot have been recycled),
 // reaps it, and finally calls `on_exit` exactly once. Both callbacks run on the runner thread, in
 // that order; they must not destroy the JobRunner.
@@ -64,6 +65,11 @@ struct JobLaunch {
   // logs/stderr, replacing whatever is there (the worker renames a spare
   // into place, worker/workspace_pool.h). Default: remove, then mkdir.
   std::function<absl::Status(const std::string& workspace)> make_workspace;
+  // Optional. Runs on the runner thread the moment the leader has exited
+  // (`exit_code` as in JobOutcome), before the rest of the group is killed
+  // and the leader reaped: the worker records the exit here, so that its
+  // next life can report a command that ended while it was dying.
+  std::function<void(pid_t pid, int exit_code)> leader_exited;
 };
 
 struct JobOutcome {

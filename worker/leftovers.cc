@@ -1,15 +1,15 @@
 #include "worker/leftovers.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/files.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
@@ -18,8 +18,7 @@ namespace {
 // Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or 0
 // when there is no such process.
 uint64_t StartTime(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string stat = paths::ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"));
   const size_t paren = stat.rfind(')');  // the command name may hold spaces
   if (paren == std::string::npos) return 0;
   std::vector<std::string> fields = absl::StrSplit(stat.substr(paren + 2), ' ');
@@ -31,54 +30,65 @@ uint64_t StartTime(pid_t pid) {
 
 bool GroupGone(pid_t pgid) { return kill(-pgid, 0) != 0 && errno == ESRCH; }
 
+std::string RecordPath(const std::string& work_dir, pid_t pgid) {
+  return absl::StrCat(paths::RunningDir(work_dir), "/", pgid);
+}
+
 }  // namespace
 
-absl::Status RecordRunning(const std::string& work_dir, pid_t pgid, const std::string& job_id,
-                           uint32_t attempt) {
+absl::Status RecordRunning(const std::string& work_dir, deja::v1::RunningRecord record) {
   const std::string dir = paths::RunningDir(work_dir);
   if (absl::Status st = paths::MakeDirs(dir); !st.ok()) return st;
-  const std::string path = absl::StrCat(dir, "/", pgid);
-  std::ofstream out(path, std::ios::trunc);
-  out << job_id << " " << attempt << " " << StartTime(pgid) << "\n";
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("write ", path));
-  return absl::OkStatus();
+  if (record.start_ticks() == 0) record.set_start_ticks(StartTime(record.pgid()));
+  // Not synced: it must survive this process, not the machine (whose crash
+  // ends the job too).
+  return WriteFileAtomically(RecordPath(work_dir, record.pgid()), record.SerializeAsString(),
+                             /*sync=*/false);
 }
 
 void ForgetRunning(const std::string& work_dir, pid_t pgid) {
-  unlink(absl::StrCat(paths::RunningDir(work_dir), "/", pgid).c_str());
+  unlink(RecordPath(work_dir, pgid).c_str());
 }
 
-std::vector<std::string> KillLeftovers(const std::string& work_dir, absl::Duration wait) {
-  std::vector<std::string> killed;
+std::vector<deja::v1::RunningRecord> ReadRunning(const std::string& work_dir, bool remove_strays) {
+  std::vector<deja::v1::RunningRecord> records;
   const std::string dir = paths::RunningDir(work_dir);
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return killed;
-  std::vector<std::string> names;
-  while (struct dirent* e = readdir(d)) {
-    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
-  }
-  closedir(d);
-  for (const std::string& name : names) {
+  for (const std::string& name : paths::ListNames(dir)) {
     const std::string path = absl::StrCat(dir, "/", name);
+    const std::string bytes = paths::ReadSmallFile(path);
+    deja::v1::RunningRecord record;
     pid_t pgid = 0;
-    std::string job_id;
-    uint32_t attempt = 0;
-    uint64_t recorded_start = 0;
-    std::ifstream in(path);
-    if (absl::SimpleAtoi(name, &pgid) && pgid > 1 && (in >> job_id >> attempt >> recorded_start)) {
-      const uint64_t now_start = StartTime(pgid);
-      // The leader is the recorded process, or gone: what is left of the
-      // group is the job's.
-      if ((now_start == 0 || now_start == recorded_start) && !GroupGone(pgid)) {
-        kill(-pgid, SIGKILL);
-        const absl::Time deadline = absl::Now() + wait;
-        while (!GroupGone(pgid) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
-        killed.push_back(absl::StrCat("job ", job_id, " attempt ", attempt, ", process group ",
-                                      pgid, GroupGone(pgid) ? "" : " (still there)"));
-      }
+    if (!absl::SimpleAtoi(name, &pgid) || !record.ParseFromString(bytes) || record.pgid() != pgid ||
+        pgid <= 1) {
+      if (remove_strays) unlink(path.c_str());  // a temporary, or not ours
+      continue;
     }
-    unlink(path.c_str());
+    records.push_back(std::move(record));
+  }
+  std::sort(records.begin(), records.end(),
+            [](const auto& a, const auto& b) { return a.pgid() < b.pgid(); });
+  return records;
+}
+
+std::optional<std::string> KillGroup(const deja::v1::RunningRecord& record, absl::Duration wait) {
+  const pid_t pgid = record.pgid();
+  if (pgid <= 1) return std::nullopt;
+  const uint64_t now_start = StartTime(pgid);
+  // The leader is the recorded process, or gone: what is left of the group
+  // is the job's.
+  if ((now_start != 0 && now_start != record.start_ticks()) || GroupGone(pgid)) return std::nullopt;
+  kill(-pgid, SIGKILL);
+  const absl::Time deadline = absl::Now() + wait;
+  while (!GroupGone(pgid) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  return absl::StrCat("job ", record.job_id(), " attempt ", record.attempt(), ", process group ",
+                      pgid,
+                      wait == absl::ZeroDuration() || GroupGone(pgid) ? "" : " (still there)");
+}
+
+std::vector<std::string> KillRecorded(const std::string& work_dir, absl::Duration wait) {
+  std::vector<std::string> killed;
+  for (const deja::v1::RunningRecord& record : ReadRunning(work_dir, /*remove_strays=*/false)) {
+    if (auto line = KillGroup(record, wait)) killed.push_back(*std::move(line));
   }
   return killed;
 }

@@ -1,12 +1,18 @@
-// Job processes a previous life of this worker left running.
+// The records of running job processes, and what a worker's next life (or
+// its watchdog) does with them.
 //
 // A killed worker (SIGKILL, OOM, a crash) cannot kill its jobs, whose
-// process groups keep running, and writing, while the scheduler runs the
-// same jobs again elsewhere. So each started job's process group is recorded
-// in <work_dir>/meta/running/<pgid> ("<job_id> <attempt> <start time>\n",
-// the start time in clock ticks since boot, from /proc/<pid>/stat) while it
-// runs, and at start, before it registers, the worker kills (SIGKILL) every
-// recorded group still there and waits until it is gone.
+// process groups would keep running, and writing, while the scheduler runs
+// the same jobs again elsewhere; nor report a command that had just exited.
+// So each started RUN attempt is recorded in <work_dir>/meta/running/<pgid>
+// (a deja.v1.RunningRecord: job, attempt, the leader's start time from
+// /proc/<pid>/stat, output globs), the record is marked exited with the exit
+// code the moment the leader exits, and it is removed only once the
+// attempt's result is kept on disk (worker/result_store.h). The watchdog
+// kills the recorded groups when the worker dies (worker/watchdog.h); the
+// next life kills what is left, finishes the attempts whose command had
+// exited and reports them, and forgets the rest (the scheduler runs those
+// again).
 //
 // A group's id is its leader's pid, which Linux does not hand out again while
 // the group has a member: a recorded group is killed when its leader is the
@@ -22,26 +28,37 @@
 
 #include <sys/types.h>
 
-#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "deja/v1/worker.pb.h"
 
 namespace deja::worker {
 
-// Records the running process group `pgid` (its leader's pid) of `job_id`.
-absl::Status RecordRunning(const std::string& work_dir, pid_t pgid, const std::string& job_id,
-                           uint32_t attempt);
+// Writes (replaces) the record of `record.pgid()`, atomically. A record
+// without a start time gets the leader's, read now.
+absl::Status RecordRunning(const std::string& work_dir, deja::v1::RunningRecord record);
 
-// Removes the record of `pgid` (its group was killed and its leader reaped).
+// Removes the record of `pgid` (its attempt's result is kept, or it never
+// will be).
 void ForgetRunning(const std::string& work_dir, pid_t pgid);
 
-// Kills the recorded groups of a previous life, waiting up to `wait` for
-// each to be gone, and removes their records. Returns a line per group
-// killed ("job j12 attempt 1, process group 4242"), for the log.
-std::vector<std::string> KillLeftovers(const std::string& work_dir, absl::Duration wait);
+// The records in the work dir, sorted by pgid. With `remove_strays` (only
+// when no record is being written), a file that does not hold a record (a
+// crash while writing one leaves its temporary) is removed.
+std::vector<deja::v1::RunningRecord> ReadRunning(const std::string& work_dir, bool remove_strays);
+
+// SIGKILLs the recorded group if it is still there and its own (see above),
+// waiting up to `wait` for it to be gone. Returns a line for the log
+// ("job j12 attempt 1, process group 4242") when it killed something.
+std::optional<std::string> KillGroup(const deja::v1::RunningRecord& record, absl::Duration wait);
+
+// KillGroup for every record, keeping the records; the lines of the groups
+// killed.
+std::vector<std::string> KillRecorded(const std::string& work_dir, absl::Duration wait);
 
 }  // namespace deja::worker
 

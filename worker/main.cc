@@ -21,6 +21,7 @@
 #include "common/daemon_flags.h"
 #include "worker/paths.h"
 #include "worker/platform_flags.h"
+#include "worker/watchdog.h"
 #include "worker/worker.h"
 #include "worker/worker_id.h"
 
@@ -194,6 +195,15 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // Before any thread: the watchdog is a fork of this process (it kills the
+  // jobs if this process dies or gets stuck; worker/watchdog.h).
+  auto contact = deja::worker::StartWatchdog(config->work_dir);
+  if (!contact.ok()) {
+    absl::FPrintF(stderr, "deja-worker: %s\n", contact.status().message());
+    return 1;
+  }
+  config->contact = *contact;
 
   absl::FPrintF(stderr,
                 "deja-worker: id %s, work_dir %s, scheduler %s, content store %s, %d slots, "

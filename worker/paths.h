@@ -65,6 +65,7 @@
 #define DEJA_WORKER_PATHS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -122,6 +123,14 @@ absl::Status RemoveTree(const std::string& dir);
 
 // Creates `dir` and missing parents (0755). OK if it already is a directory.
 absl::Status MakeDirs(const std::string& dir);
+
+// The names in `dir` that do not start with '.', in no order; none when it
+// cannot be read (it does not exist yet, say).
+std::vector<std::string> ListNames(const std::string& dir);
+
+// The whole content of a small file (a record, a /proc entry); empty when
+// it cannot be read.
+std::string ReadSmallFile(const std::string& path);
 
 }  // namespace deja::worker::paths
 

@@ -145,7 +145,7 @@ absl::Status SchedulerSession::RunStream(bool* registered) {
       options_.scheduler_address, reg.worker_id(), reg.slots(), reg.held_size(),
       absl::ToInt64Milliseconds(interval));
 
-  Publish(stream.get());
+  Publish(stream.get(), first.register_ack());
   std::thread heartbeat([this, interval] { HeartbeatLoop(interval); });
   deja::v1::SchedulerMessage message;
   while (stream->Read(&message)) handler_->OnMessage(message);
@@ -157,7 +157,7 @@ absl::Status SchedulerSession::RunStream(bool* registered) {
   return finish(absl::OkStatus(), false);
 }
 
-void SchedulerSession::Publish(Stream* stream) {
+void SchedulerSession::Publish(Stream* stream, const deja::v1::RegisterAck& ack) {
   bool published = false;
   {
     // Results that were waiting go first. Holding write_mu_ from the list
@@ -177,7 +177,7 @@ void SchedulerSession::Publish(Stream* stream) {
       published = true;
     }
   }
-  if (published) handler_->OnRegistered();
+  if (published) handler_->OnRegistered(ack);
 }
 
 void SchedulerSession::HeartbeatLoop(absl::Duration interval) {

@@ -47,8 +47,9 @@ class SessionHandler {
   virtual deja::v1::Register MakeRegister() = 0;
   // The results to re-send once registered, called under write_mu_.
   virtual std::vector<deja::v1::JobResult> UnackedResults() = 0;
-  // The stream is published: Send() works from now on.
-  virtual void OnRegistered() = 0;
+  // The stream is published: Send() works from now on. `ack` is the
+  // scheduler's RegisterAck.
+  virtual void OnRegistered(const deja::v1::RegisterAck& ack) = 0;
   // A message after RegisterAck, on the Run() thread. Must not block.
   virtual void OnMessage(const deja::v1::SchedulerMessage& message) = 0;
   // After each heartbeat, on the heartbeat thread.
@@ -90,8 +91,9 @@ class SchedulerSession {
   absl::Status RunStream(bool* registered);
   // Waits for the channel to be ready (polling, so that Stop() is honoured).
   absl::Status Connect(grpc::Channel* channel);
-  // Sends the unacknowledged results, then publishes `stream` for Send().
-  void Publish(Stream* stream) ABSL_LOCKS_EXCLUDED(write_mu_);
+  // Sends the unacknowledged results, then publishes `stream` for Send()
+  // and tells the handler (with the scheduler's `ack`).
+  void Publish(Stream* stream, const deja::v1::RegisterAck& ack) ABSL_LOCKS_EXCLUDED(write_mu_);
   void HeartbeatLoop(absl::Duration interval) ABSL_LOCKS_EXCLUDED(mu_);
   bool Stopping() const ABSL_LOCKS_EXCLUDED(mu_);
   bool HeartbeatShouldExit() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {

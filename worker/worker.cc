@@ -1,5 +1,8 @@
 #include "worker/worker.h"
 
+#include <signal.h>
+
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -45,7 +48,9 @@ SchedulerSession::Options SessionOptions(const WorkerConfig& config) {
 Worker::Worker(WorkerConfig config, Clock* clock)
     : config_(std::move(config)),
       clock_(clock != nullptr ? clock : &real_clock_),
+      contact_(config_.contact != nullptr ? config_.contact : &own_contact_),
       retention_(config_.work_dir, clock_),
+      results_(config_.work_dir),
       executor_(ExecutorOptions(config_), clock_, &retention_),
       session_(SessionOptions(config_), this),
       sweeper_(&retention_, this, config_.sweep_interval, paths::TrashDir(config_.work_dir)),
@@ -74,10 +79,8 @@ absl::StatusOr<std::vector<std::string>> Worker::SweepNow() { return sweeper_.Sw
 absl::Status Worker::Run() {
   if (absl::Status st = paths::MakeDirs(paths::JobsDir(config_.work_dir)); !st.ok()) return st;
   if (absl::Status st = executor_.Open(); !st.ok()) return st;
-  // Before registering: the scheduler will run those jobs again.
-  for (const std::string& killed : KillLeftovers(config_.work_dir, absl::Seconds(5))) {
-    Log("killed a job left running by this worker's previous run: %s", killed);
-  }
+  // Before registering, so the Register lists what it kept.
+  RecoverPreviousLife();
   if (absl::Status st = sweeper_.Load(); !st.ok()) return st;
   executor_.LoadFingerprints();
   auto server = PeerServer::Start(config_.peer_listen, config_.work_dir, &retention_);
@@ -91,6 +94,7 @@ absl::Status Worker::Run() {
     log_thread_exit_ = false;
   }
   std::thread log_thread([this] { LogThread(); });
+  std::thread cut_off_thread([this] { CutOffThread(); });
   sweeper_.Start();
 
   session_.Run();
@@ -104,9 +108,46 @@ absl::Status Worker::Run() {
     log_thread_exit_ = true;
   }
   log_thread.join();
+  cut_off_thread.join();
   sweeper_.Stop();  // records the acks received before the stop
   Log("stopped");
   return absl::OkStatus();
+}
+
+void Worker::RecoverPreviousLife() {
+  std::vector<std::string> errors;
+  std::vector<deja::v1::JobResult> kept = results_.LoadAll(&errors);
+  for (const std::string& error : errors) Log("kept results: %s", error);
+  std::set<JobKey> have;
+  for (const auto& result : kept) have.emplace(result.job_id(), result.attempt());
+  for (const deja::v1::RunningRecord& record :
+       ReadRunning(config_.work_dir, /*remove_strays=*/true)) {
+    if (auto killed = KillGroup(record, absl::Seconds(5))) {
+      Log("killed a job left running by this worker's previous run: %s", *killed);
+    }
+    const JobKey key(record.job_id(), record.attempt());
+    // A command that ended on its own while the worker was dying is
+    // finished and reported now: the scheduler must not run it again. One
+    // killed by a signal is not reported (the scheduler runs it again).
+    if (record.exited() && record.exit_code() >= 0 && !have.contains(key) &&
+        paths::ValidateJobId(record.job_id()).ok()) {
+      deja::v1::JobResult result = executor_.FinishRecorded(record);
+      if (absl::Status st = results_.Put(result); !st.ok()) {
+        Log("cannot keep the result of %s attempt %d on disk: %s", key.first, key.second,
+            st.ToString());
+      }
+      kept.push_back(std::move(result));
+      have.insert(key);
+    }
+    ForgetRunning(config_.work_dir, record.pgid());
+  }
+  if (kept.empty()) return;
+  Log("%d results of the previous run not acknowledged yet: sent after registering", kept.size());
+  absl::MutexLock lock(&mu_);
+  for (deja::v1::JobResult& result : kept) {
+    WorkerActions ignored;  // nothing is started; sends go after Register
+    core_.OnJobFinished(std::move(result), &ignored);
+  }
 }
 
 deja::v1::Register Worker::MakeRegister() {
@@ -125,9 +166,18 @@ std::vector<deja::v1::JobResult> Worker::UnackedResults() {
   return core_.UnackedResults();
 }
 
-void Worker::OnRegistered() { sweeper_.RequestReport(); }  // deletions not reported yet go now
+void Worker::OnRegistered(const deja::v1::RegisterAck& ack) {
+  if (ack.worker_timeout_ms() > 0) {
+    contact_->SetCutoff(CutoffFor(absl::Milliseconds(ack.worker_timeout_ms()),
+                                  absl::Milliseconds(ack.heartbeat_interval_ms())));
+  }
+  contact_->Heard();
+  sweeper_.RequestReport();  // deletions not reported yet go now
+}
 
 void Worker::OnMessage(const deja::v1::SchedulerMessage& message) {
+  contact_->Heard();
+  if (message.has_heartbeat_ack()) return;
   WorkerActions actions;
   {
     absl::MutexLock lock(&mu_);
@@ -159,6 +209,10 @@ std::vector<WorkspaceRetention::Doomed> Worker::TakeExpired(
   // left jobs/ (starts are decided by the core under mu_).
   absl::MutexLock lock(&mu_);
   return retention_.TakeExpired(core_.HeldJobIds(), only, skipped_leased, errors);
+}
+
+void Worker::Acknowledged(const deja::v1::ResultAck& ack) {
+  results_.Remove(ack.job_id(), ack.attempt());
 }
 
 bool Worker::Send(const deja::v1::WorkerMessage& message) { return session_.Send(message); }
@@ -224,9 +278,31 @@ void Worker::SendStarted(const std::string& job_id, uint32_t attempt, absl::Time
 
 void Worker::FinishJob(deja::v1::JobResult result) {
   const JobKey key(result.job_id(), result.attempt());
+  bool killed_cut_off = false;
+  {
+    absl::MutexLock lock(&mu_);
+    killed_cut_off = cut_off_.erase(key) > 0;
+  }
+  // Killed by the cut-off thread, or by the watchdog while this worker was
+  // stuck: the scheduler runs it again, and it is not the job's failure. A
+  // command that ended on its own first keeps its outcome.
+  const absl::Duration cut_off = contact_->CutOffFor();
+  if (result.exit_code() == -SIGKILL && (killed_cut_off || cut_off > absl::ZeroDuration())) {
+    result.set_handed_back(true);
+    result.set_error(absl::StrCat("stopped it: no word from the scheduler for over ",
+                                  absl::FormatDuration(absl::Trunc(
+                                      std::max(cut_off, contact_->cutoff()), absl::Seconds(1)))));
+  }
+  // On disk before anyone learns of it (worker/result_store.h).
+  if (absl::Status st = results_.Put(result); !st.ok()) {
+    Log("cannot keep the result of %s attempt %d on disk (it is sent, and lost if this worker "
+        "dies before the scheduler has it): %s",
+        key.first, key.second, st.ToString());
+  }
   WorkerActions actions;
   {
     absl::MutexLock lock(&mu_);
+    cut_off_.erase(key);  // killed after the command had ended: nothing to hand back
     core_.OnJobFinished(std::move(result), &actions);
     auto it = jobs_.find(key);
     if (it != jobs_.end()) {
@@ -263,6 +339,32 @@ void Worker::ShutdownJobs() {
   for (auto& [key, job] : jobs) {
     if (job.thread.joinable()) job.thread.join();
     job.runner.reset();
+  }
+}
+
+void Worker::CutOffThread() {
+  while (true) {
+    mu_.LockWhenWithTimeout(absl::Condition(&log_thread_exit_), absl::Milliseconds(100));
+    if (log_thread_exit_) {
+      mu_.Unlock();
+      return;
+    }
+    const absl::Duration cut_off = contact_->CutOffFor();
+    int killed = 0;
+    if (cut_off > absl::ZeroDuration()) {
+      for (auto& [key, job] : jobs_) {
+        if (job.runner == nullptr || !cut_off_.insert(key).second) continue;
+        job.runner->Kill();  // a no-op when the command has ended
+        ++killed;
+      }
+    }
+    mu_.Unlock();
+    if (killed > 0) {
+      Log("no word from the scheduler for %s (past the cut-off, %s): stopped %d running jobs, "
+          "which the scheduler runs again",
+          absl::FormatDuration(absl::Trunc(cut_off, absl::Milliseconds(100))),
+          absl::FormatDuration(contact_->cutoff()), killed);
+    }
   }
 }
 

@@ -21,6 +21,8 @@
 //     which hands the result to the core and sends it;
 //   - the log thread: reads the logs the scheduler asks for (worker/job_log.h);
 //   - the sweeper thread (WorkspaceSweeper): every retention disk operation;
+//   - the cut-off thread: kills the running jobs once the scheduler has not
+//     been heard from for longer than the cut-off (worker/watchdog.h);
 //   - gRPC's own threads serve the peer service.
 // Stop() cancels the stream and makes Run() return; running jobs' process
 // groups are killed on the way out.
@@ -39,6 +41,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,8 +56,10 @@
 #include "worker/job_executor.h"
 #include "worker/job_runner.h"
 #include "worker/peer_service.h"
+#include "worker/result_store.h"
 #include "worker/retention.h"
 #include "worker/scheduler_session.h"
+#include "worker/watchdog.h"
 #include "worker/worker_core.h"
 #include "worker/workspace_sweeper.h"
 
@@ -86,6 +91,9 @@ struct WorkerConfig {
   absl::Duration cancel_grace = absl::Seconds(2);
   // How long content store calls are retried while it is unreachable.
   absl::Duration store_retry_for = absl::Minutes(10);
+  // When the scheduler was last heard from: shared with the daemon's
+  // watchdog process (worker/watchdog.h). nullptr: the Worker keeps its own.
+  Contact* contact = nullptr;
 };
 
 class Worker : private SessionHandler, private SweeperHost {
@@ -136,7 +144,7 @@ class Worker : private SessionHandler, private SweeperHost {
   // SessionHandler.
   deja::v1::Register MakeRegister() override ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<deja::v1::JobResult> UnackedResults() override ABSL_LOCKS_EXCLUDED(mu_);
-  void OnRegistered() override;
+  void OnRegistered(const deja::v1::RegisterAck& ack) override;
   void OnMessage(const deja::v1::SchedulerMessage& message) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnHeartbeat() override;
   void OnSessionEnded() override ABSL_LOCKS_EXCLUDED(mu_);
@@ -148,7 +156,14 @@ class Worker : private SessionHandler, private SweeperHost {
                                                       std::vector<std::string>* skipped_leased,
                                                       std::vector<std::string>* errors) override
       ABSL_LOCKS_EXCLUDED(mu_);
+  void Acknowledged(const deja::v1::ResultAck& ack) override;
   bool Send(const deja::v1::WorkerMessage& message) override;
+
+  // At start, before the first Register: loads the results kept on disk,
+  // kills what the previous life's jobs left running, finishes the attempts
+  // whose command had exited (worker/leftovers.h), and hands all those
+  // results to the core, to be listed as held and sent after Register.
+  void RecoverPreviousLife() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Carries out the local part of `actions`: logs, kills, cancels, starts,
   // log reads. The rest (acks, sends) is Dispatch()'s, after mu_.
@@ -167,14 +182,21 @@ class Worker : private SessionHandler, private SweeperHost {
   bool LogThreadHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return log_thread_exit_ || !log_requests_.empty();
   }
+  // Kills the running jobs while the worker is cut off from the scheduler
+  // past its cut-off (Contact): the scheduler is about to run them
+  // elsewhere. Their results go out handed back.
+  void CutOffThread() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Constant after construction (each thread-safe itself).
   const WorkerConfig config_;
   RealClock real_clock_;
   Clock* const clock_;
+  Contact own_contact_;
+  Contact* const contact_;  // config_.contact, or own_contact_
   // Leases are taken by reuses and the peer service; records are written
   // by the sweeper thread only.
   WorkspaceRetention retention_;
+  const ResultStore results_;  // unacknowledged results, on disk
   JobExecutor executor_;
   SchedulerSession session_;
   WorkspaceSweeper sweeper_;
@@ -188,6 +210,9 @@ class Worker : private SessionHandler, private SweeperHost {
   std::string advertise_ ABSL_GUARDED_BY(mu_);
   std::deque<deja::v1::LogRequest> log_requests_ ABSL_GUARDED_BY(mu_);
   bool log_thread_exit_ ABSL_GUARDED_BY(mu_) = false;
+  // RUN attempts killed because the worker was cut off: their results are
+  // handed back.
+  std::set<JobKey> cut_off_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace deja::worker

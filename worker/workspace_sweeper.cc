@@ -142,6 +142,7 @@ void WorkspaceSweeper::ApplyAcks(const std::deque<deja::v1::ResultAck>& acks) {
   if (absl::Status st = retention_->Sync(); !st.ok()) {
     Log("cannot sync %d expiry records: %s", acks.size(), st.ToString());
   }
+  for (const deja::v1::ResultAck& ack : acks) host_->Acknowledged(ack);
 }
 
 std::vector<std::string> WorkspaceSweeper::Sweep(const std::string* only) {

@@ -59,6 +59,9 @@ class SweeperHost {
   virtual std::vector<WorkspaceRetention::Doomed> TakeExpired(
       const std::string* only, std::vector<std::string>* skipped_leased,
       std::vector<std::string>* errors) = 0;
+  // The scheduler acknowledged this result and its expiry is recorded (or
+  // need not be): the result need not be kept any longer.
+  virtual void Acknowledged(const deja::v1::ResultAck& ack) = 0;
   // Sends on the scheduler stream; false when there is none.
   virtual bool Send(const deja::v1::WorkerMessage& message) = 0;
 };

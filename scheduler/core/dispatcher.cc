@@ -105,6 +105,8 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
   deja::v1::SchedulerMessage ack;
   ack.mutable_register_ack()->set_heartbeat_interval_ms(
       absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  ack.mutable_register_ack()->set_worker_timeout_ms(
+      absl::ToInt64Milliseconds(options_.worker_timeout));
   fx->to_workers.emplace_back(reg.worker_id(), std::move(ack));
 
   // Reconcile what the worker holds with what we think it holds.

@@ -54,7 +54,21 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
   bool current = found != nullptr &&
                  dispatcher_->HoldsAttempt(worker_id, result.job_id(), result.attempt()) &&
                  found->worker_id() == worker_id && found->attempt() == result.attempt();
-  if (!current) return;  // a superseded attempt: ignored, never committed
+  if (!current) {
+    // Ignored, never committed: a superseded attempt, or one committed
+    // already whose ack was lost (with a stream, or the worker's life: it
+    // keeps results on disk until acked). That one's ack repeats the
+    // committed expiry, or the worker would delete a workspace that the
+    // memo index still points to.
+    absl::StatusOr<Job> stored =
+        found != nullptr ? absl::StatusOr<Job>(*found) : jobs_->Get(result.job_id());
+    if (stored.ok() && IsTerminal(stored->state()) && stored->worker_id() == worker_id &&
+        stored->attempt() == result.attempt() && !stored->workspace_expired()) {
+      fx->to_workers[ack_index].second.mutable_result_ack()->set_expires_at_ms(
+          stored->expires_at_ms());
+    }
+    return;
+  }
   Job& job = *found;
   dispatcher_->Release(worker_id, job.job_id());
 
@@ -84,8 +98,13 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
       jobs_->Enqueue(job);
     }
   } else if (result.handed_back()) {
-    // Its worker is stopping and killed it: not the job's outcome.
-    dispatcher_->HandBack(job, dispatcher_->WhyStopped(worker_id), now);
+    // Its worker is stopping, or was cut off from us, and killed it: not
+    // the job's outcome.
+    dispatcher_->HandBack(job,
+                          result.error().empty()
+                              ? dispatcher_->WhyStopped(worker_id)
+                              : absl::StrCat("worker ", worker_id, " ", result.error()),
+                          now);
   } else {
     // A command that never started has no exit code (the CLI's `run` exits 1).
     if (!result.never_started()) job.set_exit_code(result.exit_code());

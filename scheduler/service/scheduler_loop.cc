@@ -124,6 +124,13 @@ void SchedulerLoop::OnWorkerMessage(WorkerOutbox* outbox, const deja::v1::Worker
     core_.WorkerMessage(worker_id, session, deja::v1::WorkerMessage(), clock_->Now(), &fx_);
     return;
   }
+  if (msg.has_heartbeat()) {
+    // Answered at once, outside the round (it changes nothing to commit):
+    // the worker measures from these how long it has been cut off.
+    deja::v1::SchedulerMessage ack;
+    ack.mutable_heartbeat_ack();
+    outbox->Send(std::move(ack));
+  }
   core_.WorkerMessage(worker_id, session, msg, clock_->Now(), &fx_);
 }
 

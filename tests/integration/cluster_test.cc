@@ -395,31 +395,100 @@ TEST(ClusterTest, CancelKillsTheWholeProcessGroup) {
 // Issue 12, finding 2: the processes of a SIGKILLed worker's job kept
 // running (and writing) while the scheduler ran the job again. A restarted
 // worker kills them before it registers.
+// The pid of the worker's watchdog process (worker/watchdog.h): its child
+// named deja-watchdog; -1 if there is none.
+pid_t WatchdogOf(pid_t worker) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = ReadFile(entry.path().string() + "/stat");
+    const size_t open = stat.find('(');
+    const size_t close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+    if (stat.substr(open + 1, close - open - 1) == "deja-watchdog" && fields.size() > 1 &&
+        fields[1] == std::to_string(worker)) {
+      return std::stoi(name);
+    }
+  }
+  return -1;
+}
+
+std::vector<pid_t> Pids(const std::string& pids) {
+  std::vector<pid_t> out;
+  for (const auto& p : absl::StrSplit(ReadFile(pids), '\n', absl::SkipEmpty())) {
+    out.push_back(std::stoi(std::string(p)));
+  }
+  return out;
+}
+
+// Starts worker w1 and submits a job that runs `first` and then, in the
+// background, a process that runs until killed; returns the job id once
+// that process's pid and its shell's are in `pids`.
+std::string StartTwoProcesses(Cluster& c, const std::string& pids, const std::string& first = "") {
+  c.StartWorker("w1");
+  EXPECT_TRUE(c.WaitForWorkers(1));
+  const std::string id = SubmitId(
+      c, Shell(first + "sleep 1000 & echo $! >> " + pids + "; echo $$ >> " + pids + "; wait"));
+  EXPECT_TRUE(PollUntil([&] { return Pids(pids).size() == 2; }));
+  return id;
+}
+
+// Whether w1's log comes to say `text`.
+bool W1Logs(Cluster& c, const std::string& text) {
+  return PollUntil([&] { return absl::StrContains(ReadFile(c.root() + "/worker-w1.log"), text); });
+}
+
+// Issue 12, finding 2: 16 job processes outlived their killed worker.
+TEST(ClusterTest, AKilledWorkersJobsDieWithIt) {
+  Cluster c;
+  const std::string pids = c.root() + "/pids";
+  StartTwoProcesses(c, pids);
+
+  c.KillWorker("w1", SIGKILL);  // not restarted: its watchdog kills the jobs
+  for (pid_t p : Pids(pids)) {
+    EXPECT_TRUE(PollUntil([&] { return ProcessGone(p); })) << "pid " << p << " outlived its worker";
+  }
+  EXPECT_TRUE(W1Logs(c, "watchdog: the worker is gone; killed its job"));
+}
+
+// Issue 12, finding 2: pausing a worker (SIGSTOP) past --worker_timeout let
+// its job run on while the scheduler ran it again elsewhere.
+TEST(ClusterTest, AStuckWorkersJobsAreStoppedBeforeTheyAreRunAgain) {
+  Cluster c({"--worker_timeout=3s", "--heartbeat_interval=200ms"});
+  const std::string pids = c.root() + "/pids";
+  const std::string again = c.root() + "/again";
+  const std::string id =
+      StartTwoProcesses(c, pids, "if [ -e " + again + " ]; then exit 0; fi; touch " + again + "; ");
+
+  c.SignalWorker("w1", SIGSTOP);
+  for (pid_t p : Pids(pids)) {
+    EXPECT_TRUE(PollUntil([&] { return ProcessGone(p); }, absl::Seconds(20)))
+        << "pid " << p << " ran on while its worker was stuck";
+  }
+  c.SignalWorker("w1", SIGCONT);
+  Job job = Await(c, id);
+  EXPECT_EQ(job.state(), deja::v1::SUCCEEDED) << job.message();
+  EXPECT_EQ(job.attempt(), 2u);
+  EXPECT_TRUE(W1Logs(c, "watchdog: the worker has not heard from the scheduler"));
+}
+
 TEST(ClusterTest, ARestartedWorkerKillsTheJobsItsPreviousRunLeft) {
   Cluster c({"--worker_timeout=2s", "--heartbeat_interval=200ms"});
-  c.StartWorker("w1");
-  ASSERT_TRUE(c.WaitForWorkers(1));
   const std::string pids = c.root() + "/pids";
-  SubmitId(c, Shell("sleep 1000 & echo $! >> " + pids + "; echo $$ >> " + pids + "; wait"));
-  auto Pids = [&] {
-    std::vector<pid_t> out;
-    for (const auto& p : absl::StrSplit(ReadFile(pids), '\n', absl::SkipEmpty())) {
-      out.push_back(std::stoi(std::string(p)));
-    }
-    return out;
-  };
-  ASSERT_TRUE(PollUntil([&] { return Pids().size() == 2; }));
+  StartTwoProcesses(c, pids);
 
+  // The watchdog first, as when the whole host was stopped.
+  const pid_t watchdog = WatchdogOf(c.worker_pid("w1"));
+  ASSERT_GT(watchdog, 0);
+  kill(watchdog, SIGKILL);
   c.KillWorker("w1", SIGKILL);
-  for (pid_t p : Pids()) EXPECT_FALSE(ProcessGone(p)) << "pid " << p << " died with its worker";
+  for (pid_t p : Pids(pids)) EXPECT_FALSE(ProcessGone(p)) << "pid " << p << " died with its worker";
   c.StartWorker("w1");
-  for (pid_t p : Pids()) {
+  for (pid_t p : Pids(pids)) {
     EXPECT_TRUE(PollUntil([&] { return ProcessGone(p); })) << "pid " << p << " survived";
   }
-  EXPECT_TRUE(PollUntil([&] {
-    return absl::StrContains(ReadFile(c.root() + "/worker-w1.log"),
-                             "killed a job left running by this worker's previous run");
-  }));
+  EXPECT_TRUE(W1Logs(c, "killed a job left running by this worker's previous run"));
 }
 
 // Issue 12, "operations are not failures": a `docker compose restart` (SIGTERM

@@ -539,5 +539,26 @@ TEST_F(ReuseTest, AHandedBackResultRequeuesTheJobWithoutUsingAnAttempt) {
   EXPECT_TRUE(absl::StrContains(job.message(), "worker w1 stopped; handed back")) << job.message();
 }
 
+// Issue 12: a worker keeps results on disk until acked, so after a lost ack
+// (a broken stream, a restart) it sends a committed result again. The
+// second ack must repeat the committed expiry: "not kept" (0) would make
+// the worker delete a workspace the memo index points to.
+TEST_F(ReuseTest, AResultSentAgainAfterItWasCommittedIsAckedWithItsExpiry) {
+  Connect("w1", 1);
+  const std::string id = RunToSuccess(Echo("a"));
+  const Job job = *core_.GetJob(id);
+  ASSERT_GT(job.expires_at_ms(), 0);
+  deja::v1::WorkerMessage again;
+  again.mutable_result()->set_job_id(id);
+  again.mutable_result()->set_attempt(job.attempt());
+  Effects fx;
+  core_.WorkerMessage(job.worker_id(), sessions_[job.worker_id()], again, now_, &fx);
+  ASSERT_EQ(fx.to_workers.size(), 1u);
+  const deja::v1::ResultAck& ack = fx.to_workers[0].second.result_ack();
+  EXPECT_EQ(ack.job_id(), id);
+  EXPECT_EQ(ack.expires_at_ms(), job.expires_at_ms());
+  EXPECT_EQ(core_.GetJob(id)->state(), deja::v1::SUCCEEDED);
+}
+
 }  // namespace
 }  // namespace deja

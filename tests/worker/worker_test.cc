@@ -5,6 +5,8 @@
 #include "worker/worker.h"
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <deque>
 #include <filesystem>
@@ -15,8 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
 #include "common/hash.h"
@@ -27,6 +31,7 @@
 #include "tests/fakes/fake_content_store.h"
 #include "tests/fakes/poll_until.h"
 #include "tests/worker/test_util.h"
+#include "worker/leftovers.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
@@ -55,6 +60,12 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
     const std::string id = first.register_().worker_id();
     deja::v1::SchedulerMessage ack;
     ack.mutable_register_ack()->set_heartbeat_interval_ms(200);
+    bool answer_heartbeats = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ack.mutable_register_ack()->set_worker_timeout_ms(worker_timeout_ms_);
+      answer_heartbeats = answer_heartbeats_;
+    }
     if (!stream->Write(ack)) return grpc::Status::OK;
     {
       absl::MutexLock lock(&mu_);
@@ -66,6 +77,10 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
       while (stream->Read(&message)) {
         absl::MutexLock lock(&mu_);
         if (message.has_result()) results_[message.result().job_id()] = message.result();
+        if (message.has_heartbeat() && answer_heartbeats) {
+          outgoing_[id].emplace_back().mutable_heartbeat_ack();
+          cv_.SignalAll();
+        }
         if (message.has_expired()) {
           expired_messages_.push_back(message.expired());
           for (const auto& job_id : message.expired().job_ids()) expired_[job_id] = id;
@@ -90,6 +105,20 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
     return grpc::Status::OK;
   }
 
+  // What the next RegisterAck says of the scheduler's --worker_timeout
+  // (default 0: none), and whether heartbeats are answered on that stream.
+  void SetWorkerTimeout(absl::Duration timeout, bool answer_heartbeats) {
+    absl::MutexLock lock(&mu_);
+    worker_timeout_ms_ = absl::ToInt64Milliseconds(timeout);
+    answer_heartbeats_ = answer_heartbeats;
+  }
+  // Forgets the worker's registration and every result, so a test can wait
+  // for the next Register and what it re-sends.
+  void Forget(const std::string& worker_id) {
+    absl::MutexLock lock(&mu_);
+    registered_.erase(worker_id);
+    results_.clear();
+  }
   void Assign(const std::string& worker_id, const deja::v1::Assignment& assignment) {
     absl::MutexLock lock(&mu_);
     *outgoing_[worker_id].emplace_back().mutable_assignment() = assignment;
@@ -144,6 +173,8 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
   std::map<std::string, deja::v1::JobResult> results_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> expired_ ABSL_GUARDED_BY(mu_);  // job id -> worker id
   std::vector<deja::v1::WorkspacesExpired> expired_messages_ ABSL_GUARDED_BY(mu_);
+  int64_t worker_timeout_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  bool answer_heartbeats_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // A Worker running on its own thread in its own work dir (or in `dir`,
@@ -362,6 +393,122 @@ TEST_F(WorkerTest, AReuseIsPulledFromTheWorkerHoldingTheSource) {
 }
 
 // ---- Retention: expiry records, the sweeper, leases ----
+
+// Issue 12: a worker cut off from the scheduler past the cut-off (its
+// --worker_timeout less two heartbeats) stops its jobs itself, before the
+// scheduler runs them elsewhere, and reports them handed back.
+TEST_F(WorkerTest, AWorkerCutOffFromTheSchedulerStopsItsJobsAndHandsThemBack) {
+  scheduler_.SetWorkerTimeout(absl::Seconds(1), /*answer_heartbeats=*/false);
+  StartWorker("w-a");
+  scheduler_.Assign("w-a", Run("job-1", "sleep 30"));
+  auto result = AwaitResult("job-1");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_TRUE(result->handed_back());
+  EXPECT_EQ(result->exit_code(), -SIGKILL);
+  EXPECT_THAT(result->error(), HasSubstr("stopped it: no word from the scheduler for over"));
+}
+
+TEST_F(WorkerTest, AWorkerWhoseHeartbeatsAreAnsweredKeepsItsJobs) {
+  scheduler_.SetWorkerTimeout(absl::Seconds(1), /*answer_heartbeats=*/true);
+  StartWorker("w-a");
+  scheduler_.Assign("w-a", Run("job-1", "sleep 1.5; echo done"));  // past the cut-off
+  auto result = AwaitResult("job-1");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_FALSE(result->handed_back()) << result->error();
+  EXPECT_EQ(result->exit_code(), 0) << result->error();
+}
+
+// Issue 12, finding 2: a result not acknowledged died with its worker, and
+// the scheduler ran the command again.
+TEST_F(WorkerTest, AResultNotAcknowledgedSurvivesARestartAndGoesOnceAcked) {
+  const std::string dir = MakeTempDir("worker_test_results");
+  {
+    StartWorker("w-a", nullptr, dir);
+    scheduler_.Assign("w-a", Run("job-1", "echo once >> ../../ledger"));
+    ASSERT_TRUE(AwaitResult("job-1").has_value());
+    workers_.clear();  // stopped before any ack; the work dir stays
+  }
+  scheduler_.Forget("w-a");
+  RunningWorker& again = StartWorker("w-a", nullptr, dir);
+  auto reg = scheduler_.Registered("w-a");
+  ASSERT_TRUE(reg.has_value());
+  ASSERT_EQ(reg->held_size(), 1);
+  EXPECT_EQ(reg->held(0).job_id(), "job-1");
+  auto result = AwaitResult("job-1");  // sent again after the Register
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->exit_code(), 0);
+  EXPECT_EQ(ReadFile(dir + "/ledger"), "once\n");
+
+  const std::string kept = paths::MetaDir(again.work_dir) + "/results/job-1.1";
+  EXPECT_TRUE(std::filesystem::exists(kept));
+  scheduler_.Ack("w-a", "job-1", 1, 0);
+  EXPECT_TRUE(PollUntil([&] { return !std::filesystem::exists(kept); }));
+  workers_.clear();
+  RemoveTempDir(dir);
+}
+
+// Issue 12, finding 2: the worker died right after a command exited, before
+// it could report it. Its next life finishes the attempt (manifest,
+// outputs) from the record, and kills what is left of any other group.
+TEST_F(WorkerTest, TheNextLifeReportsACommandThatExitedAndKillsLeftovers) {
+  const std::string dir = MakeTempDir("worker_test_exited");
+  ASSERT_TRUE(paths::MakeDirs(paths::WorkspaceDir(dir, "job-done") + "/logs").ok());
+  WriteFile(paths::WorkspaceDir(dir, "job-done") + "/out.txt", "made\n");
+  deja::v1::RunningRecord done;
+  done.set_job_id("job-done");
+  done.set_attempt(3);
+  done.set_pgid(999'999'999);  // long gone
+  done.set_start_ticks(1);
+  done.add_outputs("*.txt");
+  done.set_exited(true);
+  done.set_exit_code(0);
+  ASSERT_TRUE(RecordRunning(dir, done).ok());
+
+  // A group still running from the previous life.
+  pid_t leftover = fork();
+  ASSERT_GE(leftover, 0);
+  if (leftover == 0) {
+    setpgid(0, 0);
+    execlp("sleep", "sleep", "1000", nullptr);
+    _exit(127);
+  }
+  setpgid(leftover, leftover);
+  deja::v1::RunningRecord running;
+  running.set_job_id("job-running");
+  running.set_attempt(1);
+  running.set_pgid(leftover);
+  ASSERT_TRUE(PollUntil(
+      [&] { return ReadFile("/proc/" + std::to_string(leftover) + "/comm") == "sleep\n"; }));
+  ASSERT_TRUE(RecordRunning(dir, running).ok());
+  int status = 0;
+  absl::Notification reaped;
+  std::thread reaper([&] {  // as init would
+    waitpid(leftover, &status, 0);
+    reaped.Notify();
+  });
+  absl::Cleanup join_reaper = [&] {
+    // If the test failed before the worker killed it (the pid is not
+    // reaped yet, so it is still the leftover's).
+    if (!reaped.WaitForNotificationWithTimeout(absl::Seconds(10))) kill(leftover, SIGKILL);
+    reaper.join();
+  };
+
+  StartWorker("w-a", nullptr, dir);
+  auto result = AwaitResult("job-done");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->attempt(), 3u);
+  EXPECT_EQ(result->exit_code(), 0);
+  EXPECT_TRUE(result->error().empty()) << result->error();
+  ASSERT_EQ(result->outputs_size(), 1);
+  EXPECT_EQ(result->outputs(0).path(), "out.txt");
+  EXPECT_EQ(store_.Get(result->outputs(0).digest()), "made\n");
+  std::move(join_reaper).Invoke();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  EXPECT_FALSE(scheduler_.Result("job-running").has_value());
+  EXPECT_TRUE(ReadRunning(dir, /*remove_strays=*/false).empty());
+  workers_.clear();
+  RemoveTempDir(dir);
+}
 
 class RetentionWorkerTest : public WorkerTest {
  protected:

@@ -46,6 +46,7 @@ class FakeHost : public SweeperHost {
     absl::MutexLock lock(&mu_);
     return retention_->TakeExpired(held_, only, skipped_leased, errors);
   }
+  void Acknowledged(const deja::v1::ResultAck& /*ack*/) override {}
   bool Send(const deja::v1::WorkerMessage& message) override {
     absl::MutexLock lock(&mu_);
     if (!connected_) return false;

@@ -1,0 +1,103 @@
+#include "worker/watchdog.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "worker/leftovers.h"
+#include "worker/log.h"
+
+namespace deja::worker {
+namespace {
+
+constexpr int kPollMs = 100;
+// How much longer than the cut-off the watchdog waits before it stops a
+// stuck worker's jobs: the worker's own stop, when it can, comes first.
+constexpr absl::Duration kWatchdogLag = absl::Seconds(1);
+
+[[noreturn]] void WatchdogMain(int parent_fd, const std::string& work_dir, const Contact* contact) {
+  prctl(PR_SET_NAME, "deja-watchdog");
+  bool stopped_stuck = false;  // this cut-off's kill is done (logged once)
+  while (true) {
+    struct pollfd p = {parent_fd, POLLIN, 0};
+    const int n = poll(&p, 1, kPollMs);
+    if (n < 0 && errno != EINTR) break;
+    if (n > 0) {
+      char byte;
+      if (read(parent_fd, &byte, 1) <= 0) break;  // end of file: the worker is gone
+    }
+    const absl::Duration cut_off = contact->CutOffFor(kWatchdogLag);
+    if (cut_off == absl::ZeroDuration()) {
+      stopped_stuck = false;
+      continue;
+    }
+    std::vector<std::string> killed = KillRecorded(work_dir, absl::ZeroDuration());
+    if (!stopped_stuck && !killed.empty()) {
+      Log("watchdog: the worker has not heard from the scheduler for %s (stuck or cut off): "
+          "killed %d jobs, which the scheduler runs again",
+          absl::FormatDuration(absl::Trunc(cut_off, absl::Milliseconds(100))), killed.size());
+      stopped_stuck = true;
+    }
+  }
+  // The records stay: the worker's next life reads them (a command that
+  // had exited is finished and reported then).
+  for (const std::string& killed : KillRecorded(work_dir, absl::Seconds(5))) {
+    Log("watchdog: the worker is gone; killed its job %s", killed);
+  }
+  _exit(0);
+}
+
+}  // namespace
+
+int64_t Contact::NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+absl::Duration Contact::CutOffFor(absl::Duration extra) const {
+  const int64_t cutoff = cutoff_ms_.load(std::memory_order_relaxed);
+  const int64_t heard = last_heard_ms_.load(std::memory_order_relaxed);
+  if (cutoff <= 0 || heard <= 0) return absl::ZeroDuration();
+  const absl::Duration silent = absl::Milliseconds(NowMs() - heard);
+  return silent > absl::Milliseconds(cutoff) + extra ? silent : absl::ZeroDuration();
+}
+
+absl::Duration CutoffFor(absl::Duration worker_timeout, absl::Duration heartbeat_interval) {
+  return std::max(worker_timeout - 2 * heartbeat_interval, worker_timeout / 2);
+}
+
+absl::StatusOr<Contact*> StartWatchdog(const std::string& work_dir) {
+  void* shared =
+      mmap(nullptr, sizeof(Contact), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) {
+    return absl::InternalError(absl::StrCat("watchdog: mmap: ", std::strerror(errno)));
+  }
+  auto* contact = new (shared) Contact();
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("watchdog: pipe: ", std::strerror(errno)));
+  }
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("watchdog: fork: ", std::strerror(errno)));
+  if (pid == 0) {
+    close(fds[1]);
+    WatchdogMain(fds[0], work_dir, contact);
+  }
+  close(fds[0]);
+  // fds[1] stays open, unread, until this process ends; its close-on-exec
+  // keeps it out of the jobs.
+  return contact;
+}
+
+}  // namespace deja::worker
