@@ -22,6 +22,7 @@ DEJA_PACKAGES=(
 DEJA_TEST_PACKAGES=(
   time                     # GNU time: the integration tests measure the CLI's own peak memory
   clang-format clang-tidy  # the format check and clang-tidy
+  python3                  # tests/torture/torture.py
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

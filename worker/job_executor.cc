@@ -77,16 +77,16 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
   launch.argv.assign(assignment.argv().begin(), assignment.argv().end());
   launch.env.insert(assignment.env().begin(), assignment.env().end());
   launch.cancel_grace = options_.cancel_grace;
-  if (assignment.inputs_size() > 0) {
-    launch.prepare = [this, job_id, attempt,
-                      inputs = assignment.inputs()](const std::string& workspace) {
+  launch.prepare = [this, job_id, attempt,
+                    inputs = assignment.inputs()](const std::string& workspace) {
+    if (!inputs.empty()) {
       auto placed = input_placer_->Place(workspace, inputs);
       if (!placed.ok()) return placed.status();
       Log("placed %d inputs of %s attempt %d: %d files, %d bytes, by %s", inputs.size(), job_id,
           attempt, placed->files, placed->bytes, CopyMethodName(placed->method));
-      return absl::OkStatus();
-    };
-  }
+    }
+    return options_.may_start ? options_.may_start() : absl::OkStatus();
+  };
 
   // The attempt's record (worker/leftovers.h), from the spawn until the
   // result is handed over; the runner's callbacks share it, one at a time.

@@ -55,6 +55,10 @@ class JobExecutor {
     absl::Duration cancel_grace = absl::Seconds(2);
     // Content store calls are retried this long while it is unreachable.
     absl::Duration store_retry_for = absl::Minutes(10);
+    // Optional. Asked right before each spawn, once the inputs are placed:
+    // an error fails the attempt unstarted with its message (the worker is
+    // cut off from the scheduler, which is about to run the job elsewhere).
+    std::function<absl::Status()> may_start;
   };
   // The attempt's process started (RUN) or its copy began (MATERIALIZE).
   using StartedCallback = std::function<void(absl::Time started_at)>;

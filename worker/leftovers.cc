@@ -15,20 +15,36 @@
 namespace deja::worker {
 namespace {
 
-// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or 0
-// when there is no such process.
-uint64_t StartTime(pid_t pid) {
+// The fields of /proc/<pid>/stat after the command name: [0] is field 3
+// (state), [2] field 5 (process group), [19] field 22 (start time in clock
+// ticks since boot). Empty when there is no such process.
+std::vector<std::string> StatFields(const std::string& pid) {
   const std::string stat = paths::ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"));
   const size_t paren = stat.rfind(')');  // the command name may hold spaces
-  if (paren == std::string::npos) return 0;
-  std::vector<std::string> fields = absl::StrSplit(stat.substr(paren + 2), ' ');
-  // After ")": field 3 (state) is index 0, so field 22 is index 19.
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return {};
+  return absl::StrSplit(stat.substr(paren + 2), ' ');
+}
+
+// The start time of `pid`, or 0 when there is no such process.
+uint64_t StartTime(pid_t pid) {
+  const std::vector<std::string> fields = StatFields(absl::StrCat(pid));
   uint64_t start = 0;
   if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) return 0;
   return start;
 }
 
-bool GroupGone(pid_t pgid) { return kill(-pgid, 0) != 0 && errno == ESRCH; }
+// Whether group `pgid` has no member left that runs: zombies do not count,
+// since reaping them is up to their new parent (init, which may be slow).
+bool GroupGone(pid_t pgid) {
+  if (kill(-pgid, 0) != 0 && errno == ESRCH) return true;
+  const std::string group = absl::StrCat(pgid);
+  for (const std::string& pid : paths::ListNames("/proc")) {
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::vector<std::string> fields = StatFields(pid);
+    if (fields.size() > 2 && fields[2] == group && fields[0] != "Z") return false;
+  }
+  return true;
+}
 
 std::string RecordPath(const std::string& work_dir, pid_t pgid) {
   return absl::StrCat(paths::RunningDir(work_dir), "/", pgid);
@@ -70,27 +86,58 @@ std::vector<deja::v1::RunningRecord> ReadRunning(const std::string& work_dir, bo
   return records;
 }
 
-std::optional<std::string> KillGroup(const deja::v1::RunningRecord& record, absl::Duration wait) {
-  const pid_t pgid = record.pgid();
-  if (pgid <= 1) return std::nullopt;
-  const uint64_t now_start = StartTime(pgid);
-  // The leader is the recorded process, or gone: what is left of the group
-  // is the job's.
-  if ((now_start != 0 && now_start != record.start_ticks()) || GroupGone(pgid)) return std::nullopt;
-  kill(-pgid, SIGKILL);
+namespace {
+
+// Sends `sig` to each recorded group still there and its own; returns the
+// records of those signalled.
+std::vector<const deja::v1::RunningRecord*> SignalGroups(
+    const std::vector<deja::v1::RunningRecord>& records, int sig) {
+  std::vector<const deja::v1::RunningRecord*> signalled;
+  for (const deja::v1::RunningRecord& record : records) {
+    const pid_t pgid = record.pgid();
+    if (pgid <= 1) continue;
+    const uint64_t now_start = StartTime(pgid);
+    // The leader is the recorded process, or gone: what is left of the
+    // group is the job's.
+    if ((now_start != 0 && now_start != record.start_ticks()) || GroupGone(pgid)) continue;
+    kill(-pgid, sig);
+    signalled.push_back(&record);
+  }
+  return signalled;
+}
+
+}  // namespace
+
+size_t SignalRecorded(const std::string& work_dir, int sig) {
+  return SignalGroups(ReadRunning(work_dir, /*remove_strays=*/false), sig).size();
+}
+
+std::vector<std::string> KillGroups(const std::vector<deja::v1::RunningRecord>& records,
+                                    absl::Duration wait) {
+  // All first, then the wait: a job must not run on while another group
+  // is waited for.
+  const std::vector<const deja::v1::RunningRecord*> killed = SignalGroups(records, SIGKILL);
   const absl::Time deadline = absl::Now() + wait;
-  while (!GroupGone(pgid) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
-  return absl::StrCat("job ", record.job_id(), " attempt ", record.attempt(), ", process group ",
-                      pgid,
-                      wait == absl::ZeroDuration() || GroupGone(pgid) ? "" : " (still there)");
+  auto all_gone = [&] {
+    for (const auto* record : killed) {
+      if (!GroupGone(record->pgid())) return false;
+    }
+    return true;
+  };
+  while (!all_gone() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  std::vector<std::string> lines;
+  lines.reserve(killed.size());
+  for (const auto* record : killed) {
+    lines.push_back(absl::StrCat(
+        "job ", record->job_id(), " attempt ", record->attempt(), ", process group ",
+        record->pgid(),
+        wait == absl::ZeroDuration() || GroupGone(record->pgid()) ? "" : " (still there)"));
+  }
+  return lines;
 }
 
 std::vector<std::string> KillRecorded(const std::string& work_dir, absl::Duration wait) {
-  std::vector<std::string> killed;
-  for (const deja::v1::RunningRecord& record : ReadRunning(work_dir, /*remove_strays=*/false)) {
-    if (auto line = KillGroup(record, wait)) killed.push_back(*std::move(line));
-  }
-  return killed;
+  return KillGroups(ReadRunning(work_dir, /*remove_strays=*/false), wait);
 }
 
 }  // namespace deja::worker

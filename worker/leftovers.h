@@ -28,7 +28,7 @@
 
 #include <sys/types.h>
 
-#include <optional>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -51,13 +51,18 @@ void ForgetRunning(const std::string& work_dir, pid_t pgid);
 // crash while writing one leaves its temporary) is removed.
 std::vector<deja::v1::RunningRecord> ReadRunning(const std::string& work_dir, bool remove_strays);
 
-// SIGKILLs the recorded group if it is still there and its own (see above),
-// waiting up to `wait` for it to be gone. Returns a line for the log
-// ("job j12 attempt 1, process group 4242") when it killed something.
-std::optional<std::string> KillGroup(const deja::v1::RunningRecord& record, absl::Duration wait);
+// SIGKILLs each recorded group still there and its own (see above), all
+// first, then waits up to `wait` for them to be gone (no member left but
+// zombies). Returns a line for the log per group killed ("job j12 attempt
+// 1, process group 4242").
+std::vector<std::string> KillGroups(const std::vector<deja::v1::RunningRecord>& records,
+                                    absl::Duration wait);
 
-// KillGroup for every record, keeping the records; the lines of the groups
-// killed.
+// Sends `sig` (SIGSTOP, SIGCONT) to every recorded group still there and
+// its own; returns how many.
+size_t SignalRecorded(const std::string& work_dir, int sig);
+
+// KillGroups for every record in the work dir, keeping the records.
 std::vector<std::string> KillRecorded(const std::string& work_dir, absl::Duration wait);
 
 }  // namespace deja::worker

@@ -29,6 +29,11 @@ void SchedulerSession::Stop() {
   if (context_ != nullptr) context_->TryCancel();
 }
 
+void SchedulerSession::Drop() {
+  absl::MutexLock lock(&mu_);
+  if (context_ != nullptr) context_->TryCancel();
+}
+
 bool SchedulerSession::Stopping() const {
   absl::MutexLock lock(&mu_);
   return stopping_;

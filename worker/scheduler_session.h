@@ -80,6 +80,9 @@ class SchedulerSession {
   // Makes Run() return soon: cancels the live stream, ends the backoff.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Cancels the live stream, if any; Run() connects and registers again.
+  void Drop() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Writes on the published stream; false when there is none or it broke.
   bool Send(const deja::v1::WorkerMessage& message) ABSL_LOCKS_EXCLUDED(write_mu_);
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -16,17 +17,26 @@
 #include "absl/strings/str_cat.h"
 #include "worker/leftovers.h"
 #include "worker/log.h"
+#include "worker/paths.h"
 
 namespace deja::worker {
 namespace {
 
-constexpr int kPollMs = 100;
-// How much longer than the cut-off the watchdog waits before it stops a
-// stuck worker's jobs: the worker's own stop, when it can, comes first.
-constexpr absl::Duration kWatchdogLag = absl::Seconds(1);
+// Often enough that a job hardly runs on once its worker is stopped.
+constexpr int kPollMs = 20;
 
-[[noreturn]] void WatchdogMain(int parent_fd, const std::string& work_dir, const Contact* contact) {
+// Whether process `pid` is stopped (SIGSTOP, a debugger): state T or t.
+bool Stopped(pid_t pid) {
+  const std::string stat = paths::ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() &&
+         (stat[paren + 2] == 'T' || stat[paren + 2] == 't');
+}
+
+[[noreturn]] void WatchdogMain(int parent_fd, pid_t parent, const std::string& work_dir,
+                               const Contact* contact) {
   prctl(PR_SET_NAME, "deja-watchdog");
+  bool frozen = false;         // the jobs are stopped with their stopped worker
   bool stopped_stuck = false;  // this cut-off's kill is done (logged once)
   while (true) {
     struct pollfd p = {parent_fd, POLLIN, 0};
@@ -36,7 +46,18 @@ constexpr absl::Duration kWatchdogLag = absl::Seconds(1);
       char byte;
       if (read(parent_fd, &byte, 1) <= 0) break;  // end of file: the worker is gone
     }
-    const absl::Duration cut_off = contact->CutOffFor(kWatchdogLag);
+    // A stopped worker's jobs stop with it: they must not finish unseen
+    // while the scheduler gives up on the worker and runs them elsewhere.
+    const bool stopped = Stopped(parent);
+    if (stopped != frozen) {
+      const size_t jobs = SignalRecorded(work_dir, stopped ? SIGSTOP : SIGCONT);
+      if (jobs > 0) {
+        Log("watchdog: the worker is %s: %s its %d jobs", stopped ? "stopped" : "running again",
+            stopped ? "stopped" : "resumed", jobs);
+      }
+      frozen = stopped;
+    }
+    const absl::Duration cut_off = contact->CutOffFor();
     if (cut_off == absl::ZeroDuration()) {
       stopped_stuck = false;
       continue;
@@ -52,7 +73,7 @@ constexpr absl::Duration kWatchdogLag = absl::Seconds(1);
   // The records stay: the worker's next life reads them (a command that
   // had exited is finished and reported then).
   for (const std::string& killed : KillRecorded(work_dir, absl::Seconds(5))) {
-    Log("watchdog: the worker is gone; killed its job %s", killed);
+    Log("watchdog: the worker is gone; killed %s", killed);
   }
   _exit(0);
 }
@@ -92,7 +113,7 @@ absl::StatusOr<Contact*> StartWatchdog(const std::string& work_dir) {
   if (pid < 0) return absl::InternalError(absl::StrCat("watchdog: fork: ", std::strerror(errno)));
   if (pid == 0) {
     close(fds[1]);
-    WatchdogMain(fds[0], work_dir, contact);
+    WatchdogMain(fds[0], getppid(), work_dir, contact);
   }
   close(fds[0]);
   // fds[1] stays open, unread, until this process ends; its close-on-exec

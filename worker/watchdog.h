@@ -14,12 +14,17 @@
 //     leaving the records to the worker's next life, and exits. So a job
 //     never keeps running, and writing, while the scheduler runs it again
 //     elsewhere;
-//   - the worker is alive but stuck (SIGSTOP, a hung host) past its cut-off
-//     plus a second: it kills the recorded groups, which the scheduler is
-//     about to requeue. The worker, when it runs again, reports them handed
-//     back (Worker: a job killed while cut off is not the job's failure).
-// The worker does the second itself when it can (Worker's cut-off thread);
-// the watchdog waits a second longer so the worker's own stop comes first.
+//   - the worker is stopped (SIGSTOP, a debugger: state T): it stops the
+//     recorded groups too (SIGSTOP), and resumes them (SIGCONT) when the
+//     worker runs again. A job must not finish unseen while the scheduler
+//     gives up on its worker and runs it elsewhere;
+//   - the worker has not heard from the scheduler past its cut-off (it is
+//     stuck, or cut off): it kills the recorded groups, which the
+//     scheduler is about to requeue. The worker, when it runs again,
+//     reports them handed back (a job killed while its worker was cut off
+//     is not the job's failure) and drops the stale stream.
+// The worker stops its jobs at the cut-off itself too (Worker's cut-off
+// thread), when it can run.
 //
 // Thread-safety: Contact is lock-free and safe across processes.
 #ifndef DEJA_WORKER_WATCHDOG_H_

@@ -22,7 +22,7 @@ std::string EffectiveAdvertise(const std::string& advertise, int bound_port) {
   return absl::StrCat(advertise.substr(0, colon), ":", bound_port);
 }
 
-JobExecutor::Options ExecutorOptions(const WorkerConfig& config) {
+JobExecutor::Options ExecutorOptions(const WorkerConfig& config, const Contact* contact) {
   JobExecutor::Options options;
   options.work_dir = config.work_dir;
   options.worker_id = config.worker_id;
@@ -31,6 +31,13 @@ JobExecutor::Options ExecutorOptions(const WorkerConfig& config) {
   options.cache_bytes = config.cache_bytes;
   options.cancel_grace = config.cancel_grace;
   options.store_retry_for = config.store_retry_for;
+  options.may_start = [contact] {
+    const absl::Duration silent = contact->CutOffFor();
+    if (silent == absl::ZeroDuration()) return absl::OkStatus();
+    return absl::UnavailableError(
+        absl::StrCat("did not start it: no word from the scheduler for over ",
+                     absl::FormatDuration(absl::Trunc(silent, absl::Seconds(1)))));
+  };
   return options;
 }
 
@@ -51,7 +58,7 @@ Worker::Worker(WorkerConfig config, Clock* clock)
       contact_(config_.contact != nullptr ? config_.contact : &own_contact_),
       retention_(config_.work_dir, clock_),
       results_(config_.work_dir),
-      executor_(ExecutorOptions(config_), clock_, &retention_),
+      executor_(ExecutorOptions(config_, contact_), clock_, &retention_),
       session_(SessionOptions(config_), this),
       sweeper_(&retention_, this, config_.sweep_interval, paths::TrashDir(config_.work_dir)),
       core_(config_.slots) {}
@@ -120,11 +127,12 @@ void Worker::RecoverPreviousLife() {
   for (const std::string& error : errors) Log("kept results: %s", error);
   std::set<JobKey> have;
   for (const auto& result : kept) have.emplace(result.job_id(), result.attempt());
-  for (const deja::v1::RunningRecord& record :
-       ReadRunning(config_.work_dir, /*remove_strays=*/true)) {
-    if (auto killed = KillGroup(record, absl::Seconds(5))) {
-      Log("killed a job left running by this worker's previous run: %s", *killed);
-    }
+  const std::vector<deja::v1::RunningRecord> records =
+      ReadRunning(config_.work_dir, /*remove_strays=*/true);
+  for (const std::string& killed : KillGroups(records, absl::Seconds(5))) {
+    Log("killed a job left running by this worker's previous run: %s", killed);
+  }
+  for (const deja::v1::RunningRecord& record : records) {
     const JobKey key(record.job_id(), record.attempt());
     // A command that ended on its own while the worker was dying is
     // finished and reported now: the scheduler must not run it again. One
@@ -176,6 +184,22 @@ void Worker::OnRegistered(const deja::v1::RegisterAck& ack) {
 }
 
 void Worker::OnMessage(const deja::v1::SchedulerMessage& message) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stale_session_) return;
+    if (const absl::Duration silent = contact_->CutOffFor(); silent > absl::ZeroDuration()) {
+      // Read after a silence past the cut-off (this worker was stuck, or
+      // the network was): the scheduler has given up on this stream, and
+      // this message (an assignment, say) is stale. Nothing on it is acted
+      // on; a new stream and Register tell the scheduler what is here.
+      stale_session_ = true;
+      Log("a message after %s without any (past the cut-off): the scheduler has given up on "
+          "this stream; registering again",
+          absl::FormatDuration(absl::Trunc(silent, absl::Milliseconds(100))));
+      session_.Drop();
+      return;
+    }
+  }
   contact_->Heard();
   if (message.has_heartbeat_ack()) return;
   WorkerActions actions;
@@ -192,6 +216,7 @@ void Worker::OnHeartbeat() { ReapFinished(); }
 void Worker::OnSessionEnded() {
   {
     absl::MutexLock lock(&mu_);
+    stale_session_ = false;
     log_requests_.clear();  // answered on the stream they came on, or not at all
   }
   ReapFinished();
@@ -287,11 +312,14 @@ void Worker::FinishJob(deja::v1::JobResult result) {
   // stuck: the scheduler runs it again, and it is not the job's failure. A
   // command that ended on its own first keeps its outcome.
   const absl::Duration cut_off = contact_->CutOffFor();
-  if (result.exit_code() == -SIGKILL && (killed_cut_off || cut_off > absl::ZeroDuration())) {
+  if ((result.exit_code() == -SIGKILL || result.never_started()) &&
+      (killed_cut_off || cut_off > absl::ZeroDuration())) {
     result.set_handed_back(true);
-    result.set_error(absl::StrCat("stopped it: no word from the scheduler for over ",
-                                  absl::FormatDuration(absl::Trunc(
-                                      std::max(cut_off, contact_->cutoff()), absl::Seconds(1)))));
+    if (!result.never_started()) {
+      result.set_error(absl::StrCat("stopped it: no word from the scheduler for over ",
+                                    absl::FormatDuration(absl::Trunc(
+                                        std::max(cut_off, contact_->cutoff()), absl::Seconds(1)))));
+    }
   }
   // On disk before anyone learns of it (worker/result_store.h).
   if (absl::Status st = results_.Put(result); !st.ok()) {

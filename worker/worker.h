@@ -213,6 +213,9 @@ class Worker : private SessionHandler, private SweeperHost {
   // RUN attempts killed because the worker was cut off: their results are
   // handed back.
   std::set<JobKey> cut_off_ ABSL_GUARDED_BY(mu_);
+  // The live stream was read after a silence past the cut-off: its
+  // messages are ignored until it has ended.
+  bool stale_session_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace deja::worker

@@ -449,7 +449,7 @@ TEST(ClusterTest, AKilledWorkersJobsDieWithIt) {
   for (pid_t p : Pids(pids)) {
     EXPECT_TRUE(PollUntil([&] { return ProcessGone(p); })) << "pid " << p << " outlived its worker";
   }
-  EXPECT_TRUE(W1Logs(c, "watchdog: the worker is gone; killed its job"));
+  EXPECT_TRUE(W1Logs(c, "watchdog: the worker is gone; killed job"));
 }
 
 // Issue 12, finding 2: pausing a worker (SIGSTOP) past --worker_timeout let

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Crash and fault torture test of a real Deja cluster (issue 12).
+
+A scheduler and three workers (real daemons, loopback, a temp dir) take a
+stream of short jobs (0 to 3 s), each of which writes an output and then
+appends a line to a ledger outside its workspace as its last act: the
+ledger counts how often each job's command ran to completion. Meanwhile an
+injector, every INTERVAL, does one of:
+  - kill -9 the scheduler, and restart it on its data dir;
+  - kill -9 a worker (its watchdog sees it die), and restart it on its work
+    dir;
+  - pause a worker (SIGSTOP) for 0.5 to 6 s, shorter or longer than the
+    scheduler's --worker_timeout (3 s), then SIGCONT it.
+When the injections are done it lets the cluster settle, stops the daemons
+with SIGTERM and checks:
+  lost          a submitted job that did not end (or cannot be found)
+  failed        a job that did not succeed (every command succeeds), among
+                them successes turned failures (its command had completed)
+  run twice     a job whose command completed more than once
+  leftovers     a process of the cluster's (cwd or command line under its
+                temp dir) still alive after the daemons stopped
+Any of them fails the run (exit 1), with one exception, counted apart: a
+command that completed while its worker was paused past --worker_timeout,
+before the worker's cut-off (the scheduler heard nothing, so it ran the job
+again: no scheduler can know of a completion its worker has not seen; see
+docs/worker.md, "What survives what").
+
+  tests/torture/torture.py --bin build                 # quick: about 60 s
+  tests/torture/torture.py --bin build --injections 1000   # long
+The last line is the verdict, e.g.
+  torture: 1000 injections (...), 1893 jobs: 0 lost, 0 failed, 0 run twice,
+  0 leftover processes; 3 completed during a pause past the timeout: PASS
+"""
+
+import argparse
+import collections
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+WORKER_TIMEOUT_S = 3.0
+HEARTBEAT_S = 0.5
+# The workers' cut-off: --worker_timeout less two heartbeats (worker/watchdog.h).
+CUTOFF_S = max(WORKER_TIMEOUT_S - 2 * HEARTBEAT_S, WORKER_TIMEOUT_S / 2)
+WORKERS = ["w1", "w2", "w3"]
+PROJECT = "torture"
+
+
+def log(msg):
+    print(f"torture: {msg}", flush=True)
+
+
+class Daemon:
+    """A daemon process, restartable with the same arguments."""
+
+    def __init__(self, name, argv, log_path):
+        self.name, self.argv, self.log_path = name, argv, log_path
+        self.proc = None
+        self.paused_at = None
+
+    def start(self):
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def kill9_and_restart(self, delay):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        time.sleep(delay)
+        self.start()
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            log(f"{self.name} did not stop on SIGTERM within 30 s: SIGKILL")
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Torture:
+    def __init__(self, args):
+        self.args = args
+        self.root = tempfile.mkdtemp(prefix="deja-torture-", dir=args.tmp)
+        self.ledger = os.path.join(self.root, "ledger")
+        open(self.ledger, "w").close()
+        self.bin = os.path.abspath(args.bin)
+        self.cli = os.path.join(self.bin, "client", "deja")
+        # One generator per thread, so a seed replays both streams.
+        self.job_rng = random.Random(args.seed)
+        self.fault_rng = random.Random(args.seed + 1)
+        self.lock = threading.Lock()
+        self.pauses = collections.defaultdict(list)  # worker -> [(start, end)]
+        self.injections = collections.Counter()
+        self.submitted = {}  # tag -> job id
+        self.done_injecting = threading.Event()
+        self.port = None
+        self.scheduler = None
+        self.workers = {}
+
+    # --- the cluster -----------------------------------------------------------------------
+
+    def start_cluster(self):
+        port_file = os.path.join(self.root, "scheduler.port")
+        data = os.path.join(self.root, "scheduler-data")
+        flags = [f"--data_dir={data}", f"--worker_timeout={int(WORKER_TIMEOUT_S * 1000)}ms",
+                 f"--heartbeat_interval={int(HEARTBEAT_S * 1000)}ms", "--max_attempts=20"]
+        first = Daemon("scheduler", [os.path.join(self.bin, "scheduler", "deja-scheduler")] +
+                       flags + ["--listen=127.0.0.1:0", f"--port_file={port_file}"],
+                       os.path.join(self.root, "scheduler.log"))
+        first.start()
+        deadline = time.time() + 30
+        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+            if time.time() > deadline:
+                raise SystemExit("torture: the scheduler did not start (scheduler.log)")
+            time.sleep(0.05)
+        self.port = int(open(port_file).read().strip())
+        # Restarts listen on the same port.
+        first.argv = first.argv[:-2] + [f"--listen=127.0.0.1:{self.port}"]
+        self.scheduler = first
+        for w in WORKERS:
+            work = os.path.join(self.root, w)
+            os.makedirs(work)
+            d = Daemon(w, [os.path.join(self.bin, "worker", "deja-worker"),
+                           f"--scheduler=127.0.0.1:{self.port}", f"--work_dir={work}",
+                           f"--id={w}", "--slots=2", "--advertise=127.0.0.1:0",
+                           "--peer_listen=127.0.0.1:0"],
+                       os.path.join(self.root, f"{w}.log"))
+            d.start()
+            self.workers[w] = d
+
+    def deja(self, *argv, timeout=10):
+        return subprocess.run([self.cli, f"--scheduler=127.0.0.1:{self.port}", "--timeout=5",
+                               *argv], capture_output=True, text=True, timeout=timeout)
+
+    # --- the job stream ----------------------------------------------------------------------
+
+    def submit(self, i):
+        tag = f"t{i:05d}"
+        seconds = self.job_rng.choice([0, 0, 0.1, 0.3, 0.5, 1, 1.5, 2, 3])
+        script = (f"sleep {seconds}; echo {tag} > out.txt; "
+                  f"echo \"{tag} $DEJA_WORKSPACE $(date +%s.%N)\" >> {self.ledger}")
+        while True:  # the scheduler may be down: the request id makes retries safe
+            r = self.deja("submit", f"--project={PROJECT}", "--output=out.txt",
+                          f"--request-id={tag}", "--", "sh", "-c", script)
+            if r.returncode == 0:
+                self.submitted[tag] = r.stdout.split()[0]
+                return
+            time.sleep(0.2)
+
+    def submit_stream(self, count, pace, until_injections_end):
+        """`count` jobs, one every `pace` s; with `until_injections_end`,
+        more until the injector is done."""
+        i = 0
+        while i < count or (until_injections_end and not self.done_injecting.is_set()):
+            self.submit(i)
+            i += 1
+            time.sleep(pace)
+
+    # --- the faults ------------------------------------------------------------------------------
+
+    def inject(self, until, target, interval):
+        timers = []
+        while True:
+            time.sleep(self.fault_rng.uniform(*interval))
+            total = sum(self.injections.values())
+            if (target and total >= target) or (not target and time.time() >= until):
+                break
+            kind = self.fault_rng.choices(["kill-scheduler", "kill-worker", "pause-worker"],
+                                    weights=[2, 5, 3])[0]
+            with self.lock:
+                running = [w for w in WORKERS if self.workers[w].paused_at is None]
+            if kind != "kill-scheduler" and not running:
+                continue
+            if kind == "kill-scheduler":
+                self.scheduler.kill9_and_restart(self.fault_rng.uniform(0, 0.5))
+            elif kind == "kill-worker":
+                self.workers[self.fault_rng.choice(running)].kill9_and_restart(self.fault_rng.uniform(0, 0.5))
+            else:
+                d = self.workers[self.fault_rng.choice(running)]
+                length = self.fault_rng.uniform(0.5, 6)
+                with self.lock:
+                    d.proc.send_signal(signal.SIGSTOP)
+                    d.paused_at = time.time()
+
+                def resume(d=d):
+                    with self.lock:
+                        d.proc.send_signal(signal.SIGCONT)
+                        self.pauses[d.name].append((d.paused_at, time.time()))
+                        d.paused_at = None
+                t = threading.Timer(length, resume)
+                t.start()
+                timers.append(t)
+            self.injections[kind] += 1
+            total += 1
+            with open(os.path.join(self.root, "injections.log"), "a") as out:
+                detail = f" {d.name} for {length:.1f} s" if kind == "pause-worker" else ""
+                out.write(f"{time.time():.3f} {kind}{detail}\n")
+            if total % 100 == 0:
+                log(f"{total} injections so far ({dict(self.injections)}), "
+                    f"{len(self.submitted)} jobs submitted")
+        for t in timers:
+            t.join()
+
+    # --- the verdict -------------------------------------------------------------------------------
+
+    def jobs(self):
+        r = self.deja("--json", "ls", f"--project={PROJECT}", "--limit=1000000", timeout=60)
+        if r.returncode != 0:
+            return None
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def settle(self, deadline_s):
+        deadline = time.time() + deadline_s
+        while time.time() < deadline:
+            jobs = self.jobs()
+            if jobs is not None:
+                ended = [j for j in jobs if j.get("state") in ("SUCCEEDED", "FAILED", "CANCELLED")]
+                if len(ended) == len(jobs) and len(jobs) >= len(self.submitted):
+                    return jobs
+            time.sleep(1)
+        return self.jobs() or []
+
+    def leftovers(self):
+        mine = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            if int(pid) == os.getpid():
+                continue
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+                state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and (cwd.startswith(self.root) or self.root in cmd):
+                mine.append(f"{pid} {cmd.strip()[:100]}")
+        return mine
+
+    def worker_of(self, workspace):
+        rel = os.path.relpath(workspace, self.root)
+        return rel.split(os.sep)[0]
+
+    def paused_past_timeout(self, worker, at):
+        """Whether `at` fell in a pause of `worker` that lasted past the
+        timeout, before its cut-off."""
+        for start, end in self.pauses[worker]:
+            if end - start > WORKER_TIMEOUT_S and start <= at <= start + CUTOFF_S + 0.5:
+                return True
+        return False
+
+    def verdict(self, jobs):
+        by_tag = {}
+        for j in jobs:
+            script = j.get("spec", {}).get("app", {}).get("command", [""])[-1]
+            tag = script.split(" > out.txt")[0].split("echo ")[-1] if "echo t" in script else None
+            if tag:
+                by_tag.setdefault(tag, []).append(j)
+        completions = collections.defaultdict(list)
+        for line in open(self.ledger):
+            parts = line.split()
+            if len(parts) == 3:
+                completions[parts[0]].append((float(parts[2]), self.worker_of(parts[1])))
+        lost, failed, turned, twice, paused_twice = [], [], [], [], []
+        for tag in self.submitted:
+            found = by_tag.get(tag, [])
+            if not found or any(j.get("state") not in ("SUCCEEDED", "FAILED") for j in found):
+                lost.append(tag)
+                continue
+            for j in found:
+                if j["state"] != "SUCCEEDED":
+                    failed.append(f"{tag} {j['job_id']}: {j.get('message', '')}")
+                    if completions[tag]:
+                        turned.append(tag)
+            runs = sorted(completions[tag])
+            if len(runs) > 1:
+                if all(self.paused_past_timeout(w, t) for t, w in runs[:-1]):
+                    paused_twice.append(tag)
+                else:
+                    twice.append(f"{tag}: completed at " +
+                                 ", ".join(f"{t:.3f} on {w}" for t, w in runs))
+        return lost, failed, turned, twice, paused_twice
+
+    def run(self):
+        a = self.args
+        quick = a.injections == 0
+        count = a.jobs or (100 if quick else max(400, a.injections * 2))
+        duration = a.duration if quick else None
+        interval = (0.5, 2.0) if quick else (0.3, 1.5)
+        log(f"root {self.root}; {count} jobs; " +
+            (f"injections for {duration} s" if quick else f"{a.injections} injections"))
+        self.start_cluster()
+        expected = duration if quick else a.injections * sum(interval) / 2
+        pace = max(0.0, expected / count - 0.03)
+        submitter = threading.Thread(target=self.submit_stream, args=(count, pace, not quick))
+        submitter.start()
+        injector = threading.Thread(target=self.inject,
+                                    args=(time.time() + (duration or 0), a.injections, interval))
+        injector.start()
+        injector.join()
+        self.done_injecting.set()
+        submitter.join()
+        log(f"injections done ({sum(self.injections.values())}: {dict(self.injections)}); "
+            "settling")
+        jobs = self.settle(300 if quick else 900)
+        for d in [*self.workers.values(), self.scheduler]:
+            d.stop()
+        # Watchdogs exit once their worker has; jobs are gone with them.
+        deadline = time.time() + 20
+        left = self.leftovers()
+        while left and time.time() < deadline:
+            time.sleep(0.2)
+            left = self.leftovers()
+        lost, failed, turned, twice, paused_twice = self.verdict(jobs)
+        for name, items in [("lost", lost), ("failed", failed), ("run twice", twice),
+                            ("leftover", left)]:
+            for item in items[:20]:
+                log(f"{name}: {item}")
+        ok = not (lost or failed or twice or left)
+        total = sum(self.injections.values())
+        kinds = ", ".join(f"{v} {k}" for k, v in sorted(self.injections.items()))
+        log(f"{total} injections ({kinds}), {len(self.submitted)} jobs: {len(lost)} lost, "
+            f"{len(failed)} failed ({len(turned)} successes turned failures), "
+            f"{len(twice)} run twice, {len(left)} leftover processes; "
+            f"{len(paused_twice)} completed during a pause past the timeout: "
+            f"{'PASS' if ok else 'FAIL'}")
+        if ok and not a.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            log(f"logs and data kept in {self.root}")
+        return 0 if ok else 1
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bin", required=True, help="the build directory (client/deja, ...)")
+    p.add_argument("--injections", type=int, default=0,
+                   help="long mode: this many injections (0: quick mode, --duration seconds)")
+    p.add_argument("--duration", type=float, default=45, help="quick mode: seconds of injections")
+    p.add_argument("--jobs", type=int, default=0, help="jobs to submit (default: by mode)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    p.add_argument("--tmp", default=None, help="where the temp dir goes")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir after a pass")
+    args = p.parse_args()
+    if args.seed is None:
+        args.seed = random.randrange(1 << 30)
+    log(f"seed {args.seed}")
+    sys.exit(Torture(args).run())
+
+
+if __name__ == "__main__":
+    main()
