@@ -18,7 +18,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
 ABSL_FLAG(std::string, data_dir, "", "Directory of the RocksDB store (required).");
 ABSL_FLAG(absl::Duration, worker_timeout, absl::Seconds(10),
           "A worker whose stream is gone or whose heartbeats stop for this long is lost, "
-          "and its running jobs are requeued.");
+          "and its running jobs are requeued. A worker that hears nothing from the scheduler "
+          "for this long less two heartbeat intervals (at least half of it) stops its running "
+          "jobs itself, so keep scheduler restarts shorter than that.");
 ABSL_FLAG(int, max_attempts, 3,
           "Executions a job gets before lost workers make it FAILED. Attempts a worker handed "
           "back when it was stopped (SIGTERM) do not count.");

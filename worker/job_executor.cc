@@ -2,7 +2,9 @@
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <sys/statvfs.h>
 
+#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -16,6 +18,18 @@
 #include "worker/paths.h"
 
 namespace deja::worker {
+namespace {
+
+// Whether the filesystem holding `dir` is full: less than 1 MiB or no inode
+// left for an unprivileged writer.
+bool DiskFull(const std::string& dir) {
+  struct statvfs fs;
+  if (statvfs(dir.c_str(), &fs) != 0) return false;
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < (uint64_t{1} << 20) ||
+         (fs.f_files > 0 && fs.f_favail == 0);
+}
+
+}  // namespace
 
 JobExecutor::JobExecutor(Options options, Clock* clock, WorkspaceRetention* retention)
     : options_(std::move(options)),
@@ -144,6 +158,12 @@ deja::v1::JobResult JobExecutor::RunResult(const std::string& job_id, uint32_t a
   result.set_run_time_ms(absl::ToInt64Milliseconds(outcome.run_time));
   result.set_error(outcome.error);
   result.set_finished_at_ms(ToMillis(outcome.finished_at));
+  if (outcome.exit_code > 0 && outcome.error.empty() && DiskFull(workspace)) {
+    // Else all it says is "exit 1".
+    result.set_error(absl::StrCat("command exited with code ", outcome.exit_code,
+                                  " with the worker's disk full (no space left on device under ",
+                                  options_.work_dir, ")"));
+  }
   const struct timespec hashed_after = FileClockNow();
   auto manifest = BuildManifest(workspace);
   if (!manifest.ok()) {

@@ -34,6 +34,11 @@ void SchedulerSession::Drop() {
   if (context_ != nullptr) context_->TryCancel();
 }
 
+void SchedulerSession::CapBackoff(absl::Duration ceiling) {
+  absl::MutexLock lock(&mu_);
+  backoff_cap_ = ceiling;
+}
+
 bool SchedulerSession::Stopping() const {
   absl::MutexLock lock(&mu_);
   return stopping_;
@@ -64,7 +69,12 @@ void SchedulerSession::Run() {
     Log("reconnect to %s in %d ms: %s", options_.scheduler_address,
         absl::ToInt64Milliseconds(delay), status.ToString());
     SleepUnlessStopped(delay);
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    absl::Duration cap;
+    {
+      absl::MutexLock lock(&mu_);
+      cap = std::min(options_.max_backoff, backoff_cap_);
+    }
+    backoff = std::min(backoff * 2, std::max(cap, options_.initial_backoff));
   }
 }
 

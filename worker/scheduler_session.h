@@ -83,6 +83,11 @@ class SchedulerSession {
   // Cancels the live stream, if any; Run() connects and registers again.
   void Drop() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Lowers the reconnect backoff's ceiling to `ceiling` (never raises it
+  // above Options::max_backoff): a worker must be back within the
+  // scheduler's --worker_timeout of its return, or its jobs run elsewhere.
+  void CapBackoff(absl::Duration ceiling) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Writes on the published stream; false when there is none or it broke.
   bool Send(const deja::v1::WorkerMessage& message) ABSL_LOCKS_EXCLUDED(write_mu_);
 
@@ -116,7 +121,8 @@ class SchedulerSession {
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the live stream
-  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;                // tells the heartbeat to end
+  absl::Duration backoff_cap_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
+  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;  // tells the heartbeat to end
 };
 
 }  // namespace deja::worker

@@ -86,10 +86,10 @@ absl::StatusOr<std::vector<std::string>> Worker::SweepNow() { return sweeper_.Sw
 absl::Status Worker::Run() {
   if (absl::Status st = paths::MakeDirs(paths::JobsDir(config_.work_dir)); !st.ok()) return st;
   if (absl::Status st = executor_.Open(); !st.ok()) return st;
+  executor_.LoadFingerprints();  // before a recovered success is sealed
   // Before registering, so the Register lists what it kept.
   RecoverPreviousLife();
   if (absl::Status st = sweeper_.Load(); !st.ok()) return st;
-  executor_.LoadFingerprints();
   auto server = PeerServer::Start(config_.peer_listen, config_.work_dir, &retention_);
   if (!server.ok()) return server.status();
   peer_server_ = *std::move(server);
@@ -176,8 +176,11 @@ std::vector<deja::v1::JobResult> Worker::UnackedResults() {
 
 void Worker::OnRegistered(const deja::v1::RegisterAck& ack) {
   if (ack.worker_timeout_ms() > 0) {
-    contact_->SetCutoff(CutoffFor(absl::Milliseconds(ack.worker_timeout_ms()),
-                                  absl::Milliseconds(ack.heartbeat_interval_ms())));
+    const absl::Duration timeout = absl::Milliseconds(ack.worker_timeout_ms());
+    contact_->SetCutoff(CutoffFor(timeout, absl::Milliseconds(ack.heartbeat_interval_ms())));
+    // Back within a quarter of the timeout of the scheduler's return, with
+    // the results it kept.
+    session_.CapBackoff(timeout / 4);
   }
   contact_->Heard();
   sweeper_.RequestReport();  // deletions not reported yet go now

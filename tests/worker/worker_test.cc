@@ -5,9 +5,13 @@
 #include "worker/worker.h"
 
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -409,9 +413,11 @@ TEST_F(WorkerTest, AWorkerCutOffFromTheSchedulerStopsItsJobsAndHandsThemBack) {
 }
 
 TEST_F(WorkerTest, AWorkerWhoseHeartbeatsAreAnsweredKeepsItsJobs) {
-  scheduler_.SetWorkerTimeout(absl::Seconds(1), /*answer_heartbeats=*/true);
+  // A cut-off of 2.6 s: only a heartbeat ack delayed that long (none is)
+  // could stop the job.
+  scheduler_.SetWorkerTimeout(absl::Seconds(3), /*answer_heartbeats=*/true);
   StartWorker("w-a");
-  scheduler_.Assign("w-a", Run("job-1", "sleep 1.5; echo done"));  // past the cut-off
+  scheduler_.Assign("w-a", Run("job-1", "sleep 3; echo done"));  // past the cut-off
   auto result = AwaitResult("job-1");
   ASSERT_TRUE(result.has_value());
   EXPECT_FALSE(result->handed_back()) << result->error();
@@ -502,12 +508,39 @@ TEST_F(WorkerTest, TheNextLifeReportsACommandThatExitedAndKillsLeftovers) {
   ASSERT_EQ(result->outputs_size(), 1);
   EXPECT_EQ(result->outputs(0).path(), "out.txt");
   EXPECT_EQ(store_.Get(result->outputs(0).digest()), "made\n");
+  struct stat st;  // sealed, as after any success
+  ASSERT_EQ(stat((paths::WorkspaceDir(dir, "job-done") + "/out.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0222, 0u);
   std::move(join_reaper).Invoke();
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   EXPECT_FALSE(scheduler_.Result("job-running").has_value());
   EXPECT_TRUE(ReadRunning(dir, /*remove_strays=*/false).empty());
   workers_.clear();
   RemoveTempDir(dir);
+}
+
+// Issue 12, finding 7: a job that failed on a full disk said only "exited
+// with code 1".
+TEST_F(WorkerTest, AJobThatFailsOnAFullDiskSaysSo) {
+  const std::string dir = MakeTempDir("worker_test_full");
+  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=4m") != 0) {
+    RemoveTempDir(dir);
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  }
+  absl::Cleanup unmount = [&] {
+    workers_.clear();
+    umount2(dir.c_str(), MNT_DETACH);
+    RemoveTempDir(dir);
+  };
+  StartWorker("w-a", nullptr, dir);
+  scheduler_.Assign("w-a", Run("job-1", "head -c 8000000 /dev/zero > big"));
+  auto result = AwaitResult("job-1");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->exit_code(), 1);
+  EXPECT_THAT(result->error(),
+              HasSubstr("command exited with code 1 with the worker's disk full (no space left "
+                        "on device under " +
+                        dir + ")"));
 }
 
 class RetentionWorkerTest : public WorkerTest {
