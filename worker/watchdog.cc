@@ -38,6 +38,7 @@ bool Stopped(pid_t pid) {
   prctl(PR_SET_NAME, "deja-watchdog");
   bool frozen = false;         // the jobs are stopped with their stopped worker
   bool stopped_stuck = false;  // this cut-off's kill is done (logged once)
+  int polls_since_kill = 0;    // while cut off: the kill is repeated every half second
   while (true) {
     struct pollfd p = {parent_fd, POLLIN, 0};
     const int n = poll(&p, 1, kPollMs);
@@ -62,6 +63,10 @@ bool Stopped(pid_t pid) {
       stopped_stuck = false;
       continue;
     }
+    // Nothing starts while the worker is cut off: once the jobs are killed,
+    // a look every half second is enough (each one may scan /proc).
+    if (stopped_stuck && ++polls_since_kill < 500 / kPollMs) continue;
+    polls_since_kill = 0;
     std::vector<std::string> killed = KillRecorded(work_dir, absl::ZeroDuration());
     if (!stopped_stuck && !killed.empty()) {
       Log("watchdog: the worker has not heard from the scheduler for %s (stuck or cut off): "

@@ -30,7 +30,7 @@ those are counted apart, by cause:
   - outlived its worker's kill: it completed after its worker's SIGKILL,
     which only a command spawned in the instant before the kill, before the
     worker recorded its process group, can do (the watchdog kills the rest);
-  - unreported: the scheduler was killed within 1 s after it completed and
+  - unreported: the scheduler was killed within 1 s of its completion and
     its worker was then paused before it could report the result, so the
     restarted scheduler gave up on the worker.
 (docs/worker.md, "What survives what".)
@@ -283,7 +283,7 @@ class Torture:
             return "ended as its worker was killed, before the exit was recorded"
         if any(0 < at - k <= 3.5 for k in self.kills[worker]):
             return "outlived its worker's kill: started as it died, before it was recorded"
-        if any(0 <= k - at <= 1.0 for k in self.kills["scheduler"]) and any(
+        if any(abs(k - at) <= 1.0 for k in self.kills["scheduler"]) and any(
                 at <= start <= at + WORKER_TIMEOUT_S + 1 for start, _ in self.pauses[worker]):
             return "unreported: the scheduler was down, then its worker paused"
         return None
