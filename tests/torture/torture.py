@@ -25,11 +25,14 @@ those are counted apart, by cause:
   - during a pause past the timeout: it completed while its worker was
     stopped past --worker_timeout, before the worker's cut-off (the
     watchdog stops a stopped worker's jobs within 20 ms, so this is rare);
-  - ended as its worker was killed: it completed at most 100 ms before its
-    worker's SIGKILL, before the worker recorded the exit;
-  - outlived its worker's kill: it completed after its worker's SIGKILL,
-    which only a command spawned in the instant before the kill, before the
-    worker recorded its process group, can do (the watchdog kills the rest);
+  - ended as its worker was killed: it completed at most 100 ms before the
+    SIGKILL of the worker process that spawned it, before that worker
+    recorded the exit;
+  - outlived its worker's kill: it completed after the SIGKILL of the
+    worker process that spawned it (the ledger has each command's parent
+    pid), which only a command spawned in the instant before the kill,
+    before the worker recorded its process group, can do (the watchdog
+    kills the rest);
   - unreported: the scheduler was killed within 1 s of its completion and
     its worker was then paused before it could report the result, so the
     restarted scheduler gave up on the worker.
@@ -82,13 +85,13 @@ class Daemon:
                                          stdin=subprocess.DEVNULL)
 
     def kill9_and_restart(self, delay):
-        """Returns when the SIGKILL was sent."""
-        killed_at = time.time()
+        """Returns when the SIGKILL was sent, and to which pid."""
+        killed = (time.time(), self.proc.pid)
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         time.sleep(delay)
         self.start()
-        return killed_at
+        return killed
 
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
@@ -116,7 +119,8 @@ class Torture:
         self.fault_rng = random.Random(args.seed + 1)
         self.lock = threading.Lock()
         self.pauses = collections.defaultdict(list)  # worker -> [(start, end)]
-        self.kills = collections.defaultdict(list)  # "scheduler" or worker -> [SIGKILL time]
+        # "scheduler" or a worker -> [(time of a SIGKILL, the pid killed)]
+        self.kills = collections.defaultdict(list)
         self.injections = collections.Counter()
         self.submitted = {}  # tag -> job id
         self.done_injecting = threading.Event()
@@ -165,7 +169,7 @@ class Torture:
         tag = f"t{i:05d}"
         seconds = self.job_rng.choice([0, 0, 0.1, 0.3, 0.5, 1, 1.5, 2, 3])
         script = (f"sleep {seconds}; echo {tag} > out.txt; "
-                  f"echo \"{tag} $DEJA_WORKSPACE $(date +%s.%N)\" >> {self.ledger}")
+                  f"echo \"{tag} $DEJA_WORKSPACE $(date +%s.%N) $PPID\" >> {self.ledger}")
         while True:  # the scheduler may be down: the request id makes retries safe
             r = self.deja("submit", f"--project={PROJECT}", "--output=out.txt",
                           f"--request-id={tag}", "--", "sh", "-c", script)
@@ -275,15 +279,16 @@ class Torture:
     # The windows no fault handling closes yet, where a command that ran to
     # completion can be run again; each names its cause. Every earlier
     # completion of a job run twice must fall in one, else the run fails.
-    def known_window(self, worker, at):
+    # `parent` is the pid of the worker process that spawned the command.
+    def known_window(self, worker, at, parent):
         for start, end in self.pauses[worker]:
             if end - start > WORKER_TIMEOUT_S and start <= at <= start + CUTOFF_S + 0.5:
                 return "during a pause past the timeout"
-        if any(0 <= k - at <= 0.1 for k in self.kills[worker]):
+        if any(pid == parent and 0 <= k - at <= 0.1 for k, pid in self.kills[worker]):
             return "ended as its worker was killed, before the exit was recorded"
-        if any(0 < at - k <= 3.5 for k in self.kills[worker]):
+        if any(pid == parent and k < at for k, pid in self.kills[worker]):
             return "outlived its worker's kill: started as it died, before it was recorded"
-        if any(abs(k - at) <= 1.0 for k in self.kills["scheduler"]) and any(
+        if any(abs(k - at) <= 1.0 for k, _ in self.kills["scheduler"]) and any(
                 at <= start <= at + WORKER_TIMEOUT_S + 1 for start, _ in self.pauses[worker]):
             return "unreported: the scheduler was down, then its worker paused"
         return None
@@ -298,8 +303,9 @@ class Torture:
         completions = collections.defaultdict(list)
         for line in open(self.ledger):
             parts = line.split()
-            if len(parts) == 3:
-                completions[parts[0]].append((float(parts[2]), self.worker_of(parts[1])))
+            if len(parts) == 4:
+                completions[parts[0]].append(
+                    (float(parts[2]), self.worker_of(parts[1]), int(parts[3])))
         lost, failed, turned, twice = [], [], [], []
         known = collections.Counter()
         for tag in self.submitted:
@@ -314,12 +320,12 @@ class Torture:
                         turned.append(tag)
             runs = sorted(completions[tag])
             if len(runs) > 1:
-                windows = [self.known_window(w, t) for t, w in runs[:-1]]
+                windows = [self.known_window(w, t, ppid) for t, w, ppid in runs[:-1]]
                 if all(windows):
                     known.update(windows)
                 else:
                     twice.append(f"{tag}: completed at " +
-                                 ", ".join(f"{t:.3f} on {w}" for t, w in runs))
+                                 ", ".join(f"{t:.3f} on {w}" for t, w, _ in runs))
         return lost, failed, turned, twice, known
 
     def run(self):
