@@ -126,32 +126,29 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
       Log("recording the exit of %s: %s", record->job_id(), st.ToString());
     }
   };
-  auto exited =
-      [this, record, workspace = launch.workspace,
-       globs = std::vector<std::string>(assignment.outputs().begin(), assignment.outputs().end()),
-       on_result = std::move(on_result)](const JobOutcome& outcome) {
-        deja::v1::JobResult result =
-            RunResult(record->job_id(), record->attempt(), workspace, globs, outcome);
-        Log("finished %s attempt %d: exit %d in %d ms, %d outputs%s%s", record->job_id(),
-            record->attempt(), outcome.exit_code, result.run_time_ms(), result.outputs_size(),
-            result.error().empty() ? "" : ": ", result.error());
-        on_result(std::move(result));
-        // The result is kept (the worker writes it to disk before taking
-        // it), and the group was killed and its leader reaped.
-        if (outcome.pid > 0) ForgetRunning(options_.work_dir, outcome.pid);
-        // While the scheduler answers, the next job's workspace gets ready.
-        workspace_pool_.Refill();
-      };
+  auto exited = [this, record, on_result = std::move(on_result)](const JobOutcome& outcome) {
+    deja::v1::JobResult result = RunResult(*record, outcome);
+    Log("finished %s attempt %d: exit %d in %d ms, %d outputs%s%s", record->job_id(),
+        record->attempt(), outcome.exit_code, result.run_time_ms(), result.outputs_size(),
+        result.error().empty() ? "" : ": ", result.error());
+    on_result(std::move(result));
+    // The result is kept (the worker writes it to disk before taking
+    // it), and the group was killed and its leader reaped.
+    if (outcome.pid > 0) ForgetRunning(options_.work_dir, outcome.pid);
+    // While the scheduler answers, the next job's workspace gets ready.
+    workspace_pool_.Refill();
+  };
   return JobRunner::Start(std::move(launch), clock_, std::move(started), std::move(exited));
 }
 
-deja::v1::JobResult JobExecutor::RunResult(const std::string& job_id, uint32_t attempt,
-                                           const std::string& workspace,
-                                           const std::vector<std::string>& output_globs,
+deja::v1::JobResult JobExecutor::RunResult(const deja::v1::RunningRecord& record,
                                            const JobOutcome& outcome) const {
+  const std::string& job_id = record.job_id();
+  const std::string workspace = paths::WorkspaceDir(options_.work_dir, job_id);
+  const std::vector<std::string> output_globs(record.outputs().begin(), record.outputs().end());
   deja::v1::JobResult result;
   result.set_job_id(job_id);
-  result.set_attempt(attempt);
+  result.set_attempt(record.attempt());
   result.set_exit_code(outcome.exit_code);
   result.set_never_started(outcome.never_started);
   result.set_handed_back(handing_back_ && outcome.cancelled && !outcome.never_started);
@@ -202,9 +199,7 @@ deja::v1::JobResult JobExecutor::FinishRecorded(const deja::v1::RunningRecord& r
   outcome.finished_at = absl::FromUnixMillis(record.finished_at_ms());
   outcome.run_time = outcome.finished_at - outcome.started_at;
   outcome.pid = record.pgid();
-  deja::v1::JobResult result = RunResult(
-      record.job_id(), record.attempt(), paths::WorkspaceDir(options_.work_dir, record.job_id()),
-      std::vector<std::string>(record.outputs().begin(), record.outputs().end()), outcome);
+  deja::v1::JobResult result = RunResult(record, outcome);
   Log("finished %s attempt %d after a restart: its command had exited %d; %d outputs%s%s",
       record.job_id(), record.attempt(), outcome.exit_code, result.outputs_size(),
       result.error().empty() ? "" : ": ", result.error());

@@ -111,11 +111,10 @@ class JobExecutor {
   // How blob_client_ retries: options_.store_retry_for, ended by StopRetries.
   RetryPolicy StoreRetryPolicy();
 
-  // On the runner thread after the exit: the result of a RUN, with the
-  // manifest and (exit code 0) the uploaded outputs.
-  deja::v1::JobResult RunResult(const std::string& job_id, uint32_t attempt,
-                                const std::string& workspace,
-                                const std::vector<std::string>& output_globs,
+  // After the exit (on the runner thread, or at start for the previous
+  // life's attempts): the result of the RUN attempt `record` (job, attempt,
+  // output globs), with the manifest and (exit code 0) the uploaded outputs.
+  deja::v1::JobResult RunResult(const deja::v1::RunningRecord& record,
                                 const JobOutcome& outcome) const;
 
   // Constant after construction.

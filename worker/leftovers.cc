@@ -52,6 +52,11 @@ std::string RecordPath(const std::string& work_dir, pid_t pgid) {
 
 }  // namespace
 
+char ProcessState(pid_t pid) {
+  const std::vector<std::string> fields = StatFields(absl::StrCat(pid));
+  return fields.empty() || fields[0].empty() ? '\0' : fields[0][0];
+}
+
 absl::Status RecordRunning(const std::string& work_dir, deja::v1::RunningRecord record) {
   const std::string dir = paths::RunningDir(work_dir);
   if (absl::Status st = paths::MakeDirs(dir); !st.ok()) return st;

@@ -38,6 +38,10 @@
 
 namespace deja::worker {
 
+// The state of process `pid` (field 3 of /proc/<pid>/stat: 'R', 'S', 'T'
+// for stopped, 'Z' for a zombie...), or '\0' when there is no such process.
+char ProcessState(pid_t pid);
+
 // Writes (replaces) the record of `record.pgid()`, atomically. A record
 // without a start time gets the leader's, read now.
 absl::Status RecordRunning(const std::string& work_dir, deja::v1::RunningRecord record);

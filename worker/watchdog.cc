@@ -17,7 +17,6 @@
 #include "absl/strings/str_cat.h"
 #include "worker/leftovers.h"
 #include "worker/log.h"
-#include "worker/paths.h"
 
 namespace deja::worker {
 namespace {
@@ -27,10 +26,8 @@ constexpr int kPollMs = 20;
 
 // Whether process `pid` is stopped (SIGSTOP, a debugger): state T or t.
 bool Stopped(pid_t pid) {
-  const std::string stat = paths::ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"));
-  const size_t paren = stat.rfind(')');
-  return paren != std::string::npos && paren + 2 < stat.size() &&
-         (stat[paren + 2] == 'T' || stat[paren + 2] == 't');
+  const char state = ProcessState(pid);
+  return state == 'T' || state == 't';
 }
 
 [[noreturn]] void WatchdogMain(int parent_fd, pid_t parent, const std::string& work_dir,
@@ -91,12 +88,12 @@ int64_t Contact::NowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-absl::Duration Contact::CutOffFor(absl::Duration extra) const {
+absl::Duration Contact::CutOffFor() const {
   const int64_t cutoff = cutoff_ms_.load(std::memory_order_relaxed);
   const int64_t heard = last_heard_ms_.load(std::memory_order_relaxed);
   if (cutoff <= 0 || heard <= 0) return absl::ZeroDuration();
   const absl::Duration silent = absl::Milliseconds(NowMs() - heard);
-  return silent > absl::Milliseconds(cutoff) + extra ? silent : absl::ZeroDuration();
+  return silent > absl::Milliseconds(cutoff) ? silent : absl::ZeroDuration();
 }
 
 absl::Duration CutoffFor(absl::Duration worker_timeout, absl::Duration heartbeat_interval) {

@@ -57,9 +57,8 @@ class Contact {
     return absl::Milliseconds(cutoff_ms_.load(std::memory_order_relaxed));
   }
   // How long since the scheduler was last heard from, when that is longer
-  // than the cut-off (plus `extra`); zero otherwise, and before any cut-off
-  // is known.
-  absl::Duration CutOffFor(absl::Duration extra = absl::ZeroDuration()) const;
+  // than the cut-off; zero otherwise, and before any cut-off is known.
+  absl::Duration CutOffFor() const;
 
  private:
   std::atomic<int64_t> last_heard_ms_{0};
