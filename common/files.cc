@@ -43,14 +43,18 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
     unlink(tmp.c_str());
     return status;
   }
-  if (!sync) return status;
+  return sync ? SyncParentDir(path) : status;
+}
+
+absl::Status SyncParentDir(const std::string& path) {
   const size_t slash = path.rfind('/');
   const std::string dir =
       slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
-  const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return ErrnoStatus(errno, "open " + dir);
-  if (fsync(dir_fd) != 0) status = ErrnoStatus(errno, "fsync " + dir);
-  close(dir_fd);
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "open " + dir);
+  absl::Status status;
+  if (fsync(fd) != 0) status = ErrnoStatus(errno, "fsync " + dir);
+  close(fd);
   return status;
 }
 

@@ -21,6 +21,10 @@ absl::Status MakeParentDirs(const std::string& path);
 // device").
 absl::Status WriteFileAtomically(const std::string& path, const std::string& contents, bool sync);
 
+// fsyncs the directory holding `path`, so that a name just created, renamed
+// or removed in it survives a crash of the machine.
+absl::Status SyncParentDir(const std::string& path);
+
 }  // namespace deja
 
 #endif  // DEJA_COMMON_FILES_H_

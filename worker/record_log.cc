@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/files.h"
 #include "common/hash.h"
 
 namespace deja::worker {
@@ -48,18 +49,6 @@ absl::StatusOr<std::string> ReadWhole(int fd, const std::string& path) {
     if (n == 0) return text;
     text.append(buf, static_cast<size_t>(n));
   }
-}
-
-std::string DirOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
-absl::Status FsyncDir(const std::string& dir) {
-  Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, "open " + dir);
-  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + dir);
-  return absl::OkStatus();
 }
 
 // Appends the intact records at the start of `text`; returns where they end.
@@ -103,7 +92,7 @@ absl::StatusOr<std::unique_ptr<RecordLog>> RecordLog::Open(const std::string& pa
   log->fd_.Reset(open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (log->fd_.get() < 0) return ErrnoStatus(errno, "open " + path);
   if (!existed) {
-    if (absl::Status s = FsyncDir(DirOf(path)); !s.ok()) return s;
+    if (absl::Status s = SyncParentDir(path); !s.ok()) return s;
   }
   auto text = ReadWhole(log->fd_.get(), path);
   if (!text.ok()) return text.status();
@@ -168,15 +157,7 @@ absl::Status RecordLog::Rewrite(const std::vector<std::string>& payloads,
     if (offsets != nullptr) offsets->push_back(text.size() + sizeof(uint32_t));
     text.append(Frame(payload));
   }
-  const std::string tmp = path_ + ".tmp";
-  Fd out(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (out.get() < 0) return ErrnoStatus(errno, "create " + tmp);
-  if (absl::Status st = WriteAll(out.get(), text, tmp); !st.ok()) return st;
-  if (fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + tmp);
-  if (rename(tmp.c_str(), path_.c_str()) != 0) {
-    return ErrnoStatus(errno, "rename " + tmp + " to " + path_);
-  }
-  if (absl::Status st = FsyncDir(DirOf(path_)); !st.ok()) return st;
+  if (absl::Status st = WriteFileAtomically(path_, text, /*sync=*/true); !st.ok()) return st;
   // Appends go to the new file.
   fd_.Reset(open(path_.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC));
   if (fd_.get() < 0) return ErrnoStatus(errno, "open " + path_);

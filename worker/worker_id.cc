@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
 #include <random>
 
@@ -11,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/files.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
@@ -34,16 +34,7 @@ absl::StatusOr<std::string> LoadOrCreateWorkerId(const std::string& work_dir) {
   std::random_device random;
   const std::string id = absl::StrFormat("w-%s-%06x", Hostname(), random() & 0xffffffu);
   if (absl::Status st = paths::MakeDirs(paths::MetaDir(work_dir)); !st.ok()) return st;
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << id << "\n";
-    out.flush();
-    if (!out) return absl::InternalError(absl::StrCat("write ", tmp, " failed"));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("rename ", tmp, " -> ", path, " failed"));
-  }
+  if (absl::Status st = WriteFileAtomically(path, id + "\n", /*sync=*/false); !st.ok()) return st;
   return id;
 }
 
