@@ -1,18 +1,12 @@
-// The Worker end to end against an in-process fake scheduler, which also
-// serves the content store (the worker's default): inputs placed before the
-// command, outputs uploaded before the result, a reuse pulled from another
-// worker's peer service.
+// The Worker end to end against the in-process fake scheduler of
+// worker_fixture.h, which also serves the content store (the worker's
+// default): inputs placed before the command, outputs uploaded before the
+// result, a reuse pulled from another worker's peer service, retention.
+// Crashes and faults are worker_crash_test.cc's.
 #include "worker/worker.h"
 
 #include <signal.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -21,10 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
 #include "common/hash.h"
@@ -32,236 +24,24 @@
 #include "deja/v1/peer.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/fakes/fake_content_store.h"
 #include "tests/fakes/poll_until.h"
 #include "tests/worker/test_util.h"
-#include "worker/leftovers.h"
+#include "tests/worker/worker_fixture.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
 namespace {
 
-using ::deja::testing::FakeContentStore;
 using ::deja::testing::PollUntil;
 using ::deja::worker::testing::HasExpiryRecord;
 using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::ReadFile;
 using ::deja::worker::testing::RemoveTempDir;
+using ::deja::worker::testing::RunningWorker;
+using ::deja::worker::testing::WorkerTest;
 using ::deja::worker::testing::WriteFile;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-// Accepts workers, sends them what the test queues, records their results.
-class FakeScheduler final : public deja::v1::WorkerService::Service {
- public:
-  grpc::Status Connect(grpc::ServerContext*,
-                       grpc::ServerReaderWriter<deja::v1::SchedulerMessage,
-                                                deja::v1::WorkerMessage>* stream) override {
-    deja::v1::WorkerMessage first;
-    if (!stream->Read(&first) || !first.has_register_()) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "register first");
-    }
-    const std::string id = first.register_().worker_id();
-    deja::v1::SchedulerMessage ack;
-    ack.mutable_register_ack()->set_heartbeat_interval_ms(200);
-    bool answer_heartbeats = false;
-    {
-      absl::MutexLock lock(&mu_);
-      ack.mutable_register_ack()->set_worker_timeout_ms(worker_timeout_ms_);
-      answer_heartbeats = answer_heartbeats_;
-    }
-    if (!stream->Write(ack)) return grpc::Status::OK;
-    {
-      absl::MutexLock lock(&mu_);
-      registered_[id] = first.register_();
-      closed_[id] = false;
-    }
-    std::thread reader([&] {
-      deja::v1::WorkerMessage message;
-      while (stream->Read(&message)) {
-        absl::MutexLock lock(&mu_);
-        if (message.has_result()) results_[message.result().job_id()] = message.result();
-        if (message.has_heartbeat() && answer_heartbeats) {
-          outgoing_[id].emplace_back().mutable_heartbeat_ack();
-          cv_.SignalAll();
-        }
-        if (message.has_expired()) {
-          expired_messages_.push_back(message.expired());
-          for (const auto& job_id : message.expired().job_ids()) expired_[job_id] = id;
-        }
-      }
-      absl::MutexLock lock(&mu_);
-      closed_[id] = true;
-      cv_.SignalAll();
-    });
-    while (true) {
-      deja::v1::SchedulerMessage out;
-      {
-        absl::MutexLock lock(&mu_);
-        while (!closed_[id] && outgoing_[id].empty()) cv_.Wait(&mu_);
-        if (closed_[id]) break;
-        out = std::move(outgoing_[id].front());
-        outgoing_[id].pop_front();
-      }
-      stream->Write(out);
-    }
-    reader.join();
-    return grpc::Status::OK;
-  }
-
-  // What the next RegisterAck says of the scheduler's --worker_timeout
-  // (default 0: none), and whether heartbeats are answered on that stream.
-  void SetWorkerTimeout(absl::Duration timeout, bool answer_heartbeats) {
-    absl::MutexLock lock(&mu_);
-    worker_timeout_ms_ = absl::ToInt64Milliseconds(timeout);
-    answer_heartbeats_ = answer_heartbeats;
-  }
-  // Forgets the worker's registration and every result, so a test can wait
-  // for the next Register and what it re-sends.
-  void Forget(const std::string& worker_id) {
-    absl::MutexLock lock(&mu_);
-    registered_.erase(worker_id);
-    results_.clear();
-  }
-  void Assign(const std::string& worker_id, const deja::v1::Assignment& assignment) {
-    absl::MutexLock lock(&mu_);
-    *outgoing_[worker_id].emplace_back().mutable_assignment() = assignment;
-    cv_.SignalAll();
-  }
-  void Cancel(const std::string& worker_id, const std::string& job_id, uint32_t attempt) {
-    absl::MutexLock lock(&mu_);
-    deja::v1::CancelJob* cancel = outgoing_[worker_id].emplace_back().mutable_cancel();
-    cancel->set_job_id(job_id);
-    cancel->set_attempt(attempt);
-    cv_.SignalAll();
-  }
-  void Ack(const std::string& worker_id, const std::string& job_id, uint32_t attempt,
-           int64_t expires_at_ms) {
-    absl::MutexLock lock(&mu_);
-    deja::v1::ResultAck* ack = outgoing_[worker_id].emplace_back().mutable_result_ack();
-    ack->set_job_id(job_id);
-    ack->set_attempt(attempt);
-    ack->set_expires_at_ms(expires_at_ms);
-    cv_.SignalAll();
-  }
-  // The worker that reported `job_id`'s workspace expired, if one did.
-  std::optional<std::string> ExpiredBy(const std::string& job_id) {
-    absl::MutexLock lock(&mu_);
-    auto it = expired_.find(job_id);
-    if (it == expired_.end()) return std::nullopt;
-    return it->second;
-  }
-  std::vector<deja::v1::WorkspacesExpired> ExpiredMessages() {
-    absl::MutexLock lock(&mu_);
-    return expired_messages_;
-  }
-  std::optional<deja::v1::Register> Registered(const std::string& worker_id) {
-    absl::MutexLock lock(&mu_);
-    auto it = registered_.find(worker_id);
-    if (it == registered_.end()) return std::nullopt;
-    return it->second;
-  }
-  std::optional<deja::v1::JobResult> Result(const std::string& job_id) {
-    absl::MutexLock lock(&mu_);
-    auto it = results_.find(job_id);
-    if (it == results_.end()) return std::nullopt;
-    return it->second;
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::CondVar cv_;
-  std::map<std::string, deja::v1::Register> registered_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, bool> closed_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::deque<deja::v1::SchedulerMessage>> outgoing_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, deja::v1::JobResult> results_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::string> expired_ ABSL_GUARDED_BY(mu_);  // job id -> worker id
-  std::vector<deja::v1::WorkspacesExpired> expired_messages_ ABSL_GUARDED_BY(mu_);
-  int64_t worker_timeout_ms_ ABSL_GUARDED_BY(mu_) = 0;
-  bool answer_heartbeats_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-// A Worker running on its own thread in its own work dir (or in `dir`,
-// which it then leaves behind).
-struct RunningWorker {
-  RunningWorker(const std::string& id, const std::string& scheduler, Clock* clock = nullptr,
-                const std::string& dir = "")
-      : keep_dir(!dir.empty()) {
-    work_dir = keep_dir ? dir : MakeTempDir("worker_test_" + id);
-    WorkerConfig config;
-    config.scheduler_address = scheduler;
-    config.content_store_address = scheduler;
-    config.work_dir = work_dir;
-    config.worker_id = id;
-    config.advertise = "127.0.0.1:0";
-    config.peer_listen = "127.0.0.1:0";
-    config.cache_bytes = 1 << 20;
-    config.initial_backoff = absl::Milliseconds(20);
-    // Tests sweep with SweepNow() (the thread's sweep at start aside).
-    config.sweep_interval = absl::Hours(1);
-    worker = std::make_unique<Worker>(config, clock);
-    thread = std::thread([this] { status = worker->Run(); });
-  }
-  ~RunningWorker() {
-    worker->Stop();
-    thread.join();
-    worker.reset();
-    if (!keep_dir) RemoveTempDir(work_dir);
-  }
-
-  const bool keep_dir;
-  std::string work_dir;
-  std::unique_ptr<Worker> worker;
-  std::thread thread;
-  absl::Status status;
-};
-
-class WorkerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&scheduler_);
-    builder.RegisterService(&store_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(port_, 0);
-    address_ = absl::StrCat("127.0.0.1:", port_);
-  }
-  void TearDown() override {
-    workers_.clear();
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
-  }
-
-  RunningWorker& StartWorker(const std::string& id, Clock* clock = nullptr,
-                             const std::string& dir = "") {
-    workers_.push_back(std::make_unique<RunningWorker>(id, address_, clock, dir));
-    EXPECT_TRUE(PollUntil([&] { return scheduler_.Registered(id).has_value(); }));
-    return *workers_.back();
-  }
-
-  std::optional<deja::v1::JobResult> AwaitResult(const std::string& job_id) {
-    PollUntil([&] { return scheduler_.Result(job_id).has_value(); }, absl::Seconds(20));
-    return scheduler_.Result(job_id);
-  }
-
-  static deja::v1::Assignment Run(const std::string& job_id, const std::string& script) {
-    deja::v1::Assignment a;
-    a.set_kind(deja::v1::Assignment::RUN);
-    a.set_job_id(job_id);
-    a.set_attempt(1);
-    a.add_argv("sh");
-    a.add_argv("-c");
-    a.add_argv(script);
-    return a;
-  }
-
-  FakeScheduler scheduler_;
-  FakeContentStore store_;
-  int port_ = 0;
-  std::string address_;
-  std::unique_ptr<grpc::Server> server_;
-  std::vector<std::unique_ptr<RunningWorker>> workers_;
-};
 
 TEST_F(WorkerTest, AdvertisesThePeerServicesBoundPort) {
   StartWorker("w-a");
@@ -397,151 +177,6 @@ TEST_F(WorkerTest, AReuseIsPulledFromTheWorkerHoldingTheSource) {
 }
 
 // ---- Retention: expiry records, the sweeper, leases ----
-
-// Issue 12: a worker cut off from the scheduler past the cut-off (its
-// --worker_timeout less two heartbeats) stops its jobs itself, before the
-// scheduler runs them elsewhere, and reports them handed back.
-TEST_F(WorkerTest, AWorkerCutOffFromTheSchedulerStopsItsJobsAndHandsThemBack) {
-  scheduler_.SetWorkerTimeout(absl::Seconds(1), /*answer_heartbeats=*/false);
-  StartWorker("w-a");
-  scheduler_.Assign("w-a", Run("job-1", "sleep 30"));
-  auto result = AwaitResult("job-1");
-  ASSERT_TRUE(result.has_value());
-  EXPECT_TRUE(result->handed_back());
-  EXPECT_EQ(result->exit_code(), -SIGKILL);
-  EXPECT_THAT(result->error(), HasSubstr("stopped it: no word from the scheduler for over"));
-}
-
-TEST_F(WorkerTest, AWorkerWhoseHeartbeatsAreAnsweredKeepsItsJobs) {
-  // A cut-off of 2.6 s: only a heartbeat ack delayed that long (none is)
-  // could stop the job.
-  scheduler_.SetWorkerTimeout(absl::Seconds(3), /*answer_heartbeats=*/true);
-  StartWorker("w-a");
-  scheduler_.Assign("w-a", Run("job-1", "sleep 3; echo done"));  // past the cut-off
-  auto result = AwaitResult("job-1");
-  ASSERT_TRUE(result.has_value());
-  EXPECT_FALSE(result->handed_back()) << result->error();
-  EXPECT_EQ(result->exit_code(), 0) << result->error();
-}
-
-// Issue 12, finding 2: a result not acknowledged died with its worker, and
-// the scheduler ran the command again.
-TEST_F(WorkerTest, AResultNotAcknowledgedSurvivesARestartAndGoesOnceAcked) {
-  const std::string dir = MakeTempDir("worker_test_results");
-  {
-    StartWorker("w-a", nullptr, dir);
-    scheduler_.Assign("w-a", Run("job-1", "echo once >> ../../ledger"));
-    ASSERT_TRUE(AwaitResult("job-1").has_value());
-    workers_.clear();  // stopped before any ack; the work dir stays
-  }
-  scheduler_.Forget("w-a");
-  RunningWorker& again = StartWorker("w-a", nullptr, dir);
-  auto reg = scheduler_.Registered("w-a");
-  ASSERT_TRUE(reg.has_value());
-  ASSERT_EQ(reg->held_size(), 1);
-  EXPECT_EQ(reg->held(0).job_id(), "job-1");
-  auto result = AwaitResult("job-1");  // sent again after the Register
-  ASSERT_TRUE(result.has_value());
-  EXPECT_EQ(result->exit_code(), 0);
-  EXPECT_EQ(ReadFile(dir + "/ledger"), "once\n");
-
-  const std::string kept = paths::MetaDir(again.work_dir) + "/results/job-1.1";
-  EXPECT_TRUE(std::filesystem::exists(kept));
-  scheduler_.Ack("w-a", "job-1", 1, 0);
-  EXPECT_TRUE(PollUntil([&] { return !std::filesystem::exists(kept); }));
-  workers_.clear();
-  RemoveTempDir(dir);
-}
-
-// Issue 12, finding 2: the worker died right after a command exited, before
-// it could report it. Its next life finishes the attempt (manifest,
-// outputs) from the record, and kills what is left of any other group.
-TEST_F(WorkerTest, TheNextLifeReportsACommandThatExitedAndKillsLeftovers) {
-  const std::string dir = MakeTempDir("worker_test_exited");
-  ASSERT_TRUE(paths::MakeDirs(paths::WorkspaceDir(dir, "job-done") + "/logs").ok());
-  WriteFile(paths::WorkspaceDir(dir, "job-done") + "/out.txt", "made\n");
-  deja::v1::RunningRecord done;
-  done.set_job_id("job-done");
-  done.set_attempt(3);
-  done.set_pgid(999'999'999);  // long gone
-  done.set_start_ticks(1);
-  done.add_outputs("*.txt");
-  done.set_exited(true);
-  done.set_exit_code(0);
-  ASSERT_TRUE(RecordRunning(dir, done).ok());
-
-  // A group still running from the previous life.
-  pid_t leftover = fork();
-  ASSERT_GE(leftover, 0);
-  if (leftover == 0) {
-    setpgid(0, 0);
-    execlp("sleep", "sleep", "1000", nullptr);
-    _exit(127);
-  }
-  setpgid(leftover, leftover);
-  deja::v1::RunningRecord running;
-  running.set_job_id("job-running");
-  running.set_attempt(1);
-  running.set_pgid(leftover);
-  ASSERT_TRUE(PollUntil(
-      [&] { return ReadFile("/proc/" + std::to_string(leftover) + "/comm") == "sleep\n"; }));
-  ASSERT_TRUE(RecordRunning(dir, running).ok());
-  int status = 0;
-  absl::Notification reaped;
-  std::thread reaper([&] {  // as init would
-    waitpid(leftover, &status, 0);
-    reaped.Notify();
-  });
-  absl::Cleanup join_reaper = [&] {
-    // If the test failed before the worker killed it (the pid is not
-    // reaped yet, so it is still the leftover's).
-    if (!reaped.WaitForNotificationWithTimeout(absl::Seconds(10))) kill(leftover, SIGKILL);
-    reaper.join();
-  };
-
-  StartWorker("w-a", nullptr, dir);
-  auto result = AwaitResult("job-done");
-  ASSERT_TRUE(result.has_value());
-  EXPECT_EQ(result->attempt(), 3u);
-  EXPECT_EQ(result->exit_code(), 0);
-  EXPECT_TRUE(result->error().empty()) << result->error();
-  ASSERT_EQ(result->outputs_size(), 1);
-  EXPECT_EQ(result->outputs(0).path(), "out.txt");
-  EXPECT_EQ(store_.Get(result->outputs(0).digest()), "made\n");
-  struct stat st;  // sealed, as after any success
-  ASSERT_EQ(stat((paths::WorkspaceDir(dir, "job-done") + "/out.txt").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0222, 0u);
-  std::move(join_reaper).Invoke();
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  EXPECT_FALSE(scheduler_.Result("job-running").has_value());
-  EXPECT_TRUE(ReadRunning(dir, /*remove_strays=*/false).empty());
-  workers_.clear();
-  RemoveTempDir(dir);
-}
-
-// Issue 12, finding 7: a job that failed on a full disk said only "exited
-// with code 1".
-TEST_F(WorkerTest, AJobThatFailsOnAFullDiskSaysSo) {
-  const std::string dir = MakeTempDir("worker_test_full");
-  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=4m") != 0) {
-    RemoveTempDir(dir);
-    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
-  }
-  absl::Cleanup unmount = [&] {
-    workers_.clear();
-    umount2(dir.c_str(), MNT_DETACH);
-    RemoveTempDir(dir);
-  };
-  StartWorker("w-a", nullptr, dir);
-  scheduler_.Assign("w-a", Run("job-1", "head -c 8000000 /dev/zero > big"));
-  auto result = AwaitResult("job-1");
-  ASSERT_TRUE(result.has_value());
-  EXPECT_EQ(result->exit_code(), 1);
-  EXPECT_THAT(result->error(),
-              HasSubstr("command exited with code 1 with the worker's disk full (no space left "
-                        "on device under " +
-                        dir + ")"));
-}
 
 class RetentionWorkerTest : public WorkerTest {
  protected:
