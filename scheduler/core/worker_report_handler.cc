@@ -60,12 +60,16 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
     // keeps results on disk until acked). That one's ack repeats the
     // committed expiry, or the worker would delete a workspace that the
     // memo index still points to.
-    absl::StatusOr<Job> stored =
-        found != nullptr ? absl::StatusOr<Job>(*found) : jobs_->Get(result.job_id());
-    if (stored.ok() && IsTerminal(stored->state()) && stored->worker_id() == worker_id &&
-        stored->attempt() == result.attempt() && !stored->workspace_expired()) {
+    // The job in memory, else the stored one (read only then: an ended job
+    // leaves memory), never a copy of a record that may hold a large
+    // manifest.
+    absl::StatusOr<Job> stored;
+    const Job* job = found;
+    if (job == nullptr && (stored = jobs_->Get(result.job_id())).ok()) job = &*stored;
+    if (job != nullptr && IsTerminal(job->state()) && job->worker_id() == worker_id &&
+        job->attempt() == result.attempt() && !job->workspace_expired()) {
       fx->to_workers[ack_index].second.mutable_result_ack()->set_expires_at_ms(
-          stored->expires_at_ms());
+          job->expires_at_ms());
     }
     return;
   }
