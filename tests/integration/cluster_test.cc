@@ -466,6 +466,13 @@ TEST(ClusterTest, AStuckWorkersJobsAreStoppedBeforeTheyAreRunAgain) {
     EXPECT_TRUE(PollUntil([&] { return ProcessGone(p); }, absl::Seconds(20)))
         << "pid " << p << " ran on while its worker was stuck";
   }
+  // Resumed once the scheduler has given up on it (attempt 2 queued): its
+  // stale stream is dropped and it takes attempt 2 afresh. Resumed before,
+  // its hand-back races the drop of its stream, which may cost an attempt.
+  ASSERT_TRUE(PollUntil([&] {
+    auto job = c.client().GetJob(id);
+    return job.ok() && job->attempt() >= 2;
+  }));
   c.SignalWorker("w1", SIGCONT);
   Job job = Await(c, id);
   EXPECT_EQ(job.state(), deja::v1::SUCCEEDED) << job.message();
