@@ -362,11 +362,17 @@ void RunB3(const Options& options, Report* report) {
   const std::string src_ws = cluster.Workspace(holder, source);
   std::vector<FileToSend> to_send;
   uint64_t total = 0;
-  for (const auto& f : src.manifest().files()) {
-    if (!S_ISREG(f.mode())) continue;
-    to_send.push_back({f.path(), f.size()});
-    total += f.size();
-  }
+  std::string token;
+  do {
+    auto page = cluster.client().ListJobFiles(source, token, 0);
+    Check(page.ok(), "B3 source files: " + page.status().ToString());
+    for (const auto& f : page->files()) {
+      if (!S_ISREG(f.mode())) continue;
+      to_send.push_back({f.path(), f.size()});
+      total += f.size();
+    }
+    token = page->next_page_token();
+  } while (!token.empty());
   Log(absl::StrCat("B3 source ", source, " on ", holder, ": ", to_send.size(), " files, ", total,
                    " bytes"));
   const double mb = static_cast<double>(total) / 1e6;

@@ -55,11 +55,11 @@ Job SynthJob(uint64_t i, int64_t now_ms) {
   job.set_finished_at_ms(now_ms - 1'000);
   job.set_exit_code(0);
   job.set_run_time_ms(58'000);
-  auto* file = job.mutable_manifest()->add_files();
-  file->set_path("out/result.json");
-  file->set_size(1000 + i % 1000);
-  file->set_mode(0100644);
-  file->set_digest(HashBytes(absl::StrCat("content-", i)));
+  // A one-file workspace: its manifest is a blob of about 60 bytes.
+  job.mutable_manifest()->set_digest(HashBytes(absl::StrCat("manifest-", i)));
+  job.mutable_manifest()->set_size(60);
+  job.mutable_manifest()->set_files(1);
+  job.mutable_manifest()->set_bytes(1000 + i % 1000);
   job.set_expires_at_ms(now_ms + 24 * 3600 * 1000);
   return job;
 }

@@ -369,13 +369,14 @@ int CacheCommands::CacheEvict(const EvictFlags& flags) {
     request->set_job_hash(*hash);
     request->set_project(project);
   }
-  absl::StatusOr<std::vector<deja::v1::MemoEntry>> evicted = context_.client().EvictMemo(*request);
+  absl::StatusOr<deja::v1::EvictMemoResponse> evicted = context_.client().EvictMemo(*request);
   if (!evicted.ok()) return context_.Fail(evicted.status());
+  std::vector<deja::v1::MemoEntry> shown(evicted->evicted().begin(), evicted->evicted().end());
   if (context_.json()) {
-    for (const auto& entry : *evicted) context_.PrintJson(entry);
+    for (const auto& entry : shown) context_.PrintJson(entry);
   } else {
-    context_.out() << FormatEvictLine(evicted->size()) << "\n";
-    if (!evicted->empty()) context_.out() << MemoTable(*evicted, context_.tz());
+    context_.out() << FormatEvictLine(evicted->evicted_count(), shown.size()) << "\n";
+    if (!shown.empty()) context_.out() << MemoTable(shown, context_.tz());
   }
   return kExitOk;
 }

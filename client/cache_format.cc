@@ -33,18 +33,12 @@ std::vector<std::pair<std::string, std::string>> ProjectRows(
   return rows;
 }
 
-uint64_t ManifestBytes(const deja::v1::Manifest& manifest) {
-  uint64_t total = 0;
-  for (const auto& file : manifest.files()) total += file.size();
-  return total;
-}
-
 std::string MemoTable(const std::vector<deja::v1::MemoEntry>& entries, absl::TimeZone tz) {
   std::vector<std::vector<std::string>> rows;
   rows.reserve(entries.size());
   for (const auto& entry : entries) {
     rows.push_back({entry.job_hash().substr(0, 12), entry.project(), entry.app_name(),
-                    entry.source_job_id(), FormatBytes(ManifestBytes(entry.manifest())),
+                    entry.source_job_id(), FormatBytes(entry.manifest().bytes()),
                     entry.created_at_ms() > 0 ? FormatTimestamp(entry.created_at_ms(), tz) : "",
                     ExpiresCell(entry.expires_at_ms(), tz)});
   }
@@ -65,14 +59,10 @@ std::vector<std::pair<std::string, std::string>> MemoRows(const deja::v1::MemoEn
   add("run time", FormatDuration(entry.run_time_ms()));
   add("created", entry.created_at_ms() > 0 ? FormatTimestamp(entry.created_at_ms(), tz) : "");
   add("expires", ExpiresCell(entry.expires_at_ms(), tz));
-  int count = entry.manifest().files_size();
-  add("files", absl::StrCat(count, count == 1 ? " file, " : " files, ",
-                            FormatBytes(ManifestBytes(entry.manifest()))));
-  int outputs = entry.outputs_size();
+  add("files", FormatFiles(entry.manifest().files(), entry.manifest().bytes()));
   uint64_t output_bytes = 0;
   for (const auto& output : entry.outputs()) output_bytes += output.size();
-  add("outputs",
-      absl::StrCat(outputs, outputs == 1 ? " file, " : " files, ", FormatBytes(output_bytes)));
+  add("outputs", FormatFiles(entry.outputs_size(), output_bytes));
   return rows;
 }
 
@@ -85,8 +75,10 @@ std::string MemoOutputsTable(const deja::v1::MemoEntry& entry) {
   return RenderTable({"OUTPUT", "SIZE", "DIGEST"}, rows);
 }
 
-std::string FormatEvictLine(size_t count) {
-  return absl::StrCat("evicted ", count, count == 1 ? " entry" : " entries");
+std::string FormatEvictLine(uint64_t count, size_t shown) {
+  std::string line = absl::StrCat("evicted ", count, count == 1 ? " entry" : " entries");
+  if (shown < count) absl::StrAppend(&line, " (the newest ", shown, " shown)");
+  return line;
 }
 
 std::string ExplainText(const deja::v1::ExplainResponse& response) {

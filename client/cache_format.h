@@ -23,8 +23,6 @@ namespace deja::cli {
 std::vector<std::pair<std::string, std::string>> ProjectRows(
     const deja::v1::ProjectSettings& settings, absl::TimeZone tz);
 
-// Total size of the files of a manifest.
-uint64_t ManifestBytes(const deja::v1::Manifest& manifest);
 // `deja cache ls` and `deja cache evict`: HASH (first 12 hex) PROJECT APP
 // SOURCE-JOB SIZE CREATED EXPIRES ("never" for 0).
 std::string MemoTable(const std::vector<deja::v1::MemoEntry>& entries, absl::TimeZone tz);
@@ -34,8 +32,9 @@ std::string MemoTable(const std::vector<deja::v1::MemoEntry>& entries, absl::Tim
 std::vector<std::pair<std::string, std::string>> MemoRows(const deja::v1::MemoEntry& entry,
                                                           absl::TimeZone tz);
 std::string MemoOutputsTable(const deja::v1::MemoEntry& entry);
-// `deja cache evict`: "evicted 3 entries" ("evicted 1 entry").
-std::string FormatEvictLine(size_t count);
+// `deja cache evict`: "evicted 3 entries" ("evicted 1 entry"), and
+// " (the newest 900 shown)" when the response listed fewer than `count`.
+std::string FormatEvictLine(uint64_t count, size_t shown);
 
 // `deja explain`: job, verdict, summary and, when the response has them, the
 // nearest entry ("j12 (hash <full hash>)") and a FIELD THIS-JOB NEAREST-ENTRY

@@ -46,6 +46,10 @@ std::string FormatBytes(uint64_t bytes) {
   return absl::StrFormat("%.1f %s", value, kUnits[unit]);
 }
 
+std::string FormatFiles(uint64_t files, uint64_t bytes) {
+  return absl::StrCat(files, files == 1 ? " file, " : " files, ", FormatBytes(bytes));
+}
+
 std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
 
 absl::Status InvalidFlag(absl::string_view flag, absl::string_view arg, absl::string_view problem) {

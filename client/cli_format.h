@@ -26,6 +26,8 @@ std::string FormatDuration(int64_t millis);
 std::string FormatTimestamp(int64_t unix_millis, absl::TimeZone tz);
 // "512 B", "1.5 KiB", "3.0 MiB", "1.2 GiB".
 std::string FormatBytes(uint64_t bytes);
+// "1 file, 12 B", "100000 files, 5.2 MiB".
+std::string FormatFiles(uint64_t files, uint64_t bytes);
 // `s`, or "-" when it is empty (what a table shows for an empty cell).
 std::string OrDash(const std::string& s);
 

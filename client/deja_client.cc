@@ -110,6 +110,35 @@ absl::StatusOr<std::vector<Item>> DejaClient::UnaryList(
                            std::make_move_iterator(list->end()));
 }
 
+template <typename Item, typename Request, typename Response, typename Method>
+absl::StatusOr<std::vector<Item>> DejaClient::PagedList(
+    Method method, Request request, uint32_t limit,
+    google::protobuf::RepeatedPtrField<Item>* (Response::*items)()) const {
+  // Pages come newest first, each oldest first; the result is oldest first.
+  std::vector<std::vector<Item>> pages;
+  size_t total = 0;
+  while (true) {
+    request.set_limit(limit == 0 ? 0 : static_cast<uint32_t>(limit - total));
+    absl::StatusOr<Response> response = Unary<Request, Response>(method, request);
+    if (!response.ok()) return response.status();
+    google::protobuf::RepeatedPtrField<Item>* page = (*response.*items)();
+    total += static_cast<size_t>(page->size());
+    const bool more =
+        !response->next_page_token().empty() && !page->empty() && (limit == 0 || total < limit);
+    pages.emplace_back(std::make_move_iterator(page->begin()),
+                       std::make_move_iterator(page->end()));
+    if (!more) break;
+    request.set_page_token(response->next_page_token());
+  }
+  std::vector<Item> out;
+  out.reserve(total);
+  for (auto page = pages.rbegin(); page != pages.rend(); ++page) {
+    out.insert(out.end(), std::make_move_iterator(page->begin()),
+               std::make_move_iterator(page->end()));
+  }
+  return out;
+}
+
 template <typename Item, typename Request, typename Method>
 absl::StatusOr<Item> DejaClient::WatchStream(Method method, const Request& request,
                                              absl::Time deadline, bool (*done)(const Item&),
@@ -202,9 +231,19 @@ absl::StatusOr<std::vector<Job>> DejaClient::ListJobs(const std::string& project
   deja::v1::ListJobsRequest request;
   request.set_project(project);
   request.set_state(state);
-  request.set_limit(limit);
-  return UnaryList(&deja::v1::Scheduler::Stub::ListJobs, request,
+  return PagedList(&deja::v1::Scheduler::Stub::ListJobs, request,
+                   limit == 0 ? kDefaultListLimit : limit,
                    &deja::v1::ListJobsResponse::mutable_jobs);
+}
+
+absl::StatusOr<deja::v1::ListJobFilesResponse> DejaClient::ListJobFiles(
+    const std::string& job_id, const std::string& page_token, uint32_t page_size) const {
+  deja::v1::ListJobFilesRequest request;
+  request.set_job_id(job_id);
+  request.set_page_token(page_token);
+  request.set_page_size(page_size);
+  return Unary<deja::v1::ListJobFilesRequest, deja::v1::ListJobFilesResponse>(
+      &deja::v1::Scheduler::Stub::ListJobFiles, request);
 }
 
 absl::StatusOr<Job> DejaClient::CancelJob(const std::string& job_id) const {
@@ -268,8 +307,7 @@ absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::ListMemo(const std:
   deja::v1::ListMemoRequest request;
   request.set_project(project);
   request.set_app_name(app_name);
-  request.set_limit(limit);
-  return UnaryList(&deja::v1::Scheduler::Stub::ListMemo, request,
+  return PagedList(&deja::v1::Scheduler::Stub::ListMemo, request, limit,
                    &deja::v1::ListMemoResponse::mutable_entries);
 }
 
@@ -279,10 +317,10 @@ absl::StatusOr<deja::v1::MemoEntry> DejaClient::GetMemo(
                                                               request);
 }
 
-absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::EvictMemo(
+absl::StatusOr<deja::v1::EvictMemoResponse> DejaClient::EvictMemo(
     const deja::v1::EvictMemoRequest& request) const {
-  return UnaryList(&deja::v1::Scheduler::Stub::EvictMemo, request,
-                   &deja::v1::EvictMemoResponse::mutable_evicted);
+  return Unary<deja::v1::EvictMemoRequest, deja::v1::EvictMemoResponse>(
+      &deja::v1::Scheduler::Stub::EvictMemo, request);
 }
 
 absl::StatusOr<deja::v1::ExplainResponse> DejaClient::Explain(const std::string& job_id) const {
@@ -366,8 +404,8 @@ absl::StatusOr<std::vector<deja::v1::Pipeline>> DejaClient::ListPipelines(
     const std::string& project, uint32_t limit) const {
   deja::v1::ListPipelinesRequest request;
   request.set_project(project);
-  request.set_limit(limit);
-  return UnaryList(&deja::v1::Scheduler::Stub::ListPipelines, request,
+  return PagedList(&deja::v1::Scheduler::Stub::ListPipelines, request,
+                   limit == 0 ? kDefaultListLimit : limit,
                    &deja::v1::ListPipelinesResponse::mutable_pipelines);
 }
 

@@ -89,11 +89,19 @@ class DejaClient {
   // (NOT_FOUND...) are returned at once.
   absl::StatusOr<deja::v1::Job> WaitForJob(const std::string& job_id, absl::Duration timeout) const;
 
-  // `project` empty: every project. `state` JOB_STATE_UNSPECIFIED: every
-  // state. `limit` 0: the scheduler's default (1000).
+  // The newest `limit` jobs (0: 1000), oldest first, asked for a page at a
+  // time (each response stays under the message size limit). `project`
+  // empty: every project. `state` JOB_STATE_UNSPECIFIED: every state.
   absl::StatusOr<std::vector<deja::v1::Job>> ListJobs(const std::string& project,
                                                       deja::v1::JobState state,
                                                       uint32_t limit) const;
+  static constexpr uint32_t kDefaultListLimit = 1000;
+
+  // One page of a finished job's files (`page_token` empty: the first;
+  // `page_size` 0: the scheduler's default, 1000).
+  absl::StatusOr<deja::v1::ListJobFilesResponse> ListJobFiles(const std::string& job_id,
+                                                              const std::string& page_token,
+                                                              uint32_t page_size) const;
 
   // Returns the job after the cancel request (CANCELLED, or its terminal
   // state if it had already ended).
@@ -118,15 +126,16 @@ class DejaClient {
   absl::StatusOr<deja::v1::ProjectSettings> SetProject(
       const deja::v1::SetProjectRequest& request) const;
 
-  // The memo index. `project` / `app_name` empty: every one; `limit` 0: no
-  // limit.
+  // The memo index, oldest first, asked for a page at a time. `project` /
+  // `app_name` empty: every one; `limit` 0: no limit.
   absl::StatusOr<std::vector<deja::v1::MemoEntry>> ListMemo(const std::string& project,
                                                             const std::string& app_name,
                                                             uint32_t limit) const;
   // One entry, by project + job_hash or by job_id. NOT_FOUND when none.
   absl::StatusOr<deja::v1::MemoEntry> GetMemo(const deja::v1::GetMemoRequest& request) const;
-  // Evicts the entries `request` selects and returns them.
-  absl::StatusOr<std::vector<deja::v1::MemoEntry>> EvictMemo(
+  // Evicts the entries `request` selects: how many, and the newest of them
+  // (as many as fit one response).
+  absl::StatusOr<deja::v1::EvictMemoResponse> EvictMemo(
       const deja::v1::EvictMemoRequest& request) const;
 
   // Why the job was or was not reused.
@@ -156,7 +165,8 @@ class DejaClient {
   // `timeout` passes first.
   absl::StatusOr<deja::v1::Pipeline> WaitForPipeline(const std::string& pipeline_id,
                                                      absl::Duration timeout) const;
-  // `project` empty: every project; `limit` 0: the scheduler's default.
+  // The newest `limit` (0: 1000), oldest first, a page at a time. `project`
+  // empty: every project.
   absl::StatusOr<std::vector<deja::v1::Pipeline>> ListPipelines(const std::string& project,
                                                                 uint32_t limit) const;
   // Returns the pipeline after the cancel request.
@@ -198,8 +208,7 @@ class DejaClient {
   absl::StatusOr<Response> Unary(Method method, const Request& request) const;
   // One unary call whose response is a list (the repeated field `items` of
   // the response, e.g. &ListJobsResponse::mutable_jobs), returned as a
-  // vector: every list call (ListJobs, ListWorkers, ListMemo, EvictMemo,
-  // ListPipelines) goes through here.
+  // vector: the unpaged list calls (ListWorkers) go through here.
   template <typename Request, typename Response, typename Item, typename Method>
   absl::StatusOr<std::vector<Item>> UnaryList(
       Method method, const Request& request,
@@ -210,6 +219,13 @@ class DejaClient {
   // goes to `on_update` (may be empty). Returns the last snapshot when it is
   // done or the server closed the stream cleanly; else the stream's error;
   // INTERNAL when the stream ended cleanly without a snapshot.
+  // A list RPC with pages (ListJobs, ListMemo, ListPipelines): asks again
+  // with each next_page_token until `limit` (0: all) items came, and returns
+  // them oldest first.
+  template <typename Item, typename Request, typename Response, typename Method>
+  absl::StatusOr<std::vector<Item>> PagedList(
+      Method method, Request request, uint32_t limit,
+      google::protobuf::RepeatedPtrField<Item>* (Response::*items)()) const;
   template <typename Item, typename Request, typename Method>
   absl::StatusOr<Item> WatchStream(Method method, const Request& request, absl::Time deadline,
                                    bool (*done)(const Item&),

@@ -41,6 +41,7 @@ void JobCommands::Register(CommandTable& table) {
     SpecFlags spec;
     bool dry_run = false;
     std::string job_id;
+    bool files = false;
     bool stderr_stream = false;
     std::string project;
     std::string state;
@@ -62,10 +63,15 @@ void JobCommands::Register(CommandTable& table) {
       [flags](CommandContext& context) { return JobCommands(context).Run(flags->spec); });
   AddSpecFlags(run, &flags->spec);
 
-  CLI::App* status = table.AddCommand(
-      "status", "Show everything about one job",
-      [flags](CommandContext& context) { return JobCommands(context).Status(flags->job_id); });
+  CLI::App* status =
+      table.AddCommand("status", "Show everything about one job", [flags](CommandContext& context) {
+        return flags->files ? JobCommands(context).Files(flags->job_id)
+                            : JobCommands(context).Status(flags->job_id);
+      });
   status->add_option("JOB", flags->job_id, "Job id, e.g. j12")->required();
+  status->add_flag("--files", flags->files,
+                   "List every file of the job's workspace (mode, size, path), a page at a "
+                   "time, instead of the summary");
 
   CLI::App* logs = table.AddCommand(
       "logs", "Print a job's stdout log (or stderr); a reused job's log is its source's",
@@ -183,6 +189,29 @@ int JobCommands::Status(const std::string& job_id) {
     if (std::string inputs = InputsTable(*job); !inputs.empty()) out << "\n" << inputs;
     if (std::string outputs = OutputsTable(*job); !outputs.empty()) out << "\n" << outputs;
   }
+  return kExitOk;
+}
+
+int JobCommands::Files(const std::string& job_id) {
+  std::ostream& out = context_.out();
+  std::string token;
+  bool first = true;
+  do {
+    absl::StatusOr<deja::v1::ListJobFilesResponse> page =
+        context_.client().ListJobFiles(job_id, token, 0);
+    if (!page.ok()) return context_.Fail(page.status());
+    if (context_.json()) {
+      for (const deja::v1::FileEntry& file : page->files()) context_.PrintJson(file);
+    } else {
+      if (first) {
+        out << job_id << ": " << FormatFiles(page->manifest().files(), page->manifest().bytes())
+            << "\n";
+      }
+      for (const deja::v1::FileEntry& file : page->files()) out << FileLine(file) << "\n";
+    }
+    first = false;
+    token = page->next_page_token();
+  } while (!token.empty());
   return kExitOk;
 }
 

@@ -37,6 +37,9 @@ class JobCommands {
   // Returns ExitCodeForJob.
   int Run(const SpecFlags& flags);
   int Status(const std::string& job_id);
+  // `status --files`: a summary line, then a FileLine per workspace file
+  // (each FileEntry as JSON with --json), paged through ListJobFiles.
+  int Files(const std::string& job_id);
   // The whole stdout (or stderr) log, after the reuse banner of a reused
   // job.
   int Logs(const std::string& job_id, bool stderr_stream);

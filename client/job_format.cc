@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/cli.h"
@@ -193,11 +194,8 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl
     add("reused from", source);
   }
   add("time saved", job.time_saved_ms() > 0 ? FormatDuration(job.time_saved_ms()) : "");
-  if (job.manifest().files_size() > 0) {
-    uint64_t total = 0;
-    for (const auto& file : job.manifest().files()) total += file.size();
-    int count = job.manifest().files_size();
-    add("files", absl::StrCat(count, count == 1 ? " file, " : " files, ", FormatBytes(total)));
+  if (job.manifest().files() > 0) {
+    add("files", FormatFiles(job.manifest().files(), job.manifest().bytes()));
   }
   if (job.workspace_expired() || (IsTerminal(job.state()) && job.expires_at_ms() > 0 &&
                                   job.expires_at_ms() <= absl::ToUnixMillis(now))) {
@@ -229,6 +227,13 @@ std::string OutputsTable(const Job& job) {
     rows.push_back({output.path(), FormatBytes(output.size()), output.digest()});
   }
   return RenderTable({"OUTPUT", "SIZE", "DIGEST"}, rows);
+}
+
+std::string FileLine(const deja::v1::FileEntry& file) {
+  const uint32_t type = file.mode() & 0170000;
+  const std::string mode =
+      type == 0120000 ? std::string("l   ") : absl::StrFormat("%04o", file.mode() & 07777);
+  return absl::StrFormat("%s  %12d  %s", mode, file.size(), file.path());
 }
 
 std::string FormatGetLine(const std::string& job_id, uint64_t files, uint64_t bytes,

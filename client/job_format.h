@@ -54,6 +54,10 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const deja::v1::Job&
 std::string InputsTable(const deja::v1::Job& job);
 // OUTPUT SIZE DIGEST.
 std::string OutputsTable(const deja::v1::Job& job);
+// `deja status --files`, one line per file: mode (octal, "l" for a
+// symlink), size in bytes right-aligned to 12, path:
+// "0644       1048576  out/model.bin".
+std::string FileLine(const deja::v1::FileEntry& file);
 // `deja get`: "j12: downloaded 3 files (1.2 GiB) to j12/".
 std::string FormatGetLine(const std::string& job_id, uint64_t files, uint64_t bytes,
                           const std::string& dir);

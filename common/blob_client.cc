@@ -174,7 +174,7 @@ absl::Status BlobClient::UploadFileOnce(const std::string& path, const deja::v1:
 
 absl::Status BlobClient::UploadBytesOnce(const std::string& bytes) const {
   grpc::ClientContext context;
-  context.set_deadline(Deadline(rpc_timeout_));
+  context.set_deadline(Deadline(StreamTimeout(rpc_timeout_, bytes.size())));
   deja::v1::UploadResponse response;
   auto writer = stub_->Upload(&context, &response);
   deja::v1::UploadChunk chunk;
@@ -227,7 +227,7 @@ absl::Status BlobClient::DownloadToFileOnce(const deja::v1::BlobRef& blob, const
 
 absl::StatusOr<std::string> BlobClient::DownloadBytesOnce(const deja::v1::BlobRef& blob) const {
   grpc::ClientContext context;
-  context.set_deadline(Deadline(rpc_timeout_));
+  context.set_deadline(Deadline(StreamTimeout(rpc_timeout_, blob.size())));
   deja::v1::DownloadRequest request;
   request.set_digest(blob.digest());
   auto reader = stub_->Download(&context, request);

@@ -57,7 +57,8 @@ class BlobClient {
   // file; nothing is left behind.
   absl::Status DownloadToFile(const deja::v1::BlobRef& blob, const std::string& path,
                               const ProgressFn& progress = {}) const;
-  // Small blobs (directory blobs) into memory, checked the same way.
+  // Blobs small enough to hold (directory blobs, manifests) into memory,
+  // checked the same way; the deadline scales with the size as above.
   absl::StatusOr<std::string> DownloadBytes(const deja::v1::BlobRef& blob) const;
 
  private:

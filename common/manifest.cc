@@ -99,4 +99,32 @@ uint64_t ManifestBytes(const deja::v1::Manifest& manifest) {
   return total;
 }
 
+deja::v1::ManifestRef SerializeManifest(const deja::v1::Manifest& manifest, std::string* bytes) {
+  bytes->clear();
+  manifest.SerializeToString(bytes);
+  deja::v1::ManifestRef ref;
+  ref.set_digest(HashBytes(*bytes));
+  ref.set_size(bytes->size());
+  ref.set_files(static_cast<uint64_t>(manifest.files_size()));
+  ref.set_bytes(ManifestBytes(manifest));
+  return ref;
+}
+
+absl::StatusOr<deja::v1::Manifest> ParseManifest(const deja::v1::ManifestRef& ref,
+                                                 std::string_view bytes) {
+  if (bytes.size() != ref.size() || HashBytes(bytes) != ref.digest()) {
+    return absl::DataLossError(absl::StrCat("manifest ", ref.digest(), ": the blob read (",
+                                            bytes.size(), " bytes) is not the one named"));
+  }
+  deja::v1::Manifest manifest;
+  if (!manifest.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError(absl::StrCat("manifest ", ref.digest(), ": does not parse"));
+  }
+  if (static_cast<uint64_t>(manifest.files_size()) != ref.files()) {
+    return absl::DataLossError(absl::StrCat("manifest ", ref.digest(), ": lists ",
+                                            manifest.files_size(), " entries, not ", ref.files()));
+  }
+  return manifest;
+}
+
 }  // namespace deja

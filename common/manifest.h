@@ -3,7 +3,9 @@
 #ifndef DEJA_COMMON_MANIFEST_H_
 #define DEJA_COMMON_MANIFEST_H_
 
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -24,6 +26,21 @@ absl::Status VerifyManifest(const std::string& root, const deja::v1::Manifest& m
 
 // Sum of the sizes of the manifest's files.
 uint64_t ManifestBytes(const deja::v1::Manifest& manifest);
+
+// A manifest as the content store keeps it: `*bytes` is set to the
+// serialized manifest, and the ref returned names that blob and counts the
+// manifest's entries and bytes.
+deja::v1::ManifestRef SerializeManifest(const deja::v1::Manifest& manifest, std::string* bytes);
+
+// The manifest `bytes` holds, checked against `ref`: DATA_LOSS when they do
+// not hash to its digest, do not parse, or list another number of entries.
+absl::StatusOr<deja::v1::Manifest> ParseManifest(const deja::v1::ManifestRef& ref,
+                                                 std::string_view bytes);
+
+// Reads a manifest from wherever its blob is (the content store, through a
+// BlobClient or the scheduler's BlobStore). Errors name the manifest.
+using ManifestLoader =
+    std::function<absl::StatusOr<deja::v1::Manifest>(const deja::v1::ManifestRef&)>;
 
 }  // namespace deja
 

@@ -61,6 +61,10 @@ absl::Status ValidatePipeline(const deja::v1::PipelineSpec& spec) {
     return Invalid("nodes", absl::StrCat("too many (", spec.nodes_size(), ", at most ",
                                          kMaxPipelineNodes, ")"));
   }
+  if (spec.ByteSizeLong() > kMaxPipelineSpecBytes) {
+    return Invalid("spec", absl::StrCat("too large (", spec.ByteSizeLong(), " bytes, at most ",
+                                        kMaxPipelineSpecBytes, ")"));
+  }
   std::map<std::string, const deja::v1::PipelineNode*> nodes;
   for (int i = 0; i < spec.nodes_size(); ++i) {
     const auto& node = spec.nodes(i);

@@ -17,6 +17,8 @@
 namespace deja {
 
 inline constexpr size_t kMaxPipelineNodes = 1000;
+// A pipeline record (spec and node states) must fit a 4 MiB message.
+inline constexpr size_t kMaxPipelineSpecBytes = size_t{1} << 20;
 
 // INVALID_ARGUMENT whose message starts with the field at fault, written
 // as a path: "name", "nodes[train].name", "nodes[train].app.command[1]",

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/manifest.h"
+#include "common/manifest_blob.h"
 #include "worker/channel_args.h"
 #include "worker/leftovers.h"
 #include "worker/log.h"
@@ -72,6 +73,12 @@ absl::Status JobExecutor::Open() {
   Log("blob cache %s: %d blobs, %d of %d bytes", blob_cache_->dir(), stats.blobs, stats.bytes,
       options_.cache_bytes);
   return absl::OkStatus();
+}
+
+ManifestLoader JobExecutor::manifest_loader() const {
+  return [client = blob_client_.get()](const deja::v1::ManifestRef& ref) {
+    return DownloadManifest(ref, *client);
+  };
 }
 
 void JobExecutor::LoadFingerprints() {
@@ -169,17 +176,29 @@ deja::v1::JobResult JobExecutor::RunResult(const deja::v1::RunningRecord& record
     }
     return result;
   }
-  *result.mutable_manifest() = *std::move(manifest);
-  if (outcome.exit_code == 0 && outcome.error.empty()) {
+  const bool succeeded = outcome.exit_code == 0 && outcome.error.empty();
+  if (succeeded) {
     // Read-only from now on, with fingerprints so reuses need not hash.
-    if (absl::Status st = fingerprints_.Seal(job_id, result.manifest(), hashed_after); !st.ok()) {
+    if (absl::Status st = fingerprints_.Seal(job_id, *manifest, hashed_after); !st.ok()) {
       Log("sealing the workspace of %s: %s", job_id, st.ToString());
     }
   }
-  if (outcome.exit_code != 0 || !outcome.error.empty() || output_globs.empty()) return result;
+  // The manifest goes to the store, not into the result: it grows with the
+  // workspace (a failed job's too, for `deja status --files`).
+  auto ref = UploadManifest(*manifest, *blob_client_);
+  if (!ref.ok()) {
+    if (!succeeded) {
+      Log("%s attempt %d: %s", job_id, record.attempt(), ref.status().ToString());
+      return result;
+    }
+    result.set_error(std::string(ref.status().message()));
+    return result;
+  }
+  *result.mutable_manifest() = *std::move(ref);
+  if (!succeeded || output_globs.empty()) return result;
   // The outputs are matched against the manifest just taken (each file is
   // hashed once) and are in the store before the result is sent.
-  auto outputs = MatchOutputs(result.manifest(), output_globs);
+  auto outputs = MatchOutputs(*manifest, output_globs);
   if (!outputs.ok()) {
     result.set_error(std::string(outputs.status().message()));
     return result;
@@ -214,18 +233,22 @@ deja::v1::JobResult JobExecutor::Materialize(deja::v1::Assignment assignment,
       !assignment.source_address().empty() && assignment.source_worker_id() != options_.worker_id;
   absl::Status status;
   std::string how;
-  if (remote) {
+  auto manifest = DownloadManifest(assignment.source_manifest(), *blob_client_);
+  if (!manifest.ok()) {
+    status = manifest.status();
+  } else if (remote) {
     PeerSource source{assignment.source_worker_id(), assignment.source_address(),
                       assignment.source_job_id()};
-    auto pulled = puller_.Pull(source, assignment.source_manifest(), assignment.job_id());
+    auto pulled =
+        puller_.Pull(source, assignment.source_manifest(), *manifest, assignment.job_id());
     status = pulled.status();
     if (pulled.ok()) {
       how = absl::StrFormat("%d files, %d bytes pulled from worker %s at %s", pulled->files,
                             pulled->bytes, source.worker_id, source.address);
     }
   } else {
-    auto copied = materializer_.Materialize(assignment.source_job_id(),
-                                            assignment.source_manifest(), assignment.job_id());
+    auto copied =
+        materializer_.Materialize(assignment.source_job_id(), *manifest, assignment.job_id());
     status = copied.status();
     if (copied.ok()) {
       how = absl::StrFormat("%d files, %d bytes by %s", copied->files, copied->bytes,

@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "common/blob_client.h"
 #include "common/clock.h"
+#include "common/manifest.h"
 #include "deja/v1/worker.pb.h"
 #include "worker/blob_cache.h"
 #include "worker/fingerprints.h"
@@ -83,6 +84,9 @@ class JobExecutor {
   // Makes the spare workspaces (a failure is logged: jobs then create their
   // workspace directly) and opens the blob cache. Returns the cache's error.
   absl::Status Open();
+
+  // Downloads a manifest from the content store (the peer service's loader).
+  ManifestLoader manifest_loader() const;
 
   // Loads the fingerprints of sealed workspaces (a cache: a failure is
   // logged, and reuses then hash their source).

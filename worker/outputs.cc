@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/job_spec.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
@@ -41,7 +42,18 @@ absl::StatusOr<std::vector<deja::v1::OutputFile>> MatchOutputs(
   }
   std::vector<deja::v1::OutputFile> outputs;
   outputs.reserve(matched.size());
-  for (auto& [path, out] : matched) outputs.push_back(std::move(out));
+  size_t bytes = 0;
+  for (auto& [path, out] : matched) {
+    bytes += out.ByteSizeLong();
+    outputs.push_back(std::move(out));
+  }
+  if (bytes > kMaxOutputsBytes) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("declared outputs matched ", outputs.size(), " files, whose list takes ",
+                     bytes, " bytes; at most ", kMaxOutputsBytes,
+                     ": narrow the globs, or pack the files into an "
+                     "archive and declare that"));
+  }
   return outputs;
 }
 

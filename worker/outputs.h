@@ -33,7 +33,9 @@ using ::deja::GlobMatches;  // common/glob.h
 //   INVALID_ARGUMENT     a glob that is empty, absolute, or has an empty,
 //                        '.' or '..' component: 'declared output "<glob>": ...';
 //   FAILED_PRECONDITION  'declared output "<glob>" matched no file' for the
-//                        first glob that matched nothing.
+//                        first glob that matched nothing; or 'declared
+//                        outputs matched N files ...' when their list is
+//                        more than kMaxOutputsBytes (common/job_spec.h).
 absl::StatusOr<std::vector<deja::v1::OutputFile>> MatchOutputs(
     const deja::v1::Manifest& manifest, const std::vector<std::string>& globs);
 

@@ -37,9 +37,6 @@ grpc::ChannelArguments PeerChannelArgs() {
   grpc::ChannelArguments args;
   // A fresh subchannel: no reconnect backoff inherited from earlier pulls.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  // The first chunk is the whole manifest, as large as the workspace has
-  // files (the scheduler sent it to us in one message already).
-  args.SetMaxReceiveMessageSize(-1);
   // No deadline on the stream, so a peer that stops answering is detected by
   // keepalive (the peer server permits pings this often).
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
@@ -61,8 +58,9 @@ struct Incoming {
 // One pull: the state of the stream being read.
 class Receiver {
  public:
-  Receiver(const PeerSource& source, const deja::v1::Manifest& manifest, std::string root)
-      : source_(source), manifest_(manifest), root_(std::move(root)) {
+  Receiver(const PeerSource& source, const deja::v1::ManifestRef& ref,
+           const deja::v1::Manifest& manifest, std::string root)
+      : source_(source), ref_(ref), manifest_(manifest), root_(std::move(root)) {
     for (int i = 0; i < manifest_.files_size(); ++i) index_[manifest_.files(i).path()] = i;
     arrived_.assign(static_cast<size_t>(manifest_.files_size()), false);
   }
@@ -71,7 +69,7 @@ class Receiver {
     switch (chunk.chunk_case()) {
       case deja::v1::WorkspaceChunk::kManifest:
         if (got_manifest_) return Protocol("sent a second manifest");
-        if (!google::protobuf::util::MessageDifferencer::Equals(chunk.manifest(), manifest_)) {
+        if (!google::protobuf::util::MessageDifferencer::Equals(chunk.manifest(), ref_)) {
           return Protocol("answered with another manifest than the one asked for");
         }
         got_manifest_ = true;
@@ -195,6 +193,7 @@ class Receiver {
   }
 
   const PeerSource& source_;
+  const deja::v1::ManifestRef& ref_;
   const deja::v1::Manifest& manifest_;
   const std::string root_;
   std::map<std::string, int> index_;
@@ -273,6 +272,7 @@ WorkspacePuller::WorkspacePuller(std::string work_dir, absl::Duration connect_ti
     : work_dir_(std::move(work_dir)), connect_timeout_(connect_timeout) {}
 
 absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
+                                                 const deja::v1::ManifestRef& ref,
                                                  const deja::v1::Manifest& manifest,
                                                  const std::string& new_job_id) const {
   if (absl::Status st = paths::ValidateJobId(source.job_id); !st.ok()) {
@@ -311,9 +311,9 @@ absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
     grpc::ClientContext context;
     deja::v1::FetchWorkspaceRequest request;
     request.set_job_id(source.job_id);
-    *request.mutable_manifest() = manifest;
+    *request.mutable_manifest() = ref;
     auto reader = stub->FetchWorkspace(&context, request);
-    Receiver receiver(source, manifest, root);
+    Receiver receiver(source, ref, manifest, root);
     absl::Status local;  // written by the disk thread, read after join
     ChunkQueue queue(kQueuedBytes);
     std::thread disk([&] {

@@ -49,7 +49,9 @@ class WorkspacePuller {
   explicit WorkspacePuller(std::string work_dir, absl::Duration connect_timeout = absl::Seconds(5));
 
   // Pulls `manifest` of `source` into jobs/<new_job_id> (an existing one is
-  // removed first) and writes REUSED. Returns:
+  // removed first) and writes REUSED. The request names the manifest by
+  // `ref` (the peer downloads it from the content store), so no message
+  // grows with the workspace. Returns:
   //   UNAVAILABLE       'source worker <id> at <addr> unreachable: ...' (no
   //                     connection), or the stream broke midway;
   //   DATA_LOSS         the source failed verification: its workspace or a
@@ -57,7 +59,8 @@ class WorkspacePuller {
   //                     content, or not at all; the message names the file;
   //   INVALID_ARGUMENT  a bad job id or manifest;
   //   other codes       local I/O failures, naming the path.
-  absl::StatusOr<PullResult> Pull(const PeerSource& source, const deja::v1::Manifest& manifest,
+  absl::StatusOr<PullResult> Pull(const PeerSource& source, const deja::v1::ManifestRef& ref,
+                                  const deja::v1::Manifest& manifest,
                                   const std::string& new_job_id) const;
 
  private:

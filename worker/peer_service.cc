@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/errors.h"
+#include "common/grpc_status.h"
 #include "worker/file_copy.h"
 #include "worker/paths.h"
 
@@ -39,8 +40,11 @@ constexpr size_t kMaxSymlinkTarget = 4096;
 
 }  // namespace
 
-PeerService::PeerService(std::string work_dir, WorkspaceRetention* retention)
-    : work_dir_(std::move(work_dir)), retention_(retention) {}
+PeerService::PeerService(std::string work_dir, ManifestLoader load_manifest,
+                         WorkspaceRetention* retention)
+    : work_dir_(std::move(work_dir)),
+      load_manifest_(std::move(load_manifest)),
+      retention_(retention) {}
 
 grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
                                          const deja::v1::FetchWorkspaceRequest* request,
@@ -48,16 +52,6 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
   const std::string& job_id = request->job_id();
   if (absl::Status st = paths::ValidateJobId(job_id); !st.ok()) {
     return Error(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
-  }
-  for (const deja::v1::FileEntry& entry : request->manifest().files()) {
-    if (absl::Status st = paths::ValidateRelativePath(entry.path()); !st.ok()) {
-      return Error(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
-    }
-    if (!S_ISREG(entry.mode()) && !S_ISLNK(entry.mode())) {
-      return Error(grpc::StatusCode::INVALID_ARGUMENT,
-                   absl::StrCat("manifest path \"", entry.path(), "\": mode ", entry.mode(),
-                                " is neither a file nor a symlink"));
-    }
   }
   // Held until the handler returns: the sweeper skips a leased workspace.
   std::optional<WorkspaceRetention::Lease> lease;
@@ -75,6 +69,19 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
                  absl::StrCat("the workspace of job ", job_id, " is gone"));
   }
 
+  // Only now, for a workspace that is here.
+  absl::StatusOr<deja::v1::Manifest> manifest = load_manifest_(request->manifest());
+  if (!manifest.ok()) return ToGrpcStatus(manifest.status());
+  for (const deja::v1::FileEntry& entry : manifest->files()) {
+    if (absl::Status st = paths::ValidateRelativePath(entry.path()); !st.ok()) {
+      return Error(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
+    }
+    if (!S_ISREG(entry.mode()) && !S_ISLNK(entry.mode())) {
+      return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                   absl::StrCat("manifest path \"", entry.path(), "\": mode ", entry.mode(),
+                                " is neither a file nor a symlink"));
+    }
+  }
   deja::v1::WorkspaceChunk chunk;
   *chunk.mutable_manifest() = request->manifest();
   if (!writer->Write(chunk)) return Error(grpc::StatusCode::CANCELLED, "receiver went away");
@@ -83,7 +90,7 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
   deja::v1::WorkspaceChunk data_chunk;
   std::string* const data = data_chunk.mutable_data();
   std::set<std::string> checked;
-  for (const deja::v1::FileEntry& entry : request->manifest().files()) {
+  for (const deja::v1::FileEntry& entry : manifest->files()) {
     const std::string& rel = entry.path();
     if (absl::Status s = CheckSourceParents(root, rel, &checked); !s.ok()) {
       return Error(grpc::StatusCode::DATA_LOSS, absl::StrCat(s.message(), " (job ", job_id, ")"));
@@ -135,13 +142,16 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-PeerServer::PeerServer(std::string work_dir, WorkspaceRetention* retention)
-    : service_(std::move(work_dir), retention) {}
+PeerServer::PeerServer(std::string work_dir, ManifestLoader load_manifest,
+                       WorkspaceRetention* retention)
+    : service_(std::move(work_dir), std::move(load_manifest), retention) {}
 
 absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string& listen_address,
                                                               std::string work_dir,
+                                                              ManifestLoader load_manifest,
                                                               WorkspaceRetention* retention) {
-  std::unique_ptr<PeerServer> server(new PeerServer(std::move(work_dir), retention));
+  std::unique_ptr<PeerServer> server(
+      new PeerServer(std::move(work_dir), std::move(load_manifest), retention));
   grpc::EnableDefaultHealthCheckService(true);  // grpc.health.v1 for probes
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &server->port_);

@@ -2,8 +2,10 @@
 // pull a retained workspace from it to serve a reuse on another machine
 // (the pulling side is worker/peer_client.h).
 //
-// FetchWorkspace(job_id, manifest) streams, for the workspace
-// jobs/<job_id>/: first a chunk with the manifest as requested, then for
+// FetchWorkspace(job_id, manifest ref) loads the manifest the ref names (from
+// the content store: the request stays small whatever the workspace) and
+// streams, for the workspace jobs/<job_id>/: first a chunk with the ref as
+// requested, then for
 // each manifest entry, in manifest order, a `file` chunk (the manifest's
 // FileEntry) followed by `data` chunks of at most 1 MiB read from disk at
 // that moment (a symlink's data is its target). Nothing is verified here:
@@ -17,6 +19,7 @@
 // (the sweeper skips it), and one whose expiry has passed is not served.
 //
 // Status codes: INVALID_ARGUMENT (bad job id or manifest path, naming it),
+// the loader's (the manifest cannot be read: NOT_FOUND, UNAVAILABLE...),
 // NOT_FOUND (the workspace is gone, or a file of it: named; or its expiry
 // has passed: "workspace of <id> expired"), DATA_LOSS (a
 // file that is no longer a regular file or symlink, has a parent that is
@@ -35,6 +38,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/manifest.h"
 #include "deja/v1/peer.grpc.pb.h"
 #include "worker/retention.h"
 
@@ -44,9 +48,11 @@ inline constexpr size_t kPeerChunkBytes = 1 << 20;
 
 class PeerService final : public deja::v1::Peer::Service {
  public:
-  // `work_dir` as in WorkerConfig. `retention` (not owned; may be null: no
-  // leases, no expiry check) must outlive the service.
-  explicit PeerService(std::string work_dir, WorkspaceRetention* retention = nullptr);
+  // `work_dir` as in WorkerConfig. `load_manifest` reads the manifests that
+  // requests name. `retention` (not owned; may be null: no leases, no
+  // expiry check) must outlive the service.
+  PeerService(std::string work_dir, ManifestLoader load_manifest,
+              WorkspaceRetention* retention = nullptr);
 
   grpc::Status FetchWorkspace(grpc::ServerContext* context,
                               const deja::v1::FetchWorkspaceRequest* request,
@@ -54,6 +60,7 @@ class PeerService final : public deja::v1::Peer::Service {
 
  private:
   const std::string work_dir_;
+  const ManifestLoader load_manifest_;
   WorkspaceRetention* const retention_;
 };
 
@@ -62,9 +69,10 @@ class PeerServer {
  public:
   // Listens on `listen_address` (HOST:PORT; port 0 picks a free port).
   // UNAVAILABLE naming the address when it cannot bind.
-  // `retention` as in PeerService.
+  // The rest as in PeerService.
   static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& listen_address,
                                                            std::string work_dir,
+                                                           ManifestLoader load_manifest,
                                                            WorkspaceRetention* retention = nullptr);
   // Shuts down (if needed).
   ~PeerServer();
@@ -80,7 +88,7 @@ class PeerServer {
   void Shutdown();
 
  private:
-  PeerServer(std::string work_dir, WorkspaceRetention* retention);
+  PeerServer(std::string work_dir, ManifestLoader load_manifest, WorkspaceRetention* retention);
 
   PeerService service_;
   std::unique_ptr<grpc::Server> server_;

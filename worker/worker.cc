@@ -90,7 +90,8 @@ absl::Status Worker::Run() {
   // Before registering, so the Register lists what it kept.
   RecoverPreviousLife();
   if (absl::Status st = sweeper_.Load(); !st.ok()) return st;
-  auto server = PeerServer::Start(config_.peer_listen, config_.work_dir, &retention_);
+  auto server = PeerServer::Start(config_.peer_listen, config_.work_dir,
+                                  executor_.manifest_loader(), &retention_);
   if (!server.ok()) return server.status();
   peer_server_ = *std::move(server);
   {

@@ -79,7 +79,7 @@ void WorkerCore::OnAssignment(const deja::v1::Assignment& assignment, absl::Time
   actions->log.push_back(absl::StrFormat(
       "assignment %s attempt %d: materialize from %s%s%s (%d files)", key.first, key.second,
       assignment.source_job_id(), assignment.source_address().empty() ? "" : " on worker ",
-      assignment.source_worker_id(), assignment.source_manifest().files_size()));
+      assignment.source_worker_id(), assignment.source_manifest().files()));
   NoteAttempt(key);
   active_[key].state = State::kCopying;
   actions->start.push_back(assignment);

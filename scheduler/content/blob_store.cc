@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
+#include "common/manifest.h"
 
 namespace deja {
 namespace {
@@ -238,6 +239,30 @@ absl::StatusOr<int> BlobStore::OpenForRead(const std::string& digest) const {
     return SysError(errno, "open " + path);
   }
   return fd;
+}
+
+absl::StatusOr<deja::v1::Manifest> BlobStore::ReadManifest(const deja::v1::ManifestRef& ref) const {
+  const std::string what = absl::StrCat("manifest ", ref.digest());
+  absl::StatusOr<int> fd = OpenForRead(ref.digest());
+  if (!fd.ok()) {
+    return absl::Status(fd.status().code(), absl::StrCat(what, ": ", fd.status().message()));
+  }
+  std::string bytes(ref.size(), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = pread(*fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  const int err = errno;
+  close(*fd);
+  if (got < bytes.size()) {
+    return got == 0 && err != 0
+               ? SysError(err, "read " + PathOf(ref.digest()))
+               : absl::DataLossError(absl::StrCat(what, ": shorter than ", ref.size(), " bytes"));
+  }
+  return ParseManifest(ref, bytes);
 }
 
 absl::StatusOr<deja::v1::BlobMeta> BlobStore::GetMeta(const std::string& digest) const {

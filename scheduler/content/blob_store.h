@@ -40,6 +40,7 @@
 #include "absl/strings/string_view.h"
 #include "common/hash.h"
 #include "deja/v1/content.pb.h"
+#include "deja/v1/job.pb.h"
 #include "scheduler/content/blob_metadata_store.h"
 
 namespace deja {
@@ -110,6 +111,11 @@ class BlobStore {
   // fd. INVALID_ARGUMENT for a malformed digest, NOT_FOUND "blob <d> not
   // found".
   absl::StatusOr<int> OpenForRead(const std::string& digest) const;
+
+  // The manifest `ref` names, read whole and checked (ParseManifest:
+  // DATA_LOSS when it does not match); OpenForRead's errors, naming the
+  // manifest.
+  absl::StatusOr<deja::v1::Manifest> ReadManifest(const deja::v1::ManifestRef& ref) const;
 
   // The blob's metadata record. NOT_FOUND when there is none.
   absl::StatusOr<deja::v1::BlobMeta> GetMeta(const std::string& digest) const;

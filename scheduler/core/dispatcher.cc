@@ -321,7 +321,7 @@ Dispatcher::Worker* Dispatcher::PickWorker(const Job& job) {
 bool Dispatcher::DispatchReuse(Job& job, absl::Time now, Effects* fx) {
   // The source: the job named with --reuse, or the memo entry.
   std::string source_id, worker_id;
-  deja::v1::Manifest manifest;
+  deja::v1::ManifestRef manifest;
   google::protobuf::RepeatedPtrField<deja::v1::OutputFile> outputs;
   if (!job.spec().reuse_job_id().empty()) {
     absl::StatusOr<Job> src = jobs_->Get(job.spec().reuse_job_id());

@@ -79,31 +79,46 @@ Job* JobTable::Resident(const std::string& job_id) {
 }
 
 absl::StatusOr<std::vector<Job>> JobTable::List(const std::string& project, JobState state,
-                                                size_t limit) const {
+                                                size_t limit, uint64_t before, size_t max_bytes,
+                                                uint64_t* next_before) const {
   // Newest first, merging the jobs in memory (newer versions, and jobs not
-  // yet committed) into a backward scan of the store; stops at `limit`.
+  // yet committed) into a backward scan of the store; stops at `limit`, or
+  // at the first match that would pass `max_bytes`.
   std::vector<Job> out;
-  auto full = [&] { return limit > 0 && out.size() >= limit; };
+  size_t bytes = 0;
+  bool truncated = false;
+  auto full = [&] { return truncated || (limit > 0 && out.size() >= limit); };
   auto consider = [&](const Job& job) {
     if (!project.empty() && job.spec().project() != project) return;
     if (state != deja::v1::JOB_STATE_UNSPECIFIED && job.state() != state) return;
+    const size_t size = job.ByteSizeLong();
+    if (max_bytes > 0 && !out.empty() && bytes + size > max_bytes) {
+      truncated = true;
+      return;
+    }
+    bytes += size;
     out.push_back(job);
   };
   auto memory = order_.rbegin();
+  if (before > 0) {
+    while (memory != order_.rend() && memory->first >= before) ++memory;
+  }
   auto memory_newer_than = [&](uint64_t seq) {
     for (; memory != order_.rend() && memory->first > seq && !full(); ++memory) {
       consider(jobs_.at(memory->second));
     }
   };
-  if (store_ != nullptr) {
-    absl::Status scanned = store_->ScanJobs(0, /*backward=*/true, [&](Job& job) {
-      memory_newer_than(ParseJobId(job.job_id()));
-      if (!full() && !jobs_.contains(job.job_id())) consider(job);
-      return !full();
-    });
+  if (store_ != nullptr && before != 1) {
+    absl::Status scanned =
+        store_->ScanJobs(before == 0 ? 0 : before - 1, /*backward=*/true, [&](Job& job) {
+          memory_newer_than(ParseJobId(job.job_id()));
+          if (!full() && !jobs_.contains(job.job_id())) consider(job);
+          return !full();
+        });
     if (!scanned.ok()) return scanned;
   }
   memory_newer_than(0);
+  if (next_before != nullptr) *next_before = truncated ? ParseJobId(out.back().job_id()) : 0;
   std::reverse(out.begin(), out.end());
   return out;
 }

@@ -73,8 +73,14 @@ class JobTable {
 
   // The newest `limit` (0: all) matches, oldest first; an empty project or
   // an unspecified state matches all. The store's error if a scan failed.
+  // Paging: only jobs older than sequence number `before` (0: all); and at
+  // most `max_bytes` (0: no bound) of serialized jobs, but never none: when
+  // a match is left out for that, `*next_before` (if given) is set to the
+  // oldest job's sequence number returned, else to 0.
   absl::StatusOr<std::vector<deja::v1::Job>> List(const std::string& project,
-                                                  deja::v1::JobState state, size_t limit) const;
+                                                  deja::v1::JobState state, size_t limit,
+                                                  uint64_t before = 0, size_t max_bytes = 0,
+                                                  uint64_t* next_before = nullptr) const;
   // Every job in memory, oldest first.
   void ForEachResident(const std::function<void(const deja::v1::Job&)>& visit) const;
   // Every stored job that is not in memory, oldest first; the store's error.

@@ -3,7 +3,7 @@
 //
 // Memory: every entry has a compact MemoRef in memory (32 bytes an entry:
 // source job, worker, expiry rounded up to the second), keyed by MemoId.
-// The full entries (outputs, manifest) stay in memory only until committed
+// The full entries (outputs, manifest ref) stay in memory only until committed
 // (all of them without a store); after that Read() reads them back from the
 // store. A hit reads its entry twice (the decision at submit, the
 // assignment right after), so the last entry read is kept (the hot cache),

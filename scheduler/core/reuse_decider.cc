@@ -70,6 +70,7 @@ ReuseDecision ReuseDecider::Decide(const deja::v1::JobSpec& spec, const std::str
   ReuseDecision d;
   // The source: a job the user named (--reuse), or the memo entry.
   google::protobuf::RepeatedPtrField<deja::v1::OutputFile> outputs;
+  deja::v1::ManifestRef manifest;
   if (!spec.reuse_job_id().empty()) {
     absl::StatusOr<Job> src = jobs_->Get(spec.reuse_job_id());  // checked at submit
     if (!src.ok()) {
@@ -84,6 +85,7 @@ ReuseDecision ReuseDecider::Decide(const deja::v1::JobSpec& spec, const std::str
     d.expires_at_ms = src->expires_at_ms();
     d.source_finished_at_ms = src->finished_at_ms();
     outputs = src->outputs();
+    manifest = src->manifest();
   } else {
     MemoPolicy policy = DecideMemoPolicy(spec, projects_->Settings(spec.project()));
     if (!policy.lookup) {
@@ -113,7 +115,7 @@ ReuseDecision ReuseDecider::Decide(const deja::v1::JobSpec& spec, const std::str
       d.drop_entry = true;
       return d;
     }
-    std::string missing = MissingOutput(entry);
+    std::string missing = MissingBlob(entry.manifest(), entry.outputs());
     if (!missing.empty()) {
       d.problem = absl::StrCat("memo entry from ", entry.source_job_id(), " dropped: ", missing,
                                "; running fresh");
@@ -128,13 +130,11 @@ ReuseDecision ReuseDecider::Decide(const deja::v1::JobSpec& spec, const std::str
     d.source_finished_at_ms = entry.created_at_ms();
     outputs = entry.outputs();
   }
-  if (blobs_ != nullptr) {
-    for (const auto& output : outputs) {
-      if (!blobs_->Has(output.digest(), output.size())) {
-        d.problem = absl::StrCat("not reused: output ", output.path(), " of ", d.source_id,
-                                 " is missing from the content store; running fresh");
-        return d;
-      }
+  if (!spec.reuse_job_id().empty()) {
+    // (A memo entry's blobs were checked above.)
+    if (std::string missing = MissingBlob(manifest, outputs); !missing.empty()) {
+      d.problem = absl::StrCat("not reused: ", d.source_id, ": ", missing, "; running fresh");
+      return d;
     }
   }
   if (!workers_->IsConnected(d.worker_id)) {
@@ -161,9 +161,16 @@ bool ReuseDecider::LookUp(Job& job, absl::Time now, Effects* fx) {
   return true;
 }
 
-std::string ReuseDecider::MissingOutput(const deja::v1::MemoEntry& entry) const {
+std::string ReuseDecider::MissingBlob(
+    const deja::v1::ManifestRef& manifest,
+    const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>& outputs) const {
+  if (manifest.digest().empty()) return "it has no manifest";
   if (blobs_ == nullptr) return "";
-  for (const auto& output : entry.outputs()) {
+  if (!blobs_->Has(manifest.digest(), manifest.size())) {
+    return absl::StrCat("its manifest (blob ", manifest.digest(),
+                        ") is missing from the content store");
+  }
+  for (const auto& output : outputs) {
     if (!blobs_->Has(output.digest(), output.size())) {
       return absl::StrCat("its output ", output.path(), " (blob ", output.digest(),
                           ") is missing from the content store");

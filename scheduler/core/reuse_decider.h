@@ -65,9 +65,11 @@ class ReuseDecider {
   bool LookUp(deja::v1::Job& job, absl::Time now, Effects* fx);
 
  private:
-  // Empty when every output blob of `entry` is in the store; else says
-  // which is not.
-  std::string MissingOutput(const deja::v1::MemoEntry& entry) const;
+  // Empty when the manifest blob and every output blob are in the store;
+  // else says which is not ("its manifest ..." / "its output <path> ...").
+  std::string MissingBlob(
+      const deja::v1::ManifestRef& manifest,
+      const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>& outputs) const;
 
   // Constant after construction.
   const JobTable* const jobs_;

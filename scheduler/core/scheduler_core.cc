@@ -158,9 +158,10 @@ absl::StatusOr<Job> SchedulerCore::GetJob(const std::string& job_id) const {
 }
 
 absl::StatusOr<std::vector<Job>> SchedulerCore::ListJobs(const std::string& project,
-                                                         deja::v1::JobState state,
-                                                         size_t limit) const {
-  return jobs_.List(project, state, limit);
+                                                         deja::v1::JobState state, size_t limit,
+                                                         uint64_t before, size_t max_bytes,
+                                                         uint64_t* next_before) const {
+  return jobs_.List(project, state, limit, before, max_bytes, next_before);
 }
 
 absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Time now,

@@ -30,7 +30,7 @@
 // committed), a compact memo index (memo id -> source job, worker, expiry;
 // 32 bytes an entry) and per-app counters for Stats. Everything else is read
 // back from the store when asked for: ended jobs, full memo entries (on a
-// hit: outputs and manifest), request ids. A record leaves memory only once
+// hit: outputs and manifest ref), request ids. A record leaves memory only once
 // the caller says it is committed (Committed()), so reads never miss a
 // write of the current round. Without a StoreReader everything stays in
 // memory (tests, and tools that never commit).
@@ -100,8 +100,11 @@ class SchedulerCore final : public JobSubmitter {
   absl::StatusOr<deja::v1::Job> GetJob(const std::string& job_id) const;
   // The newest `limit` (0: all) matches, oldest first; an empty project or
   // an unspecified state matches all. The store's error if a scan failed.
+  // Paged as JobTable::List says.
   absl::StatusOr<std::vector<deja::v1::Job>> ListJobs(const std::string& project,
-                                                      deja::v1::JobState state, size_t limit) const;
+                                                      deja::v1::JobState state, size_t limit,
+                                                      uint64_t before = 0, size_t max_bytes = 0,
+                                                      uint64_t* next_before = nullptr) const;
   // Cancels a job that has not ended (its process group is killed by its
   // worker); FAILED_PRECONDITION if it already ended.
   absl::StatusOr<deja::v1::Job> CancelJob(const std::string& job_id, absl::Time now,

@@ -61,8 +61,7 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
     // committed expiry, or the worker would delete a workspace that the
     // memo index still points to.
     // The job in memory, else the stored one (read only then: an ended job
-    // leaves memory), never a copy of a record that may hold a large
-    // manifest.
+    // leaves memory).
     absl::StatusOr<Job> stored;
     const Job* job = found;
     if (job == nullptr && (stored = jobs_->Get(result.job_id())).ok()) job = &*stored;

@@ -1,6 +1,12 @@
 // SchedulerService's pipeline RPCs (see scheduler_service.h).
+#include <algorithm>
+#include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "scheduler/core/keys.h"
+#include "scheduler/core/list_page.h"
 #include "scheduler/service/scheduler_service.h"
 #include "scheduler/service/watch_stream.h"
 
@@ -34,10 +40,21 @@ grpc::ServerUnaryReactor* SchedulerService::ListPipelines(
     grpc::CallbackServerContext* ctx, const deja::v1::ListPipelinesRequest* request,
     deja::v1::ListPipelinesResponse* response) {
   return Unary(ctx, [loop = loop_, request, response] {
-    size_t limit = request->limit() == 0 ? 1000 : request->limit();
-    for (auto& p : loop->core().ListPipelines(request->project(), limit)) {
-      *response->add_pipelines() = std::move(p);
+    const std::string& token = request->page_token();
+    if (!token.empty() &&
+        (token.size() != 20 ||
+         !std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; }))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("page_token \"", token, "\": not one ListPipelines returned"));
     }
+    size_t limit = request->limit() == 0 ? 1000 : request->limit();
+    auto key = [](const Pipeline& p) {
+      return absl::StrFormat("%020d", ParsePipelineId(p.pipeline_id()));
+    };
+    auto page = NewestPage(loop->core().ListPipelines(request->project(), 0), key, token, limit,
+                           kMaxListPageBytes);
+    for (auto& p : page.items) *response->add_pipelines() = std::move(p);
+    response->set_next_page_token(page.next);
     return absl::OkStatus();
   });
 }

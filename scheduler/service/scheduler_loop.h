@@ -80,6 +80,8 @@ class SchedulerLoop {
   // --- Loop thread only --------------------------------------------------
 
   SchedulerCore& core() { return core_; }
+  // The content store (thread-safe).
+  BlobStore* blobs() const { return blobs_; }
   // The round's Effects, which core calls fill.
   Effects* fx() { return &fx_; }
   absl::Time Now() const { return clock_->Now(); }

@@ -131,6 +131,15 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   if (!store.ok()) return store.status();
   auto blobs = BlobStore::Open(config.data_dir + "/blobs", store->get());
   if (!blobs.ok()) return blobs.status();
+  if ((*store)->manifests_inline()) {
+    std::fprintf(stderr, "deja-scheduler: moving manifests into the content store (schema 3)\n");
+    BlobStore* content = blobs->get();
+    if (absl::Status s = (*store)->MoveManifestsOut(
+            [content](absl::string_view bytes) { return content->Put(bytes); });
+        !s.ok()) {
+      return s;
+    }
+  }
   auto server = std::make_unique<ServerImpl>(config, clock, *std::move(store), *std::move(blobs));
   if (auto s = server->Init(); !s.ok()) return s;
   return server;

@@ -1,13 +1,35 @@
 #include "scheduler/service/scheduler_service.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/job_spec.h"
+#include "common/job_state.h"
+#include "scheduler/core/list_page.h"
 #include "scheduler/service/watch_stream.h"
 
 namespace deja {
+namespace {
+
+// ListJobFiles' page sizes in files (a page also ends at kMaxListPageBytes).
+constexpr uint32_t kDefaultFilesPage = 1000;
+constexpr uint32_t kMaxFilesPage = 10000;
+
+// ListMemo's page keys: entries sort by creation time, then hash.
+std::string MemoPageKey(const deja::v1::MemoEntry& entry) {
+  return absl::StrFormat("%020d/%s", entry.created_at_ms(), entry.job_hash());
+}
+bool IsMemoPageKey(const std::string& key) {
+  return key.size() > 21 && key[20] == '/' &&
+         std::all_of(key.begin(), key.begin() + 20, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
 
 using deja::v1::Job;
 
@@ -54,12 +76,70 @@ grpc::ServerUnaryReactor* SchedulerService::ListJobs(grpc::CallbackServerContext
                                                      const deja::v1::ListJobsRequest* request,
                                                      deja::v1::ListJobsResponse* response) {
   return Unary(ctx, [loop = loop_, request, response] {
-    size_t limit = request->limit() == 0 ? 1000 : request->limit();
-    auto jobs = loop->core().ListJobs(request->project(), request->state(), limit);
-    if (jobs.ok()) {
-      for (auto& job : *jobs) *response->add_jobs() = std::move(job);
+    uint64_t before = 0;
+    if (!request->page_token().empty() &&
+        (!absl::SimpleAtoi(request->page_token(), &before) || before == 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("page_token \"", request->page_token(), "\": not one ListJobs returned"));
     }
-    return jobs.status();
+    size_t limit = request->limit() == 0 ? 1000 : request->limit();
+    uint64_t next_before = 0;
+    auto jobs = loop->core().ListJobs(request->project(), request->state(), limit, before,
+                                      kMaxListPageBytes, &next_before);
+    if (!jobs.ok()) return jobs.status();
+    for (auto& job : *jobs) *response->add_jobs() = std::move(job);
+    if (next_before != 0) response->set_next_page_token(absl::StrCat(next_before));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::ListJobFiles(
+    grpc::CallbackServerContext* ctx, const deja::v1::ListJobFilesRequest* request,
+    deja::v1::ListJobFilesResponse* response) {
+  return Unary(ctx, [this, request, response]() -> absl::Status {
+    uint64_t start = 0;
+    if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &start)) {
+      return absl::InvalidArgumentError(absl::StrCat("page_token \"", request->page_token(),
+                                                     "\": not one ListJobFiles returned"));
+    }
+    if (request->page_size() > kMaxFilesPage) {
+      return absl::InvalidArgumentError(absl::StrCat("page_size: ", request->page_size(),
+                                                     " is more than the maximum, ", kMaxFilesPage));
+    }
+    auto job = loop_->core().GetJob(request->job_id());
+    if (!job.ok()) return job.status();
+    const deja::v1::ManifestRef& ref = job->manifest();
+    if (ref.digest().empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", job->job_id(), " has no list of files: it is ",
+          std::string(JobStateName(job->state())),
+          IsTerminal(job->state()) ? " and left no workspace" : " and has not finished"));
+    }
+    if (last_manifest_digest_ != ref.digest()) {
+      auto manifest = loop_->blobs()->ReadManifest(ref);
+      if (!manifest.ok()) return manifest.status();
+      last_manifest_ = std::make_shared<const deja::v1::Manifest>(*std::move(manifest));
+      last_manifest_digest_ = ref.digest();
+    }
+    const auto& files = last_manifest_->files();
+    const uint64_t size = request->page_size() == 0 ? kDefaultFilesPage : request->page_size();
+    if (start > static_cast<uint64_t>(files.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "page_token \"", request->page_token(), "\": past the last of ", files.size(), " files"));
+    }
+    // A page ends at `size` files or kMaxListPageBytes, whichever comes first
+    // (paths may be long), but holds at least one file.
+    uint64_t end = start;
+    size_t bytes = 0;
+    for (; end < static_cast<uint64_t>(files.size()) && end < start + size; ++end) {
+      const deja::v1::FileEntry& file = files[static_cast<int>(end)];
+      bytes += file.ByteSizeLong();
+      if (end > start && bytes > kMaxListPageBytes) break;
+      *response->add_files() = file;
+    }
+    if (end < static_cast<uint64_t>(files.size())) response->set_next_page_token(absl::StrCat(end));
+    *response->mutable_manifest() = ref;
+    return absl::OkStatus();
   });
 }
 
@@ -124,9 +204,18 @@ grpc::ServerUnaryReactor* SchedulerService::ListMemo(grpc::CallbackServerContext
                                                      const deja::v1::ListMemoRequest* request,
                                                      deja::v1::ListMemoResponse* response) {
   return Unary(ctx, [loop = loop_, request, response] {
-    auto entries = loop->core().ListMemo(*request);
+    if (!request->page_token().empty() && !IsMemoPageKey(request->page_token())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("page_token \"", request->page_token(), "\": not one ListMemo returned"));
+    }
+    deja::v1::ListMemoRequest all = *request;
+    all.set_limit(0);  // paged below
+    auto entries = loop->core().ListMemo(all);
     if (!entries.ok()) return entries.status();
-    for (auto& entry : *entries) *response->add_entries() = std::move(entry);
+    auto page = NewestPage(*std::move(entries), MemoPageKey, request->page_token(),
+                           request->limit(), kMaxListPageBytes);
+    for (auto& entry : page.items) *response->add_entries() = std::move(entry);
+    response->set_next_page_token(page.next);
     return absl::OkStatus();
   });
 }
@@ -148,7 +237,15 @@ grpc::ServerUnaryReactor* SchedulerService::EvictMemo(grpc::CallbackServerContex
   return Unary(ctx, [loop = loop_, request, response] {
     auto evicted = loop->core().EvictMemo(*request, loop->fx());
     if (!evicted.ok()) return evicted.status();
-    *response = *std::move(evicted);
+    // All are evicted; the response lists the newest that fit.
+    std::vector<deja::v1::MemoEntry> entries(
+        std::make_move_iterator(evicted->mutable_evicted()->begin()),
+        std::make_move_iterator(evicted->mutable_evicted()->end()));
+    response->set_evicted_count(entries.size());
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return MemoPageKey(a) < MemoPageKey(b); });
+    auto page = NewestPage(std::move(entries), MemoPageKey, "", 0, kMaxListPageBytes);
+    for (auto& entry : page.items) *response->add_evicted() = std::move(entry);
     return absl::OkStatus();
   });
 }

@@ -39,6 +39,9 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
                                      const deja::v1::ListJobsRequest* request,
                                      deja::v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* ListJobFiles(grpc::CallbackServerContext* ctx,
+                                         const deja::v1::ListJobFilesRequest* request,
+                                         deja::v1::ListJobFilesResponse* response) override;
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
                                       const deja::v1::GetJobRequest* request,
                                       deja::v1::Job* response) override;
@@ -99,6 +102,10 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
                                   std::function<absl::Status()> fn);
 
   SchedulerLoop* const loop_;
+  // ListJobFiles' last manifest read: paging through it parses it once.
+  // Used on the loop thread only.
+  std::shared_ptr<const deja::v1::Manifest> last_manifest_;
+  std::string last_manifest_digest_;
 };
 
 }  // namespace deja

@@ -8,6 +8,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/manifest.h"
 #include "scheduler/core/keys.h"
 #include "scheduler/store/schema.h"
 
@@ -59,6 +60,18 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   return options;
 }
 
+// An upgrade's batches: written durably once `batch` holds `size` updates
+// (or any, with `force`), then emptied.
+absl::Status WriteUpgradeBatch(rocksdb::DB* db, rocksdb::WriteBatch* batch, size_t size, bool force,
+                               const std::string& what) {
+  if (batch->Count() == 0 || (!force && batch->Count() < size)) return absl::OkStatus();
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  absl::Status s = FromRocks(db->Write(sync, batch), what);
+  batch->Clear();
+  return s;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& dir) {
@@ -89,7 +102,20 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
   const std::string want = std::to_string(schema::kSchemaVersion);
   if (got.ok() && version == "1") {
     if (absl::Status s = store->UpgradeFromV1(); !s.ok()) return s;
-    got = rocksdb::Status::NotFound();  // write the new marker below
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    version = "2";
+    if (auto s = FromRocks(db->Put(sync, settings, schema::kSchemaVersionKey, version),
+                           "write schema version");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (got.ok() && version == "2") {
+    // The manifests move into the content store: MoveManifestsOut, which
+    // writes the new marker.
+    store->manifests_inline_ = true;
+    return store;
   }
   if (got.IsNotFound()) {
     rocksdb::WriteOptions sync;
@@ -109,15 +135,9 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
 }
 
 absl::Status RocksStore::UpgradeFromV1() {
-  constexpr size_t kBatch = 10'000;
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
   rocksdb::WriteBatch batch;
-  auto flush = [&](bool force) -> absl::Status {
-    if (batch.Count() == 0 || (!force && batch.Count() < kBatch)) return absl::OkStatus();
-    absl::Status s = FromRocks(db_->Write(sync, &batch), "upgrade the store to schema 2");
-    batch.Clear();
-    return s;
+  auto flush = [&](bool force) {
+    return WriteUpgradeBatch(db_.get(), &batch, 10'000, force, "upgrade the store to schema 2");
   };
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kMemo]));
@@ -143,6 +163,56 @@ absl::Status RocksStore::UpgradeFromV1() {
   }
   if (auto s = FromRocks(it->status(), "scan jobs"); !s.ok()) return s;
   return flush(true);
+}
+
+absl::Status RocksStore::MoveManifestsOut(
+    const std::function<absl::Status(absl::string_view)>& put_blob) {
+  if (!manifests_inline_) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  auto flush = [&](bool force) {
+    return WriteUpgradeBatch(db_.get(), &batch, 1'000, force, "upgrade the store to schema 3");
+  };
+  // A manifest goes to the content store (durably) before the record that
+  // names it is rewritten without it: an interruption leaves records that
+  // still hold theirs, and the upgrade is simply redone.
+  std::string bytes;
+  auto move_out = [&](const deja::v1::Manifest& inline_manifest, deja::v1::ManifestRef* ref) {
+    *ref = SerializeManifest(inline_manifest, &bytes);
+    return put_blob(bytes);
+  };
+  std::string value;
+  for (int family : {schema::kJobs, schema::kMemo}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[family]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (family == schema::kJobs) {
+        deja::v1::Job job;
+        if (absl::Status s = Parse(it->value(), &job, "job"); !s.ok()) return s;
+        if (!job.has_legacy_manifest()) continue;
+        if (absl::Status s = move_out(job.legacy_manifest(), job.mutable_manifest()); !s.ok()) {
+          return s;
+        }
+        job.clear_legacy_manifest();
+        job.SerializeToString(&value);
+      } else {
+        deja::v1::MemoEntry entry;
+        if (absl::Status s = Parse(it->value(), &entry, "memo"); !s.ok()) return s;
+        if (!entry.has_legacy_manifest()) continue;
+        if (absl::Status s = move_out(entry.legacy_manifest(), entry.mutable_manifest()); !s.ok()) {
+          return s;
+        }
+        entry.clear_legacy_manifest();
+        entry.SerializeToString(&value);
+      }
+      batch.Put(handles_[family], it->key(), value);
+      if (absl::Status s = flush(false); !s.ok()) return s;
+    }
+    if (auto s = FromRocks(it->status(), "scan for inline manifests"); !s.ok()) return s;
+  }
+  batch.Put(handles_[schema::kSettings], schema::kSchemaVersionKey,
+            std::to_string(schema::kSchemaVersion));
+  if (absl::Status s = flush(true); !s.ok()) return s;
+  manifests_inline_ = false;
+  return absl::OkStatus();
 }
 
 RocksStore::~RocksStore() {

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "deja/v1/content.pb.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/scheduler.pb.h"
@@ -51,10 +52,10 @@ class RocksStore final : public StoreReader, public BlobMetadataStore {
  public:
   static constexpr size_t kBlockCacheBytes = 64 << 20;
 
-  // Opens or creates the store in `dir`; upgrades a version-1 store (see
-  // schema.h). FAILED_PRECONDITION when it was written with another schema
-  // version; INTERNAL on RocksDB errors; DATA_LOSS when an upgrade meets a
-  // record that does not parse.
+  // Opens or creates the store in `dir`; upgrades a version-1 store to 2 (see
+  // schema.h), and leaves a version-2 one to MoveManifestsOut. FAILED_PRECONDITION when it was
+  // written with another schema version; INTERNAL on RocksDB errors; DATA_LOSS when an upgrade
+  // meets a record that does not parse.
   static absl::StatusOr<std::unique_ptr<RocksStore>> Open(const std::string& dir);
   ~RocksStore() override;
 
@@ -62,6 +63,16 @@ class RocksStore final : public StoreReader, public BlobMetadataStore {
   // false (see above). `fx.blob_puts` are not records: the caller writes
   // them to the content store first.
   absl::Status Commit(const Effects& fx, bool durable = true);
+
+  // True when the store was written with schema 2, whose job and memo
+  // records hold their manifests: MoveManifestsOut must run before the
+  // store is used.
+  bool manifests_inline() const { return manifests_inline_; }
+  // Schema 2 -> 3: stores each inline manifest with `put_blob` (the content
+  // store's durable Put), replaces it by its ManifestRef, then writes the
+  // new version marker. Resumable: an interrupted run is redone at the next
+  // open. OK at once when there is nothing to move.
+  absl::Status MoveManifestsOut(const std::function<absl::Status(absl::string_view)>& put_blob);
 
   // Compacts every column family fully and waits for it: a store written in
   // bulk (a benchmark, an import) then reads as one that grew over time.
@@ -90,6 +101,7 @@ class RocksStore final : public StoreReader, public BlobMetadataStore {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // ColumnFamily order
+  bool manifests_inline_ = false;
 };
 
 }  // namespace deja

@@ -20,12 +20,18 @@
 // is refused at open with FAILED_PRECONDITION, except the upgrades below.
 //
 // Versions: 1 keyed memo by `project \0 job_hash` and had no requests
-// family. 2 (this one) keys memo by a fixed 16-byte id, so that the
+// family. 2 keys memo by a fixed 16-byte id, so that the
 // scheduler's in-memory memo index can drop an entry knowing only its id,
 // and adds `requests`, so that request ids need not stay in memory. A
 // version-1 store is upgraded at open (RocksStore::Open): memo entries are
 // re-keyed and `requests` is filled from the jobs, in batches; the version
 // marker is written last, so an interrupted upgrade is simply redone.
+// 3 (this one) moves each job's and memo entry's manifest (every file of the
+// workspace: large) out of the record into the content store, leaving a
+// ManifestRef (digest, size, files, bytes): no record, list or watch
+// message grows with a workspace. A version-2 store is upgraded when the
+// scheduler starts (RocksStore::MoveManifestsOut, with the content store),
+// blob first, then the record, then the marker: resumable the same way.
 #ifndef DEJA_SCHEDULER_STORE_SCHEMA_H_
 #define DEJA_SCHEDULER_STORE_SCHEMA_H_
 
@@ -35,7 +41,7 @@
 
 namespace deja::schema {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 inline constexpr char kSchemaVersionKey[] = "schema_version";
 
 enum ColumnFamily : int {

@@ -340,12 +340,8 @@ TEST(TableTest, StatusShowsOnlyPresentFields) {
   job.set_reused_from("j12");
   job.set_reused_source_finished_at_ms(1'699'999'000'000);
   job.set_time_saved_ms(192'000);
-  auto* file = job.mutable_manifest()->add_files();
-  file->set_path("out/a");
-  file->set_size(1024);
-  file = job.mutable_manifest()->add_files();
-  file->set_path("logs/stdout");
-  file->set_size(512);
+  job.mutable_manifest()->set_files(2);
+  job.mutable_manifest()->set_bytes(1536);
   EXPECT_EQ(RenderKeyValues(StatusRows(job, absl::UTCTimeZone())),
             "job          j13\n"
             "project      ml\n"

@@ -56,12 +56,8 @@ MemoEntry Entry(const std::string& project, const std::string& hash, const std::
   entry.set_run_time_ms(192'000);
   entry.set_created_at_ms(kT0);
   entry.set_expires_at_ms(kT0 + 24 * 3600 * 1000);
-  auto* file = entry.mutable_manifest()->add_files();
-  file->set_path("logs/stdout");
-  file->set_size(512);
-  file = entry.mutable_manifest()->add_files();
-  file->set_path("model.bin");
-  file->set_size(1024);
+  entry.mutable_manifest()->set_files(2);
+  entry.mutable_manifest()->set_bytes(1536);
   auto* output = entry.add_outputs();
   output->set_path("model.bin");
   output->set_size(1024);
@@ -316,9 +312,10 @@ TEST(RenderTest, MemoEntryInDetail) {
             "model.bin  1.0 KiB  9d443a64d3e95b47206af44dcf88b034\n");
   entry.clear_outputs();
   EXPECT_EQ(MemoOutputsTable(entry), "");
-  EXPECT_EQ(FormatEvictLine(0), "evicted 0 entries");
-  EXPECT_EQ(FormatEvictLine(1), "evicted 1 entry");
-  EXPECT_EQ(FormatEvictLine(3), "evicted 3 entries");
+  EXPECT_EQ(FormatEvictLine(0, 0), "evicted 0 entries");
+  EXPECT_EQ(FormatEvictLine(1, 1), "evicted 1 entry");
+  EXPECT_EQ(FormatEvictLine(3, 3), "evicted 3 entries");
+  EXPECT_EQ(FormatEvictLine(5000, 900), "evicted 5000 entries (the newest 900 shown)");
 }
 
 deja::v1::ExplainResponse NoMatch() {

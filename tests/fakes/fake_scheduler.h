@@ -213,6 +213,7 @@ class FakeScheduler final : public deja::v1::Scheduler::Service {
         *response->add_evicted() = entry;
       }
     }
+    response->set_evicted_count(static_cast<uint64_t>(response->evicted_size()));
     return grpc::Status::OK;
   }
   grpc::Status Explain(grpc::ServerContext*, const deja::v1::GetJobRequest* request,

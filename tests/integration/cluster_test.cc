@@ -86,9 +86,13 @@ TEST(ClusterTest, RunsAJobAndItsLogsComeBack) {
   EXPECT_EQ(*c.client().ReadLogs(id, deja::v1::LOG_STDOUT), "out\n");
   EXPECT_EQ(*c.client().ReadLogs(id, deja::v1::LOG_STDERR), "err\n");
   EXPECT_EQ(ReadFile(c.Workspace("w1", id) + "/result.txt"), "data\n");
+  EXPECT_EQ(job.manifest().files(), 3u);
+  auto files = c.client().ListJobFiles(id, "", 0);
+  ASSERT_TRUE(files.ok()) << files.status();
   std::vector<std::string> paths;
-  for (const auto& f : job.manifest().files()) paths.push_back(f.path());
+  for (const auto& f : files->files()) paths.push_back(f.path());
   EXPECT_THAT(paths, ::testing::ElementsAre("logs/stderr", "logs/stdout", "result.txt"));
+  EXPECT_EQ(files->next_page_token(), "");
 }
 
 TEST(ClusterTest, IdenticalJobIsReusedFromACopyOfTheWorkspace) {

@@ -74,6 +74,46 @@ TEST(JobTableTest, AnEndedCommittedJobLeavesMemoryAndComesBack) {
   EXPECT_EQ(table.Find("j1"), back);
 }
 
+// ListJobs' pages: newest first, bounded by bytes but never empty, stored
+// and resident jobs merged.
+TEST(JobTableTest, ListPagesByBytesFromTheNewestBack) {
+  MemStore store;
+  JobTable table(&store);
+  for (int i = 0; i < 5; ++i) {
+    Job& job = table.Add(NewJob(table));
+    job.set_message(std::string(1000, 'x'));
+    if (i < 3) {  // j1..j3 ended and committed: read from the store
+      SetJobState(job, deja::v1::CANCELLED, kNow);
+      Effects fx;
+      fx.jobs[job.job_id()] = job;
+      ASSERT_TRUE(store.Commit(fx).ok());
+      table.Committed(fx, NotHeld);
+    }
+  }
+  auto ids = [](const std::vector<Job>& jobs) {
+    std::string out;
+    for (const auto& job : jobs) out += job.job_id() + " ";
+    return out;
+  };
+  uint64_t next = 0;
+  auto page = table.List("", deja::v1::JOB_STATE_UNSPECIFIED, 0, 0, 2500, &next);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(ids(*page), "j4 j5 ");
+  EXPECT_EQ(next, 4u);
+  page = table.List("", deja::v1::JOB_STATE_UNSPECIFIED, 0, next, 2500, &next);
+  EXPECT_EQ(ids(*page), "j2 j3 ");
+  EXPECT_EQ(next, 2u);
+  page = table.List("", deja::v1::JOB_STATE_UNSPECIFIED, 0, next, 2500, &next);
+  EXPECT_EQ(ids(*page), "j1 ");
+  EXPECT_EQ(next, 0u) << "the last page";
+  page = table.List("", deja::v1::JOB_STATE_UNSPECIFIED, 0, 0, 10, &next);
+  EXPECT_EQ(ids(*page), "j5 ") << "a job larger than the bound still comes, alone";
+  EXPECT_EQ(next, 5u);
+  page = table.List("", deja::v1::JOB_STATE_UNSPECIFIED, 2, 0, 0, &next);
+  EXPECT_EQ(ids(*page), "j4 j5 ");
+  EXPECT_EQ(next, 0u) << "the limit is not a page";
+}
+
 TEST(JobTableTest, CommittedKeepsHeldChangedAndUnendedJobs) {
   MemStore store;
   JobTable table(&store);

@@ -9,8 +9,12 @@
 #include "gtest/gtest.h"
 #include "scheduler/core/memo_policy.h"
 #include "scheduler/core/scheduler_core.h"
+#include "tests/scheduler/test_results.h"
 
 namespace deja {
+
+using ::deja::testing::AddTestManifest;
+using ::deja::testing::kTestManifestDigest;
 namespace {
 
 using deja::v1::Job;
@@ -133,6 +137,7 @@ class ControlsTest : public ::testing::Test {
     r->set_exit_code(exit_code);
     r->set_run_time_ms(run_ms);
     r->set_error(error);
+    AddTestManifest(r);
     Effects fx;
     core_.WorkerMessage("w1", 1, msg, now_, &fx);
     return fx;
@@ -306,6 +311,7 @@ TEST_F(ControlsTest, SingleFlightSurvivesARestart) {
   deja::v1::WorkerMessage msg;
   msg.mutable_result()->set_job_id(leader);
   msg.mutable_result()->set_attempt(1);
+  AddTestManifest(msg.mutable_result());
   restarted.WorkerMessage("w1", 7, msg, now_, &fx);
   EXPECT_EQ(restarted.GetJob(f1)->state(), deja::v1::MATERIALIZING);
 }

@@ -12,8 +12,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "scheduler/core/scheduler_core.h"
+#include "tests/scheduler/test_results.h"
 
 namespace deja {
+
+using ::deja::testing::AddTestManifest;
+using ::deja::testing::kTestManifestDigest;
 namespace {
 
 using deja::v1::Job;
@@ -33,7 +37,8 @@ class MemoryBlobs : public BlobIndex {
     }
     fx.blob_puts.clear();
   }
-  std::set<std::string> stored;
+  // The workers' manifests are uploaded with each result.
+  std::set<std::string> stored = {kTestManifestDigest};
 };
 
 deja::v1::PipelineNode Node(const std::string& name, const std::string& command,
@@ -118,6 +123,7 @@ class PipelinesTest : public ::testing::Test {
     auto* r = msg.mutable_result();
     r->set_job_id(a.job_id());
     r->set_attempt(a.attempt());
+    AddTestManifest(r);
     const std::string node = job.spec().labels().at("node");
     if (a.kind() == deja::v1::Assignment::MATERIALIZE) {
       *r->mutable_outputs() = a.source_outputs();
@@ -354,6 +360,7 @@ TEST_F(PipelinesTest, ARestartMidPipelineResumesIt) {
       deja::v1::WorkerMessage msg;
       msg.mutable_result()->set_job_id(a.job_id());
       msg.mutable_result()->set_attempt(a.attempt());
+      AddTestManifest(msg.mutable_result());
       for (const auto& path : job.spec().outputs()) {
         auto* o = msg.mutable_result()->add_outputs();
         o->set_path(path);

@@ -4,7 +4,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
+#include "common/hash.h"
+#include "common/manifest.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "scheduler/core/keys.h"
 #include "scheduler/store/schema.h"
@@ -155,6 +159,89 @@ TEST_F(RocksStoreTest, UpgradesASchemaOneStore) {
   auto store = RocksStore::Open(dir_.string());
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ(*(*store)->ReadRequest(RequestKey("p", "req-7")), 7u);
+}
+
+// Schema 2 kept every file of a workspace inside the job and memo records;
+// schema 3 moves each manifest into the content store, blob first.
+TEST_F(RocksStoreTest, UpgradesASchemaTwoStoreByMovingManifestsIntoTheContentStore) {
+  deja::v1::Manifest manifest;
+  for (const char* path : {"logs/stdout", "out/model.bin"}) {
+    deja::v1::FileEntry* file = manifest.add_files();
+    file->set_path(path);
+    file->set_size(100);
+    file->set_mode(0100644);
+    file->set_digest(HashBytes(path));
+  }
+  {
+    RawDb raw(dir_.string());
+    ASSERT_NE(raw.db, nullptr);
+    deja::v1::Job done;
+    done.set_job_id("j7");
+    done.set_state(deja::v1::SUCCEEDED);
+    *done.mutable_legacy_manifest() = manifest;
+    deja::v1::Job queued;
+    queued.set_job_id("j8");
+    queued.set_state(deja::v1::QUEUED);
+    deja::v1::MemoEntry entry;
+    entry.set_project("p");
+    entry.set_job_hash("abc");
+    entry.set_source_job_id("j7");
+    *entry.mutable_legacy_manifest() = manifest;
+    rocksdb::WriteOptions w;
+    ASSERT_TRUE(
+        raw.db->Put(w, raw.handles[schema::kJobs], schema::JobKey(7), done.SerializeAsString())
+            .ok());
+    ASSERT_TRUE(
+        raw.db->Put(w, raw.handles[schema::kJobs], schema::JobKey(8), queued.SerializeAsString())
+            .ok());
+    ASSERT_TRUE(
+        raw.db->Put(w, raw.handles[schema::kMemo], MemoId("p", "abc"), entry.SerializeAsString())
+            .ok());
+    ASSERT_TRUE(
+        raw.db->Put(w, raw.handles[schema::kSettings], schema::kSchemaVersionKey, "2").ok());
+  }
+  std::map<std::string, std::string> blobs;
+  {
+    // The content store fails: nothing is rewritten, the next open redoes it.
+    auto store = RocksStore::Open(dir_.string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->manifests_inline());
+    absl::Status failed = (*store)->MoveManifestsOut(
+        [](absl::string_view) { return absl::InternalError("disk full"); });
+    EXPECT_EQ(failed.code(), absl::StatusCode::kInternal);
+    EXPECT_TRUE((*store)->ReadJob(7)->has_legacy_manifest());
+  }
+  {
+    auto store = RocksStore::Open(dir_.string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->manifests_inline());
+    ASSERT_TRUE((*store)
+                    ->MoveManifestsOut([&](absl::string_view bytes) {
+                      blobs[HashBytes(std::string_view(bytes.data(), bytes.size()))] =
+                          std::string(bytes);
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    EXPECT_FALSE((*store)->manifests_inline());
+    auto job = (*store)->ReadJob(7);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_FALSE(job->has_legacy_manifest());
+    EXPECT_EQ(job->manifest().files(), 2u);
+    EXPECT_EQ(job->manifest().bytes(), 200u);
+    ASSERT_EQ(blobs.size(), 1u) << "one manifest, stored once for the job and the entry";
+    auto moved = ParseManifest(job->manifest(), blobs.at(job->manifest().digest()));
+    ASSERT_TRUE(moved.ok()) << moved.status();
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*moved, manifest));
+    EXPECT_FALSE((*store)->ReadJob(8)->has_manifest()) << "a job that never ran has none";
+    auto entry = (*store)->ReadMemo(MemoId("p", "abc"));
+    ASSERT_TRUE(entry.ok()) << entry.status();
+    EXPECT_FALSE(entry->has_legacy_manifest());
+    EXPECT_EQ(entry->manifest().digest(), job->manifest().digest());
+  }
+  // The marker now says 3.
+  auto store = RocksStore::Open(dir_.string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_FALSE((*store)->manifests_inline());
 }
 
 TEST_F(RocksStoreTest, RefusesAnotherSchemaVersion) {

@@ -8,8 +8,12 @@
 #include "absl/strings/match.h"
 #include "common/job_identity.h"
 #include "gtest/gtest.h"
+#include "tests/scheduler/test_results.h"
 
 namespace deja {
+
+using ::deja::testing::AddTestManifest;
+using ::deja::testing::kTestManifestDigest;
 namespace {
 
 using deja::v1::Job;
@@ -66,6 +70,7 @@ class SchedulerCoreTest : public ::testing::Test {
     r->set_attempt(attempt);
     r->set_exit_code(exit_code);
     r->set_run_time_ms(1500);
+    AddTestManifest(r);
     core_.WorkerMessage(worker, session, msg, now_, fx);
   }
   Job Get(const std::string& id) { return *core_.GetJob(id); }
@@ -130,6 +135,7 @@ TEST(DispatchAheadTest, EachWorkerGetsThatManyBeyondItsSlotsFreeSlotsFirst) {
   deja::v1::WorkerMessage msg;
   msg.mutable_result()->set_job_id(ids[0]);
   msg.mutable_result()->set_attempt(1);
+  AddTestManifest(msg.mutable_result());
   core.WorkerMessage("w1", 1, msg, now, &done);
   EXPECT_EQ(core.GetJob(ids[0])->state(), deja::v1::SUCCEEDED);
   ASSERT_EQ(Assignments(done, "w1").size(), 1u);
@@ -376,6 +382,7 @@ class ReuseTest : public ::testing::Test {
     *msg.mutable_result() = std::move(result);
     msg.mutable_result()->set_job_id(r->job().job_id());
     msg.mutable_result()->set_attempt(1);
+    AddTestManifest(msg.mutable_result());
     core_.WorkerMessage("w1", sessions_["w1"], msg, now_, fx);
     return *core_.GetJob(r->job().job_id());
   }
@@ -390,6 +397,7 @@ class ReuseTest : public ::testing::Test {
     res->set_job_id(job.job_id());
     res->set_attempt(1);
     res->set_run_time_ms(5000);
+    AddTestManifest(res);
     auto* out = res->add_outputs();
     out->set_path("model.bin");
     out->set_digest("0123456789abcdef0123456789abcdef");
@@ -437,6 +445,7 @@ TEST_F(ReuseTest, BusyHolderMeansAnotherWorkerPullsTheWorkspace) {
   deja::v1::WorkerMessage done;
   done.mutable_result()->set_job_id(blocker->job().job_id());
   done.mutable_result()->set_attempt(1);
+  AddTestManifest(done.mutable_result());
   Effects fx4;
   core_.WorkerMessage("w1", sessions_["w1"], done, now_, &fx4);
   EXPECT_EQ(core_.GetJob(r2->job().job_id())->state(), deja::v1::MATERIALIZING);

@@ -66,6 +66,7 @@ class StoreBackedCoreTest : public ::testing::TestWithParam<std::string> {
     return r->job().job_id();
   }
   // The worker reports `job` (attempt 1) done, with a one-file manifest.
+  static constexpr char kManifestDigest[] = "0123456789abcdef0123456789abcdef";
   Effects Finish(const std::string& worker, const std::string& job, int exit_code = 0) {
     deja::v1::WorkerMessage msg;
     auto* r = msg.mutable_result();
@@ -73,9 +74,10 @@ class StoreBackedCoreTest : public ::testing::TestWithParam<std::string> {
     r->set_attempt(1);
     r->set_exit_code(exit_code);
     r->set_run_time_ms(1500);
-    auto* file = r->mutable_manifest()->add_files();
-    file->set_path("logs/stdout");
-    file->set_size(2);
+    r->mutable_manifest()->set_digest(kManifestDigest);
+    r->mutable_manifest()->set_size(20);
+    r->mutable_manifest()->set_files(1);
+    r->mutable_manifest()->set_bytes(2);
     Effects fx;
     core_->WorkerMessage(worker, 1, msg, now_, &fx);
     Commit(fx);

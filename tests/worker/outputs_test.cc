@@ -92,6 +92,23 @@ TEST_F(OutputsTest, MatchesOnlyRegularFilesSortedOnce) {
   EXPECT_EQ((*outputs)[0].mode(), S_IFREG | 0755u);
 }
 
+// A job's record must fit a response: its outputs list is at most 1 MiB.
+TEST(MatchOutputsTest, MoreOutputsThanARecordHoldsIsAnErrorThatSaysSo) {
+  deja::v1::Manifest manifest;
+  for (int i = 0; i < 20'000; ++i) {
+    deja::v1::FileEntry* file = manifest.add_files();
+    file->set_path(absl::StrCat("out/part-", i));
+    file->set_mode(S_IFREG | 0644);
+    file->set_digest(HashBytes(file->path()));
+  }
+  EXPECT_TRUE(MatchOutputs(manifest, {"out/part-1*"}).ok());
+  auto all = MatchOutputs(manifest, {"out/*"});
+  ASSERT_EQ(all.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(all.status().message()),
+              HasSubstr("declared outputs matched 20000 files, whose list takes"));
+  EXPECT_THAT(std::string(all.status().message()), HasSubstr("at most 1048576"));
+}
+
 TEST_F(OutputsTest, AGlobThatMatchesNoFileIsAnError) {
   auto outputs = MatchOutputs(manifest_, {"out/*.txt", "results/*.csv"});
   ASSERT_EQ(outputs.status().code(), absl::StatusCode::kFailedPrecondition);

@@ -25,6 +25,7 @@
 namespace deja::worker {
 namespace {
 
+using ::deja::worker::testing::FakeManifests;
 using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::ReadFile;
 using ::deja::worker::testing::RemoveTempDir;
@@ -51,7 +52,7 @@ class PeerTest : public ::testing::Test {
     source_dir_ = MakeTempDir("peer_test_source");
     dest_dir_ = MakeTempDir("peer_test_dest");
     src_ = paths::WorkspaceDir(source_dir_, "src");
-    auto server = PeerServer::Start("127.0.0.1:0", source_dir_);
+    auto server = PeerServer::Start("127.0.0.1:0", source_dir_, manifests_.loader());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     source_ = PeerSource{"w-source", absl::StrCat("127.0.0.1:", server_->port()), "src"};
@@ -83,12 +84,14 @@ class PeerTest : public ::testing::Test {
   absl::StatusOr<PullResult> Pull(const deja::v1::Manifest& manifest,
                                   const PeerSource* source = nullptr) {
     WorkspacePuller puller(dest_dir_, absl::Seconds(2));
-    return puller.Pull(source != nullptr ? *source : source_, manifest, "dst");
+    return puller.Pull(source != nullptr ? *source : source_, manifests_.Put(manifest), manifest,
+                       "dst");
   }
 
   std::string Dst() const { return paths::WorkspaceDir(dest_dir_, "dst"); }
 
   std::string source_dir_, dest_dir_, src_;
+  FakeManifests manifests_;  // before server_, which uses it
   std::unique_ptr<PeerServer> server_;
   PeerSource source_;
 };
@@ -181,10 +184,12 @@ TEST_F(PeerTest, TheServiceServesOnlyValidatedManifestPaths) {
     grpc::ClientContext context;
     deja::v1::FetchWorkspaceRequest request;
     request.set_job_id("src");
-    deja::v1::FileEntry* entry = request.mutable_manifest()->add_files();
+    deja::v1::Manifest manifest;
+    deja::v1::FileEntry* entry = manifest.add_files();
     entry->set_path(path);
     entry->set_mode(S_IFREG | 0644);
     entry->set_size(7);
+    *request.mutable_manifest() = manifests_.Put(manifest);
     auto reader = stub->FetchWorkspace(&context, request);
     deja::v1::WorkspaceChunk chunk;
     std::string data;
@@ -216,7 +221,7 @@ TEST_F(PeerTest, AnUnreachablePeerIsNamed) {
   server_->Shutdown();  // nothing listens there any more
   PeerSource gone{"w-gone", address, "src"};
   WorkspacePuller puller(dest_dir_, absl::Milliseconds(300));
-  auto pulled = puller.Pull(gone, manifest, "dst");
+  auto pulled = puller.Pull(gone, manifests_.Put(manifest), manifest, "dst");
   ASSERT_EQ(pulled.status().code(), absl::StatusCode::kUnavailable) << pulled.status();
   EXPECT_THAT(std::string(pulled.status().message()),
               HasSubstr(absl::StrCat("source worker w-gone at ", address, " unreachable: ")));

@@ -26,6 +26,7 @@
 namespace deja::worker {
 namespace {
 
+using ::deja::worker::testing::FakeManifests;
 using ::deja::worker::testing::HasExpiryRecord;
 using ::deja::worker::testing::MakeTempDir;
 using ::deja::worker::testing::ReadFile;
@@ -273,17 +274,19 @@ TEST_F(RetentionTest, TheMaterializerLeasesItsSourceAndRefusesAnExpiredOne) {
 TEST_F(RetentionTest, ThePeerServiceRefusesAnExpiredWorkspace) {
   const deja::v1::Manifest manifest = MakeWorkspace("src");
   ASSERT_TRUE(retention_->SetExpiry("src", 1, NowMs() + 1000).ok());
-  auto server = PeerServer::Start("127.0.0.1:0", work_dir_, retention_.get());
+  FakeManifests manifests;
+  const deja::v1::ManifestRef ref = manifests.Put(manifest);
+  auto server = PeerServer::Start("127.0.0.1:0", work_dir_, manifests.loader(), retention_.get());
   ASSERT_TRUE(server.ok()) << server.status();
   const PeerSource source{"w-src", absl::StrCat("127.0.0.1:", (*server)->port()), "src"};
   const std::string dest_dir = MakeTempDir("retention_test_dest");
   WorkspacePuller puller(dest_dir, absl::Seconds(2));
-  auto pulled = puller.Pull(source, manifest, "dst");
+  auto pulled = puller.Pull(source, ref, manifest, "dst");
   ASSERT_TRUE(pulled.ok()) << pulled.status();
   EXPECT_EQ(retention_->LeaseCount("src"), 0);
 
   clock_.Advance(absl::Seconds(1));
-  pulled = puller.Pull(source, manifest, "dst2");
+  pulled = puller.Pull(source, ref, manifest, "dst2");
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kDataLoss) << pulled.status();
   EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("workspace of src expired"));
   EXPECT_FALSE(Exists(paths::WorkspaceDir(dest_dir, "dst2")));

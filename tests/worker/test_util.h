@@ -8,9 +8,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/manifest.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/temp_dir.h"
 #include "worker/retention.h"
@@ -22,6 +27,33 @@ inline std::string MakeTempDir(const std::string& prefix) {
   EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
   return tmpl;
 }
+
+// Manifests by ref, in memory: what a peer service loads them from in tests
+// (the content store in a worker). Thread-safe.
+class FakeManifests {
+ public:
+  deja::v1::ManifestRef Put(const deja::v1::Manifest& manifest) {
+    std::string bytes;
+    deja::v1::ManifestRef ref = SerializeManifest(manifest, &bytes);
+    absl::MutexLock lock(&mu_);
+    blobs_[ref.digest()] = std::move(bytes);
+    return ref;
+  }
+  ManifestLoader loader() {
+    return [this](const deja::v1::ManifestRef& ref) -> absl::StatusOr<deja::v1::Manifest> {
+      absl::MutexLock lock(&mu_);
+      auto it = blobs_.find(ref.digest());
+      if (it == blobs_.end()) {
+        return absl::NotFoundError(absl::StrCat("manifest ", ref.digest(), ": not found"));
+      }
+      return ParseManifest(ref, it->second);
+    };
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::string> blobs_;
+};
 
 // Removes a test dir, also when it holds read-only directories.
 inline void RemoveTempDir(const std::string& dir) { deja::testing::TempDir::RemoveTree(dir); }

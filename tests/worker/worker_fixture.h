@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/manifest.h"
 #include "deja/v1/worker.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_content_store.h"
@@ -224,6 +225,14 @@ class WorkerTest : public ::testing::Test {
   std::optional<deja::v1::JobResult> AwaitResult(const std::string& job_id) {
     PollUntil([&] { return scheduler_.Result(job_id).has_value(); }, absl::Seconds(20));
     return scheduler_.Result(job_id);
+  }
+
+  // The manifest a result names, from the fake content store (empty when
+  // it is not there: the test fails).
+  deja::v1::Manifest ManifestOf(const deja::v1::JobResult& result) {
+    auto manifest = ParseManifest(result.manifest(), store_.Get(result.manifest().digest()));
+    EXPECT_TRUE(manifest.ok()) << manifest.status();
+    return manifest.ok() ? *manifest : deja::v1::Manifest();
   }
 
   static deja::v1::Assignment Run(const std::string& job_id, const std::string& script) {

@@ -74,7 +74,8 @@ TEST_F(WorkerTest, PlacesInputsRunsAndUploadsOutputsBeforeReporting) {
   EXPECT_EQ(result->outputs(1).path(), "out/upper.txt");
   EXPECT_EQ(store_.Get(result->outputs(1).digest()), "HELLO FROM THE STORE\n");
   bool input_in_manifest = false;
-  for (const auto& entry : result->manifest().files()) {
+  const deja::v1::Manifest manifest = ManifestOf(*result);
+  for (const auto& entry : manifest.files()) {
     input_in_manifest |= entry.path() == "inputs/data" && entry.digest() == data.digest();
   }
   EXPECT_TRUE(input_in_manifest);
@@ -423,7 +424,7 @@ TEST_F(RetentionWorkerTest, ALeaseProtectsASourceDuringASlowPeerCopy) {
   EXPECT_FALSE(Exists(paths::WorkspaceDir(a.work_dir, "job-2")));
 
   // The copy in progress completes and verifies.
-  EXPECT_TRUE(ReadAndVerify(reader.get(), source.manifest()).ok());
+  EXPECT_TRUE(ReadAndVerify(reader.get(), ManifestOf(source)).ok());
   // Released when the stream ended: the next sweep deletes it.
   swept = a.worker->SweepNow();
   ASSERT_TRUE(swept.ok());
