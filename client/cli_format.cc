@@ -34,18 +34,6 @@ std::string FormatTimestamp(int64_t unix_millis, absl::TimeZone tz) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_millis), tz);
 }
 
-std::string FormatBytes(uint64_t bytes) {
-  if (bytes < 1024) return absl::StrCat(bytes, " B");
-  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  double value = static_cast<double>(bytes) / 1024;
-  size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
-    value /= 1024;
-    ++unit;
-  }
-  return absl::StrFormat("%.1f %s", value, kUnits[unit]);
-}
-
 std::string FormatFiles(uint64_t files, uint64_t bytes) {
   return absl::StrCat(files, files == 1 ? " file, " : " files, ", FormatBytes(bytes));
 }

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/bytes.h"
 #include "google/protobuf/message.h"
 
 namespace deja::cli {
@@ -24,8 +25,7 @@ namespace deja::cli {
 std::string FormatDuration(int64_t millis);
 // "2024-05-01 14:03:07" in `tz`.
 std::string FormatTimestamp(int64_t unix_millis, absl::TimeZone tz);
-// "512 B", "1.5 KiB", "3.0 MiB", "1.2 GiB".
-std::string FormatBytes(uint64_t bytes);
+using ::deja::FormatBytes;  // common/bytes.h
 // "1 file, 12 B", "100000 files, 5.2 MiB".
 std::string FormatFiles(uint64_t files, uint64_t bytes);
 // `s`, or "-" when it is empty (what a table shows for an empty cell).

@@ -69,6 +69,8 @@ std::string ReuseBanner(const deja::v1::Job& job, absl::TimeZone tz);
 // still running shows the time since it started (at `now`).
 std::string JobsTable(const std::vector<deja::v1::Job>& jobs, absl::TimeZone tz, absl::Time now);
 // `deja workers`: ID SLOTS BUSY CONNECTED ADVERTISE PLATFORM.
+// DISK: "12.3 GiB free", or "disk full: 812.0 MiB free" while the worker
+// takes no job (its disk is below --min_free_disk); "-" before it said.
 std::string WorkersTable(const std::vector<deja::v1::WorkerInfo>& workers);
 
 }  // namespace deja::cli

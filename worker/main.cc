@@ -60,6 +60,11 @@ ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(60),
           "workspace (intermediate files and logs) is kept until the expiry the scheduler "
           "sent with its result's acknowledgement, and longer while another worker or a "
           "local reuse is copying it; the expired ones are reported to the scheduler.");
+ABSL_FLAG(int64_t, min_free_disk, int64_t{1} << 30,
+          "Free bytes to keep under --work_dir (default 1 GiB; 0: not watched). Checked every "
+          "2 s: below it the worker deletes expired workspaces, then the kept ones that expire "
+          "first (their reuses are dropped), until 5/4 of it is free; while that is not enough "
+          "it takes no job (`deja workers` shows `disk full`) and hands back what was sent to it.");
 ABSL_FLAG(absl::Duration, store_retry_for, absl::Minutes(10),
           "How long a call to the content store (an input's download, an output's upload) is "
           "retried while the store is unreachable (a scheduler restart, a network blip), with "
@@ -154,6 +159,13 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
         "--sweep_interval ", absl::FormatDuration(config.sweep_interval), ": must be > 0"));
   }
 
+  const int64_t min_free_disk = absl::GetFlag(FLAGS_min_free_disk);
+  if (min_free_disk < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--min_free_disk ", min_free_disk, ": must be >= 0"));
+  }
+  config.min_free_disk = static_cast<uint64_t>(min_free_disk);
+
   config.store_retry_for = absl::GetFlag(FLAGS_store_retry_for);
   if (config.store_retry_for < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -178,7 +190,7 @@ int main(int argc, char** argv) {
       "Usage: deja-worker --work_dir=DIR [--scheduler=HOST:PORT] [--slots=N] [--id=ID]\n"
       "                   [--advertise=HOST:PORT] [--peer_listen=HOST:PORT]\n"
       "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--sweep_interval=D]\n"
-      "                   [--store_retry_for=D]\n"
+      "                   [--min_free_disk=N] [--store_retry_for=D]\n"
       "                   [--platform K=V]...");
 
   auto config = ConfigFromFlags();
@@ -207,10 +219,10 @@ int main(int argc, char** argv) {
 
   absl::FPrintF(stderr,
                 "deja-worker: id %s, work_dir %s, scheduler %s, content store %s, %d slots, "
-                "cache %d bytes, sweep every %s\n",
+                "cache %d bytes, sweep every %s, keeping %d bytes free\n",
                 config->worker_id, config->work_dir, config->scheduler_address,
                 config->content_store_address, config->slots, config->cache_bytes,
-                absl::FormatDuration(config->sweep_interval));
+                absl::FormatDuration(config->sweep_interval), config->min_free_disk);
   deja::worker::Worker worker(*std::move(config));
   std::atomic<bool> run_returned{false};
   std::thread signal_thread([&worker, &run_returned, stop_signals] {

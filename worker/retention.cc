@@ -404,6 +404,32 @@ std::vector<WorkspaceRetention::Doomed> WorkspaceRetention::TakeExpired(
   return doomed;
 }
 
+std::vector<WorkspaceRetention::Doomed> WorkspaceRetention::TakeOldest(
+    const std::set<std::string>& busy, std::vector<std::string>* errors) {
+  absl::MutexLock lock(&mu_);
+  const std::string* oldest = nullptr;
+  Entry* oldest_entry = nullptr;
+  for (auto& [job_id, entry] : entries_) {
+    if (entry.deleted || entry.record.expires_at_ms <= 0 || busy.count(job_id) != 0 ||
+        leases_.count(job_id) != 0) {
+      continue;
+    }
+    if (oldest_entry == nullptr ||
+        entry.record.expires_at_ms < oldest_entry->record.expires_at_ms) {
+      oldest = &job_id;
+      oldest_entry = &entry;
+    }
+  }
+  if (oldest == nullptr) return {};
+  auto moved = MoveToTrash(*oldest);
+  if (!moved.ok()) {
+    if (errors != nullptr) errors->push_back(std::string(moved.status().message()));
+    return {};
+  }
+  oldest_entry->deleted = true;
+  return {Doomed{*oldest, *std::move(moved), /*report=*/true}};
+}
+
 absl::Status WorkspaceRetention::Dispose(const std::vector<Doomed>& doomed) {
   absl::Status first;
   std::vector<std::string> forget;

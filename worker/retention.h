@@ -149,6 +149,14 @@ class WorkspaceRetention {
                                   std::vector<std::string>* errors = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The disk is low: moves out of jobs/ the one kept workspace (a record
+  // with an expiry) that expires first, unleased and not in `busy`, as
+  // TakeExpired does (it is reported like an expired one). Empty when there
+  // is none, or its rename failed (named in `*errors`).
+  std::vector<Doomed> TakeOldest(const std::set<std::string>& busy,
+                                 std::vector<std::string>* errors = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Removes the trees of `doomed` and the records of those not to report.
   // Returns the first error (the others are still attempted).
   absl::Status Dispose(const std::vector<Doomed>& doomed) ABSL_LOCKS_EXCLUDED(mu_);

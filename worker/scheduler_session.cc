@@ -197,13 +197,13 @@ void SchedulerSession::Publish(Stream* stream, const deja::v1::RegisterAck& ack)
 
 void SchedulerSession::HeartbeatLoop(absl::Duration interval) {
   deja::v1::WorkerMessage beat;
-  beat.mutable_heartbeat();
   while (true) {
     mu_.LockWhenWithTimeout(absl::Condition(this, &SchedulerSession::HeartbeatShouldExit),
                             interval);
     const bool exit = HeartbeatShouldExit();
     mu_.Unlock();
     if (exit) return;
+    *beat.mutable_heartbeat() = handler_->MakeHeartbeat();
     Send(beat);
     handler_->OnHeartbeat();
   }

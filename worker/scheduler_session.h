@@ -45,6 +45,8 @@ class SessionHandler {
   virtual ~SessionHandler() = default;
   // The Register of a new stream (it lists the held jobs).
   virtual deja::v1::Register MakeRegister() = 0;
+  // What each heartbeat carries (the disk's state).
+  virtual deja::v1::Heartbeat MakeHeartbeat() = 0;
   // The results to re-send once registered, called under write_mu_.
   virtual std::vector<deja::v1::JobResult> UnackedResults() = 0;
   // The stream is published: Send() works from now on. `ack` is the

@@ -60,7 +60,9 @@ Worker::Worker(WorkerConfig config, Clock* clock)
       results_(config_.work_dir),
       executor_(ExecutorOptions(config_, contact_), clock_, &retention_),
       session_(SessionOptions(config_), this),
-      sweeper_(&retention_, this, config_.sweep_interval, paths::TrashDir(config_.work_dir)),
+      sweeper_(&retention_, this, config_.sweep_interval, paths::TrashDir(config_.work_dir),
+               DiskPolicy{config_.min_free_disk, config_.disk_check_interval, config_.work_dir,
+                          [dir = config_.work_dir] { return ReadDiskSpace(dir); }}),
       core_(config_.slots) {}
 
 Worker::~Worker() {
@@ -90,6 +92,14 @@ absl::Status Worker::Run() {
   // Before registering, so the Register lists what it kept.
   RecoverPreviousLife();
   if (absl::Status st = sweeper_.Load(); !st.ok()) return st;
+  if (config_.min_free_disk > 0) {
+    // Known before the first Register; the sweeper's first check (at its
+    // start) evicts if it can.
+    if (auto space = ReadDiskSpace(config_.work_dir); space.ok()) {
+      absl::MutexLock lock(&mu_);
+      disk_ = DiskStatusOf(*space, DiskPolicy{config_.min_free_disk, {}, config_.work_dir, {}});
+    }
+  }
   auto server = PeerServer::Start(config_.peer_listen, config_.work_dir,
                                   executor_.manifest_loader(), &retention_);
   if (!server.ok()) return server.status();
@@ -167,7 +177,15 @@ deja::v1::Register Worker::MakeRegister() {
   absl::MutexLock lock(&mu_);
   reg.set_advertise(advertise_);
   for (deja::v1::HeldJob& held : core_.HeldJobs()) *reg.add_held() = std::move(held);
+  *reg.mutable_disk() = disk_;
   return reg;
+}
+
+deja::v1::Heartbeat Worker::MakeHeartbeat() {
+  deja::v1::Heartbeat beat;
+  absl::MutexLock lock(&mu_);
+  *beat.mutable_disk() = disk_;
+  return beat;
 }
 
 std::vector<deja::v1::JobResult> Worker::UnackedResults() {
@@ -240,6 +258,30 @@ std::vector<WorkspaceRetention::Doomed> Worker::TakeExpired(
   return retention_.TakeExpired(core_.HeldJobIds(), only, skipped_leased, errors);
 }
 
+std::vector<WorkspaceRetention::Doomed> Worker::TakeOldest(std::vector<std::string>* errors) {
+  absl::MutexLock lock(&mu_);  // as TakeExpired
+  return retention_.TakeOldest(core_.HeldJobIds(), errors);
+}
+
+void Worker::SetDisk(const deja::v1::DiskStatus& disk) {
+  deja::v1::WorkerMessage beat;
+  {
+    absl::MutexLock lock(&mu_);
+    const bool changed = disk_.refusing() != disk.refusing();
+    disk_ = disk;
+    if (!changed) return;
+    *beat.mutable_heartbeat()->mutable_disk() = disk;
+  }
+  // At once, not at the next heartbeat: the scheduler stops (or resumes)
+  // assigning jobs here.
+  if (disk.refusing().empty()) {
+    Log("disk no longer full: taking jobs again");
+  } else {
+    Log("taking no job: %s", disk.refusing());
+  }
+  Send(beat);
+}
+
 void Worker::Acknowledged(const deja::v1::ResultAck& ack) {
   results_.Remove(ack.job_id(), ack.attempt());
 }
@@ -281,6 +323,20 @@ void Worker::Dispatch(WorkerActions& actions) {
 void Worker::StartLocked(const deja::v1::Assignment& assignment) {
   const JobKey key(assignment.job_id(), assignment.attempt());
   JobHandle& job = jobs_[key];
+  if (!disk_.refusing().empty()) {
+    // Sent before the scheduler heard that this worker refuses: handed back,
+    // not the job's failure.
+    deja::v1::JobResult result;
+    result.set_job_id(assignment.job_id());
+    result.set_attempt(assignment.attempt());
+    result.set_exit_code(kExitInternal);
+    result.set_never_started(true);
+    result.set_handed_back(true);
+    result.set_error(absl::StrCat("has its ", disk_.refusing()));
+    Log("handing back %s attempt %d: %s", key.first, key.second, disk_.refusing());
+    job.thread = std::thread([this, result = std::move(result)] { FinishJob(result); });
+    return;
+  }
   // Each thread's FinishJob waits for mu_, so it finds its handle in jobs_.
   if (assignment.kind() == deja::v1::Assignment::MATERIALIZE) {
     job.thread = std::thread([this, assignment] {

@@ -84,6 +84,11 @@ struct WorkerConfig {
   // How often expired workspaces are looked for (real time; the expiry
   // itself is compared with the Clock).
   absl::Duration sweep_interval = absl::Seconds(60);
+  // Below this much free space under work_dir the worker evicts workspaces
+  // and, if that is not enough, takes no job (0: not watched). Checked
+  // every disk_check_interval.
+  uint64_t min_free_disk = uint64_t{1} << 30;
+  absl::Duration disk_check_interval = absl::Seconds(2);
 
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration initial_backoff = absl::Milliseconds(100);
@@ -143,6 +148,7 @@ class Worker : private SessionHandler, private SweeperHost {
 
   // SessionHandler.
   deja::v1::Register MakeRegister() override ABSL_LOCKS_EXCLUDED(mu_);
+  deja::v1::Heartbeat MakeHeartbeat() override ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<deja::v1::JobResult> UnackedResults() override ABSL_LOCKS_EXCLUDED(mu_);
   void OnRegistered(const deja::v1::RegisterAck& ack) override;
   void OnMessage(const deja::v1::SchedulerMessage& message) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -156,6 +162,9 @@ class Worker : private SessionHandler, private SweeperHost {
                                                       std::vector<std::string>* skipped_leased,
                                                       std::vector<std::string>* errors) override
       ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<WorkspaceRetention::Doomed> TakeOldest(std::vector<std::string>* errors) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void SetDisk(const deja::v1::DiskStatus& disk) override ABSL_LOCKS_EXCLUDED(mu_);
   void Acknowledged(const deja::v1::ResultAck& ack) override;
   bool Send(const deja::v1::WorkerMessage& message) override;
 
@@ -208,6 +217,8 @@ class Worker : private SessionHandler, private SweeperHost {
   std::map<JobKey, JobHandle> jobs_ ABSL_GUARDED_BY(mu_);  // started, not finished
   std::vector<JobHandle> finished_ ABSL_GUARDED_BY(mu_);   // to be joined
   std::string advertise_ ABSL_GUARDED_BY(mu_);
+  // The disk as the sweeper last found it (refusing: take no job).
+  deja::v1::DiskStatus disk_ ABSL_GUARDED_BY(mu_);
   std::deque<deja::v1::LogRequest> log_requests_ ABSL_GUARDED_BY(mu_);
   bool log_thread_exit_ ABSL_GUARDED_BY(mu_) = false;
   // RUN attempts killed because the worker was cut off: their results are

@@ -1,20 +1,41 @@
 #include "worker/workspace_sweeper.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <set>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "common/bytes.h"
 #include "worker/log.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
 
+absl::StatusOr<DiskSpace> ReadDiskSpace(const std::string& path) {
+  struct statvfs vfs;
+  if (statvfs(path.c_str(), &vfs) != 0) {
+    return absl::Status(absl::ErrnoToStatusCode(errno),
+                        absl::StrCat("statvfs ", path, ": ", std::strerror(errno)));
+  }
+  DiskSpace space;
+  space.free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  space.total_bytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+  return space;
+}
+
 WorkspaceSweeper::WorkspaceSweeper(WorkspaceRetention* retention, SweeperHost* host,
-                                   absl::Duration sweep_interval, std::string trash_dir)
+                                   absl::Duration sweep_interval, std::string trash_dir,
+                                   DiskPolicy disk)
     : retention_(retention),
       host_(host),
       sweep_interval_(sweep_interval),
-      trash_dir_(std::move(trash_dir)) {}
+      trash_dir_(std::move(trash_dir)),
+      disk_(std::move(disk)) {}
 
 WorkspaceSweeper::~WorkspaceSweeper() { Stop(); }
 
@@ -79,12 +100,19 @@ void WorkspaceSweeper::Thread() {
     Log("emptying %s: %s", trash_dir_, st.ToString());
   }
   absl::Time next_sweep = absl::Now();  // a restarted worker sweeps at once
+  const bool watch_disk = disk_.min_free_bytes > 0 && disk_.read != nullptr;
+  absl::Time next_disk_check = absl::Now();
   while (true) {
     std::deque<deja::v1::ResultAck> acks;
     SweepRequest* request = nullptr;
-    mu_.LockWhenWithDeadline(absl::Condition(this, &WorkspaceSweeper::HasWork), next_sweep);
+    absl::Time wake = next_sweep;
+    if (watch_disk) wake = std::min(wake, next_disk_check);
+    if (!retry_acks_.empty()) wake = std::min(wake, absl::Now() + disk_.check_interval);
+    mu_.LockWhenWithDeadline(absl::Condition(this, &WorkspaceSweeper::HasWork), wake);
     const bool exit = exit_;
-    acks.swap(pending_acks_);
+    acks.swap(retry_acks_);
+    for (auto& ack : pending_acks_) acks.push_back(std::move(ack));
+    pending_acks_.clear();
     bool report = std::exchange(report_requested_, false);
     if (!exit && !requests_.empty()) {
       request = requests_.front();
@@ -93,8 +121,12 @@ void WorkspaceSweeper::Thread() {
     mu_.Unlock();
 
     // Acks that came before the stop are still recorded.
-    ApplyAcks(acks);
+    retry_acks_ = ApplyAcks(acks);
     if (exit) return;
+    if (watch_disk && absl::Now() >= next_disk_check) {
+      CheckDisk();
+      next_disk_check = absl::Now() + disk_.check_interval;
+    }
     const bool due = absl::Now() >= next_sweep;
     std::vector<std::string> deleted;
     if (due || request != nullptr) {
@@ -111,7 +143,10 @@ void WorkspaceSweeper::Thread() {
   }
 }
 
-void WorkspaceSweeper::ApplyAcks(const std::deque<deja::v1::ResultAck>& acks) {
+std::deque<deja::v1::ResultAck> WorkspaceSweeper::ApplyAcks(
+    const std::deque<deja::v1::ResultAck>& acks) {
+  std::deque<deja::v1::ResultAck> failed;
+  std::set<std::pair<std::string, uint32_t>> not_recorded;
   for (const deja::v1::ResultAck& ack : acks) {
     const std::string& job_id = ack.job_id();
     if (!paths::ValidateJobId(job_id).ok()) continue;  // never a workspace here
@@ -132,17 +167,71 @@ void WorkspaceSweeper::ApplyAcks(const std::deque<deja::v1::ResultAck>& acks) {
     if (absl::Status st = retention_->SetExpiry(job_id, ack.attempt(), expires_at_ms,
                                                 /*sync=*/false);
         !st.ok()) {
-      // Without a record the workspace is simply kept.
-      Log("cannot record the expiry of %s: %s", job_id, st.ToString());
+      // Not acknowledged (the result stays on disk): tried again at the
+      // next wake, so that the workspace does not stay without a record.
+      Log("cannot record the expiry of %s (trying again): %s", job_id, st.ToString());
+      failed.push_back(ack);
+      not_recorded.emplace(job_id, ack.attempt());
       continue;
     }
     if (expires_at_ms == 0) Sweep(&job_id);
   }
-  if (acks.empty()) return;
+  if (acks.size() == failed.size()) return failed;
   if (absl::Status st = retention_->Sync(); !st.ok()) {
     Log("cannot sync %d expiry records: %s", acks.size(), st.ToString());
   }
-  for (const deja::v1::ResultAck& ack : acks) host_->Acknowledged(ack);
+  for (const deja::v1::ResultAck& ack : acks) {
+    if (not_recorded.count({ack.job_id(), ack.attempt()}) == 0) host_->Acknowledged(ack);
+  }
+  return failed;
+}
+
+void WorkspaceSweeper::CheckDisk() {
+  absl::StatusOr<DiskSpace> space = disk_.read();
+  if (!space.ok()) {
+    if (!std::exchange(disk_read_failed_, true)) {
+      Log("cannot read the free space under %s: %s", disk_.where, space.status().ToString());
+    }
+    return;
+  }
+  disk_read_failed_ = false;
+  const uint64_t min = disk_.min_free_bytes;
+  if (space->free_bytes < min) {
+    Log("disk low: %s free under %s, below --min_free_disk %s: deleting expired workspaces, "
+        "then the oldest kept ones",
+        FormatBytes(space->free_bytes), disk_.where, FormatBytes(min));
+    bool deleted = !Sweep().empty();
+    const uint64_t target = min + min / 4;
+    for (auto again = disk_.read(); again.ok(); again = disk_.read()) {
+      *space = *again;
+      if (space->free_bytes >= target) break;
+      std::vector<std::string> errors;
+      std::vector<WorkspaceRetention::Doomed> doomed = host_->TakeOldest(&errors);
+      for (const std::string& error : errors) Log("cannot evict a workspace: %s", error);
+      if (doomed.empty()) break;
+      if (absl::Status st = retention_->Dispose(doomed); !st.ok()) {
+        Log("evicting workspaces: %s", st.ToString());
+      }
+      for (const auto& d : doomed) {
+        Log("evicted the workspace of %s before its expiry: the disk is low", d.job_id);
+      }
+      deleted = true;
+    }
+    if (deleted) ReportExpired();
+  }
+  host_->SetDisk(DiskStatusOf(*space, disk_));
+}
+
+deja::v1::DiskStatus DiskStatusOf(const DiskSpace& space, const DiskPolicy& policy) {
+  deja::v1::DiskStatus status;
+  status.set_free_bytes(space.free_bytes);
+  status.set_total_bytes(space.total_bytes);
+  if (space.free_bytes < policy.min_free_bytes) {
+    status.set_refusing(absl::StrCat("disk full: ", FormatBytes(space.free_bytes), " free under ",
+                                     policy.where, ", below --min_free_disk ",
+                                     FormatBytes(policy.min_free_bytes)));
+  }
+  return status;
 }
 
 std::vector<std::string> WorkspaceSweeper::Sweep(const std::string* only) {

@@ -19,7 +19,17 @@
 //     WorkspacesExpired; a report that cannot be sent (no stream) is kept
 //     (in the records, so also across a restart) and sent after
 //     RequestReport(), which the worker calls after each Register;
-//   - SweepNow() asks the thread for one more sweep and waits for it.
+//   - SweepNow() asks the thread for one more sweep and waits for it;
+//   - with a DiskPolicy, every `check_interval` it reads the free space
+//     under the work dir; below `min_free_bytes` it deletes the expired
+//     workspaces, then the kept ones, earliest expiry first (unleased, of
+//     jobs not held), until 5/4 of the bound is free or none is left, and
+//     reports them like expired ones (the scheduler drops their memo
+//     entries). It tells the host the disk's state each time
+//     (SweeperHost::SetDisk), refusing while still below the bound.
+// An ack whose expiry cannot be recorded (a full disk) is not acknowledged
+// and is tried again at the next wake, so no workspace is left without a
+// record.
 // A workspace leaves jobs/ by one rename under the host's lock
 // (SweeperHost::TakeExpired), so no job of that id can start meanwhile; its
 // tree is removed afterwards, with no lock held.
@@ -31,7 +41,9 @@
 #ifndef DEJA_WORKER_WORKSPACE_SWEEPER_H_
 #define DEJA_WORKER_WORKSPACE_SWEEPER_H_
 
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,13 +76,41 @@ class SweeperHost {
   virtual void Acknowledged(const deja::v1::ResultAck& ack) = 0;
   // Sends on the scheduler stream; false when there is none.
   virtual bool Send(const deja::v1::WorkerMessage& message) = 0;
+  // WorkspaceRetention::TakeOldest with the job ids held here as `busy`,
+  // under the lock that starting a job takes.
+  virtual std::vector<WorkspaceRetention::Doomed> TakeOldest(std::vector<std::string>* errors) = 0;
+  // The disk's state after a check (DiskPolicy).
+  virtual void SetDisk(const deja::v1::DiskStatus& disk) = 0;
 };
+
+// Free and total bytes of a file system.
+struct DiskSpace {
+  uint64_t free_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+
+// The statvfs(3) of `path`: f_bavail and f_blocks times f_frsize.
+absl::StatusOr<DiskSpace> ReadDiskSpace(const std::string& path);
+
+// How the sweeper watches the work dir's disk.
+struct DiskPolicy {
+  // 0: not watched.
+  uint64_t min_free_bytes = 0;
+  absl::Duration check_interval = absl::Seconds(2);
+  // Where (for messages, e.g. the work dir), and how to read its space.
+  std::string where;
+  std::function<absl::StatusOr<DiskSpace>()> read;
+};
+
+// What the worker reports of `space` under `policy`: refusing (with the
+// reason) below min_free_bytes.
+deja::v1::DiskStatus DiskStatusOf(const DiskSpace& space, const DiskPolicy& policy);
 
 class WorkspaceSweeper {
  public:
   // `retention` and `host` (not owned) must outlive the sweeper.
   WorkspaceSweeper(WorkspaceRetention* retention, SweeperHost* host, absl::Duration sweep_interval,
-                   std::string trash_dir);
+                   std::string trash_dir, DiskPolicy disk = {});
   // Stops the thread if it runs.
   ~WorkspaceSweeper();
 
@@ -114,8 +154,11 @@ class WorkspaceSweeper {
     return exit_ || report_requested_ || !pending_acks_.empty() || !requests_.empty();
   }
   // Records the expiry of each acknowledged job (deleting a "not kept"
-  // workspace at once).
-  void ApplyAcks(const std::deque<deja::v1::ResultAck>& acks);
+  // workspace at once). Returns the acks whose expiry could not be
+  // recorded (not acknowledged to the host: tried again).
+  std::deque<deja::v1::ResultAck> ApplyAcks(const std::deque<deja::v1::ResultAck>& acks);
+  // The DiskPolicy check: evicts while the disk is low, tells the host.
+  void CheckDisk();
   // Deletes the expired, unleased workspaces of jobs not held here
   // (restricted to `only` when given); returns the job ids deleted.
   std::vector<std::string> Sweep(const std::string* only = nullptr);
@@ -127,6 +170,11 @@ class WorkspaceSweeper {
   SweeperHost* const host_;
   const absl::Duration sweep_interval_;
   const std::string trash_dir_;
+  const DiskPolicy disk_;
+
+  // The thread's own.
+  std::deque<deja::v1::ResultAck> retry_acks_;  // expiry not recorded yet
+  bool disk_read_failed_ = false;               // logged once
 
   std::thread thread_;  // owned by Start() and Stop()
 

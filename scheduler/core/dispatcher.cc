@@ -78,6 +78,7 @@ std::vector<deja::v1::WorkerInfo> Dispatcher::List() const {
     *info.mutable_platform() = worker.info.platform();
     info.set_advertise(worker.info.advertise());
     info.set_connected(worker.connected);
+    *info.mutable_disk() = worker.info.disk();
     out.push_back(std::move(info));
   }
   return out;
@@ -186,6 +187,15 @@ void Dispatcher::Release(Worker& worker, const std::string& job_id) {
   worker.jobs.erase(it);
 }
 
+void Dispatcher::SetDisk(const std::string& worker_id, const deja::v1::DiskStatus& disk,
+                         absl::Time now, Effects* fx) {
+  Worker* worker = FindWorker(worker_id);
+  if (worker == nullptr) return;
+  const bool was_refusing = !worker->info.disk().refusing().empty();
+  *worker->info.mutable_disk() = disk;
+  if (was_refusing && disk.refusing().empty()) Dispatch(now, fx);
+}
+
 void Dispatcher::Leaving(const std::string& worker_id, uint64_t session, const std::string& reason,
                          absl::Time now, Effects* fx) {
   Worker* worker = FindWorker(worker_id);
@@ -284,7 +294,10 @@ int Dispatcher::Capacity(const Worker& worker) const {
 }
 
 bool Dispatcher::Fits(const Worker& worker, const Job& job) const {
-  if (!worker.connected || worker.draining || worker.busy_slots >= Capacity(worker)) return false;
+  if (!worker.connected || worker.draining || worker.busy_slots >= Capacity(worker) ||
+      !worker.info.disk().refusing().empty()) {
+    return false;
+  }
   for (const auto& [key, value] : job.spec().app().platform()) {
     auto it = worker.info.platform().find(key);
     if (it == worker.info.platform().end() || it->second != value) return false;

@@ -74,6 +74,11 @@ class Dispatcher {
   // before that.
   void Leaving(const std::string& worker_id, uint64_t session, const std::string& reason,
                absl::Time now, Effects* fx);
+  // The worker's disk, from a heartbeat of its current session: while it
+  // is refusing (disk full) it is assigned nothing; when it stops refusing
+  // the queue is dispatched.
+  void SetDisk(const std::string& worker_id, const deja::v1::DiskStatus& disk, absl::Time now,
+               Effects* fx);
   // Requeues `job`, whose attempt its worker handed back (or lost while
   // stopping): a new attempt that does not count against max_attempts.
   void HandBack(deja::v1::Job& job, const std::string& why, absl::Time now);

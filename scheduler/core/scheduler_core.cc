@@ -330,8 +330,11 @@ void SchedulerCore::WorkerMessage(const std::string& worker_id, uint64_t session
     case deja::v1::WorkerMessage::kLeaving:
       dispatcher_.Leaving(worker_id, session, msg.leaving().reason(), now, fx);
       return;
+    case deja::v1::WorkerMessage::kHeartbeat:
+      dispatcher_.SetDisk(worker_id, msg.heartbeat().disk(), now, fx);
+      return;
     default:
-      return;  // heartbeats only refresh last_seen; log data is the service's
+      return;  // log data is the service's
   }
 }
 

@@ -415,13 +415,22 @@ TEST(TableTest, WorkersTable) {
   a.set_advertise("10.0.0.1:7071");
   (*a.mutable_platform())["os"] = "linux";
   (*a.mutable_platform())["arch"] = "x86_64";
+  a.mutable_disk()->set_free_bytes(uint64_t{13} << 30);
+  a.mutable_disk()->set_total_bytes(uint64_t{100} << 30);
   deja::v1::WorkerInfo b;
   b.set_worker_id("w-b");
   b.set_slots(2);
-  EXPECT_EQ(WorkersTable({a, b}),
-            "ID   SLOTS  BUSY  CONNECTED  ADVERTISE      PLATFORM\n"
-            "w-a  4      1     yes        10.0.0.1:7071  arch=x86_64,os=linux\n"
-            "w-b  2      0     no         -              -\n");
+  deja::v1::WorkerInfo c = b;
+  c.set_worker_id("w-c");
+  c.mutable_disk()->set_free_bytes(uint64_t{812} << 20);
+  c.mutable_disk()->set_total_bytes(uint64_t{100} << 30);
+  c.mutable_disk()->set_refusing("disk full: 812.0 MiB free under /w, below ...");
+  EXPECT_EQ(WorkersTable({a, b, c}),
+            "ID   SLOTS  BUSY  CONNECTED  DISK                       ADVERTISE      PLATFORM\n"
+            "w-a  4      1     yes        13.0 GiB free              10.0.0.1:7071  "
+            "arch=x86_64,os=linux\n"
+            "w-b  2      0     no         -                          -              -\n"
+            "w-c  2      0     no         disk full: 812.0 MiB free  -              -\n");
 }
 
 TEST(JsonTest, OneLineWithProtoFieldNames) {

@@ -190,14 +190,13 @@ void Cluster::StopScheduler(int signal) {
 
 std::string Cluster::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
-void Cluster::StartWorker(const std::string& id, int slots) {
+void Cluster::StartWorker(const std::string& id, int slots, const std::vector<std::string>& flags) {
   fs::create_directories(WorkDir(id));
-  workers_[id] = std::make_unique<Process>(
-      DEJA_WORKER_BIN,
-      std::vector<std::string>{"--scheduler=" + address(), "--work_dir=" + WorkDir(id),
-                               "--slots=" + std::to_string(slots), "--id=" + id,
-                               "--advertise=127.0.0.1:0"},
-      root_ + "/worker-" + id + ".log");
+  std::vector<std::string> args{"--scheduler=" + address(), "--work_dir=" + WorkDir(id),
+                                "--slots=" + std::to_string(slots), "--id=" + id,
+                                "--advertise=127.0.0.1:0"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  workers_[id] = std::make_unique<Process>(DEJA_WORKER_BIN, args, root_ + "/worker-" + id + ".log");
 }
 
 void Cluster::KillWorker(const std::string& id, int signal) {

@@ -77,7 +77,9 @@ class Cluster {
   std::string address() const;
   DejaClient& client() { return *client_; }
 
-  void StartWorker(const std::string& id, int slots = 1);
+  // `flags` are added to the worker's.
+  void StartWorker(const std::string& id, int slots = 1,
+                   const std::vector<std::string>& flags = {});
   // Kills the worker process and forgets it.
   void KillWorker(const std::string& id, int signal = SIGKILL);
   // Sends `signal` (SIGSTOP, SIGCONT...) to a worker that keeps running.

@@ -181,5 +181,19 @@ TEST_F(WorkerTest, AJobThatFailsOnAFullDiskSaysSo) {
                         dir + ")"));
 }
 
+// A worker below --min_free_disk with nothing to evict takes no job: one
+// sent before the scheduler heard it is handed back, not failed.
+TEST_F(WorkerTest, AWorkerWhoseDiskIsFullHandsBackWhatItIsSent) {
+  StartWorker("w-a", nullptr, "", /*min_free_disk=*/uint64_t{1} << 62);
+  scheduler_.Assign("w-a", Run("job-1", "echo never"));
+  auto result = AwaitResult("job-1");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_TRUE(result->handed_back());
+  EXPECT_TRUE(result->never_started());
+  EXPECT_THAT(result->error(), HasSubstr("has its disk full: "));
+  EXPECT_THAT(result->error(), HasSubstr("below --min_free_disk 4096.0 PiB"));
+  EXPECT_FALSE(std::filesystem::exists(paths::WorkspaceDir(workers_[0]->work_dir, "job-1")));
+}
+
 }  // namespace
 }  // namespace deja::worker

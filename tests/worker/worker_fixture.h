@@ -167,8 +167,10 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
 // A Worker running on its own thread in its own work dir (or in `dir`,
 // which it then leaves behind).
 struct RunningWorker {
+  // `min_free_disk` as in WorkerConfig; 0 (the disk not watched) by
+  // default, whatever the test machine's disk holds.
   RunningWorker(const std::string& id, const std::string& scheduler, Clock* clock = nullptr,
-                const std::string& dir = "")
+                const std::string& dir = "", uint64_t min_free_disk = 0)
       : keep_dir(!dir.empty()) {
     work_dir = keep_dir ? dir : MakeTempDir("worker_test_" + id);
     WorkerConfig config;
@@ -182,6 +184,8 @@ struct RunningWorker {
     config.initial_backoff = absl::Milliseconds(20);
     // Tests sweep with SweepNow() (the thread's sweep at start aside).
     config.sweep_interval = absl::Hours(1);
+    config.min_free_disk = min_free_disk;
+    config.disk_check_interval = absl::Milliseconds(20);
     worker = std::make_unique<Worker>(config, clock);
     thread = std::thread([this] { status = worker->Run(); });
   }
@@ -216,8 +220,8 @@ class WorkerTest : public ::testing::Test {
   }
 
   RunningWorker& StartWorker(const std::string& id, Clock* clock = nullptr,
-                             const std::string& dir = "") {
-    workers_.push_back(std::make_unique<RunningWorker>(id, address_, clock, dir));
+                             const std::string& dir = "", uint64_t min_free_disk = 0) {
+    workers_.push_back(std::make_unique<RunningWorker>(id, address_, clock, dir, min_free_disk));
     EXPECT_TRUE(PollUntil([&] { return scheduler_.Registered(id).has_value(); }));
     return *workers_.back();
   }

@@ -4,12 +4,14 @@
 // cannot be sent waits for the next Register.
 #include "worker/workspace_sweeper.h"
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "gmock/gmock.h"
@@ -46,6 +48,14 @@ class FakeHost : public SweeperHost {
     absl::MutexLock lock(&mu_);
     return retention_->TakeExpired(held_, only, skipped_leased, errors);
   }
+  std::vector<WorkspaceRetention::Doomed> TakeOldest(std::vector<std::string>* errors) override {
+    absl::MutexLock lock(&mu_);
+    return retention_->TakeOldest(held_, errors);
+  }
+  void SetDisk(const deja::v1::DiskStatus& disk) override {
+    absl::MutexLock lock(&mu_);
+    disks_.push_back(disk);
+  }
   void Acknowledged(const deja::v1::ResultAck& /*ack*/) override {}
   bool Send(const deja::v1::WorkerMessage& message) override {
     absl::MutexLock lock(&mu_);
@@ -68,6 +78,10 @@ class FakeHost : public SweeperHost {
     absl::MutexLock lock(&mu_);
     return reports_;
   }
+  std::vector<deja::v1::DiskStatus> disks() {
+    absl::MutexLock lock(&mu_);
+    return disks_;
+  }
 
  private:
   WorkspaceRetention* const retention_;
@@ -75,6 +89,7 @@ class FakeHost : public SweeperHost {
   std::set<std::string> held_ ABSL_GUARDED_BY(mu_);
   bool connected_ ABSL_GUARDED_BY(mu_) = true;
   std::vector<std::vector<std::string>> reports_ ABSL_GUARDED_BY(mu_);
+  std::vector<deja::v1::DiskStatus> disks_ ABSL_GUARDED_BY(mu_);
 };
 
 class WorkspaceSweeperTest : public ::testing::Test {
@@ -188,6 +203,89 @@ TEST_F(WorkspaceSweeperTest, AcksQueuedBeforeTheStopAreStillRecorded) {
   sweeper_->QueueAck(Ack("job-1", 1, NowMs() + 60'000));
   sweeper_->Stop();
   EXPECT_TRUE(HasExpiryRecord(work_dir_, "job-1"));
+}
+
+// A disk of 1000 bytes where each workspace takes 100 (and `extra` more are
+// taken by something else), watched with a bound of 500.
+class DiskPressureTest : public ::testing::Test {
+ protected:
+  DiskPressureTest()
+      : work_dir_(MakeTempDir("disk_pressure_test")),
+        retention_(work_dir_, &clock_),
+        host_(&retention_),
+        sweeper_(&retention_, &host_, absl::Hours(1), paths::TrashDir(work_dir_),
+                 DiskPolicy{500, absl::Milliseconds(5), "/work", [this] { return Space(); }}) {}
+  ~DiskPressureTest() override {
+    sweeper_.Stop();
+    RemoveTempDir(work_dir_);
+  }
+
+  absl::StatusOr<DiskSpace> Space() {
+    uint64_t used = extra_.load();
+    for (const auto& entry : std::filesystem::directory_iterator(paths::JobsDir(work_dir_))) {
+      (void)entry;
+      used += 100;
+    }
+    return DiskSpace{used >= 1000 ? 0 : 1000 - used, 1000};
+  }
+  // Nine kept workspaces, job-1 expiring first.
+  void MakeKeptWorkspaces() {
+    ASSERT_TRUE(retention_.Load().ok());
+    for (int i = 1; i <= 9; ++i) {
+      const std::string id = absl::StrCat("job-", i);
+      WriteFile(paths::WorkspaceDir(work_dir_, id) + "/f", id);
+      ASSERT_TRUE(retention_.SetExpiry(id, 1, ToMillis(clock_.Now()) + i * 60'000).ok());
+    }
+  }
+  std::vector<std::string> Reported() {
+    std::vector<std::string> all;
+    for (const auto& report : host_.reports()) all.insert(all.end(), report.begin(), report.end());
+    return all;
+  }
+
+  FakeClock clock_;
+  const std::string work_dir_;
+  WorkspaceRetention retention_;
+  FakeHost host_;
+  std::atomic<uint64_t> extra_{0};
+  WorkspaceSweeper sweeper_;
+};
+
+TEST_F(DiskPressureTest, ALowDiskEvictsTheKeptWorkspacesThatExpireFirstButNotHeldOrLeasedOnes) {
+  MakeKeptWorkspaces();                      // 900 of 1000 bytes used: 100 free
+  host_.Hold("job-1");                       // its result is not acknowledged: never evicted
+  auto lease = retention_.Acquire("job-2");  // being copied: never evicted
+  ASSERT_TRUE(lease.ok());
+  sweeper_.Start();
+  // Evicted until 5/4 of the bound (625 bytes) is free: six workspaces go,
+  // earliest expiry first, skipping job-1 and job-2.
+  ASSERT_TRUE(PollUntil([&] { return Reported().size() == 6u; }));
+  EXPECT_THAT(Reported(), ElementsAre("job-3", "job-4", "job-5", "job-6", "job-7", "job-8"));
+  for (const char* kept : {"job-1", "job-2", "job-9"}) {
+    EXPECT_TRUE(std::filesystem::exists(paths::WorkspaceDir(work_dir_, kept))) << kept;
+  }
+  ASSERT_TRUE(PollUntil([&] { return !host_.disks().empty(); }));
+  const deja::v1::DiskStatus disk = host_.disks().back();
+  EXPECT_EQ(disk.free_bytes(), 700u);
+  EXPECT_EQ(disk.total_bytes(), 1000u);
+  EXPECT_EQ(disk.refusing(), "") << "enough is free again";
+}
+
+TEST_F(DiskPressureTest, WhenEvictingIsNotEnoughTheWorkerRefusesJobsUntilSpaceComesBack) {
+  MakeKeptWorkspaces();
+  extra_ = 700;  // something else fills the disk: even with no workspace, 300 free
+  sweeper_.Start();
+  ASSERT_TRUE(PollUntil([&] { return Reported().size() == 9u; })) << "every kept one goes";
+  ASSERT_TRUE(PollUntil([&] {
+    auto disks = host_.disks();
+    return !disks.empty() && disks.back().free_bytes() == 300u;
+  }));
+  EXPECT_EQ(host_.disks().back().refusing(),
+            "disk full: 300 B free under /work, below --min_free_disk 500 B");
+
+  extra_ = 0;  // freed by whatever filled it
+  ASSERT_TRUE(PollUntil([&] { return host_.disks().back().refusing().empty(); }));
+  EXPECT_EQ(host_.disks().back().free_bytes(), 1000u);
 }
 
 }  // namespace
