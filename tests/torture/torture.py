@@ -10,7 +10,14 @@ injector, every INTERVAL, does one of:
   - kill -9 a worker (its watchdog sees it die), and restart it on its work
     dir;
   - pause a worker (SIGSTOP) for 0.5 to 6 s, shorter or longer than the
-    scheduler's --worker_timeout (3 s), then SIGCONT it.
+    scheduler's --worker_timeout (3 s), then SIGCONT it;
+  - fill a worker's disk for 0.5 to 4 s: each work dir is a 256 MiB tmpfs
+    (when the test may mount one: root) and each worker keeps
+    --min_free_disk=64MiB free, so a filler file leaving 16 MiB free makes
+    it evict its kept workspaces and then refuse jobs (handing back what
+    crosses) until the filler is removed. Commands still have room to write:
+    a job that fails because its own writes hit ENOSPC would be a real
+    failure, not a fault the cluster must hide.
 When the injections are done it lets the cluster settle, stops the daemons
 with SIGTERM and checks:
   lost          a submitted job that did not end (or cannot be found)
@@ -65,6 +72,9 @@ HEARTBEAT_S = 0.5
 CUTOFF_S = max(WORKER_TIMEOUT_S - 2 * HEARTBEAT_S, WORKER_TIMEOUT_S / 2)
 WORKERS = ["w1", "w2", "w3"]
 PROJECT = "torture"
+MIB = 1 << 20
+TMPFS_BYTES = 256 * MIB
+MIN_FREE_DISK = 64 * MIB
 
 
 def log(msg):
@@ -127,6 +137,8 @@ class Torture:
         self.port = None
         self.scheduler = None
         self.workers = {}
+        self.mounted = []  # tmpfs work dirs, unmounted at the end
+        self.fills = 0
 
     # --- the cluster -----------------------------------------------------------------------
 
@@ -151,10 +163,13 @@ class Torture:
         for w in WORKERS:
             work = os.path.join(self.root, w)
             os.makedirs(work)
+            if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs",
+                               work], capture_output=True).returncode == 0:
+                self.mounted.append(work)
             d = Daemon(w, [os.path.join(self.bin, "worker", "deja-worker"),
                            f"--scheduler=127.0.0.1:{self.port}", f"--work_dir={work}",
                            f"--id={w}", "--slots=2", "--advertise=127.0.0.1:0",
-                           "--peer_listen=127.0.0.1:0"],
+                           "--peer_listen=127.0.0.1:0", f"--min_free_disk={MIN_FREE_DISK}"],
                        os.path.join(self.root, f"{w}.log"))
             d.start()
             self.workers[w] = d
@@ -189,6 +204,23 @@ class Torture:
 
     # --- the faults ------------------------------------------------------------------------------
 
+    def fill_disk(self, w):
+        """A file that leaves 16 MiB free on the worker's tmpfs; its path."""
+        work = os.path.join(self.root, w)
+        self.fills += 1
+        filler = os.path.join(work, f"filler-{self.fills}")
+        st = os.statvfs(work)
+        size = st.f_bavail * st.f_frsize - 16 * MIB
+        if size > 0:
+            fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o644)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError:
+                pass  # filled meanwhile by the jobs: it is full anyway
+            finally:
+                os.close(fd)
+        return filler
+
     def inject(self, until, target, interval):
         timers = []
         while True:
@@ -196,8 +228,9 @@ class Torture:
             total = sum(self.injections.values())
             if (target and total >= target) or (not target and time.time() >= until):
                 break
-            kind = self.fault_rng.choices(["kill-scheduler", "kill-worker", "pause-worker"],
-                                    weights=[2, 5, 3])[0]
+            kind = self.fault_rng.choices(
+                ["kill-scheduler", "kill-worker", "pause-worker", "fill-disk"],
+                weights=[2, 5, 3, 2 if len(self.mounted) == len(WORKERS) else 0])[0]
             with self.lock:
                 running = [w for w in WORKERS if self.workers[w].paused_at is None]
             if kind != "kill-scheduler" and not running:
@@ -206,6 +239,14 @@ class Torture:
             if kind == "kill-scheduler":
                 self.kills["scheduler"].append(
                     self.scheduler.kill9_and_restart(self.fault_rng.uniform(0, 0.5)))
+            elif kind == "fill-disk":
+                w = self.fault_rng.choice(WORKERS)
+                length = self.fault_rng.uniform(0.5, 4)
+                filler = self.fill_disk(w)
+                t = threading.Timer(length, lambda f=filler: os.path.exists(f) and os.remove(f))
+                t.start()
+                timers.append(t)
+                detail = f" {w} for {length:.1f} s"
             elif kind == "kill-worker":
                 w = self.fault_rng.choice(running)
                 self.kills[w].append(
@@ -358,6 +399,8 @@ class Torture:
         while left and time.time() < deadline:
             time.sleep(0.2)
             left = self.leftovers()
+        for work in self.mounted:
+            subprocess.run(["umount", "-l", work], capture_output=True)
         lost, failed, turned, twice, known = self.verdict(jobs)
         for name, items in [("lost", lost), ("failed", failed), ("run twice", twice),
                             ("leftover", left)]:
