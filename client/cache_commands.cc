@@ -404,7 +404,8 @@ int CacheCommands::Stats(const std::string& project, const std::string& since) {
   if (context_.json()) {
     context_.PrintJson(*stats);
   } else {
-    context_.out() << StatsTable(*stats);
+    context_.out() << StatsTable(*stats) << "\n"
+                   << ContentStoreLine(stats->content_store(), context_.tz()) << "\n";
   }
   return kExitOk;
 }

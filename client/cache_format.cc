@@ -104,6 +104,15 @@ std::string ExplainText(const deja::v1::ExplainResponse& response) {
   return text;
 }
 
+std::string ContentStoreLine(const deja::v1::ContentStoreStats& stats, absl::TimeZone tz) {
+  if (stats.collected_at_ms() == 0) return "content store: not collected yet";
+  return absl::StrCat("content store: ", stats.blobs(), stats.blobs() == 1 ? " blob, " : " blobs, ",
+                      FormatBytes(stats.bytes()), " (collected ", stats.collected_blobs(),
+                      stats.collected_blobs() == 1 ? " blob, " : " blobs, ",
+                      FormatBytes(stats.collected_bytes()), " at ",
+                      FormatTimestamp(stats.collected_at_ms(), tz), ")");
+}
+
 std::string StatsTable(const deja::v1::StatsResponse& stats) {
   auto row = [](const std::string& app, const deja::v1::AppStats& s) {
     return std::vector<std::string>{

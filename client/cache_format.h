@@ -45,6 +45,10 @@ std::string ExplainText(const deja::v1::ExplainResponse& response);
 // TIME-SAVED, one row per app and a "total" row. REUSE-RATE is a percentage
 // with one decimal, "-" when nothing succeeded.
 std::string StatsTable(const deja::v1::StatsResponse& stats);
+// The line under it: "content store: 1204 blobs, 3.1 GiB (collected 17
+// blobs, 120.0 MiB at 2024-05-01 14:00:00)", or "content store: not
+// collected yet" before the scheduler's first collection.
+std::string ContentStoreLine(const deja::v1::ContentStoreStats& stats, absl::TimeZone tz);
 
 }  // namespace deja::cli
 

@@ -278,13 +278,12 @@ std::string WorkersTable(const std::vector<deja::v1::WorkerInfo>& workers) {
     const deja::v1::DiskStatus& disk = worker.disk();
     std::string disk_cell;
     if (disk.total_bytes() > 0) {
-      disk_cell = absl::StrCat(disk.refusing().empty() ? "" : "disk full: ",
-                               FormatBytes(disk.free_bytes()), " free");
+      disk_cell = absl::StrCat(
+          disk.refusing().empty() ? "" : "disk full: ", FormatBytes(disk.free_bytes()), " free");
     }
     rows.push_back({worker.worker_id(), absl::StrCat(worker.slots()),
-                    absl::StrCat(worker.busy_slots()), worker.connected() ? "yes" : "no",
-                    disk_cell, worker.advertise(),
-                    absl::StrJoin(platform, ",", absl::PairFormatter("="))});
+                    absl::StrCat(worker.busy_slots()), worker.connected() ? "yes" : "no", disk_cell,
+                    worker.advertise(), absl::StrJoin(platform, ",", absl::PairFormatter("="))});
   }
   return RenderTable({"ID", "SLOTS", "BUSY", "CONNECTED", "DISK", "ADVERTISE", "PLATFORM"}, rows);
 }

@@ -30,6 +30,14 @@ ABSL_FLAG(int, dispatch_ahead, 0,
           "Jobs each worker may be sent beyond its free slots (0-64), so it starts the next "
           "the moment one ends: more throughput for many short jobs, but a job sent ahead "
           "waits for that worker even if another frees a slot first.");
+ABSL_FLAG(absl::Duration, gc_interval, absl::Hours(1),
+          "How often the content store's garbage collector deletes the blobs nothing keeps "
+          "(no job within its retention, memo entry, running pipeline or recent use refers to "
+          "them); the first time a minute after start. 0: never.");
+ABSL_FLAG(absl::Duration, gc_grace, absl::Hours(1),
+          "How long a blob uploaded, or used (found present by a client, referenced by a "
+          "submit), is kept whatever refers to it: the time a client may take between "
+          "uploading inputs and submitting the job.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving (for --listen=...:0).");
 
@@ -61,6 +69,16 @@ absl::StatusOr<deja::SchedulerConfig> ConfigFromFlags() {
         "--heartbeat_interval: must be positive and less than --worker_timeout");
   }
   config.tick = std::min(absl::Milliseconds(100), config.core.worker_timeout / 4);
+  config.gc_interval = absl::GetFlag(FLAGS_gc_interval);
+  config.gc_grace = absl::GetFlag(FLAGS_gc_grace);
+  if (config.gc_interval < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gc_interval ", absl::FormatDuration(config.gc_interval), ": must be >= 0"));
+  }
+  if (config.gc_grace < absl::Minutes(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--gc_grace ", absl::FormatDuration(config.gc_grace), ": must be at least 1m"));
+  }
   return config;
 }
 

@@ -15,6 +15,7 @@
 #ifndef DEJA_SCHEDULER_CONTENT_BLOB_METADATA_STORE_H_
 #define DEJA_SCHEDULER_CONTENT_BLOB_METADATA_STORE_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -34,6 +35,16 @@ class BlobMetadataStore {
   // Writes (or replaces) the record of blob `digest`, durably. INTERNAL
   // "write blob record <digest>: ..." on an I/O error.
   virtual absl::Status PutBlobMeta(const std::string& digest, const deja::v1::BlobMeta& meta) = 0;
+  // As PutBlobMeta, durable only with the next durable write (a use time:
+  // losing it in a crash only makes the blob look older).
+  virtual absl::Status PutBlobMetaLazily(const std::string& digest,
+                                         const deja::v1::BlobMeta& meta) = 0;
+  // Removes the record (no record: OK), durably.
+  virtual absl::Status DeleteBlobMeta(const std::string& digest) = 0;
+  // Every record, in digest order; stops early when `visit` returns false.
+  virtual absl::Status ScanBlobMetas(
+      const std::function<bool(const std::string& digest, const deja::v1::BlobMeta& meta)>& visit)
+      const = 0;
 };
 
 }  // namespace deja

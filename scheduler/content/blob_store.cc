@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <functional>
+#include <iterator>
 #include <string_view>
 #include <utility>
 
@@ -191,6 +194,9 @@ absl::StatusOr<bool> BlobStore::Install(const std::string& temp_path,
     if (auto s = MakeDir(subdir); !s.ok()) return s;
     if (auto s = SyncDir(dir_); !s.ok()) return s;
   }
+  // Exclusive with a collection of this blob: it either happened before
+  // (the file is gone: installed anew) or sees the use recorded below.
+  absl::MutexLock lock(&LockOf(blob.digest()));
   bool already = false;
   if (stat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
       static_cast<uint64_t>(st.st_size) == blob.size()) {
@@ -212,15 +218,57 @@ absl::StatusOr<bool> BlobStore::Install(const std::string& temp_path,
   // A record that is missing, does not parse or has another size is
   // (re)written: the file is the truth.
   absl::StatusOr<deja::v1::BlobMeta> got = meta_->GetBlobMeta(blob.digest());
-  if (got.ok() && got->size() == blob.size()) return already;
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  if (got.ok() && got->size() == blob.size()) {
+    got->set_used_at_ms(now_ms);  // uploaded again: in use
+    if (absl::Status s = meta_->PutBlobMetaLazily(blob.digest(), *got); !s.ok()) return s;
+    return already;
+  }
   if (!got.ok() && !absl::IsNotFound(got.status()) && !absl::IsDataLoss(got.status())) {
     return got.status();
   }
   deja::v1::BlobMeta meta;
   meta.set_size(blob.size());
-  meta.set_created_at_ms(absl::ToUnixMillis(absl::Now()));
+  meta.set_created_at_ms(now_ms);
   if (absl::Status s = meta_->PutBlobMeta(blob.digest(), meta); !s.ok()) return s;
   return already;
+}
+
+absl::Mutex& BlobStore::LockOf(const std::string& digest) const {
+  return stripes_[std::hash<std::string>{}(digest) % std::size(stripes_)];
+}
+
+bool BlobStore::Use(const deja::v1::BlobRef& blob) {
+  if (!ValidateDigest("digest", blob.digest()).ok()) return false;
+  absl::MutexLock lock(&LockOf(blob.digest()));
+  if (!Has(blob)) return false;
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  absl::StatusOr<deja::v1::BlobMeta> meta = meta_->GetBlobMeta(blob.digest());
+  if (meta.ok() && meta->used_at_ms() > now_ms - 10'000) return true;
+  if (!meta.ok()) {
+    meta = deja::v1::BlobMeta();
+    meta->set_size(blob.size());
+    meta->set_created_at_ms(now_ms);
+  }
+  meta->set_used_at_ms(now_ms);
+  // A lost write only makes the blob look older to the collector; the
+  // lock still orders this use before any collection that follows.
+  (void)meta_->PutBlobMetaLazily(blob.digest(), *meta);
+  return true;
+}
+
+absl::StatusOr<uint64_t> BlobStore::CollectUnusedSince(const std::string& digest,
+                                                       int64_t cutoff_ms) {
+  if (auto s = ValidateDigest("digest", digest); !s.ok()) return s;
+  absl::MutexLock lock(&LockOf(digest));
+  absl::StatusOr<deja::v1::BlobMeta> meta = meta_->GetBlobMeta(digest);
+  if (absl::IsNotFound(meta.status())) return 0;
+  if (!meta.ok()) return meta.status();
+  if (std::max(meta->created_at_ms(), meta->used_at_ms()) >= cutoff_ms) return 0;
+  const std::string path = PathOf(digest);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return SysError(errno, "delete " + path);
+  if (absl::Status s = meta_->DeleteBlobMeta(digest); !s.ok()) return s;
+  return meta->size();
 }
 
 bool BlobStore::Has(const deja::v1::BlobRef& blob) const {
@@ -241,28 +289,38 @@ absl::StatusOr<int> BlobStore::OpenForRead(const std::string& digest) const {
   return fd;
 }
 
-absl::StatusOr<deja::v1::Manifest> BlobStore::ReadManifest(const deja::v1::ManifestRef& ref) const {
-  const std::string what = absl::StrCat("manifest ", ref.digest());
-  absl::StatusOr<int> fd = OpenForRead(ref.digest());
-  if (!fd.ok()) {
-    return absl::Status(fd.status().code(), absl::StrCat(what, ": ", fd.status().message()));
-  }
-  std::string bytes(ref.size(), '\0');
+absl::StatusOr<std::string> BlobStore::Read(const deja::v1::BlobRef& blob) const {
+  absl::StatusOr<int> fd = OpenForRead(blob.digest());
+  if (!fd.ok()) return fd.status();
+  std::string bytes(blob.size(), '\0');
   size_t got = 0;
+  int err = 0;
   while (got < bytes.size()) {
     ssize_t n = pread(*fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0) err = errno;
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
-  const int err = errno;
   close(*fd);
+  if (err != 0) return SysError(err, "read " + PathOf(blob.digest()));
   if (got < bytes.size()) {
-    return got == 0 && err != 0
-               ? SysError(err, "read " + PathOf(ref.digest()))
-               : absl::DataLossError(absl::StrCat(what, ": shorter than ", ref.size(), " bytes"));
+    return absl::DataLossError(
+        absl::StrCat("blob ", blob.digest(), ": shorter than ", blob.size(), " bytes"));
   }
-  return ParseManifest(ref, bytes);
+  return bytes;
+}
+
+absl::StatusOr<deja::v1::Manifest> BlobStore::ReadManifest(const deja::v1::ManifestRef& ref) const {
+  deja::v1::BlobRef blob;
+  blob.set_digest(ref.digest());
+  blob.set_size(ref.size());
+  absl::StatusOr<std::string> bytes = Read(blob);
+  if (!bytes.ok()) {
+    return absl::Status(bytes.status().code(),
+                        absl::StrCat("manifest ", ref.digest(), ": ", bytes.status().message()));
+  }
+  return ParseManifest(ref, *bytes);
 }
 
 absl::StatusOr<deja::v1::BlobMeta> BlobStore::GetMeta(const std::string& digest) const {
@@ -278,7 +336,7 @@ absl::Status BlobStore::Put(absl::string_view bytes) {
   deja::v1::BlobRef ref;
   ref.set_digest(HashBytes(std::string_view(bytes.data(), bytes.size())));
   ref.set_size(bytes.size());
-  if (Has(ref)) return absl::OkStatus();
+  if (Use(ref)) return absl::OkStatus();
   auto writer = BeginWrite(ref);
   if (!writer.ok()) return writer.status();
   if (absl::Status s = (*writer)->Append(bytes); !s.ok()) return s;

@@ -20,10 +20,14 @@
 // metadata write did not happen is still served: the file is the truth, the
 // metadata is a record of when it arrived.
 //
-// Thread-safety: BlobStore is thread-safe; its only state is the file system
-// and the BlobMetadataStore (itself thread-safe). Two concurrent uploads of the same blob
-// are safe: each writes its own temp file and the second to commit drops its
-// copy. A BlobWriter belongs to one thread at a time.
+// Thread-safety: BlobStore is thread-safe; its state is the file system and
+// the BlobMetadataStore (itself thread-safe), plus per-digest locks (striped)
+// that make an upload's install, a use (Use) and the collector's delete of
+// one blob exclusive: a blob a client was just told is present, or just
+// uploaded, is never deleted by a collection that decided before. Two
+// concurrent uploads of the same blob are safe: each writes its own temp
+// file and the second to commit drops its copy. A BlobWriter belongs to one
+// thread at a time.
 //
 // Every method does blocking file I/O: call it from a thread that may block
 // (the content service's sync handlers), never from a gRPC reaction. Has()
@@ -32,12 +36,14 @@
 #define DEJA_SCHEDULER_CONTENT_BLOB_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "common/hash.h"
 #include "deja/v1/content.pb.h"
 #include "deja/v1/job.pb.h"
@@ -107,10 +113,32 @@ class BlobStore {
   // counts as missing). False for a malformed digest.
   bool Has(const deja::v1::BlobRef& blob) const;
 
+  // Has(), and when the blob is there, records that it is in use now
+  // (BlobMeta.used_at_ms, at most every 10 s, written lazily; a file
+  // without a record gets one): the collector keeps it for its grace
+  // period. For blobs a client is told are present and blobs a submit
+  // references.
+  bool Use(const deja::v1::BlobRef& blob);
+
+  // The collector's delete: removes the blob (its file, then its record)
+  // unless it was created or used at or after `cutoff_ms`. Returns the
+  // bytes freed: 0 when it was kept (or had no record).
+  absl::StatusOr<uint64_t> CollectUnusedSince(const std::string& digest, int64_t cutoff_ms);
+
+  // Every blob record, for the collector (BlobMetadataStore::ScanBlobMetas).
+  absl::Status ScanMetas(const std::function<bool(const std::string& digest,
+                                                  const deja::v1::BlobMeta& meta)>& visit) const {
+    return meta_->ScanBlobMetas(visit);
+  }
+
   // Opens the blob for reading; the caller owns (and closes) the returned
   // fd. INVALID_ARGUMENT for a malformed digest, NOT_FOUND "blob <d> not
   // found".
   absl::StatusOr<int> OpenForRead(const std::string& digest) const;
+
+  // A blob small enough to hold, read whole (`blob.size()` bytes):
+  // OpenForRead's errors, DATA_LOSS when it is shorter.
+  absl::StatusOr<std::string> Read(const deja::v1::BlobRef& blob) const;
 
   // The manifest `ref` names, read whole and checked (ParseManifest:
   // DATA_LOSS when it does not match); OpenForRead's errors, naming the
@@ -137,10 +165,14 @@ class BlobStore {
   // Returns true when the blob was already there.
   absl::StatusOr<bool> Install(const std::string& temp_path, const deja::v1::BlobRef& blob);
 
+  // The lock of `digest`'s stripe.
+  absl::Mutex& LockOf(const std::string& digest) const;
+
   // Constant after construction.
   const std::string dir_;
   const std::string tmp_dir_;
   BlobMetadataStore* const meta_;
+  mutable absl::Mutex stripes_[64];
 };
 
 // OK for 32 lowercase hex digits; INVALID_ARGUMENT naming `field` and the

@@ -35,7 +35,9 @@ grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* /*context*/,
     if (auto s = ValidateDigest(absl::StrCat("blobs[", i, "].digest"), blob.digest()); !s.ok()) {
       return ToGrpcStatus(s);
     }
-    if (!store_->Has(blob)) *response->add_missing() = blob;
+    // A blob said present is in use: the collector keeps it a while, for
+    // the submit that references it.
+    if (!store_->Use(blob)) *response->add_missing() = blob;
   }
   return grpc::Status::OK;
 }

@@ -3,15 +3,19 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/bytes.h"
 #include "common/transfer_window.h"
 #include "scheduler/content/blob_store.h"
 #include "scheduler/content/content_service.h"
+#include "scheduler/service/blob_collector.h"
 #include "scheduler/service/scheduler_loop.h"
 #include "scheduler/service/scheduler_service.h"
 #include "scheduler/service/worker_stream.h"
@@ -22,7 +26,9 @@ namespace {
 
 constexpr int kMaxMessageBytes = 64 << 20;
 
-// The core's view of the content store: Has only (a single stat).
+// The core's view of the content store: whether a blob a submit or a memo
+// hit references is there, which also marks it in use (BlobStore::Use) for
+// the collector.
 class ContentBlobIndex final : public BlobIndex {
  public:
   explicit ContentBlobIndex(BlobStore* blobs) : blobs_(blobs) {}
@@ -30,7 +36,7 @@ class ContentBlobIndex final : public BlobIndex {
     deja::v1::BlobRef ref;
     ref.set_digest(digest);
     ref.set_size(size);
-    return blobs_->Has(ref);
+    return blobs_->Use(ref);
   }
 
  private:
@@ -49,7 +55,8 @@ class ServerImpl final : public SchedulerServer {
         blob_index_(blobs_.get()),
         content_(blobs_.get()),
         loop_(config.tick, config.core, clock, store_.get(), blobs_.get(), &blob_index_),
-        scheduler_service_(&loop_),
+        collector_(blobs_.get(), store_.get(), clock, config.gc_grace),
+        scheduler_service_(&loop_, &collector_),
         worker_service_(&loop_) {}
 
   ~ServerImpl() override { Shutdown(); }
@@ -72,6 +79,9 @@ class ServerImpl final : public SchedulerServer {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen));
     }
     loop_.Start();
+    if (config_.gc_interval > absl::ZeroDuration()) {
+      collector_thread_ = std::thread([this] { CollectorThread(); });
+    }
     return absl::OkStatus();
   }
 
@@ -93,6 +103,7 @@ class ServerImpl final : public SchedulerServer {
     }
     // The loop keeps running while gRPC cancels the streams, so that every
     // pending call is finished.
+    if (collector_thread_.joinable()) collector_thread_.join();  // sees shutting_down_
     if (server_ != nullptr) {
       server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     }
@@ -102,6 +113,30 @@ class ServerImpl final : public SchedulerServer {
   }
 
  private:
+  // Collects every gc_interval (the first time after a minute at most)
+  // until the server shuts down.
+  void CollectorThread() {
+    absl::Duration wait = std::min(config_.gc_interval, absl::Minutes(1));
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (mu_.AwaitWithTimeout(absl::Condition(&shutting_down_), wait)) return;
+      }
+      wait = config_.gc_interval;
+      auto stats = collector_.Collect();
+      if (!stats.ok()) {
+        std::fprintf(stderr, "deja-scheduler: content store collection failed: %s\n",
+                     stats.status().ToString().c_str());
+        continue;
+      }
+      std::fprintf(
+          stderr, "deja-scheduler: content store: %llu blobs, %s kept; collected %llu (%s)\n",
+          static_cast<unsigned long long>(stats->blobs()), FormatBytes(stats->bytes()).c_str(),
+          static_cast<unsigned long long>(stats->collected_blobs()),
+          FormatBytes(stats->collected_bytes()).c_str());
+    }
+  }
+
   // Constant after construction.
   const SchedulerConfig config_;
   // Written on the loop thread only (records), and by the content service
@@ -111,11 +146,13 @@ class ServerImpl final : public SchedulerServer {
   ContentBlobIndex blob_index_;
   ContentService content_;  // sync handlers on gRPC's thread pool
   SchedulerLoop loop_;
+  BlobCollector collector_;  // thread-safe
   SchedulerService scheduler_service_;
   WorkerConnectService worker_service_;
 
   absl::Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread collector_thread_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 
   int port_ = 0;

@@ -36,6 +36,12 @@ struct SchedulerConfig {
   CoreOptions core;
   // How often the loop checks worker liveness and request timeouts.
   absl::Duration tick = absl::Milliseconds(100);
+  // The content store's garbage collector (service/blob_collector.h): how
+  // often it runs (the first time a minute after start, or sooner; zero:
+  // never) and how long a blob created or used is kept whatever refers to
+  // it.
+  absl::Duration gc_interval = absl::Hours(1);
+  absl::Duration gc_grace = absl::Hours(1);
 };
 
 class SchedulerServer {

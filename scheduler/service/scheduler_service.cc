@@ -264,10 +264,11 @@ grpc::ServerUnaryReactor* SchedulerService::Explain(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* SchedulerService::Stats(grpc::CallbackServerContext* ctx,
                                                   const deja::v1::StatsRequest* request,
                                                   deja::v1::StatsResponse* response) {
-  return Unary(ctx, [loop = loop_, request, response] {
+  return Unary(ctx, [loop = loop_, collector = collector_, request, response] {
     auto stats = loop->core().Stats(*request);
     if (!stats.ok()) return stats.status();
     *response = *std::move(stats);
+    if (collector != nullptr) *response->mutable_content_store() = collector->Last();
     return absl::OkStatus();
   });
 }

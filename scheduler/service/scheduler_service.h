@@ -19,13 +19,17 @@
 
 #include "absl/status/status.h"
 #include "deja/v1/scheduler.grpc.pb.h"
+#include "scheduler/service/blob_collector.h"
 #include "scheduler/service/scheduler_loop.h"
 
 namespace deja {
 
 class SchedulerService final : public deja::v1::Scheduler::CallbackService {
  public:
-  explicit SchedulerService(SchedulerLoop* loop) : loop_(loop) {}
+  // `collector` (may be null: Stats then has no content store figures) as
+  // the loop, not owned.
+  explicit SchedulerService(SchedulerLoop* loop, const BlobCollector* collector = nullptr)
+      : loop_(loop), collector_(collector) {}
 
   // Jobs, workers, projects, memo (scheduler_service.cc).
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
@@ -102,6 +106,7 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
                                   std::function<absl::Status()> fn);
 
   SchedulerLoop* const loop_;
+  const BlobCollector* const collector_;
   // ListJobFiles' last manifest read: paging through it parses it once.
   // Used on the loop thread only.
   std::shared_ptr<const deja::v1::Manifest> last_manifest_;

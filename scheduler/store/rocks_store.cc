@@ -335,6 +335,32 @@ absl::Status RocksStore::PutBlobMeta(const std::string& digest, const deja::v1::
                    "write blob record " + digest);
 }
 
+absl::Status RocksStore::PutBlobMetaLazily(const std::string& digest,
+                                           const deja::v1::BlobMeta& meta) {
+  return FromRocks(
+      db_->Put(rocksdb::WriteOptions(), handles_[schema::kBlobs], digest, meta.SerializeAsString()),
+      "write blob record " + digest);
+}
+
+absl::Status RocksStore::DeleteBlobMeta(const std::string& digest) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(db_->Delete(sync, handles_[schema::kBlobs], digest),
+                   "delete blob record " + digest);
+}
+
+absl::Status RocksStore::ScanBlobMetas(
+    const std::function<bool(const std::string& digest, const deja::v1::BlobMeta& meta)>& visit)
+    const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kBlobs]));
+  deja::v1::BlobMeta meta;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (absl::Status s = Parse(it->value(), &meta, "blob record"); !s.ok()) return s;
+    if (!visit(it->key().ToString(), meta)) break;
+  }
+  return FromRocks(it->status(), "scan blob records");
+}
+
 absl::Status RocksStore::CompactAll() {
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;

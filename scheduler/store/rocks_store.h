@@ -19,10 +19,12 @@
 // key (a new request id) rarely reads a data block. The memo and requests
 // families, read on every submit, use small uncompressed blocks.
 //
-// Thread-safety: the StoreReader methods and Commit are called from one
-// thread (the event loop), never from a gRPC reaction. The BlobMetadataStore
-// methods are thread-safe (RocksDB is): the content store reads and writes
-// blob records from gRPC's sync-handler threads, with synced writes.
+// Thread-safety: Commit is called from one thread (the event loop), never
+// from a gRPC reaction; so are the StoreReader methods, except the scans,
+// which the content store's collector also runs on its own thread (RocksDB
+// iterators are thread-safe and see a consistent snapshot). The
+// BlobMetadataStore methods are thread-safe (RocksDB is): the content store
+// reads and writes blob records from gRPC's sync-handler threads.
 #ifndef DEJA_SCHEDULER_STORE_ROCKS_STORE_H_
 #define DEJA_SCHEDULER_STORE_ROCKS_STORE_H_
 
@@ -93,6 +95,12 @@ class RocksStore final : public StoreReader, public BlobMetadataStore {
   // BlobMetadataStore ("blobs" family; thread-safe).
   absl::StatusOr<deja::v1::BlobMeta> GetBlobMeta(const std::string& digest) const override;
   absl::Status PutBlobMeta(const std::string& digest, const deja::v1::BlobMeta& meta) override;
+  absl::Status PutBlobMetaLazily(const std::string& digest,
+                                 const deja::v1::BlobMeta& meta) override;
+  absl::Status DeleteBlobMeta(const std::string& digest) override;
+  absl::Status ScanBlobMetas(
+      const std::function<bool(const std::string& digest, const deja::v1::BlobMeta& meta)>& visit)
+      const override;
 
  private:
   RocksStore() = default;

@@ -412,6 +412,19 @@ TEST(RenderTest, StatsTable) {
             "total  0     0          0       0       -           0ms       0ms\n");
 }
 
+TEST(RenderTest, ContentStoreLine) {
+  deja::v1::ContentStoreStats stats;
+  EXPECT_EQ(ContentStoreLine(stats, kUtc), "content store: not collected yet");
+  stats.set_blobs(1204);
+  stats.set_bytes(uint64_t{3} << 30);
+  stats.set_collected_blobs(1);
+  stats.set_collected_bytes(120 << 20);
+  stats.set_collected_at_ms(kT0);
+  EXPECT_EQ(ContentStoreLine(stats, kUtc),
+            "content store: 1204 blobs, 3.0 GiB (collected 1 blob, 120.0 MiB at "
+            "2023-11-14 22:13:20)");
+}
+
 Job MakeJob(const std::string& id, deja::v1::JobState state) {
   Job job;
   job.set_job_id(id);
@@ -725,7 +738,7 @@ TEST_F(MemoCliTest, Explain) {
 TEST_F(MemoCliTest, Stats) {
   CliResult result = Deja({"stats", "--project", "ml", "--since", "2026-11-22T10:00:00Z"});
   ASSERT_EQ(result.code, 0) << result.err;
-  EXPECT_EQ(result.out, StatsTable(SomeStats()));
+  EXPECT_EQ(result.out, StatsTable(SomeStats()) + "\ncontent store: not collected yet\n");
   CliResult all = Deja({"stats"});
   ASSERT_EQ(all.code, 0) << all.err;
   CliResult json = Deja({"stats", "--json"});
