@@ -114,7 +114,7 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
   std::map<std::string, uint32_t> held;
   for (const auto& h : reg.held()) held[h.job_id()] = h.attempt();
   for (const auto& [job_id, attempt] : held) {
-    const Job* job = jobs_->Find(job_id);
+    Job* job = jobs_->Find(job_id);
     if (job == nullptr) {
       // Not in memory: ended and committed. Its result may still be on the
       // way; anything else of ours it holds is stopped.
@@ -138,6 +138,22 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
       continue;
     }
     if (ours && IsTerminal(job->state())) continue;  // its result is on the way
+    if (job->state() == deja::v1::QUEUED && attempt + 1 == job->attempt() &&
+        job->reused_from().empty()) {
+      // Requeued when this worker was lost, and sent nowhere since: the
+      // attempt it holds (running, or finished with its result on the way)
+      // is the job's again, rather than running the command twice.
+      jobs_->Dequeue(job_id);
+      job->set_attempt(attempt);
+      job->set_worker_id(reg.worker_id());
+      SetJobState(*job, deja::v1::ASSIGNED, now);
+      job->set_message(absl::StrCat("worker ", reg.worker_id(), " came back holding attempt ",
+                                    attempt, ": it goes on there"));
+      worker.jobs[job_id] = attempt;
+      ++worker.busy_slots;
+      fx->jobs[job_id] = *job;
+      continue;
+    }
     // Superseded attempt or unknown job: stop it. Its result will be ignored.
     fx->to_workers.emplace_back(reg.worker_id(), Cancel(job_id, attempt));
   }

@@ -54,6 +54,13 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
   bool current = found != nullptr &&
                  dispatcher_->HoldsAttempt(worker_id, result.job_id(), result.attempt()) &&
                  found->worker_id() == worker_id && found->attempt() == result.attempt();
+  if (!current && found != nullptr && IsLateSuccess(*found, worker_id, result)) {
+    AcceptLateSuccess(*found, worker_id, result, now, fx);
+    fx->to_workers[ack_index].second.mutable_result_ack()->set_expires_at_ms(
+        found->expires_at_ms());
+    dispatcher_->Dispatch(now, fx);
+    return;
+  }
   if (!current) {
     // Ignored, never committed: a superseded attempt, or one committed
     // already whose ack was lost (with a stream, or the worker's life: it
@@ -122,26 +129,7 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
                           : absl::StrCat("command exited with code ", result.exit_code()));
       finished_(job, now, fx);
     } else {
-      SetJobState(job, deja::v1::SUCCEEDED, now);
-      *job.mutable_outputs() = result.outputs();
-      // Fixed now, from the setting in force now; the entry lives as long.
-      const deja::v1::ProjectSettings& settings = projects_->Settings(job.spec().project());
-      job.set_expires_at_ms(absl::ToUnixMillis(WorkspaceExpiry(now, settings)));
-      if (DecideMemoPolicy(job.spec(), settings).record) {
-        deja::v1::MemoEntry entry;
-        entry.set_project(job.spec().project());
-        entry.set_job_hash(job.job_hash());
-        entry.set_app_name(job.spec().app().name());
-        entry.set_source_job_id(job.job_id());
-        entry.set_worker_id(worker_id);
-        *entry.mutable_manifest() = job.manifest();
-        *entry.mutable_outputs() = job.outputs();
-        entry.set_run_time_ms(job.run_time_ms());
-        entry.set_created_at_ms(absl::ToUnixMillis(now));
-        entry.set_expires_at_ms(job.expires_at_ms());
-        memo_->Put(std::move(entry), fx);
-      }
-      finished_(job, now, fx);  // after the entry: waiting followers reuse it
+      Succeed(job, result, worker_id, now, fx);
     }
   }
   fx->jobs[job.job_id()] = job;
@@ -149,6 +137,70 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
     fx->to_workers[ack_index].second.mutable_result_ack()->set_expires_at_ms(job.expires_at_ms());
   }
   dispatcher_->Dispatch(now, fx);
+}
+
+bool WorkerReportHandler::IsLateSuccess(const Job& job, const std::string& worker_id,
+                                        const deja::v1::JobResult& result) const {
+  if (result.attempt() >= job.attempt() || result.exit_code() != 0 || !result.error().empty() ||
+      result.never_started() || result.handed_back() || result.verification_failed()) {
+    return false;
+  }
+  // Requeued and not on a worker yet, or running on another one: the
+  // workspace the result describes is still the attempt's own.
+  return job.state() == deja::v1::QUEUED ||
+         (OnWorker(job.state()) && job.state() != deja::v1::MATERIALIZING &&
+          job.worker_id() != worker_id);
+}
+
+void WorkerReportHandler::AcceptLateSuccess(Job& job, const std::string& worker_id,
+                                            const deja::v1::JobResult& result, absl::Time now,
+                                            Effects* fx) {
+  const uint32_t superseded = job.attempt();
+  if (job.state() == deja::v1::QUEUED) {
+    jobs_->Dequeue(job.job_id());
+  } else {
+    // Its worker kills it and reports; that result is then superseded.
+    deja::v1::SchedulerMessage cancel;
+    cancel.mutable_cancel()->set_job_id(job.job_id());
+    cancel.mutable_cancel()->set_attempt(superseded);
+    fx->to_workers.emplace_back(job.worker_id(), std::move(cancel));
+    dispatcher_->Release(job.worker_id(), job.job_id());
+  }
+  job.set_attempt(result.attempt());
+  job.set_worker_id(worker_id);
+  job.set_exit_code(0);
+  job.set_run_time_ms(result.run_time_ms());
+  *job.mutable_manifest() = result.manifest();
+  Succeed(job, result, worker_id, now, fx);
+  job.set_message(absl::StrCat("attempt ", result.attempt(), " on worker ", worker_id,
+                               " had succeeded; its result came after the job was requeued, so "
+                               "attempt ",
+                               superseded, " was called off"));
+  fx->jobs[job.job_id()] = job;
+}
+
+void WorkerReportHandler::Succeed(Job& job, const deja::v1::JobResult& result,
+                                  const std::string& worker_id, absl::Time now, Effects* fx) {
+  SetJobState(job, deja::v1::SUCCEEDED, now);
+  *job.mutable_outputs() = result.outputs();
+  // Fixed now, from the setting in force now; the entry lives as long.
+  const deja::v1::ProjectSettings& settings = projects_->Settings(job.spec().project());
+  job.set_expires_at_ms(absl::ToUnixMillis(WorkspaceExpiry(now, settings)));
+  if (DecideMemoPolicy(job.spec(), settings).record) {
+    deja::v1::MemoEntry entry;
+    entry.set_project(job.spec().project());
+    entry.set_job_hash(job.job_hash());
+    entry.set_app_name(job.spec().app().name());
+    entry.set_source_job_id(job.job_id());
+    entry.set_worker_id(worker_id);
+    *entry.mutable_manifest() = job.manifest();
+    *entry.mutable_outputs() = job.outputs();
+    entry.set_run_time_ms(job.run_time_ms());
+    entry.set_created_at_ms(absl::ToUnixMillis(now));
+    entry.set_expires_at_ms(job.expires_at_ms());
+    memo_->Put(std::move(entry), fx);
+  }
+  finished_(job, now, fx);  // after the entry: waiting followers reuse it
 }
 
 void WorkerReportHandler::WorkspacesExpired(const std::string& worker_id,

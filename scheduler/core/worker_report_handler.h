@@ -46,6 +46,20 @@ class WorkerReportHandler {
                          Effects* fx);
 
  private:
+  // A success of an earlier attempt than the job's current one, which the
+  // scheduler requeued when it lost the attempt's worker (a pause, a cut,
+  // a restart) while the command had already completed: kept rather than
+  // running the command again, when the job is queued or runs on another
+  // worker (on the same worker the new attempt has replaced the workspace).
+  bool IsLateSuccess(const deja::v1::Job& job, const std::string& worker_id,
+                     const deja::v1::JobResult& result) const;
+  // Makes that attempt the job's success, calling off the current one.
+  void AcceptLateSuccess(deja::v1::Job& job, const std::string& worker_id,
+                         const deja::v1::JobResult& result, absl::Time now, Effects* fx);
+  // The job SUCCEEDED with `result`'s outputs: expiry, memo entry, hooks.
+  void Succeed(deja::v1::Job& job, const deja::v1::JobResult& result, const std::string& worker_id,
+               absl::Time now, Effects* fx);
+
   // Constant after construction.
   JobTable* const jobs_;
   MemoIndex* const memo_;

@@ -218,7 +218,7 @@ TEST_F(SchedulerCoreTest, MemoizationOffAndForceSkipTheLookup) {
   EXPECT_FALSE(core_.Submit(nondeterministic, now_, &fx)->reused());
 }
 
-TEST_F(SchedulerCoreTest, LostWorkerRequeuesWithNextAttemptAndIgnoresLateResult) {
+TEST_F(SchedulerCoreTest, LostWorkerRequeuesWithNextAttemptAndIgnoresALateFailure) {
   Connect("w1", 1);
   Effects fx;
   std::string a = Submit(Echo("a"), &fx);
@@ -247,11 +247,111 @@ TEST_F(SchedulerCoreTest, LostWorkerRequeuesWithNextAttemptAndIgnoresLateResult)
   EXPECT_TRUE(fx2.to_workers[1].second.has_cancel());
   EXPECT_EQ(fx2.to_workers[1].second.cancel().attempt(), 1u);
   Effects fx3;
-  Result("w1", a, 1, 0, &fx3, 3);
+  Result("w1", a, 1, -15, &fx3, 3);  // killed by that cancel
   EXPECT_EQ(Get(a).state(), deja::v1::ASSIGNED);
   EXPECT_TRUE(fx3.jobs.empty());
   Result("w2", a, 2, 0, &fx3, 2);
   EXPECT_EQ(Get(a).state(), deja::v1::SUCCEEDED);
+}
+
+// The command of attempt 1 had completed, but its worker was lost before
+// it reported (paused past the timeout, say) and the job went to another
+// worker: the late success is the job's, and attempt 2 is called off, so
+// the command does not complete twice.
+TEST_F(SchedulerCoreTest, ALateSuccessOfARequeuedAttemptIsKeptAndTheNewAttemptCalledOff) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  core_.WorkerDisconnected("w1", 1, now_);
+  now_ += absl::Seconds(11);
+  Effects tick;
+  core_.Tick(now_, &tick);
+  Connect("w2", 1, 2);
+  ASSERT_EQ(Get(a).worker_id(), "w2");
+  ASSERT_EQ(Get(a).attempt(), 2u);
+  Connect("w1", 1, 3);  // back, without the job: its result is on its way
+  Effects late;
+  Result("w1", a, 1, 0, &late, 3);
+  Job job = Get(a);
+  EXPECT_EQ(job.state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(job.attempt(), 1u);
+  EXPECT_EQ(job.worker_id(), "w1");
+  EXPECT_EQ(job.manifest().digest(), kTestManifestDigest);
+  EXPECT_GT(job.expires_at_ms(), 0);
+  EXPECT_EQ(job.message(),
+            "attempt 1 on worker w1 had succeeded; its result came after the job was requeued, "
+            "so attempt 2 was called off");
+  bool cancelled = false, acked = false;
+  for (const auto& [worker, msg] : late.to_workers) {
+    if (worker == "w2" && msg.has_cancel()) cancelled = msg.cancel().attempt() == 2;
+    if (worker == "w1" && msg.has_result_ack()) acked = msg.result_ack().expires_at_ms() > 0;
+  }
+  EXPECT_TRUE(cancelled);
+  EXPECT_TRUE(acked) << "w1 keeps the workspace for reuse";
+  ASSERT_TRUE(core_
+                  .GetMemo([&] {
+                    deja::v1::GetMemoRequest r;
+                    r.set_job_id(a);
+                    return r;
+                  }())
+                  .ok());
+  // w2's slot is free at once; its killed attempt's result is then ignored.
+  for (const auto& w : core_.ListWorkers()) {
+    if (w.worker_id() == "w2") {
+      EXPECT_EQ(w.busy_slots(), 0u);
+    }
+  }
+  Effects after;
+  Result("w2", a, 2, -15, &after, 2);
+  EXPECT_EQ(Get(a).state(), deja::v1::SUCCEEDED);
+  EXPECT_EQ(Get(a).attempt(), 1u);
+}
+
+// Requeued and sent nowhere yet: a late success takes it out of the queue;
+// and a worker that comes back holding the attempt before anyone else got
+// the job gets the job back, so the command is not run again.
+TEST_F(SchedulerCoreTest, ARequeuedJobSentNowhereGoesToTheLateSuccessOrBackToItsWorker) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  core_.WorkerDisconnected("w1", 1, now_);
+  now_ += absl::Seconds(11);
+  Effects tick;
+  core_.Tick(now_, &tick);
+  ASSERT_EQ(Get(a).state(), deja::v1::QUEUED);
+  ASSERT_EQ(Get(a).attempt(), 2u);
+  // w1 back holding attempt 1 (its result not sent yet): the job is its again.
+  deja::v1::Register back = Reg("w1", 1);
+  auto* held = back.add_held();
+  held->set_job_id(a);
+  held->set_attempt(1);
+  Effects reg;
+  ASSERT_TRUE(core_.WorkerConnected(back, 2, now_, &reg).ok());
+  Job job = Get(a);
+  EXPECT_EQ(job.state(), deja::v1::ASSIGNED);
+  EXPECT_EQ(job.attempt(), 1u);
+  EXPECT_EQ(job.worker_id(), "w1");
+  EXPECT_EQ(job.message(), "worker w1 came back holding attempt 1: it goes on there");
+  for (const auto& [worker, msg] : reg.to_workers) EXPECT_FALSE(msg.has_cancel());
+  EXPECT_TRUE(Assignments(reg, "w1").empty()) << "nothing sent again";
+  Effects done;
+  Result("w1", a, 1, 0, &done, 2);
+  EXPECT_EQ(Get(a).state(), deja::v1::SUCCEEDED);
+
+  // Lost again with another job; its late success comes while it is queued.
+  std::string b = Submit(Echo("b"), &fx);
+  ASSERT_EQ(Get(b).worker_id(), "w1");
+  core_.WorkerDisconnected("w1", 2, now_);
+  now_ += absl::Seconds(11);
+  core_.Tick(now_, &tick);
+  ASSERT_EQ(Get(b).state(), deja::v1::QUEUED);
+  Connect("w1", 1, 3);  // back without it (its Register listed nothing)...
+  ASSERT_EQ(Get(b).worker_id(), "w1") << "...so attempt 2 went to it";
+  Effects same;
+  Result("w1", b, 1, 0, &same, 3);
+  EXPECT_EQ(Get(b).state(), deja::v1::ASSIGNED)
+      << "the same worker runs attempt 2 in that workspace: attempt 1's result is not kept";
+  EXPECT_EQ(Get(b).attempt(), 2u);
 }
 
 TEST_F(SchedulerCoreTest, GivesUpAfterMaxAttempts) {
