@@ -197,10 +197,9 @@ void WorkspaceSweeper::CheckDisk() {
   disk_read_failed_ = false;
   const uint64_t min = disk_.min_free_bytes;
   if (space->free_bytes < min) {
-    Log("disk low: %s free under %s, below --min_free_disk %s: deleting expired workspaces, "
-        "then the oldest kept ones",
-        FormatBytes(space->free_bytes), disk_.where, FormatBytes(min));
-    bool deleted = !Sweep().empty();
+    // Expired workspaces first, then kept ones, earliest expiry first.
+    const uint64_t was_free = space->free_bytes;
+    size_t deleted = Sweep().size();
     const uint64_t target = min + min / 4;
     for (auto again = disk_.read(); again.ok(); again = disk_.read()) {
       *space = *again;
@@ -215,9 +214,15 @@ void WorkspaceSweeper::CheckDisk() {
       for (const auto& d : doomed) {
         Log("evicted the workspace of %s before its expiry: the disk is low", d.job_id);
       }
-      deleted = true;
+      deleted += doomed.size();
     }
-    if (deleted) ReportExpired();
+    if (deleted > 0) {
+      Log("disk low (%s free under %s, below --min_free_disk %s): deleted %d workspaces, now %s "
+          "free",
+          FormatBytes(was_free), disk_.where, FormatBytes(min), deleted,
+          FormatBytes(space->free_bytes));
+      ReportExpired();
+    }
   }
   host_->SetDisk(DiskStatusOf(*space, disk_));
 }
