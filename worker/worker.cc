@@ -41,6 +41,13 @@ JobExecutor::Options ExecutorOptions(const WorkerConfig& config, const Contact* 
   return options;
 }
 
+// The sweeper's watch of the work dir's disk (and the first reading, at
+// start).
+DiskPolicy WorkDirDiskPolicy(const WorkerConfig& config) {
+  return DiskPolicy{config.min_free_disk, config.disk_check_interval, config.work_dir,
+                    [dir = config.work_dir] { return ReadDiskSpace(dir); }};
+}
+
 SchedulerSession::Options SessionOptions(const WorkerConfig& config) {
   SchedulerSession::Options options;
   options.scheduler_address = config.scheduler_address;
@@ -61,8 +68,7 @@ Worker::Worker(WorkerConfig config, Clock* clock)
       executor_(ExecutorOptions(config_, contact_), clock_, &retention_),
       session_(SessionOptions(config_), this),
       sweeper_(&retention_, this, config_.sweep_interval, paths::TrashDir(config_.work_dir),
-               DiskPolicy{config_.min_free_disk, config_.disk_check_interval, config_.work_dir,
-                          [dir = config_.work_dir] { return ReadDiskSpace(dir); }}),
+               WorkDirDiskPolicy(config_)),
       core_(config_.slots) {}
 
 Worker::~Worker() {
@@ -95,9 +101,10 @@ absl::Status Worker::Run() {
   if (config_.min_free_disk > 0) {
     // Known before the first Register; the sweeper's first check (at its
     // start) evicts if it can.
-    if (auto space = ReadDiskSpace(config_.work_dir); space.ok()) {
+    const DiskPolicy policy = WorkDirDiskPolicy(config_);
+    if (auto space = policy.read(); space.ok()) {
       absl::MutexLock lock(&mu_);
-      disk_ = DiskStatusOf(*space, DiskPolicy{config_.min_free_disk, {}, config_.work_dir, {}});
+      disk_ = DiskStatusOf(*space, policy);
     }
   }
   auto server = PeerServer::Start(config_.peer_listen, config_.work_dir,

@@ -242,13 +242,10 @@ absl::StatusOr<Pipeline> PipelineRunner::Get(const std::string& pipeline_id) con
   return it->second;
 }
 
-std::vector<Pipeline> PipelineRunner::List(const std::string& project, size_t limit) const {
+std::vector<Pipeline> PipelineRunner::List(const std::string& project) const {
   std::vector<Pipeline> out;
   for (const auto& [seq, p] : pipelines_) {
     if (project.empty() || p.spec().project() == project) out.push_back(p);
-  }
-  if (limit > 0 && out.size() > limit) {
-    out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(limit));
   }
   return out;
 }

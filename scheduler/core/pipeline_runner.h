@@ -64,7 +64,8 @@ class PipelineRunner {
   absl::StatusOr<deja::v1::Pipeline> Submit(const deja::v1::SubmitPipelineRequest& request,
                                             absl::Time now, Effects* fx);
   absl::StatusOr<deja::v1::Pipeline> Get(const std::string& pipeline_id) const;
-  std::vector<deja::v1::Pipeline> List(const std::string& project, size_t limit) const;
+  // Every pipeline of `project` (empty: all), oldest first; the RPC pages.
+  std::vector<deja::v1::Pipeline> List(const std::string& project) const;
   absl::StatusOr<deja::v1::Pipeline> Cancel(const std::string& pipeline_id, absl::Time now,
                                             Effects* fx);
   absl::StatusOr<deja::v1::Pipeline> Retry(const deja::v1::RetryPipelineRequest& request,

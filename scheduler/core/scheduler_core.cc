@@ -276,9 +276,8 @@ absl::StatusOr<deja::v1::Pipeline> SchedulerCore::GetPipeline(
   return pipelines_.Get(pipeline_id);
 }
 
-std::vector<deja::v1::Pipeline> SchedulerCore::ListPipelines(const std::string& project,
-                                                             size_t limit) const {
-  return pipelines_.List(project, limit);
+std::vector<deja::v1::Pipeline> SchedulerCore::ListPipelines(const std::string& project) const {
+  return pipelines_.List(project);
 }
 
 absl::StatusOr<deja::v1::Pipeline> SchedulerCore::CancelPipeline(const std::string& pipeline_id,

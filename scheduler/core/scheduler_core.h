@@ -145,7 +145,8 @@ class SchedulerCore final : public JobSubmitter {
   absl::StatusOr<deja::v1::Pipeline> SubmitPipeline(const deja::v1::SubmitPipelineRequest& request,
                                                     absl::Time now, Effects* fx);
   absl::StatusOr<deja::v1::Pipeline> GetPipeline(const std::string& pipeline_id) const;
-  std::vector<deja::v1::Pipeline> ListPipelines(const std::string& project, size_t limit) const;
+  // Oldest first (ListPipelines pages them with NewestPage).
+  std::vector<deja::v1::Pipeline> ListPipelines(const std::string& project) const;
   absl::StatusOr<deja::v1::Pipeline> CancelPipeline(const std::string& pipeline_id, absl::Time now,
                                                     Effects* fx);
   absl::StatusOr<deja::v1::Pipeline> RetryPipeline(const deja::v1::RetryPipelineRequest& request,

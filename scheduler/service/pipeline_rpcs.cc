@@ -51,7 +51,7 @@ grpc::ServerUnaryReactor* SchedulerService::ListPipelines(
     auto key = [](const Pipeline& p) {
       return absl::StrFormat("%020d", ParsePipelineId(p.pipeline_id()));
     };
-    auto page = NewestPage(loop->core().ListPipelines(request->project(), 0), key, token, limit,
+    auto page = NewestPage(loop->core().ListPipelines(request->project()), key, token, limit,
                            kMaxListPageBytes);
     for (auto& p : page.items) *response->add_pipelines() = std::move(p);
     response->set_next_page_token(page.next);

@@ -74,6 +74,13 @@ class SchedulerCoreTest : public ::testing::Test {
     core_.WorkerMessage(worker, session, msg, now_, fx);
   }
   Job Get(const std::string& id) { return *core_.GetJob(id); }
+  // `worker`'s stream ends and it stays silent past worker_timeout.
+  void LoseWorker(const std::string& worker, uint64_t session) {
+    core_.WorkerDisconnected(worker, session, now_);
+    now_ += absl::Seconds(11);
+    Effects tick;
+    core_.Tick(now_, &tick);
+  }
 
   absl::Time now_ = absl::FromUnixSeconds(1000);
   SchedulerCore core_;
@@ -262,10 +269,7 @@ TEST_F(SchedulerCoreTest, ALateSuccessOfARequeuedAttemptIsKeptAndTheNewAttemptCa
   Connect("w1", 1);
   Effects fx;
   std::string a = Submit(Echo("a"), &fx);
-  core_.WorkerDisconnected("w1", 1, now_);
-  now_ += absl::Seconds(11);
-  Effects tick;
-  core_.Tick(now_, &tick);
+  LoseWorker("w1", 1);
   Connect("w2", 1, 2);
   ASSERT_EQ(Get(a).worker_id(), "w2");
   ASSERT_EQ(Get(a).attempt(), 2u);
@@ -314,10 +318,7 @@ TEST_F(SchedulerCoreTest, ARequeuedJobSentNowhereGoesToTheLateSuccessOrBackToIts
   Connect("w1", 1);
   Effects fx;
   std::string a = Submit(Echo("a"), &fx);
-  core_.WorkerDisconnected("w1", 1, now_);
-  now_ += absl::Seconds(11);
-  Effects tick;
-  core_.Tick(now_, &tick);
+  LoseWorker("w1", 1);
   ASSERT_EQ(Get(a).state(), deja::v1::QUEUED);
   ASSERT_EQ(Get(a).attempt(), 2u);
   // w1 back holding attempt 1 (its result not sent yet): the job is its again.
@@ -341,9 +342,7 @@ TEST_F(SchedulerCoreTest, ARequeuedJobSentNowhereGoesToTheLateSuccessOrBackToIts
   // Lost again with another job; its late success comes while it is queued.
   std::string b = Submit(Echo("b"), &fx);
   ASSERT_EQ(Get(b).worker_id(), "w1");
-  core_.WorkerDisconnected("w1", 2, now_);
-  now_ += absl::Seconds(11);
-  core_.Tick(now_, &tick);
+  LoseWorker("w1", 2);
   ASSERT_EQ(Get(b).state(), deja::v1::QUEUED);
   Connect("w1", 1, 3);  // back without it (its Register listed nothing)...
   ASSERT_EQ(Get(b).worker_id(), "w1") << "...so attempt 2 went to it";
