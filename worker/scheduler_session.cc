@@ -34,6 +34,11 @@ void SchedulerSession::Drop() {
   if (context_ != nullptr) context_->TryCancel();
 }
 
+void SchedulerSession::Leave() {
+  absl::MutexLock lock(&mu_);
+  leaving_ = true;
+}
+
 void SchedulerSession::CapBackoff(absl::Duration ceiling) {
   absl::MutexLock lock(&mu_);
   backoff_cap_ = ceiling;
@@ -42,6 +47,11 @@ void SchedulerSession::CapBackoff(absl::Duration ceiling) {
 bool SchedulerSession::Stopping() const {
   absl::MutexLock lock(&mu_);
   return stopping_;
+}
+
+bool SchedulerSession::Ending() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_ || leaving_;
 }
 
 bool SchedulerSession::Send(const deja::v1::WorkerMessage& message) {
@@ -62,7 +72,11 @@ void SchedulerSession::Run() {
     bool registered = false;
     absl::Status status = RunStream(&registered);
     handler_->OnSessionEnded();
-    if (Stopping()) break;
+    if (Ending()) {
+      mu_.LockWhen(absl::Condition(&stopping_));  // leaving: no new stream
+      mu_.Unlock();
+      break;
+    }
     if (registered) backoff = options_.initial_backoff;
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
     const absl::Duration delay = backoff * jitter(rng);
@@ -81,7 +95,7 @@ void SchedulerSession::Run() {
 absl::Status SchedulerSession::Connect(grpc::Channel* channel) {
   const absl::Time deadline = absl::Now() + options_.connect_timeout;
   while (true) {
-    if (Stopping()) return absl::CancelledError("stopping");
+    if (Ending()) return absl::CancelledError("stopping");
     const grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
     if (state == GRPC_CHANNEL_READY) return absl::OkStatus();
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
@@ -103,6 +117,7 @@ absl::Status SchedulerSession::RunStream(bool* registered) {
   // then a real connection attempt, paced by our backoff rather than gRPC's.
   // Connect with a deadline, polling so that Stop() is honoured quickly; a
   // refused connection fails at once instead of waiting out the deadline.
+  if (Ending()) return absl::CancelledError("stopping");
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
       options_.scheduler_address, grpc::InsecureChannelCredentials(), WorkerChannelArgs());
   if (absl::Status st = Connect(channel.get()); !st.ok()) return st;
@@ -111,7 +126,7 @@ absl::Status SchedulerSession::RunStream(bool* registered) {
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) return absl::CancelledError("stopping");
+    if (stopping_ || leaving_) return absl::CancelledError("stopping");
     context_ = &context;
     stream_done_ = false;
   }

@@ -85,6 +85,11 @@ class SchedulerSession {
   // Cancels the live stream, if any; Run() connects and registers again.
   void Drop() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The worker is leaving: no new stream from now on (one would only take
+  // new work). The live one, if any, stays, to carry the results of the
+  // jobs handed back, until it ends; Run() then waits for Stop().
+  void Leave() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Lowers the reconnect backoff's ceiling to `ceiling` (never raises it
   // above Options::max_backoff): a worker must be back within the
   // scheduler's --worker_timeout of its return, or its jobs run elsewhere.
@@ -106,6 +111,8 @@ class SchedulerSession {
   void Publish(Stream* stream, const deja::v1::RegisterAck& ack) ABSL_LOCKS_EXCLUDED(write_mu_);
   void HeartbeatLoop(absl::Duration interval) ABSL_LOCKS_EXCLUDED(mu_);
   bool Stopping() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Stopping, or leaving: no stream is to be opened.
+  bool Ending() const ABSL_LOCKS_EXCLUDED(mu_);
   bool HeartbeatShouldExit() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return stream_done_ || stopping_;
   }
@@ -122,6 +129,7 @@ class SchedulerSession {
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool leaving_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the live stream
   absl::Duration backoff_cap_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;  // tells the heartbeat to end

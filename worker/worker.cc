@@ -296,6 +296,7 @@ void Worker::Acknowledged(const deja::v1::ResultAck& ack) {
 bool Worker::Send(const deja::v1::WorkerMessage& message) { return session_.Send(message); }
 
 void Worker::Leave(const std::string& reason) {
+  session_.Leave();  // a new stream, should this one break, would only take new work
   deja::v1::WorkerMessage leaving;
   leaving.mutable_leaving()->set_reason(reason);
   if (!Send(leaving)) {

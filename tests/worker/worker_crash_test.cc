@@ -195,5 +195,19 @@ TEST_F(WorkerTest, AWorkerWhoseDiskIsFullHandsBackWhatItIsSent) {
   EXPECT_FALSE(std::filesystem::exists(paths::WorkspaceDir(workers_[0]->work_dir, "job-1")));
 }
 
+// Found by the torture test: a worker told to stop (SIGTERM) while its
+// stream was down connected again while it waited for its jobs to end, and
+// was sent new work that it then killed on its way out.
+TEST_F(WorkerTest, AWorkerThatIsLeavingOpensNoNewStream) {
+  RunningWorker& w = StartWorker("w-a");
+  w.worker->Leave("SIGTERM");
+  scheduler_.Forget("w-a");
+  scheduler_.Close("w-a");
+  // A worker that is not leaving is back within its first backoff (tens of
+  // milliseconds): two seconds without a Register is a worker that stays out.
+  EXPECT_FALSE(
+      PollUntil([&] { return scheduler_.Registered("w-a").has_value(); }, absl::Seconds(2)));
+}
+
 }  // namespace
 }  // namespace deja::worker

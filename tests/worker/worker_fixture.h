@@ -37,7 +37,7 @@ using ::deja::testing::PollUntil;
 // Accepts workers, sends them what the test queues, records their results.
 class FakeScheduler final : public deja::v1::WorkerService::Service {
  public:
-  grpc::Status Connect(grpc::ServerContext*,
+  grpc::Status Connect(grpc::ServerContext* context,
                        grpc::ServerReaderWriter<deja::v1::SchedulerMessage,
                                                 deja::v1::WorkerMessage>* stream) override {
     deja::v1::WorkerMessage first;
@@ -58,6 +58,7 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
       absl::MutexLock lock(&mu_);
       registered_[id] = first.register_();
       closed_[id] = false;
+      contexts_[id] = context;
     }
     std::thread reader([&] {
       deja::v1::WorkerMessage message;
@@ -89,7 +90,16 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
       stream->Write(out);
     }
     reader.join();
+    absl::MutexLock lock(&mu_);
+    if (contexts_[id] == context) contexts_.erase(id);
     return grpc::Status::OK;
+  }
+
+  // Ends the worker's stream, as a scheduler restart or a network fault
+  // would.
+  void Close(const std::string& worker_id) {
+    absl::MutexLock lock(&mu_);
+    if (auto it = contexts_.find(worker_id); it != contexts_.end()) it->second->TryCancel();
   }
 
   // What the next RegisterAck says of the scheduler's --worker_timeout
@@ -162,6 +172,7 @@ class FakeScheduler final : public deja::v1::WorkerService::Service {
   std::vector<deja::v1::WorkspacesExpired> expired_messages_ ABSL_GUARDED_BY(mu_);
   int64_t worker_timeout_ms_ ABSL_GUARDED_BY(mu_) = 0;
   bool answer_heartbeats_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, grpc::ServerContext*> contexts_ ABSL_GUARDED_BY(mu_);  // live streams
 };
 
 // A Worker running on its own thread in its own work dir (or in `dir`,
