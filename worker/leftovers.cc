@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "worker/paths.h"
 
@@ -23,14 +25,6 @@ std::vector<std::string> StatFields(const std::string& pid) {
   const size_t paren = stat.rfind(')');  // the command name may hold spaces
   if (paren == std::string::npos || paren + 2 >= stat.size()) return {};
   return absl::StrSplit(stat.substr(paren + 2), ' ');
-}
-
-// The start time of `pid`, or 0 when there is no such process.
-uint64_t StartTime(pid_t pid) {
-  const std::vector<std::string> fields = StatFields(absl::StrCat(pid));
-  uint64_t start = 0;
-  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) return 0;
-  return start;
 }
 
 // Whether group `pgid` has no member left that runs: zombies do not count,
@@ -52,6 +46,35 @@ std::string RecordPath(const std::string& work_dir, pid_t pgid) {
 
 }  // namespace
 
+uint64_t StartTime(pid_t pid) {
+  const std::vector<std::string> fields = StatFields(absl::StrCat(pid));
+  uint64_t start = 0;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) return 0;
+  return start;
+}
+
+std::vector<pid_t> Descendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;  // parent -> child
+  for (const std::string& name : paths::ListNames("/proc")) {
+    pid_t pid = 0;
+    pid_t parent = 0;
+    if (!absl::SimpleAtoi(name, &pid)) continue;
+    const std::vector<std::string> fields = StatFields(name);
+    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &parent)) children.emplace(parent, pid);
+  }
+  std::vector<pid_t> below;
+  std::vector<pid_t> next = {root};
+  while (!next.empty()) {
+    const pid_t parent = next.back();
+    next.pop_back();
+    for (auto [it, end] = children.equal_range(parent); it != end; ++it) {
+      below.push_back(it->second);
+      next.push_back(it->second);
+    }
+  }
+  return below;
+}
+
 char ProcessState(pid_t pid) {
   const std::vector<std::string> fields = StatFields(absl::StrCat(pid));
   return fields.empty() || fields[0].empty() ? '\0' : fields[0][0];
@@ -65,6 +88,18 @@ absl::Status RecordRunning(const std::string& work_dir, deja::v1::RunningRecord 
   // ends the job too).
   return WriteFileAtomically(RecordPath(work_dir, record.pgid()), record.SerializeAsString(),
                              /*sync=*/false);
+}
+
+bool MarkExited(const std::string& work_dir, pid_t pgid, uint64_t start_ticks, int exit_code) {
+  deja::v1::RunningRecord record;
+  if (!record.ParseFromString(paths::ReadSmallFile(RecordPath(work_dir, pgid))) ||
+      record.pgid() != pgid || record.start_ticks() != start_ticks || record.exited()) {
+    return false;
+  }
+  record.set_exited(true);
+  record.set_exit_code(exit_code);
+  record.set_finished_at_ms(absl::ToUnixMillis(absl::Now()));
+  return RecordRunning(work_dir, std::move(record)).ok();
 }
 
 void ForgetRunning(const std::string& work_dir, pid_t pgid) {
@@ -112,10 +147,6 @@ std::vector<const deja::v1::RunningRecord*> SignalGroups(
 }
 
 }  // namespace
-
-size_t SignalRecorded(const std::string& work_dir, int sig) {
-  return SignalGroups(ReadRunning(work_dir, /*remove_strays=*/false), sig).size();
-}
 
 std::vector<std::string> KillGroups(const std::vector<deja::v1::RunningRecord>& records,
                                     absl::Duration wait) {

@@ -8,18 +8,20 @@
 // (a deja.v1.RunningRecord: job, attempt, the leader's start time from
 // /proc/<pid>/stat, output globs), the record is marked exited with the exit
 // code the moment the leader exits, and it is removed only once the
-// attempt's result is kept on disk (worker/result_store.h). The watchdog
-// kills the recorded groups when the worker dies (worker/watchdog.h); the
-// next life kills what is left, finishes the attempts whose command had
-// exited and reports them, and forgets the rest (the scheduler runs those
-// again).
+// attempt's result is kept on disk (worker/result_store.h). When the worker
+// dies, its watchdog (worker/watchdog.h) marks the exits the worker could
+// not and kills every process below it, recorded or not; the next life
+// kills what is left (the watchdog died too), finishes the attempts whose
+// command had exited and reports them, and forgets the rest (the scheduler
+// runs those again).
 //
 // A group's id is its leader's pid, which Linux does not hand out again while
 // the group has a member: a recorded group is killed when its leader is the
 // recorded process (same start time) or gone (members may survive it), and
 // left alone when the pid now belongs to another process (then the old group
-// has no member left). A process that left its group (setsid) escapes; so
-// does a job that started and lost its worker before the record was written.
+// has no member left). A process that left its group (setsid) escapes the
+// next life's kill (not the watchdog's); so does a job that started and lost
+// its worker and watchdog at once, before the record was written.
 //
 // Thread-safety: the functions touch only the record of the group given;
 // RecordRunning and ForgetRunning may run on any runner thread.
@@ -29,6 +31,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -62,9 +65,19 @@ std::vector<deja::v1::RunningRecord> ReadRunning(const std::string& work_dir, bo
 std::vector<std::string> KillGroups(const std::vector<deja::v1::RunningRecord>& records,
                                     absl::Duration wait);
 
-// Sends `sig` (SIGSTOP, SIGCONT) to every recorded group still there and
-// its own; returns how many.
-size_t SignalRecorded(const std::string& work_dir, int sig);
+// The start time of process `pid` in clock ticks since boot (field 22 of
+// /proc/<pid>/stat; a zombie still has one), or 0 when there is no such
+// process.
+uint64_t StartTime(pid_t pid);
+
+// The processes below `root` (children, their children...), in no order.
+std::vector<pid_t> Descendants(pid_t root);
+
+// Marks the record of `pgid` exited with `exit_code`, when there is one for
+// that very process (its start time is `start_ticks`) not yet marked.
+// Returns whether it did. For a leader whose worker died before it could
+// record the exit (the watchdog reaps it then).
+bool MarkExited(const std::string& work_dir, pid_t pgid, uint64_t start_ticks, int exit_code);
 
 // KillGroups for every record in the work dir, keeping the records.
 std::vector<std::string> KillRecorded(const std::string& work_dir, absl::Duration wait);

@@ -36,7 +36,8 @@ int32_t DefaultSlots() {
 
 ABSL_FLAG(std::string, scheduler, "127.0.0.1:7070", "Address (host:port) of the deja-scheduler.");
 ABSL_FLAG(std::string, work_dir, "",
-          "Required. Directory holding job workspaces (jobs/<job_id>/) and worker metadata.");
+          "Required. Directory holding job workspaces (jobs/<job_id>/) and worker metadata. "
+          "One deja-worker at a time (it is locked: meta/lock).");
 ABSL_FLAG(int32_t, slots, DefaultSlots(),
           "Number of jobs the scheduler may run here at once (>= 1; default: number of CPUs).");
 ABSL_FLAG(std::string, id, "",
@@ -186,7 +187,9 @@ int main(int argc, char** argv) {
   std::vector<char*> args = deja::worker::MergePlatformFlags(argc, argv, &merged);
   deja::ParseDaemonFlags(
       static_cast<int>(args.size()), args.data(),
-      "Runs Deja jobs for a deja-scheduler.\n"
+      "Runs Deja jobs for a deja-scheduler. The process started is the worker's watchdog\n"
+      "(deja-watchdog): it passes its signals on to the worker, its child, and kills the\n"
+      "worker's jobs if the worker dies or is cut off from the scheduler (docs/worker.md).\n"
       "Usage: deja-worker --work_dir=DIR [--scheduler=HOST:PORT] [--slots=N] [--id=ID]\n"
       "                   [--advertise=HOST:PORT] [--peer_listen=HOST:PORT]\n"
       "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--sweep_interval=D]\n"
@@ -208,8 +211,13 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  // Before any thread: the watchdog is a fork of this process (it kills the
-  // jobs if this process dies or gets stuck; worker/watchdog.h).
+  if (absl::Status locked = deja::worker::LockWorkDir(config->work_dir); !locked.ok()) {
+    absl::FPrintF(stderr, "deja-worker: %s\n", locked.message());
+    return 1;
+  }
+  // Before any thread: this process becomes the watchdog, and the worker
+  // goes on in a fork of it (the watchdog kills the jobs if the worker dies
+  // or gets stuck; worker/watchdog.h).
   auto contact = deja::worker::StartWatchdog(config->work_dir);
   if (!contact.ok()) {
     absl::FPrintF(stderr, "deja-worker: %s\n", contact.status().message());

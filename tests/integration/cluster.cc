@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 extern char** environ;
@@ -61,6 +62,24 @@ long StatusField(pid_t pid, const std::string& field) {
   size_t at = status.find(field + ":");
   if (at == std::string::npos) return -1;
   return std::strtol(status.c_str() + at + field.size() + 1, nullptr, 10);
+}
+
+// The child named deja-worker of `watchdog`; -1 if there is none.
+pid_t WorkerProcessOf(pid_t watchdog) {
+  const std::string parent = std::to_string(watchdog);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string stat = ReadFile(entry.path().string() + "/stat");
+    const size_t open = stat.find('(');
+    const size_t close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+    if (stat.substr(open + 1, close - open - 1) == "deja-worker" && fields.size() > 1 &&
+        fields[1] == parent) {
+      return std::stoi(entry.path().filename().string());
+    }
+  }
+  return -1;
 }
 
 }  // namespace
@@ -156,7 +175,16 @@ Cluster::Cluster(std::vector<std::string> scheduler_flags)
 
 Cluster::~Cluster() {
   if (::testing::Test::HasFailure()) DumpLogs();
-  workers_.clear();  // SIGKILL: their jobs' groups are killed below
+  // As crashes: each watchdog kills its worker's jobs and ends (a daemon
+  // whose worker is gone or never forked is killed outright, and its jobs
+  // below).
+  for (const auto& [id, daemon] : workers_) {
+    if (const pid_t worker = WorkerProcessOf(daemon->pid()); worker > 0) {
+      kill(worker, SIGKILL);
+      daemon->Wait();
+    }
+  }
+  workers_.clear();
   scheduler_.reset();
   KillStrayJobs(root_);
   if (!::testing::Test::HasFailure()) {
@@ -199,18 +227,30 @@ void Cluster::StartWorker(const std::string& id, int slots, const std::vector<st
   workers_[id] = std::make_unique<Process>(DEJA_WORKER_BIN, args, root_ + "/worker-" + id + ".log");
 }
 
+pid_t Cluster::worker_pid(const std::string& id) const {
+  pid_t worker = -1;
+  PollUntil([&] { return (worker = WorkerProcessOf(workers_.at(id)->pid())) > 0; });
+  return worker;
+}
+
 void Cluster::KillWorker(const std::string& id, int signal) {
   auto it = workers_.find(id);
   ASSERT_NE(it, workers_.end());
-  it->second->Kill(signal);
+  const pid_t worker = WorkerProcessOf(it->second->pid());
+  if (signal == SIGKILL && worker > 0) {
+    kill(worker, SIGKILL);
+  } else {
+    it->second->Kill(signal);
+  }
   it->second->Wait();
   workers_.erase(it);
 }
 
 void Cluster::SignalWorker(const std::string& id, int signal) {
-  auto it = workers_.find(id);
-  ASSERT_NE(it, workers_.end());
-  it->second->Kill(signal);
+  ASSERT_NE(workers_.find(id), workers_.end());
+  const pid_t worker = worker_pid(id);
+  ASSERT_GT(worker, 0) << "worker " << id << " has no worker process";
+  kill(worker, signal);
 }
 
 std::string Cluster::WorkDir(const std::string& worker_id) const {

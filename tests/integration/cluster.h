@@ -80,9 +80,13 @@ class Cluster {
   // `flags` are added to the worker's.
   void StartWorker(const std::string& id, int slots = 1,
                    const std::vector<std::string>& flags = {});
-  // Kills the worker process and forgets it.
+  // Sends `signal` to the worker, waits for the daemon to end and forgets
+  // it. SIGKILL goes to the worker process itself, as a crash would (its
+  // watchdog, the daemon's first process, then kills its jobs and ends);
+  // any other signal to the daemon's process, which passes it on.
   void KillWorker(const std::string& id, int signal = SIGKILL);
-  // Sends `signal` (SIGSTOP, SIGCONT...) to a worker that keeps running.
+  // Sends `signal` (SIGSTOP, SIGCONT...) to the worker process of a daemon
+  // that keeps running.
   void SignalWorker(const std::string& id, int signal);
   std::string WorkDir(const std::string& worker_id) const;
   std::string Workspace(const std::string& worker_id, const std::string& job_id) const;
@@ -90,7 +94,11 @@ class Cluster {
   bool WaitForWorkers(size_t connected, absl::Duration timeout = absl::Seconds(20));
 
   pid_t scheduler_pid() const { return scheduler_->pid(); }
-  pid_t worker_pid(const std::string& id) const { return workers_.at(id)->pid(); }
+  // The worker process of daemon `id` (worker/watchdog.h: the daemon's
+  // process is its watchdog, the worker its child), once it has forked;
+  // -1 if it never does.
+  pid_t worker_pid(const std::string& id) const;
+  pid_t watchdog_pid(const std::string& id) const { return workers_.at(id)->pid(); }
   std::string DataDir() const { return root_ + "/scheduler-data"; }
 
   // Dumps daemon logs to stderr (call when a test failed).

@@ -399,25 +399,6 @@ TEST(ClusterTest, CancelKillsTheWholeProcessGroup) {
 // Issue 12, finding 2: the processes of a SIGKILLed worker's job kept
 // running (and writing) while the scheduler ran the job again. A restarted
 // worker kills them before it registers.
-// The pid of the worker's watchdog process (worker/watchdog.h): its child
-// named deja-watchdog; -1 if there is none.
-pid_t WatchdogOf(pid_t worker) {
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = ReadFile(entry.path().string() + "/stat");
-    const size_t open = stat.find('(');
-    const size_t close = stat.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) continue;
-    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
-    if (stat.substr(open + 1, close - open - 1) == "deja-watchdog" && fields.size() > 1 &&
-        fields[1] == std::to_string(worker)) {
-      return std::stoi(name);
-    }
-  }
-  return -1;
-}
-
 std::vector<pid_t> Pids(const std::string& pids) {
   std::vector<pid_t> out;
   for (const auto& p : absl::StrSplit(ReadFile(pids), '\n', absl::SkipEmpty())) {
@@ -427,13 +408,14 @@ std::vector<pid_t> Pids(const std::string& pids) {
 }
 
 // Starts worker w1 and submits a job that runs `first` and then, in the
-// background, a process that runs until killed; returns the job id once
-// that process's pid and its shell's are in `pids`.
-std::string StartTwoProcesses(Cluster& c, const std::string& pids, const std::string& first = "") {
+// background, `background` (a process that runs until killed); returns the
+// job id once that process's pid and its shell's are in `pids`.
+std::string StartTwoProcesses(Cluster& c, const std::string& pids, const std::string& first = "",
+                              const std::string& background = "sleep 1000") {
   c.StartWorker("w1");
   EXPECT_TRUE(c.WaitForWorkers(1));
   const std::string id = SubmitId(
-      c, Shell(first + "sleep 1000 & echo $! >> " + pids + "; echo $$ >> " + pids + "; wait"));
+      c, Shell(first + background + " & echo $! >> " + pids + "; echo $$ >> " + pids + "; wait"));
   EXPECT_TRUE(PollUntil([&] { return Pids(pids).size() == 2; }));
   return id;
 }
@@ -443,11 +425,12 @@ bool W1Logs(Cluster& c, const std::string& text) {
   return PollUntil([&] { return absl::StrContains(ReadFile(c.root() + "/worker-w1.log"), text); });
 }
 
-// Issue 12, finding 2: 16 job processes outlived their killed worker.
+// Issue 12, finding 2: 16 job processes outlived their killed worker. One
+// that left its job's process group (setsid) outlived it too.
 TEST(ClusterTest, AKilledWorkersJobsDieWithIt) {
   Cluster c;
   const std::string pids = c.root() + "/pids";
-  StartTwoProcesses(c, pids);
+  StartTwoProcesses(c, pids, "", "setsid sleep 1000");
 
   c.KillWorker("w1", SIGKILL);  // not restarted: its watchdog kills the jobs
   for (pid_t p : Pids(pids)) {
@@ -489,11 +472,15 @@ TEST(ClusterTest, ARestartedWorkerKillsTheJobsItsPreviousRunLeft) {
   const std::string pids = c.root() + "/pids";
   StartTwoProcesses(c, pids);
 
-  // The watchdog first, as when the whole host was stopped.
-  const pid_t watchdog = WatchdogOf(c.worker_pid("w1"));
-  ASSERT_GT(watchdog, 0);
+  // Worker and watchdog at once, as when the whole host was stopped: the
+  // watchdog, stopped first, does nothing about the worker's death.
+  const pid_t watchdog = c.watchdog_pid("w1");
+  const pid_t worker = c.worker_pid("w1");
+  kill(watchdog, SIGSTOP);
+  kill(worker, SIGKILL);
+  ASSERT_TRUE(PollUntil([&] { return ProcessGone(worker); }));
   kill(watchdog, SIGKILL);
-  c.KillWorker("w1", SIGKILL);
+  c.KillWorker("w1", SIGKILL);  // waits for the watchdog
   for (pid_t p : Pids(pids)) EXPECT_FALSE(ProcessGone(p)) << "pid " << p << " died with its worker";
   c.StartWorker("w1");
   for (pid_t p : Pids(pids)) {
@@ -525,6 +512,22 @@ TEST(ClusterTest, AWorkerStoppedWithSigtermHandsItsJobBackWithoutUsingAnAttempt)
   EXPECT_EQ(job.state(), deja::v1::SUCCEEDED) << job.message();
   EXPECT_EQ(job.attempt(), 2u);
   EXPECT_EQ(job.worker_id(), "w2");
+}
+
+// Two workers on one work dir would kill each other's jobs and take each
+// other's records.
+TEST(ClusterTest, ASecondWorkerOnTheSameWorkDirRefusesToStart) {
+  Cluster c;
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  CommandResult second = RunCommand(
+      DEJA_WORKER_BIN, {"--scheduler=" + c.address(), "--work_dir=" + c.WorkDir("w1"), "--id=w2"});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_THAT(second.err,
+              ::testing::HasSubstr(absl::StrCat("--work_dir ", c.WorkDir("w1"),
+                                                " is in use by another deja-worker (pid ",
+                                                c.watchdog_pid("w1"), "); stop it first")));
+  EXPECT_EQ(ConnectedWorkers(c.client()), 1u);
 }
 
 TEST(ClusterTest, MalformedSubmitsAreRejectedNamingTheField) {
