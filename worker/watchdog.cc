@@ -53,7 +53,14 @@ struct Frozen {
   uint64_t start_ticks;
 };
 
-// Stops every process below the worker (its jobs, recorded or not) and the
+// Whether `pid`, below the watchdog, is a job's: jobs have process groups
+// of their own, while what the worker runs for itself stays in the
+// worker's group, which is the watchdog's (a sanitizer's leak checker
+// ptrace-stops the worker from such a child at exit: stopping or killing
+// it would hang the worker).
+bool IsJobs(pid_t pid) { return getpgid(pid) != getpgrp(); }
+
+// Stops every job process below the worker (recorded or not) and the
 // orphans of its jobs, which are below the watchdog; returns them. Again
 // until no new one shows: a job may fork while it is being stopped.
 std::vector<Frozen> Freeze(pid_t worker) {
@@ -62,7 +69,7 @@ std::vector<Frozen> Freeze(pid_t worker) {
   for (int round = 0; round < 5; ++round) {
     bool more = false;
     for (pid_t pid : Descendants(getpid())) {
-      if (!seen.insert(pid).second) continue;
+      if (!seen.insert(pid).second || !IsJobs(pid)) continue;
       more = true;
       if (kill(pid, SIGSTOP) == 0) frozen.push_back({pid, StartTime(pid)});
     }
@@ -77,18 +84,21 @@ void Thaw(const std::vector<Frozen>& frozen) {
   }
 }
 
-// SIGKILLs every process below `root`, and their process groups (never the
+// SIGKILLs every process below `root` (with `jobs_only`, every job
+// process: the worker lives), and their process groups (never the
 // watchdog's own: the worker's, and maybe its launcher's). Returns how many
 // processes there were, zombies included.
-size_t KillBelow(pid_t root) {
+size_t KillBelow(pid_t root, bool jobs_only) {
   const pid_t own_group = getpgrp();
-  const std::vector<pid_t> below = Descendants(root);
-  for (pid_t pid : below) {
+  size_t killed = 0;
+  for (pid_t pid : Descendants(root)) {
     const pid_t group = getpgid(pid);
+    if (jobs_only && group == own_group) continue;
     if (group > 1 && group != own_group) kill(-group, SIGKILL);
     kill(pid, SIGKILL);
+    ++killed;
   }
-  return below.size();
+  return killed;
 }
 
 // Reaps the watchdog's children that have ended, but the worker (whose end
@@ -131,7 +141,7 @@ bool Reap(pid_t worker, const std::string& work_dir, std::optional<int>* worker_
   // Every process below this one is a job's: recorded or not (spawned in
   // the instant before the worker died), in its group or not (setsid).
   const absl::Time deadline = absl::Now() + kLastKillWait;
-  while (KillBelow(getpid()) > 0 && absl::Now() < deadline) {
+  while (KillBelow(getpid(), /*jobs_only=*/false) > 0 && absl::Now() < deadline) {
     Reap(worker, work_dir, &ignored);
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -188,7 +198,7 @@ bool Reap(pid_t worker, const std::string& work_dir, std::optional<int>* worker_
     if (stopped_stuck && ++polls_since_kill < 500 / kPollMs) continue;
     polls_since_kill = 0;
     std::vector<std::string> killed = KillRecorded(work_dir, absl::ZeroDuration());
-    KillBelow(worker);  // and any job not recorded yet
+    KillBelow(worker, /*jobs_only=*/true);  // and any job not recorded yet
     if (!stopped_stuck && !killed.empty()) {
       Log("watchdog: the worker has not heard from the scheduler for %s (stuck or cut off): "
           "killed %d jobs, which the scheduler runs again",

@@ -33,12 +33,18 @@ using ::testing::HasSubstr;
 
 extern "C" char** environ;
 
-// Spawns `sh -c script` as the leader of a process group of its own, or of
-// a session of its own (it leaves every group the watchdog could know).
-pid_t SpawnShell(const std::string& script, bool new_session = false) {
+// Where a spawned process goes: a job's own process group (as JobRunner
+// spawns), a session of its own (it left every group the watchdog could
+// know), or the worker's group (a helper of the worker's, not a job).
+enum class Group { kJob, kNewSession, kWorkers };
+
+// Spawns `sh -c script` into `group`.
+pid_t SpawnShell(const std::string& script, Group group = Group::kJob) {
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, new_session ? POSIX_SPAWN_SETSID : POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr, group == Group::kNewSession ? POSIX_SPAWN_SETSID
+                                  : group == Group::kJob      ? POSIX_SPAWN_SETPGROUP
+                                                              : 0);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t none;
   sigemptyset(&none);
@@ -157,8 +163,8 @@ TEST(WatchdogTest, KillsEveryProcessBelowADeadWorkerRecordedOrNot) {
     const pid_t recorded = SpawnShell("exec sleep 1000");
     Record(work_dir, "j1", recorded);
     const pid_t unrecorded = SpawnShell("exec sleep 1000");
-    const pid_t escaped = SpawnShell("sleep 1000 & echo $! >> " + dir.Sub("pids") + "; wait",
-                                     /*new_session=*/true);
+    const pid_t escaped =
+        SpawnShell("sleep 1000 & echo $! >> " + dir.Sub("pids") + "; wait", Group::kNewSession);
     Append(dir.Sub("pids"), absl::StrCat(recorded, "\n", unrecorded, "\n", escaped));
     pause();
     return 0;
@@ -226,23 +232,32 @@ TEST(WatchdogTest, AWorkerWhoseWatchdogDiesIsToldToStop) {
   EXPECT_TRUE(PollUntil([&] { return Gone(worker); }));
 }
 
+// A worker's own helper (in its process group) is left alone: ASan's leak
+// checker ptrace-stops the worker at exit from such a child, and stopping
+// that child hung the worker.
 TEST(WatchdogTest, AStoppedWorkersJobsStopWithItAndResumeWithIt) {
   TempDir dir;
   Daemon daemon(dir, [&](const std::string&) {
-    // Not recorded: the watchdog stops what is below the worker.
+    // Not recorded: the watchdog stops the job processes below the worker.
     Append(dir.Sub("pids"), absl::StrCat(SpawnShell("exec sleep 1000")));
+    Append(dir.Sub("pids"), absl::StrCat(SpawnShell("exec sleep 1000", Group::kWorkers)));
     pause();
     return 0;
   });
   const pid_t worker = daemon.worker();
   ASSERT_GT(worker, 0);
-  const std::vector<pid_t> jobs = daemon.jobs(1);
-  ASSERT_EQ(jobs.size(), 1u);
+  const std::vector<pid_t> pids = daemon.jobs(2);
+  ASSERT_EQ(pids.size(), 2u);
+  const pid_t job = pids[0];
+  const pid_t helper = pids[1];
 
   kill(worker, SIGSTOP);
-  EXPECT_TRUE(PollUntil([&] { return ProcessState(jobs[0]) == 'T'; }));
+  EXPECT_TRUE(PollUntil([&] { return ProcessState(job) == 'T'; }));
+  // The job and the helper are stopped in one pass, if both are.
+  EXPECT_FALSE(PollUntil([&] { return ProcessState(helper) == 'T'; }, absl::Milliseconds(200)));
   kill(worker, SIGCONT);
-  EXPECT_TRUE(PollUntil([&] { return ProcessState(jobs[0]) == 'S'; }));
+  EXPECT_TRUE(PollUntil([&] { return ProcessState(job) == 'S'; }));
+  kill(helper, SIGKILL);
 }
 
 TEST(WatchdogTest, AWorkDirTakesOneWorker) {
