@@ -20,11 +20,14 @@ absl::Status MakeParentDirs(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomically(const std::string& path, const std::string& contents, bool sync) {
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents, bool sync,
+                                 mode_t mode) {
   const std::string tmp = path + ".tmp";
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
   absl::Status status;
+  // A temporary left by a crash keeps its mode through O_TRUNC.
+  if (fchmod(fd, mode) != 0) status = ErrnoStatus(errno, "chmod " + tmp);
   for (size_t done = 0; done < contents.size() && status.ok();) {
     const ssize_t n = write(fd, contents.data() + done, contents.size() - done);
     if (n < 0 && errno == EINTR) continue;

@@ -2,6 +2,8 @@
 #ifndef DEJA_COMMON_FILES_H_
 #define DEJA_COMMON_FILES_H_
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "absl/status/status.h"
@@ -18,8 +20,9 @@ absl::Status MakeParentDirs(const std::string& path);
 // fsynced before the rename, the directory after it), so it survives the
 // machine's crash too, not only the process's. The parent directory must
 // exist. Errors name the step and the file (ENOSPC as "No space left on
-// device").
-absl::Status WriteFileAtomically(const std::string& path, const std::string& contents, bool sync);
+// device"). The new file gets `mode` (its temporary has it from the start).
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents, bool sync,
+                                 mode_t mode = 0644);
 
 // fsyncs the directory holding `path`, so that a name just created, renamed
 // or removed in it survives a crash of the machine.
