@@ -16,16 +16,12 @@ namespace deja {
 using deja::v1::Job;
 using deja::v1::JobState;
 
-namespace {
-
-deja::v1::SchedulerMessage Cancel(const std::string& job_id, uint32_t attempt) {
+deja::v1::SchedulerMessage CancelMessage(const std::string& job_id, uint32_t attempt) {
   deja::v1::SchedulerMessage msg;
   msg.mutable_cancel()->set_job_id(job_id);
   msg.mutable_cancel()->set_attempt(attempt);
   return msg;
 }
-
-}  // namespace
 
 Dispatcher::Dispatcher(const CoreOptions& options, JobTable* jobs, const MemoIndex* memo,
                        FinishedHook finished)
@@ -122,7 +118,7 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
       if (stored.ok() && stored->worker_id() == reg.worker_id() && stored->attempt() == attempt) {
         continue;
       }
-      fx->to_workers.emplace_back(reg.worker_id(), Cancel(job_id, attempt));
+      fx->to_workers.emplace_back(reg.worker_id(), CancelMessage(job_id, attempt));
       continue;
     }
     bool ours = job->worker_id() == reg.worker_id() && job->attempt() == attempt;
@@ -133,7 +129,7 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
       }
       if (job->state() == deja::v1::CANCELLED && !job->has_exit_code()) {
         // A cancel may have been lost with the old stream.
-        fx->to_workers.emplace_back(reg.worker_id(), Cancel(job_id, attempt));
+        fx->to_workers.emplace_back(reg.worker_id(), CancelMessage(job_id, attempt));
       }
       continue;
     }
@@ -145,17 +141,13 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
       // is the job's again, rather than running the command twice.
       jobs_->Dequeue(job_id);
       job->set_attempt(attempt);
-      job->set_worker_id(reg.worker_id());
-      SetJobState(*job, deja::v1::ASSIGNED, now);
       job->set_message(absl::StrCat("worker ", reg.worker_id(), " came back holding attempt ",
                                     attempt, ": it goes on there"));
-      worker.jobs[job_id] = attempt;
-      ++worker.busy_slots;
-      fx->jobs[job_id] = *job;
+      Place(*job, worker, deja::v1::ASSIGNED, now, fx);
       continue;
     }
     // Superseded attempt or unknown job: stop it. Its result will be ignored.
-    fx->to_workers.emplace_back(reg.worker_id(), Cancel(job_id, attempt));
+    fx->to_workers.emplace_back(reg.worker_id(), CancelMessage(job_id, attempt));
   }
   // Jobs we sent that the worker no longer has were lost with it.
   std::vector<std::string> lost;
@@ -323,14 +315,18 @@ bool Dispatcher::Fits(const Worker& worker, const Job& job) const {
 
 void Dispatcher::Assign(Job& job, Worker& worker, deja::v1::SchedulerMessage msg, JobState state,
                         absl::Time now, Effects* fx) {
-  SetJobState(job, state, now);
-  job.set_worker_id(worker.info.worker_id());
-  worker.jobs[job.job_id()] = job.attempt();
-  ++worker.busy_slots;
+  Place(job, worker, state, now, fx);
   auto* a = msg.mutable_assignment();
   a->set_job_id(job.job_id());
   a->set_attempt(job.attempt());
   fx->to_workers.emplace_back(worker.info.worker_id(), std::move(msg));
+}
+
+void Dispatcher::Place(Job& job, Worker& worker, JobState state, absl::Time now, Effects* fx) {
+  SetJobState(job, state, now);
+  job.set_worker_id(worker.info.worker_id());
+  worker.jobs[job.job_id()] = job.attempt();
+  ++worker.busy_slots;
   fx->jobs[job.job_id()] = job;
 }
 

@@ -37,6 +37,9 @@
 
 namespace deja {
 
+// The message that tells a worker to stop `job_id`'s `attempt`.
+deja::v1::SchedulerMessage CancelMessage(const std::string& job_id, uint32_t attempt);
+
 class Dispatcher {
  public:
   // Called with a job the dispatcher just made terminal.
@@ -128,8 +131,12 @@ class Dispatcher {
   // pulls the workspace. False when it must run fresh instead (the job's
   // message says why); true when assigned or waiting for a slot.
   bool DispatchReuse(deja::v1::Job& job, absl::Time now, Effects* fx);
+  // Sends `msg` (an assignment of `job`) to `worker`, after Place.
   void Assign(deja::v1::Job& job, Worker& worker, deja::v1::SchedulerMessage msg,
               deja::v1::JobState state, absl::Time now, Effects* fx);
+  // `job`'s current attempt is on `worker` in `state`, taking a slot.
+  void Place(deja::v1::Job& job, Worker& worker, deja::v1::JobState state, absl::Time now,
+             Effects* fx);
   Worker* PickWorker(const deja::v1::Job& job);
   bool Fits(const Worker& worker, const deja::v1::Job& job) const;
   // Assignments `worker` may hold: its slots plus options_.dispatch_ahead.

@@ -181,10 +181,7 @@ absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Ti
   }
   if (OnWorker(job.state())) {
     // The worker kills the process group and reports; the slot frees then.
-    deja::v1::SchedulerMessage msg;
-    msg.mutable_cancel()->set_job_id(job_id);
-    msg.mutable_cancel()->set_attempt(job.attempt());
-    fx->to_workers.emplace_back(job.worker_id(), std::move(msg));
+    fx->to_workers.emplace_back(job.worker_id(), CancelMessage(job_id, job.attempt()));
   }
   jobs_.Dequeue(job_id);
   if (job.state() == deja::v1::WAITING) single_flight_.Leave(job);

@@ -160,10 +160,7 @@ void WorkerReportHandler::AcceptLateSuccess(Job& job, const std::string& worker_
     jobs_->Dequeue(job.job_id());
   } else {
     // Its worker kills it and reports; that result is then superseded.
-    deja::v1::SchedulerMessage cancel;
-    cancel.mutable_cancel()->set_job_id(job.job_id());
-    cancel.mutable_cancel()->set_attempt(superseded);
-    fx->to_workers.emplace_back(job.worker_id(), std::move(cancel));
+    fx->to_workers.emplace_back(job.worker_id(), CancelMessage(job.job_id(), superseded));
     dispatcher_->Release(job.worker_id(), job.job_id());
   }
   job.set_attempt(result.attempt());

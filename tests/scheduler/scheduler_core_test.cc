@@ -34,6 +34,16 @@ deja::v1::Register Reg(const std::string& id, int slots) {
   return reg;
 }
 
+// The Register of a worker that comes back holding `job_id`'s `attempt`.
+deja::v1::Register RegHolding(const std::string& id, int slots, const std::string& job_id,
+                              uint32_t attempt) {
+  deja::v1::Register reg = Reg(id, slots);
+  auto* held = reg.add_held();
+  held->set_job_id(job_id);
+  held->set_attempt(attempt);
+  return reg;
+}
+
 // Assignments in `fx` for `worker`.
 std::vector<deja::v1::Assignment> Assignments(const Effects& fx, const std::string& worker) {
   std::vector<deja::v1::Assignment> out;
@@ -243,10 +253,7 @@ TEST_F(SchedulerCoreTest, LostWorkerRequeuesWithNextAttemptAndIgnoresALateFailur
   EXPECT_EQ(Get(a).state(), deja::v1::ASSIGNED);
   EXPECT_EQ(Get(a).worker_id(), "w2");
   // w1 comes back and reports attempt 1: ignored, and told to stop.
-  deja::v1::Register back = Reg("w1", 1);
-  auto* held = back.add_held();
-  held->set_job_id(a);
-  held->set_attempt(1);
+  deja::v1::Register back = RegHolding("w1", 1, a, 1);
   Effects fx2;
   ASSERT_TRUE(core_.WorkerConnected(back, 3, now_, &fx2).ok());
   ASSERT_EQ(fx2.to_workers.size(), 2u);
@@ -322,10 +329,7 @@ TEST_F(SchedulerCoreTest, ARequeuedJobSentNowhereGoesToTheLateSuccessOrBackToIts
   ASSERT_EQ(Get(a).state(), deja::v1::QUEUED);
   ASSERT_EQ(Get(a).attempt(), 2u);
   // w1 back holding attempt 1 (its result not sent yet): the job is its again.
-  deja::v1::Register back = Reg("w1", 1);
-  auto* held = back.add_held();
-  held->set_job_id(a);
-  held->set_attempt(1);
+  deja::v1::Register back = RegHolding("w1", 1, a, 1);
   Effects reg;
   ASSERT_TRUE(core_.WorkerConnected(back, 2, now_, &reg).ok());
   Job job = Get(a);
@@ -379,11 +383,8 @@ TEST_F(SchedulerCoreTest, RestartKeepsJobsAndLetsTheWorkerReclaimThem) {
 
   SchedulerCore restarted(Options());
   restarted.Load(jobs, memo, {}, {}, now_);
-  deja::v1::Register reg = Reg("w1", 2);
-  reg.add_held()->set_job_id(b);
-  reg.mutable_held(0)->set_attempt(1);
   Effects fx2;
-  ASSERT_TRUE(restarted.WorkerConnected(reg, 1, now_, &fx2).ok());
+  ASSERT_TRUE(restarted.WorkerConnected(RegHolding("w1", 2, b, 1), 1, now_, &fx2).ok());
   EXPECT_EQ(restarted.GetJob(b)->state(), deja::v1::ASSIGNED);
   EXPECT_EQ(restarted.GetJob(b)->attempt(), 1u) << "reclaimed, not requeued";
   auto again = restarted.Submit(Echo("a"), now_, &fx2);
