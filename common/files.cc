@@ -49,6 +49,26 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   return sync ? SyncParentDir(path) : status;
 }
 
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "open " + path);
+  std::string content;
+  char buffer[4096];
+  while (true) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus(err, "read " + path);
+    }
+    if (n == 0) break;
+    content.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  return content;
+}
+
 absl::Status SyncParentDir(const std::string& path) {
   const size_t slash = path.rfind('/');
   const std::string dir =

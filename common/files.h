@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace deja {
 
@@ -23,6 +24,12 @@ absl::Status MakeParentDirs(const std::string& path);
 // device"). The new file gets `mode` (its temporary has it from the start).
 absl::Status WriteFileAtomically(const std::string& path, const std::string& contents, bool sync,
                                  mode_t mode = 0644);
+
+// The whole content of `path`. Errors as an ErrnoStatus naming the step and
+// the file (a missing file is NotFound). read(2), not a stream: a /proc
+// entry whose process ends while it is read fails with ESRCH, which
+// libstdc++'s filebuf throws.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 
 // fsyncs the directory holding `path`, so that a name just created, renamed
 // or removed in it survives a crash of the machine.

@@ -1,7 +1,6 @@
 #include "common/tls.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -12,11 +11,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <ctime>
 #include <memory>
 #include <utility>
@@ -26,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/errors.h"
 #include "common/files.h"
 
 namespace deja::tls {
@@ -273,30 +271,6 @@ absl::Status Verify(const std::string& cert_pem, const std::string& ca_cert_pem,
 
 namespace {
 
-// The file's content; NotFound when it does not exist.
-absl::StatusOr<std::string> ReadPem(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(path);
-    return absl::InternalError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
-  }
-  std::string content;
-  char buffer[4096];
-  while (true) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return absl::InternalError(absl::StrCat("reading ", path, ": ", std::strerror(err)));
-    }
-    if (n == 0) break;
-    content.append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  return content;
-}
-
 // `pem` at `path`: a key only its owner may read.
 absl::Status WritePem(const std::string& path, const std::string& pem, bool secret) {
   return WriteFileAtomically(path, pem, /*sync=*/true, secret ? 0600 : 0644);
@@ -321,22 +295,18 @@ bool StillGood(const KeyCert& server, const KeyCert& ca, const std::vector<std::
 
 absl::StatusOr<Cluster> LoadOrCreateCluster(const std::string& dir,
                                             const std::vector<std::string>& names) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::InternalError(absl::StrCat("creating ", dir, ": ", std::strerror(errno)));
-  }
-  if (chmod(dir.c_str(), 0700) != 0) {
-    return absl::InternalError(absl::StrCat("chmod 0700 ", dir, ": ", std::strerror(errno)));
-  }
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + dir);
+  if (chmod(dir.c_str(), 0700) != 0) return ErrnoStatus(errno, "chmod 0700 " + dir);
   const std::string ca_cert = absl::StrCat(dir, "/ca.crt");
   const std::string ca_key = absl::StrCat(dir, "/ca.key");
   const std::string server_cert = absl::StrCat(dir, "/server.crt");
   const std::string server_key = absl::StrCat(dir, "/server.key");
 
   Cluster cluster;
-  auto ca_pem = ReadPem(ca_cert);
+  auto ca_pem = ReadWholeFile(ca_cert);
   if (ca_pem.ok()) {
     cluster.ca.cert_pem = *std::move(ca_pem);
-    auto key_pem = ReadPem(ca_key);
+    auto key_pem = ReadWholeFile(ca_key);
     if (key_pem.ok()) {
       cluster.ca.key_pem = *std::move(key_pem);
     } else if (!absl::IsNotFound(key_pem.status())) {
@@ -353,8 +323,8 @@ absl::StatusOr<Cluster> LoadOrCreateCluster(const std::string& dir,
     return ca_pem.status();
   }
 
-  auto cert_pem = ReadPem(server_cert);
-  auto key_pem = ReadPem(server_key);
+  auto cert_pem = ReadWholeFile(server_cert);
+  auto key_pem = ReadWholeFile(server_key);
   if (cert_pem.ok() && key_pem.ok()) {
     cluster.server = {*std::move(key_pem), *std::move(cert_pem)};
     if (StillGood(cluster.server, cluster.ca, names)) return cluster;

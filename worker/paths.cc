@@ -1,16 +1,14 @@
 #include "worker/paths.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/files.h"
 
 namespace deja::worker::paths {
 namespace fs = std::filesystem;
@@ -158,25 +156,8 @@ std::vector<std::string> ListNames(const std::string& dir) {
 }
 
 std::string ReadSmallFile(const std::string& path) {
-  // read(2), not a stream: a /proc entry whose process ends while it is read
-  // fails with ESRCH, which libstdc++'s filebuf throws (std::ios_base::failure
-  // from underflow), and the watchdog reads /proc entries of processes that
-  // come and go.
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string content;
-  char buffer[4096];
-  while (true) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n < 0) content.clear();  // a partial read is no read
-      break;
-    }
-    content.append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  return content;
+  absl::StatusOr<std::string> content = ReadWholeFile(path);
+  return content.ok() ? *std::move(content) : std::string();
 }
 
 }  // namespace deja::worker::paths

@@ -53,12 +53,12 @@ struct Frozen {
   uint64_t start_ticks;
 };
 
-// Whether `pid`, below the watchdog, is a job's: jobs have process groups
-// of their own, while what the worker runs for itself stays in the
-// worker's group, which is the watchdog's (a sanitizer's leak checker
-// ptrace-stops the worker from such a child at exit: stopping or killing
-// it would hang the worker).
-bool IsJobs(pid_t pid) { return getpgid(pid) != getpgrp(); }
+// Whether a process below the watchdog in process group `group` is the
+// worker's own rather than a job's: jobs have process groups of their own,
+// while what the worker runs for itself stays in the worker's group, which
+// is the watchdog's (a sanitizer's leak checker ptrace-stops the worker
+// from such a child at exit: stopping or killing it would hang the worker).
+bool WorkersOwn(pid_t group) { return group == getpgrp(); }
 
 // Stops every job process below the worker (recorded or not) and the
 // orphans of its jobs, which are below the watchdog; returns them. Again
@@ -69,7 +69,7 @@ std::vector<Frozen> Freeze(pid_t worker) {
   for (int round = 0; round < 5; ++round) {
     bool more = false;
     for (pid_t pid : Descendants(getpid())) {
-      if (!seen.insert(pid).second || !IsJobs(pid)) continue;
+      if (!seen.insert(pid).second || WorkersOwn(getpgid(pid))) continue;
       more = true;
       if (kill(pid, SIGSTOP) == 0) frozen.push_back({pid, StartTime(pid)});
     }
@@ -89,12 +89,11 @@ void Thaw(const std::vector<Frozen>& frozen) {
 // watchdog's own: the worker's, and maybe its launcher's). Returns how many
 // processes there were, zombies included.
 size_t KillBelow(pid_t root, bool jobs_only) {
-  const pid_t own_group = getpgrp();
   size_t killed = 0;
   for (pid_t pid : Descendants(root)) {
     const pid_t group = getpgid(pid);
-    if (jobs_only && group == own_group) continue;
-    if (group > 1 && group != own_group) kill(-group, SIGKILL);
+    if (jobs_only && WorkersOwn(group)) continue;
+    if (group > 1 && !WorkersOwn(group)) kill(-group, SIGKILL);
     kill(pid, SIGKILL);
     ++killed;
   }
