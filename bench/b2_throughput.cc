@@ -106,8 +106,9 @@ double RunOnDeja(BenchCluster& cluster, const std::string& project, int n) {
 void RunB2(const Options& options, Report* report) {
   const int n = options.quick ? 50 : 2000;
   const int reps = options.Reps(5, 1);
-  // The scheduler as it starts by default, and with one job sent ahead of a
-  // free slot to each worker (--dispatch_ahead=1).
+  // The scheduler as it starts by default (TLS and tokens on), with one job
+  // sent ahead of a free slot to each worker (--dispatch_ahead=1), and with
+  // TLS and tokens off (--insecure): the cost of security.
   struct Setup {
     std::string label, flag;
     std::unique_ptr<BenchCluster> cluster;
@@ -116,6 +117,7 @@ void RunB2(const Options& options, Report* report) {
   std::vector<Setup> setups;
   setups.push_back({"default", "", nullptr, {}, {}});
   setups.push_back({"`--dispatch_ahead=1`", "--dispatch_ahead=1", nullptr, {}, {}});
+  setups.push_back({"`--insecure` (no TLS, no tokens)", "--insecure", nullptr, {}, {}});
   for (Setup& setup : setups) {
     std::vector<std::string> flags;
     if (!setup.flag.empty()) flags.push_back(setup.flag);
@@ -154,6 +156,16 @@ void RunB2(const Options& options, Report* report) {
          Fmt(Summarize(local_rate), 0, "jobs/s") + " local, 2 in flight", Fmt(r, 2, "×"), "≥ 0.5×",
          r.median >= 0.5});
   }
+  // TLS and tokens on (the default) against off (--insecure), run for run.
+  std::vector<double> security_cost;
+  for (int rep = 0; rep < reps; ++rep) {
+    security_cost.push_back(setups[2].rate[rep] / setups[0].rate[rep]);
+  }
+  const Summary cost = Summarize(security_cost);
+  report->Add({absl::StrCat("B2 ", n, " fresh no-op jobs: TLS and tokens on (default) vs off"),
+               Fmt(Summarize(setups[0].rate), 0, "jobs/s"),
+               Fmt(Summarize(setups[2].rate), 0, "jobs/s") + " `--insecure`",
+               Fmt(cost, 2, "× slower"), "≤ 1.2×", cost.median <= 1.2});
   report->Note(absl::StrCat(
       "**B2.** ", Reps(reps), ": ", n,
       " `/bin/true` jobs with distinct params, "
@@ -161,11 +173,13 @@ void RunB2(const Options& options, Report* report) {
       kSubmitters,
       " client threads, timed from the first submit until "
       "`Stats` counts them all SUCCEEDED (polled every 5 ms); durable commits on, memoization "
-      "on (each success records a memo entry). Two clusters, run one after the other in each "
+      "on (each success records a memo entry). Three clusters, run one after the other in each "
       "repetition: the scheduler with its defaults, where a worker gets a job only when it "
       "has a free slot, so each job waits for one scheduler round trip after the previous "
       "ended; and with `--dispatch_ahead=1`, where each worker holds one job beyond its slot "
-      "and starts it the moment the slot frees. Baseline: the same ",
+      "and starts it the moment the slot frees; and with `--insecure` (plaintext, no tokens), "
+      "against which the default's cost of TLS and tokens is its rate's ratio, run for run "
+      "(≤ 1.2× slower is the target). Baseline: the same ",
       n, " commands run locally by posix_spawn + waitpid, 2 in flight, interleaved."));
 }
 

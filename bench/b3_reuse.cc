@@ -218,6 +218,8 @@ std::string RunSameWorkerNonRoot(const Options& options, const deja::v1::JobSpec
   fs::create_directories(work_dir);
   std::vector<std::string> argv = {"--scheduler=" + cluster.address(), "--work_dir=" + work_dir,
                                    "--slots=1", "--id=" + id, "--advertise=127.0.0.1:0"};
+  std::vector<std::string> security = cluster.access().WorkerFlags(cluster.client());
+  if (!as_root) argv.insert(argv.end(), security.begin(), security.end());
   std::string binary = DEJA_WORKER_BIN;
   if (as_root) {
     // The worker must reach its work dir: the bench's own temp dirs are
@@ -232,6 +234,16 @@ std::string RunSameWorkerNonRoot(const Options& options, const deja::v1::JobSpec
                          "; pick a --tmp_root it can reach"));
     }
     Check(chown(work_dir.c_str(), uid, gid) == 0, "chown " + work_dir);
+    // Its credentials, where it can read them (the scheduler's data dir is
+    // private).
+    for (const auto& [flag, from] :
+         {std::pair{"--tls_ca=", cluster.access().CaFile()},
+          std::pair{"--token_file=", cluster.access().WorkerTokenFile()}}) {
+      const std::string to = work_dir + "/" + fs::path(from).filename().string();
+      fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+      Check(chown(to.c_str(), uid, gid) == 0, "chown " + to);
+      argv.push_back(flag + to);
+    }
     argv.insert(argv.begin(), {"--reuid=" + std::string(kNonRootUser),
                                "--regid=" + std::string(kNonRootGroup), "--clear-groups", binary});
     binary = "/usr/bin/setpriv";

@@ -23,9 +23,9 @@ PipelineRun RunPipeline(BenchCluster& cluster, const std::vector<std::string>& e
                                    DEJA_SOURCE_DIR "/examples/pipeline/pipeline.yaml"};
   args.insert(args.end(), extra.begin(), extra.end());
   const double t0 = Now();
-  auto r = RunCommand(
-      DEJA_CLI_BIN, args,
-      {"DEJA_SCHEDULER=" + cluster.address(), "DEJA_HASH_CACHE=" + cluster.root() + "/hashes"});
+  std::vector<std::string> env = cluster.CliEnv();
+  env.push_back("DEJA_HASH_CACHE=" + cluster.root() + "/hashes");
+  auto r = RunCommand(DEJA_CLI_BIN, args, env);
   PipelineRun run;
   run.seconds = Now() - t0;
   Check(r.exit_code == 0, "deja pipeline run: " + r.out + r.err);

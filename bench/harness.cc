@@ -124,7 +124,8 @@ int WaitForPortFile(const std::string& port_file, absl::Duration timeout, const 
 BenchCluster::BenchCluster(const std::string& root, const std::string& name,
                            std::vector<std::string> scheduler_flags, const std::string& data_dir,
                            absl::Duration start_timeout)
-    : dir_(root, name) {
+    : dir_(root, name),
+      access_(data_dir.empty() ? dir_.path() + "/scheduler-data" : data_dir, scheduler_flags) {
   const std::string port_file = dir_.path() + "/scheduler.port";
   std::vector<std::string> args = {
       "--data_dir=" + (data_dir.empty() ? dir_.path() + "/scheduler-data" : data_dir),
@@ -134,7 +135,9 @@ BenchCluster::BenchCluster(const std::string& root, const std::string& name,
   scheduler_ = std::make_unique<Process>(DEJA_SCHEDULER_BIN, args, dir_.path() + "/scheduler.log");
   port_ = WaitForPortFile(port_file, start_timeout, *scheduler_, dir_.path() + "/scheduler.log");
   start_seconds_ = Now() - t0;
-  client_ = std::make_unique<DejaClient>(address());
+  DejaClientOptions options;
+  options.security = access_.Security();
+  client_ = std::make_unique<DejaClient>(address(), options);
 }
 
 BenchCluster::~BenchCluster() {
@@ -157,12 +160,12 @@ std::string BenchCluster::SchedulerLog() const { return ReadFile(dir_.path() + "
 void BenchCluster::StartWorker(const std::string& id, int slots) {
   const std::string work_dir = dir_.path() + "/worker-" + id;
   fs::create_directories(work_dir);
-  workers_[id] = std::make_unique<Process>(
-      DEJA_WORKER_BIN,
-      std::vector<std::string>{"--scheduler=" + address(), "--work_dir=" + work_dir,
-                               absl::StrCat("--slots=", slots), "--id=" + id,
-                               "--advertise=127.0.0.1:0"},
-      dir_.path() + "/worker-" + id + ".log");
+  std::vector<std::string> args = {"--scheduler=" + address(), "--work_dir=" + work_dir,
+                                   absl::StrCat("--slots=", slots), "--id=" + id,
+                                   "--advertise=127.0.0.1:0"};
+  for (std::string& flag : access_.WorkerFlags(*client_)) args.push_back(std::move(flag));
+  workers_[id] =
+      std::make_unique<Process>(DEJA_WORKER_BIN, args, dir_.path() + "/worker-" + id + ".log");
   Check(workers_[id]->pid() > 0, "could not start worker " + id);
 }
 

@@ -135,6 +135,9 @@ class BenchCluster {
   const std::string& root() const { return dir_.path(); }
   std::string address() const;
   DejaClient& client() { return *client_; }
+  // The environment of a `deja` command run against this cluster.
+  std::vector<std::string> CliEnv() const { return access_.CliEnv(address()); }
+  const deja::testing::SchedulerAccess& access() const { return access_; }
   pid_t scheduler_pid() const { return scheduler_->pid(); }
   double start_seconds() const { return start_seconds_; }
 
@@ -153,6 +156,7 @@ class BenchCluster {
 
  private:
   TempDir dir_;
+  deja::testing::SchedulerAccess access_;
   int port_ = 0;
   double start_seconds_ = 0;
   std::unique_ptr<Process> scheduler_;
@@ -176,7 +180,9 @@ void RunB5(const Options& options, Report* report);
 void RunB6(const Options& options, Report* report);
 
 // Helper modes of the binary (run as separate processes).
-int EchoServerMain(const std::string& port_file);
+// The echo server serves TLS with a certificate of its own CA, made in
+// `tls_dir` (ca.crt is what its client trusts).
+int EchoServerMain(const std::string& port_file, const std::string& tls_dir);
 int TcpReceiverMain(const std::string& dir, const std::string& port_file);
 int GenTreeMain(const std::string& dir, int files, uint64_t total_bytes);
 

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   try {
     if (mode == "run") return RunAll();
     if (mode == "echo_server") {
-      return deja::bench::EchoServerMain(absl::GetFlag(FLAGS_port_file));
+      return deja::bench::EchoServerMain(absl::GetFlag(FLAGS_port_file), absl::GetFlag(FLAGS_dir));
     }
     if (mode == "tcp_recv") {
       return deja::bench::TcpReceiverMain(absl::GetFlag(FLAGS_dir), absl::GetFlag(FLAGS_port_file));

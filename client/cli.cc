@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "client/access_commands.h"
 #include "client/cache_commands.h"
 #include "client/command_context.h"
 #include "client/command_table.h"
@@ -22,9 +23,11 @@ constexpr char kDescription[] =
     "earlier success instead of running again.";
 
 constexpr char kFooter[] =
-    "Every command also takes --scheduler, --json and --timeout.\n"
+    "Every command also takes --scheduler, --json, --timeout, --tls_ca, --token, --token_file "
+    "and --insecure.\n"
     "Environment: DEJA_SCHEDULER is the scheduler address when --scheduler is not given "
-    "(default 127.0.0.1:7070).\n"
+    "(default 127.0.0.1:7070); DEJA_TLS_CA the CA to trust, DEJA_TOKEN or DEJA_TOKEN_FILE the "
+    "token, DEJA_INSECURE=1 plaintext (see docs/security.md).\n"
     "Exit codes: 0 success; 1 error from the scheduler or the connection; 2 usage error; "
     "`deja run` exits with the job's exit code (reused success 0, failure without an exit "
     "code 1, cancelled 130); `deja pipeline run|retry` with 0 when the pipeline succeeded, "
@@ -42,7 +45,9 @@ constexpr char kFooter[] =
     "  deja explain j14\n"
     "  deja pipeline run examples/pipeline/pipeline.yaml --param threshold=0.6\n"
     "  deja pipeline plan examples/pipeline/pipeline.yaml --force-node train\n"
-    "See docs/cli.md, docs/memoization.md and docs/pipelines.md for the full reference.";
+    "  deja token create --project ml --role submitter --description alice\n"
+    "See docs/cli.md, docs/memoization.md, docs/pipelines.md and docs/security.md for the full "
+    "reference.";
 
 void AddGlobalFlags(CLI::App* app, GlobalFlags* global) {
   app->add_option("--scheduler", global->scheduler,
@@ -54,6 +59,18 @@ void AddGlobalFlags(CLI::App* app, GlobalFlags* global) {
                   "Deadline of each request to the scheduler, in seconds (default 30)")
       ->type_name("SECONDS")
       ->check(CLI::PositiveNumber);
+  app->add_option("--tls_ca", global->tls_ca,
+                  "CA certificate (PEM) the scheduler's certificate is checked against (else "
+                  "$DEJA_TLS_CA, else the system's; a scheduler's own is DATA_DIR/tls/ca.crt)")
+      ->type_name("FILE");
+  app->add_option("--token", global->token,
+                  "Token to call the scheduler with (else --token_file, $DEJA_TOKEN, "
+                  "$DEJA_TOKEN_FILE)")
+      ->type_name("TOKEN");
+  app->add_option("--token_file", global->token_file, "File holding the token")->type_name("FILE");
+  app->add_flag("--insecure", global->insecure,
+                "Plaintext, no token: for a scheduler started with --insecure "
+                "(else $DEJA_INSECURE=1)");
 }
 
 }  // namespace
@@ -71,6 +88,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   cli::FileCommands::Register(table);      // get
   cli::CacheCommands::Register(table);     // project cache explain stats
   cli::PipelineCommands::Register(table);  // pipeline
+  cli::AccessCommands::Register(table);    // token audit
   for (CLI::App* command : table.commands()) AddGlobalFlags(command, &global);
 
   try {
@@ -85,7 +103,12 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     err << "deja: no command given; see deja --help\n";
     return cli::kExitUsage;
   }
-  CommandContext context(global, out, err);
+  auto security = cli::ResolveSecurity(global);
+  if (!security.ok()) {
+    err << "deja: " << security.status().message() << "\n";
+    return cli::kExitUsage;
+  }
+  CommandContext context(global, *security, out, err);
   return (*handler)(context);
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/deja_client.h"
 #include "google/protobuf/message.h"
@@ -21,6 +22,10 @@ namespace deja::cli {
 
 inline constexpr char kDefaultScheduler[] = "127.0.0.1:7070";
 inline constexpr char kSchedulerEnv[] = "DEJA_SCHEDULER";
+inline constexpr char kTlsCaEnv[] = "DEJA_TLS_CA";
+inline constexpr char kTokenEnv[] = "DEJA_TOKEN";
+inline constexpr char kTokenFileEnv[] = "DEJA_TOKEN_FILE";
+inline constexpr char kInsecureEnv[] = "DEJA_INSECURE";
 
 // `--scheduler` if given, else $DEJA_SCHEDULER if set and non-empty, else
 // 127.0.0.1:7070.
@@ -36,13 +41,25 @@ struct GlobalFlags {
   std::string scheduler;
   bool json = false;
   double timeout_seconds = 0;  // 0: the default
+  std::string tls_ca;
+  std::string token;
+  std::string token_file;
+  bool insecure = false;
 };
+
+// How to reach the scheduler: --insecure (or $DEJA_INSECURE=1) is
+// plaintext without a token; else TLS trusting --tls_ca (else $DEJA_TLS_CA,
+// else the system's roots), with the token of --token, else --token_file,
+// else $DEJA_TOKEN, else $DEJA_TOKEN_FILE (else none). Errors name the flag
+// or variable whose file cannot be read.
+absl::StatusOr<ClientSecurity> ResolveSecurity(const GlobalFlags& global);
 
 class CommandContext {
  public:
   // `out` and `err` are not owned and must outlive this. Connects to no
   // scheduler yet (DejaClient connects on its first call).
-  CommandContext(const GlobalFlags& global, std::ostream& out, std::ostream& err);
+  CommandContext(const GlobalFlags& global, const ClientSecurity& security, std::ostream& out,
+                 std::ostream& err);
 
   CommandContext(const CommandContext&) = delete;
   CommandContext& operator=(const CommandContext&) = delete;

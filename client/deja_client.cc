@@ -25,7 +25,8 @@ namespace {
 constexpr absl::Duration kInitialBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const ClientSecurity& security) {
   grpc::ChannelArguments args;
   // gRPC's default reconnect backoff grows to 120 s; a client re-watching a
   // restarting scheduler wants to notice it is back within seconds.
@@ -33,7 +34,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   BoundTransferWindow(&args);  // `deja get` of a large output stays small
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(target, MakeChannelCredentials(security), args);
 }
 
 // Where a watch stream ends: nothing follows a terminal job or an ended
@@ -56,11 +57,11 @@ bool IsRetryableWatchError(const absl::Status& status) {
          status.code() == absl::StatusCode::kCancelled;
 }
 
-DejaClient::DejaClient(const std::string& target, DejaClientOptions options)
+DejaClient::DejaClient(const std::string& target, const DejaClientOptions& options)
     : target_(target), blob_rpc_timeout_(options.rpc_timeout), options_(options) {}
 
 DejaClient::DejaClient(std::shared_ptr<grpc::ChannelInterface> channel, std::string target,
-                       DejaClientOptions options)
+                       const DejaClientOptions& options)
     : target_(std::move(target)),
       given_channel_(std::move(channel)),
       blob_rpc_timeout_(options.rpc_timeout),
@@ -71,7 +72,7 @@ DejaClient::DejaClient(std::shared_ptr<grpc::ChannelInterface> channel, std::str
 const DejaClient::Conn& DejaClient::Connection() const {
   absl::call_once(connect_once_, [this] {
     std::shared_ptr<grpc::ChannelInterface> channel =
-        given_channel_ != nullptr ? given_channel_ : MakeChannel(target_);
+        given_channel_ != nullptr ? given_channel_ : MakeChannel(target_, options_.security);
     conn_ = std::unique_ptr<Conn>(new Conn{channel, deja::v1::Scheduler::NewStub(channel),
                                            BlobClient(channel, blob_rpc_timeout_)});
     connected_once_.store(true, std::memory_order_release);
@@ -299,6 +300,32 @@ absl::StatusOr<deja::v1::ProjectSettings> DejaClient::SetProject(
     const deja::v1::SetProjectRequest& request) const {
   return Unary<deja::v1::SetProjectRequest, deja::v1::ProjectSettings>(
       &deja::v1::Scheduler::Stub::SetProject, request);
+}
+
+absl::StatusOr<deja::v1::CreateTokenResponse> DejaClient::CreateToken(
+    const deja::v1::CreateTokenRequest& request) const {
+  return Unary<deja::v1::CreateTokenRequest, deja::v1::CreateTokenResponse>(
+      &deja::v1::Scheduler::Stub::CreateToken, request);
+}
+
+absl::StatusOr<deja::v1::ListTokensResponse> DejaClient::ListTokens(bool include_revoked) const {
+  deja::v1::ListTokensRequest request;
+  request.set_include_revoked(include_revoked);
+  return Unary<deja::v1::ListTokensRequest, deja::v1::ListTokensResponse>(
+      &deja::v1::Scheduler::Stub::ListTokens, request);
+}
+
+absl::StatusOr<deja::v1::Token> DejaClient::RevokeToken(const std::string& id) const {
+  deja::v1::RevokeTokenRequest request;
+  request.set_id(id);
+  return Unary<deja::v1::RevokeTokenRequest, deja::v1::Token>(
+      &deja::v1::Scheduler::Stub::RevokeToken, request);
+}
+
+absl::StatusOr<deja::v1::ListAuditResponse> DejaClient::ListAudit(
+    const deja::v1::ListAuditRequest& request) const {
+  return Unary<deja::v1::ListAuditRequest, deja::v1::ListAuditResponse>(
+      &deja::v1::Scheduler::Stub::ListAudit, request);
 }
 
 absl::StatusOr<std::vector<deja::v1::MemoEntry>> DejaClient::ListMemo(const std::string& project,

@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/blob_client.h"
+#include "common/credentials.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/scheduler.grpc.pb.h"
 
@@ -42,26 +43,30 @@ struct DejaClientOptions {
   // the pipeline calls other than the watch).
   // Watches have no deadline unless stated.
   absl::Duration rpc_timeout = kDefaultRpcTimeout;
+  // How the channel is secured: TLS unless `insecure`, with the token sent
+  // on every call (common/credentials.h).
+  ClientSecurity security;
 };
 
 class DejaClient {
  public:
-  // Connects lazily to `target` ("host:port") over an insecure channel; the
+  // Connects lazily to `target` ("host:port") as options.security says; the
   // constructor never fails, an unreachable scheduler shows up as UNAVAILABLE
   // on the first call. The channel itself, and with it gRPC's threads, is
   // created on the first call that needs it, so a command that never talks
   // to the scheduler (`deja submit --dry-run`) does not start gRPC at all.
-  explicit DejaClient(const std::string& target, DejaClientOptions options = {});
+  explicit DejaClient(const std::string& target, const DejaClientOptions& options = {});
   // Uses an existing channel (e.g. an in-process server in tests). `target` is
   // only used in messages.
   DejaClient(std::shared_ptr<grpc::ChannelInterface> channel, std::string target,
-             DejaClientOptions options = {});
+             const DejaClientOptions& options = {});
 
   DejaClient(const DejaClient&) = delete;
   DejaClient& operator=(const DejaClient&) = delete;
 
   const std::string& target() const { return target_; }
   absl::Duration rpc_timeout() const { return options_.rpc_timeout; }
+  const ClientSecurity& security() const { return options_.security; }
   void set_rpc_timeout(absl::Duration timeout) { options_.rpc_timeout = timeout; }
 
   // Submits `spec` as is (the scheduler normalizes and validates it; an
@@ -125,6 +130,14 @@ class DejaClient {
   // range) on a bad value.
   absl::StatusOr<deja::v1::ProjectSettings> SetProject(
       const deja::v1::SetProjectRequest& request) const;
+
+  // Tokens and the audit log (docs/security.md).
+  absl::StatusOr<deja::v1::CreateTokenResponse> CreateToken(
+      const deja::v1::CreateTokenRequest& request) const;
+  absl::StatusOr<deja::v1::ListTokensResponse> ListTokens(bool include_revoked) const;
+  absl::StatusOr<deja::v1::Token> RevokeToken(const std::string& id) const;
+  absl::StatusOr<deja::v1::ListAuditResponse> ListAudit(
+      const deja::v1::ListAuditRequest& request) const;
 
   // The memo index, oldest first, asked for a page at a time. `project` /
   // `app_name` empty: every one; `limit` 0: no limit.

@@ -111,7 +111,7 @@ std::optional<deja::v1::JobSpec> FileCommands::PrepareSpec(const SpecFlags& flag
   }
   spec->clear_inputs();
   for (deja::v1::InputRef& ref : prepared->refs) *spec->add_inputs() = std::move(ref);
-  if (absl::Status valid = ValidateJobSpec(*spec); !valid.ok()) {
+  if (absl::Status valid = ValidateSpecToSend(*spec); !valid.ok()) {
     *exit_code = context_.UsageError(valid);
     return std::nullopt;
   }

@@ -120,7 +120,8 @@ class Parser {
     spec.set_name(*name_value);
     reader_.Record("name", YamlReader::Line(name->second->value, name->second->line));
 
-    spec.set_project(kDefaultProject);
+    // No project: the scheduler's choice (the token's project, else
+    // "default").
     if (auto it = top.find("project"); it != top.end()) {
       auto value =
           reader_.String(it->second->value, it->second->line, "project", yaml::Subst::kNone);

@@ -30,7 +30,8 @@ absl::Status AddKeyValues(absl::string_view flag, const std::vector<std::string>
 }  // namespace
 
 void AddSpecFlags(CLI::App* app, SpecFlags* flags) {
-  app->add_option("--project", flags->project, "Project of the job (default \"default\")")
+  app->add_option("--project", flags->project,
+                  "Project of the job (default: the token's project, else \"default\")")
       ->type_name("P");
   app->add_option("--name", flags->name, "App name (default: the command's basename)")
       ->type_name("APP");
@@ -156,8 +157,16 @@ absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags,
   spec.set_request_id(flags.request_id.empty() ? RandomRequestId() : flags.request_id);
 
   NormalizeJobSpec(&spec);
-  if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
+  // No --project: the scheduler's choice (the token's project, else
+  // "default").
+  if (flags.project.empty()) spec.clear_project();
+  if (absl::Status s = ValidateSpecToSend(spec); !s.ok()) return s;
   return spec;
+}
+
+absl::Status ValidateSpecToSend(deja::v1::JobSpec spec) {
+  if (spec.project().empty()) spec.set_project(kDefaultProject);
+  return ValidateJobSpec(spec);
 }
 
 std::string RandomRequestId() {

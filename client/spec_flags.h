@@ -65,12 +65,16 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(absl::string_v
                                                                   absl::string_view arg);
 
 // Builds, normalizes (NormalizeJobSpec) and validates (ValidateJobSpec) the
-// spec. request_id is RandomRequestId() unless given. INVALID_ARGUMENT naming
-// the flag or the spec field on bad input (a repeated key is an error).
-// `flags.inputs` is not read here: hashing them is the caller's job
-// (PrepareInputs), which passes the resulting `inputs`.
+// spec, leaving its project empty when --project is not given. request_id is RandomRequestId()
+// unless given. INVALID_ARGUMENT naming the flag or the spec field on bad input (a repeated key is
+// an error). `flags.inputs` is not read here: hashing them is the caller's job (PrepareInputs),
+// which passes the resulting `inputs`.
 absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags,
                                                const std::vector<deja::v1::InputRef>& inputs = {});
+
+// ValidateJobSpec of `spec` as the scheduler sees it: an empty project is
+// the scheduler's to choose (the token's project, else "default").
+absl::Status ValidateSpecToSend(deja::v1::JobSpec spec);
 
 // 16 random lowercase hex characters.
 std::string RandomRequestId();

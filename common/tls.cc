@@ -269,6 +269,18 @@ absl::Status Verify(const std::string& cert_pem, const std::string& ca_cert_pem,
   return absl::OkStatus();
 }
 
+absl::Status CheckPair(const KeyCert& pair) {
+  auto key = ParseKey(pair.key_pem);
+  if (!key.ok()) return key.status();
+  auto cert = ParseCert(pair.cert_pem);
+  if (!cert.ok()) return cert.status();
+  if (X509_check_private_key(cert->get(), key->get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("the key is not the certificate's");
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // `pem` at `path`: a key only its owner may read.
@@ -280,7 +292,7 @@ absl::Status WritePem(const std::string& path, const std::string& pem, bool secr
 // `names`, and not within a tenth of its validity of expiring.
 bool StillGood(const KeyCert& server, const KeyCert& ca, const std::vector<std::string>& names) {
   auto info = Inspect(server.cert_pem);
-  if (!info.ok() || !ParseKey(server.key_pem).ok() ||
+  if (!info.ok() || !CheckPair(server).ok() ||
       !Verify(server.cert_pem, ca.cert_pem, absl::Now()).ok()) {
     ERR_clear_error();
     return false;

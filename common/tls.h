@@ -61,6 +61,10 @@ absl::StatusOr<CertInfo> Inspect(const std::string& cert_pem);
 // `now`: OK, or an error saying why not (OpenSSL's reason).
 absl::Status Verify(const std::string& cert_pem, const std::string& ca_cert_pem, absl::Time now);
 
+// Whether `pair.key_pem` is the key of `pair.cert_pem`: OK, or an error
+// saying which does not parse or that they do not match.
+absl::Status CheckPair(const KeyCert& pair);
+
 // The scheduler's TLS material in `dir` (see above): read, or created on
 // first use. `names` are the names and addresses the scheduler's
 // certificate must carry.

@@ -144,6 +144,12 @@ while :; do
 done
 pass "4 containers healthy (health checks) after $((SECONDS - t0))s"
 
+# TLS and tokens are on: the host's CLI takes the cluster's CA and admin token from the
+# scheduler's volume, as docs/deploy.md says.
+compose exec -T scheduler cat /var/lib/deja/tls/ca.crt >"$work/ca.crt" || abort "no CA in the scheduler"
+compose exec -T scheduler cat /var/lib/deja/admin.token >"$work/admin.token" || abort "no admin token"
+export DEJA_TLS_CA="$work/ca.crt" DEJA_TOKEN_FILE="$work/admin.token"
+
 connected_workers() { deja --json workers 2>/dev/null | jq -r '(.workers // [.])[] | select(.connected) | .worker_id' | sort | xargs; }
 wait_workers() {  # $1: "worker1 worker2 worker3"
   local deadline=$((SECONDS + 90))
@@ -289,5 +295,60 @@ fi
 after="$(deja --json ls --project ct-xfer 2>/dev/null | grep -c .)"
 [ "$after" -gt "$before" ] && [ "$before" -gt 0 ] ||
   fail "jobs listed in ct-xfer: $before before the restart, $after after (plus one new)"
+
+# ------------------------------------- 5. a rogue client: every call without the right is refused
+# With no token, with a reader token of another project, and in plaintext; nothing stored
+# changes, and the scheduler's audit log has every refusal.
+jobs_before="$(deja --json ls 2>/dev/null | grep -c .)"
+other="$(deja token create --project ct-other --role reader --description rogue 2>/dev/null)"
+[ -n "$other" ] || fail "deja token create --project ct-other --role reader"
+target="${src:-j1}"
+rogue_calls=(
+  "submit --project ct-xfer -- sh -c 'echo stolen'"
+  "ls --project ct-xfer"
+  "status $target"
+  "logs $target"
+  "get $target --out $work/stolen"
+  "cancel $target"
+  "explain $target"
+  "cache ls --project ct-xfer"
+  "cache evict --project ct-xfer --app sh"
+  "project set ct-xfer --retention 1"
+  "stats --project ct-xfer"
+  "pipeline ls --project ct-pipeline"
+  "token create --role worker"
+  "token ls"
+  "audit"
+)
+refused=0
+for call in "${rogue_calls[@]}"; do
+  # No token at all: unauthenticated.
+  if (export DEJA_TOKEN_FILE=; eval "deja $call") >"$work/rogue.out" 2>"$work/rogue.err" ||
+     ! grep -q "unauthenticated" "$work/rogue.err"; then
+    fail "no token: deja $call was not refused ($(cat "$work/rogue.err"))"
+  else
+    refused=$((refused + 1))
+  fi
+  # Another project's reader: permission denied.
+  if (export DEJA_TOKEN_FILE= DEJA_TOKEN="$other"; eval "deja $call") >"$work/rogue.out" 2>"$work/rogue.err" ||
+     ! grep -q "permission denied: token t[0-9]* (project ct-other, reader) cannot" "$work/rogue.err"; then
+    fail "reader of ct-other: deja $call was not refused ($(cat "$work/rogue.err"))"
+  else
+    refused=$((refused + 1))
+  fi
+done
+# Plaintext against the TLS port: the handshake fails, nothing is read.
+if deja --insecure ls >"$work/rogue.out" 2>"$work/rogue.err"; then
+  fail "a plaintext client was answered"
+else
+  refused=$((refused + 1))
+fi
+jobs_after="$(deja --json ls 2>/dev/null | grep -c .)"
+denied="$(deja --json audit --denied --limit 1000 | grep -c '"denied":true')"
+if [ "$jobs_after" = "$jobs_before" ] && [ "$denied" -ge $((refused - 1)) ]; then
+  pass "rogue client: $refused calls refused (no token, another project's reader, plaintext); jobs unchanged ($jobs_after); $denied denials in the audit log"
+else
+  fail "rogue client: jobs $jobs_before -> $jobs_after, $denied denials audited for $refused refusals"
+fi
 
 [ "$failures" -eq 0 ]

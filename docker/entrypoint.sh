@@ -9,12 +9,15 @@
 # Environment (every one optional; a flag given as an argument overrides it):
 #   scheduler: DEJA_LISTEN (0.0.0.0:7070), DEJA_DATA_DIR (/var/lib/deja),
 #              DEJA_WORKER_TIMEOUT (10s), DEJA_MAX_ATTEMPTS (3), DEJA_HEARTBEAT_INTERVAL (1s),
-#              DEJA_DISPATCH_AHEAD (0)
+#              DEJA_DISPATCH_AHEAD (0), DEJA_TLS_NAMES (names the scheduler is reached at),
+#              DEJA_WORKER_CREDENTIALS_DIR (where it writes ca.crt and worker.token)
 #   worker:    DEJA_SCHEDULER (scheduler:7070), DEJA_WORK_DIR (/var/lib/deja-worker),
 #              DEJA_SLOTS (the CPUs), DEJA_WORKER_ID (stored in the work dir),
 #              DEJA_ADVERTISE (<this container's IP>:DEJA_PEER_PORT), DEJA_PEER_PORT (7071),
 #              DEJA_PEER_LISTEN, DEJA_CONTENT_STORE, DEJA_CACHE_BYTES, DEJA_SWEEP_INTERVAL,
-#              DEJA_PLATFORM (K=V,K=V)
+#              DEJA_PLATFORM (K=V,K=V), DEJA_CREDENTIALS_DIR (holding ca.crt and worker.token:
+#              --tls_ca and --token_file), or DEJA_TLS_CA and DEJA_TOKEN_FILE
+#   both:      DEJA_INSECURE=1 (plaintext, no tokens: --insecure)
 set -euo pipefail
 
 # Where `health` looks: "HOST PORT" of the daemon this container runs.
@@ -52,6 +55,9 @@ case "${1:-}" in
     [ -n "${DEJA_MAX_ATTEMPTS:-}" ] && args+=(--max_attempts="$DEJA_MAX_ATTEMPTS")
     [ -n "${DEJA_HEARTBEAT_INTERVAL:-}" ] && args+=(--heartbeat_interval="$DEJA_HEARTBEAT_INTERVAL")
     [ -n "${DEJA_DISPATCH_AHEAD:-}" ] && args+=(--dispatch_ahead="$DEJA_DISPATCH_AHEAD")
+    [ -n "${DEJA_TLS_NAMES:-}" ] && args+=(--tls_names="$DEJA_TLS_NAMES")
+    [ -n "${DEJA_WORKER_CREDENTIALS_DIR:-}" ] && args+=(--worker_credentials_dir="$DEJA_WORKER_CREDENTIALS_DIR")
+    [ "${DEJA_INSECURE:-0}" = 1 ] && args+=(--insecure)
     echo "127.0.0.1 $(port_of "$(flag_value listen "$listen" "$@")")" >"$health_file"
     exec deja-scheduler "${args[@]}" "$@"
     ;;
@@ -67,6 +73,13 @@ case "${1:-}" in
     [ -n "${DEJA_CACHE_BYTES:-}" ] && args+=(--cache_bytes="$DEJA_CACHE_BYTES")
     [ -n "${DEJA_SWEEP_INTERVAL:-}" ] && args+=(--sweep_interval="$DEJA_SWEEP_INTERVAL")
     [ -n "${DEJA_PLATFORM:-}" ] && args+=(--platform="$DEJA_PLATFORM")
+    if [ "${DEJA_INSECURE:-0}" = 1 ]; then
+      args+=(--insecure)
+    else
+      creds="${DEJA_CREDENTIALS_DIR:-}"
+      args+=(--tls_ca="${DEJA_TLS_CA:-${creds:+$creds/}ca.crt}"
+             --token_file="${DEJA_TOKEN_FILE:-${creds:+$creds/}worker.token}")
+    fi
     # The peer service listens on --peer_listen, else on the port of --advertise.
     advertise="$(flag_value advertise "$advertise" "$@")"
     peer_listen="$(flag_value peer_listen "${DEJA_PEER_LISTEN:-0.0.0.0:$(port_of "$advertise")}" "$@")"

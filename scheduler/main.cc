@@ -1,16 +1,24 @@
 // deja-scheduler: accepts jobs over gRPC, keeps them and the memo index in
 // RocksDB, and dispatches them to deja-worker daemons.
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/credentials.h"
 #include "common/daemon_flags.h"
+#include "common/files.h"
+#include "common/tls.h"
 #include "scheduler/service/scheduler_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
@@ -38,10 +46,99 @@ ABSL_FLAG(absl::Duration, gc_grace, absl::Hours(1),
           "How long a blob uploaded, or used (found present by a client, referenced by a "
           "submit), is kept whatever refers to it: the time a client may take between "
           "uploading inputs and submitting the job.");
+ABSL_FLAG(bool, insecure, false,
+          "Serve in plaintext and take no tokens: whoever reaches --listen may do anything. "
+          "Only for a single trusted host or a test (the scheduler warns when --listen "
+          "reaches beyond loopback).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "The scheduler's certificate (PEM), from the operator's own CA; with --tls_key and "
+          "--tls_ca. Default: the cluster's own CA and a certificate it issues, created on "
+          "first start in DATA_DIR/tls (clients trust DATA_DIR/tls/ca.crt).");
+ABSL_FLAG(std::string, tls_key, "", "The key of --tls_cert (PEM).");
+ABSL_FLAG(std::string, tls_ca, "",
+          "The CA (PEM) that signed --tls_cert: what clients and workers trust.");
+ABSL_FLAG(std::vector<std::string>, tls_names, {},
+          "More names and addresses clients reach the scheduler at, for the certificate it "
+          "issues itself (comma-separated). It always names localhost, 127.0.0.1, ::1, this "
+          "host's name and --listen's host.");
+ABSL_FLAG(std::string, worker_credentials_dir, "",
+          "If set, the scheduler writes what workers need to join into this directory on "
+          "every start: ca.crt, and worker.token (a worker token, created once and kept while "
+          "in force). For clusters whose workers share a volume with it (Compose).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving (for --listen=...:0).");
 
 namespace {
+
+// The names the certificate the scheduler issues itself carries.
+std::vector<std::string> CertificateNames(const std::string& listen) {
+  std::vector<std::string> names = {"localhost", "127.0.0.1", "::1"};
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') names.emplace_back(host);
+  const std::string listen_host = deja::HostOf(listen);
+  if (!listen_host.empty() && listen_host != "0.0.0.0" && listen_host != "::") {
+    names.push_back(listen_host);
+  }
+  for (const std::string& name : absl::GetFlag(FLAGS_tls_names)) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+// The scheduler's TLS material: the operator's (--tls_cert, --tls_key,
+// --tls_ca), or the cluster's own in DATA_DIR/tls.
+absl::StatusOr<deja::ServerSecurity> SecurityFromFlags(const deja::SchedulerConfig& config) {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  deja::ServerSecurity security;
+  if (absl::GetFlag(FLAGS_insecure)) {
+    if (!cert.empty() || !key.empty() || !ca.empty()) {
+      return absl::InvalidArgumentError(
+          "--insecure: serves plaintext, so --tls_cert, --tls_key and --tls_ca cannot be given");
+    }
+    security.insecure = true;
+    return security;
+  }
+  if (!cert.empty() || !key.empty() || !ca.empty()) {
+    if (cert.empty() || key.empty() || ca.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls_cert, --tls_key and --tls_ca: give all three, or none (the scheduler then "
+          "makes its own in DATA_DIR/tls)");
+    }
+    for (const auto& [flag, path, pem] : {std::tuple{"--tls_cert", cert, &security.server.cert_pem},
+                                          std::tuple{"--tls_key", key, &security.server.key_pem},
+                                          std::tuple{"--tls_ca", ca, &security.client_ca_pem}}) {
+      auto contents = deja::ReadWholeFile(path);
+      if (!contents.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, ": ", contents.status().message()));
+      }
+      *pem = *std::move(contents);
+    }
+    if (absl::Status st = deja::tls::CheckPair(security.server); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--tls_cert, --tls_key: ", st.message()));
+    }
+    if (absl::Status st =
+            deja::tls::Verify(security.server.cert_pem, security.client_ca_pem, absl::Now());
+        !st.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls_cert: not a valid certificate of --tls_ca: ", st.message()));
+    }
+    return security;
+  }
+  std::error_code error;
+  std::filesystem::create_directories(config.data_dir, error);
+  if (error) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--data_dir ", config.data_dir, ": ", error.message()));
+  }
+  auto cluster =
+      deja::tls::LoadOrCreateCluster(config.data_dir + "/tls", CertificateNames(config.listen));
+  if (!cluster.ok()) return cluster.status();
+  security.server = std::move(cluster->server);
+  security.client_ca_pem = std::move(cluster->ca.cert_pem);
+  return security;
+}
 
 absl::StatusOr<deja::SchedulerConfig> ConfigFromFlags() {
   deja::SchedulerConfig config;
@@ -79,6 +176,14 @@ absl::StatusOr<deja::SchedulerConfig> ConfigFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat(
         "--gc_grace ", absl::FormatDuration(config.gc_grace), ": must be at least 1m"));
   }
+  config.worker_credentials_dir = absl::GetFlag(FLAGS_worker_credentials_dir);
+  if (!config.worker_credentials_dir.empty() && absl::GetFlag(FLAGS_insecure)) {
+    return absl::InvalidArgumentError(
+        "--worker_credentials_dir: an --insecure scheduler has no credentials to hand out");
+  }
+  auto security = SecurityFromFlags(config);
+  if (!security.ok()) return security.status();
+  config.security = *std::move(security);
   return config;
 }
 
@@ -91,7 +196,12 @@ int main(int argc, char** argv) {
       "jobs and the memo index in RocksDB under --data_dir, and dispatches work to\n"
       "deja-worker daemons.\n\n"
       "Usage: deja-scheduler --data_dir=DIR [--listen=HOST:PORT] [--worker_timeout=10s]\n"
-      "                      [--max_attempts=3] [--dispatch_ahead=0]");
+      "                      [--max_attempts=3] [--dispatch_ahead=0]\n"
+      "                      [--tls_names=NAME,... | --tls_cert=F --tls_key=F --tls_ca=F |\n"
+      "                       --insecure]\n\n"
+      "Every connection is TLS: on first start the scheduler makes the cluster's CA and its\n"
+      "own certificate in DATA_DIR/tls; clients and workers trust DATA_DIR/tls/ca.crt.\n"
+      "See docs/security.md.");
   auto config = ConfigFromFlags();
   if (!config.ok()) {
     std::fprintf(stderr, "deja-scheduler: %s\n", std::string(config.status().message()).c_str());
@@ -113,6 +223,19 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "deja-scheduler: listening on port %d, data in %s\n", (*server)->port(),
                config->data_dir.c_str());
+  if (config->security.insecure) {
+    std::fprintf(stderr, "deja-scheduler: --insecure: plaintext, no tokens%s\n",
+                 deja::IsLoopback(config->listen)
+                     ? ""
+                     : "; WARNING: --listen reaches beyond loopback, so anyone on the network "
+                       "can run commands on the workers and change what is stored");
+  } else if (absl::GetFlag(FLAGS_tls_cert).empty()) {
+    std::fprintf(stderr, "deja-scheduler: TLS on: clients and workers trust %s/tls/ca.crt\n",
+                 config->data_dir.c_str());
+  } else {
+    std::fprintf(stderr, "deja-scheduler: TLS on: clients and workers trust %s\n",
+                 absl::GetFlag(FLAGS_tls_ca).c_str());
+  }
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     std::string tmp = port_file + ".tmp";
     std::ofstream(tmp) << (*server)->port() << "\n";

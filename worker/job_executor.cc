@@ -41,7 +41,8 @@ JobExecutor::JobExecutor(Options options, Clock* clock, WorkspaceRetention* rete
       puller_(options_.work_dir),
       blob_client_(std::make_unique<BlobClient>(
           grpc::CreateCustomChannel(options_.content_store_address,
-                                    grpc::InsecureChannelCredentials(), WorkerChannelArgs()),
+                                    MakeChannelCredentials(options_.content_store_security),
+                                    WorkerChannelArgs()),
           absl::Seconds(30), StoreRetryPolicy())) {}
 
 RetryPolicy JobExecutor::StoreRetryPolicy() {

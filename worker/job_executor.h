@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "common/blob_client.h"
 #include "common/clock.h"
+#include "common/credentials.h"
 #include "common/manifest.h"
 #include "deja/v1/worker.pb.h"
 #include "worker/blob_cache.h"
@@ -52,6 +53,7 @@ class JobExecutor {
     std::string worker_id;
     uint32_t slots = 1;
     std::string content_store_address;
+    ClientSecurity content_store_security;
     uint64_t cache_bytes = 0;
     absl::Duration cancel_grace = absl::Seconds(2);
     // Content store calls are retried this long while it is unreachable.

@@ -18,7 +18,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "common/credentials.h"
 #include "common/daemon_flags.h"
+#include "common/files.h"
 #include "worker/paths.h"
 #include "worker/platform_flags.h"
 #include "worker/watchdog.h"
@@ -35,6 +37,16 @@ int32_t DefaultSlots() {
 }  // namespace
 
 ABSL_FLAG(std::string, scheduler, "127.0.0.1:7070", "Address (host:port) of the deja-scheduler.");
+ABSL_FLAG(std::string, tls_ca, "",
+          "The CA certificate (PEM) the scheduler's certificate is checked against: the "
+          "scheduler's DATA_DIR/tls/ca.crt, or the operator's --tls_ca. Required unless "
+          "--insecure.");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the worker token (`deja token create --role worker`), sent to the "
+          "scheduler and the content store. Required unless --insecure.");
+ABSL_FLAG(bool, insecure, false,
+          "Dial the scheduler in plaintext without a token: for a scheduler started with "
+          "--insecure.");
 ABSL_FLAG(std::string, work_dir, "",
           "Required. Directory holding job workspaces (jobs/<job_id>/) and worker metadata. "
           "One deja-worker at a time (it is locked: meta/lock).");
@@ -143,6 +155,35 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
         absl::StrCat("--peer_listen: ", listen_port.status().message()));
   }
 
+  config.scheduler_security.insecure = absl::GetFlag(FLAGS_insecure);
+  const std::string tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  const std::string token_file = absl::GetFlag(FLAGS_token_file);
+  if (config.scheduler_security.insecure) {
+    if (!tls_ca.empty() || !token_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--insecure: dials in plaintext, so --tls_ca and --token_file cannot be given");
+    }
+  } else {
+    if (tls_ca.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls_ca: required (the scheduler's DATA_DIR/tls/ca.crt), unless the scheduler "
+          "runs with --insecure and so does this worker");
+    }
+    auto ca = deja::ReadWholeFile(tls_ca);
+    if (!ca.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--tls_ca: ", ca.status().message()));
+    config.scheduler_security.ca_pem = *std::move(ca);
+    if (token_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--token_file: required (a worker token: `deja token create --role worker`), unless "
+          "the scheduler runs with --insecure and so does this worker");
+    }
+    auto token = deja::ReadTokenFile(token_file);
+    if (!token.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--token_file: ", token.status().message()));
+    }
+    config.scheduler_security.token = *std::move(token);
+  }
   config.content_store_address = absl::GetFlag(FLAGS_content_store);
   if (config.content_store_address.empty()) {
     config.content_store_address = config.scheduler_address;
@@ -191,6 +232,7 @@ int main(int argc, char** argv) {
       "(deja-watchdog): it passes its signals on to the worker, its child, and kills the\n"
       "worker's jobs if the worker dies or is cut off from the scheduler (docs/worker.md).\n"
       "Usage: deja-worker --work_dir=DIR [--scheduler=HOST:PORT] [--slots=N] [--id=ID]\n"
+      "                   (--tls_ca=FILE --token_file=FILE | --insecure)\n"
       "                   [--advertise=HOST:PORT] [--peer_listen=HOST:PORT]\n"
       "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--sweep_interval=D]\n"
       "                   [--min_free_disk=N] [--store_retry_for=D]\n"

@@ -119,7 +119,8 @@ absl::Status SchedulerSession::RunStream(bool* registered) {
   // refused connection fails at once instead of waiting out the deadline.
   if (Ending()) return absl::CancelledError("stopping");
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      options_.scheduler_address, grpc::InsecureChannelCredentials(), WorkerChannelArgs());
+      options_.scheduler_address, MakeChannelCredentials(options_.scheduler_security),
+      WorkerChannelArgs());
   if (absl::Status st = Connect(channel.get()); !st.ok()) return st;
   auto stub = deja::v1::WorkerService::NewStub(channel);
 

@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/credentials.h"
 #include "deja/v1/worker.grpc.pb.h"
 
 namespace deja::worker {
@@ -64,6 +65,7 @@ class SchedulerSession {
  public:
   struct Options {
     std::string scheduler_address;
+    ClientSecurity scheduler_security;
     absl::Duration connect_timeout = absl::Seconds(5);
     absl::Duration initial_backoff = absl::Milliseconds(100);
     absl::Duration max_backoff = absl::Seconds(5);

@@ -28,6 +28,7 @@ JobExecutor::Options ExecutorOptions(const WorkerConfig& config, const Contact* 
   options.worker_id = config.worker_id;
   options.slots = config.slots;
   options.content_store_address = config.content_store_address;
+  options.content_store_security = config.scheduler_security;
   options.cache_bytes = config.cache_bytes;
   options.cancel_grace = config.cancel_grace;
   options.store_retry_for = config.store_retry_for;
@@ -51,6 +52,7 @@ DiskPolicy WorkDirDiskPolicy(const WorkerConfig& config) {
 SchedulerSession::Options SessionOptions(const WorkerConfig& config) {
   SchedulerSession::Options options;
   options.scheduler_address = config.scheduler_address;
+  options.scheduler_security = config.scheduler_security;
   options.connect_timeout = config.connect_timeout;
   options.initial_backoff = config.initial_backoff;
   options.max_backoff = config.max_backoff;

@@ -52,6 +52,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/credentials.h"
 #include "deja/v1/worker.pb.h"
 #include "worker/job_executor.h"
 #include "worker/job_runner.h"
@@ -77,6 +78,9 @@ struct WorkerConfig {
   std::map<std::string, std::string> platform;  // includes os and arch
   // The content store (inputs are fetched from it, outputs uploaded to it).
   std::string content_store_address = "127.0.0.1:7070";
+  // How the scheduler and the content store are dialed
+  // (common/credentials.h): TLS with the worker's token unless insecure.
+  ClientSecurity scheduler_security;
   // Bound of the blob cache (<work_dir>/cache/blobs).
   uint64_t cache_bytes = uint64_t{10} << 30;
   // Where the peer service listens (HOST:PORT, port 0 = any free port).

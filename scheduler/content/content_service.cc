@@ -11,6 +11,7 @@
 #include "common/blob_client.h"
 #include "common/errors.h"
 #include "common/grpc_status.h"
+#include "scheduler/access/call_auth.h"
 
 namespace deja {
 namespace {
@@ -21,11 +22,23 @@ grpc::Status Invalid(const std::string& message) {
 
 }  // namespace
 
-ContentService::ContentService(BlobStore* store) : store_(store) {}
+ContentService::ContentService(BlobStore* store, AccessControl* access)
+    : store_(store), access_(access) {}
 
-grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* /*context*/,
+absl::Status ContentService::Admit(const grpc::ServerContext& context, const char* method,
+                                   Right user_right) const {
+  auto caller = Authenticate(access_, context, method);
+  if (!caller.ok()) return caller.status();
+  const Right right = caller->principal.role == deja::v1::WORKER ? Right::kWorker : user_right;
+  return access_->Authorize(*caller, right, caller->principal.project);
+}
+
+grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* context,
                                               const deja::v1::FindMissingBlobsRequest* request,
                                               deja::v1::FindMissingBlobsResponse* response) {
+  if (absl::Status s = Admit(*context, "FindMissingBlobs", Right::kSubmit); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->blobs_size() > kMaxFindMissing) {
     return Invalid(absl::StrCat("blobs: too many (", request->blobs_size(), ", at most ",
                                 kMaxFindMissing, " per request)"));
@@ -45,6 +58,7 @@ grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* /*context*/,
 grpc::Status ContentService::Upload(grpc::ServerContext* context,
                                     grpc::ServerReader<deja::v1::UploadChunk>* reader,
                                     deja::v1::UploadResponse* response) {
+  if (absl::Status s = Admit(*context, "Upload", Right::kSubmit); !s.ok()) return ToGrpcStatus(s);
   deja::v1::UploadChunk chunk;
   if (!reader->Read(&chunk)) {
     if (context->IsCancelled()) {
@@ -87,6 +101,7 @@ grpc::Status ContentService::Upload(grpc::ServerContext* context,
 grpc::Status ContentService::Download(grpc::ServerContext* context,
                                       const deja::v1::DownloadRequest* request,
                                       grpc::ServerWriter<deja::v1::DownloadChunk>* writer) {
+  if (absl::Status s = Admit(*context, "Download", Right::kRead); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<int> fd = store_->OpenForRead(request->digest());
   if (!fd.ok()) return ToGrpcStatus(fd.status());
   // Closes the blob file on every return.

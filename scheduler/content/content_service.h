@@ -37,6 +37,7 @@
 #include <cstdint>
 
 #include "deja/v1/content.grpc.pb.h"
+#include "scheduler/access/access_control.h"
 #include "scheduler/content/blob_store.h"
 
 namespace deja {
@@ -49,7 +50,10 @@ inline constexpr int kMaxFindMissing = 100'000;
 
 class ContentService final : public deja::v1::ContentStore::Service {
  public:
-  explicit ContentService(BlobStore* store);
+  // Every call is admitted by `access` (scheduler/access): a worker token,
+  // or a token that may submit (FindMissingBlobs, Upload) or read
+  // (Download) on its project. Both must outlive this.
+  ContentService(BlobStore* store, AccessControl* access);
 
   grpc::Status FindMissingBlobs(grpc::ServerContext* context,
                                 const deja::v1::FindMissingBlobsRequest* request,
@@ -61,7 +65,12 @@ class ContentService final : public deja::v1::ContentStore::Service {
                         grpc::ServerWriter<deja::v1::DownloadChunk>* writer) override;
 
  private:
-  BlobStore* const store_;  // not owned
+  // OK when the caller is a worker, or holds `user_right`.
+  absl::Status Admit(const grpc::ServerContext& context, const char* method,
+                     Right user_right) const;
+
+  BlobStore* const store_;       // not owned
+  AccessControl* const access_;  // not owned
 };
 
 }  // namespace deja

@@ -9,10 +9,13 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/bytes.h"
+#include "common/files.h"
 #include "common/transfer_window.h"
+#include "scheduler/access/access_control.h"
 #include "scheduler/content/blob_store.h"
 #include "scheduler/content/content_service.h"
 #include "scheduler/service/blob_collector.h"
@@ -53,21 +56,23 @@ class ServerImpl final : public SchedulerServer {
         store_(std::move(store)),
         blobs_(std::move(blobs)),
         blob_index_(blobs_.get()),
-        content_(blobs_.get()),
+        access_(store_.get(), clock, !config.security.insecure),
+        content_(blobs_.get(), &access_),
         loop_(config.tick, config.core, clock, store_.get(), blobs_.get(), &blob_index_),
         collector_(blobs_.get(), store_.get(), clock, config.gc_grace),
-        scheduler_service_(&loop_, &collector_),
-        worker_service_(&loop_) {}
+        scheduler_service_(&loop_, &access_, &collector_),
+        worker_service_(&loop_, &access_) {}
 
   ~ServerImpl() override { Shutdown(); }
 
   absl::Status Init() {
     if (auto s = loop_.Load(); !s.ok()) return s;
     std::fprintf(stderr, "deja-scheduler: restored state from %s\n", config_.data_dir.c_str());
+    if (absl::Status s = InitAccess(); !s.ok()) return s;
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(config_.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(config_.listen, MakeServerCredentials(config_.security), &port_);
     builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
     builder.SetMaxSendMessageSize(kMaxMessageBytes);
     BoundTransferWindow(&builder);  // uploads stay small whatever the blob size
@@ -113,6 +118,47 @@ class ServerImpl final : public SchedulerServer {
   }
 
  private:
+  // Tokens: the first admin token (DATA_DIR/admin.token), and the worker
+  // credentials exported for workers to enroll with.
+  absl::Status InitAccess() {
+    if (config_.security.insecure) return absl::OkStatus();
+    if (absl::Status s = access_.Load(); !s.ok()) return s;
+    const std::string admin_file = config_.data_dir + "/admin.token";
+    auto admin = access_.EnsureAdminToken();
+    if (!admin.ok()) return admin.status();
+    if (admin->has_value()) {
+      if (absl::Status s = WriteFileAtomically(admin_file, **admin + "\n", /*sync=*/true, 0600);
+          !s.ok()) {
+        return s;
+      }
+      std::fprintf(stderr, "deja-scheduler: a new admin token (every project) is in %s\n",
+                   admin_file.c_str());
+    } else {
+      std::fprintf(stderr, "deja-scheduler: tokens on; the first admin token was written to %s\n",
+                   admin_file.c_str());
+    }
+    const std::string& dir = config_.worker_credentials_dir;
+    if (dir.empty()) return absl::OkStatus();
+    const std::string token_file = dir + "/worker.token";
+    auto current = ReadWholeFile(token_file);
+    auto token = access_.EnsureWorkerToken(
+        current.ok() ? std::string(absl::StripAsciiWhitespace(*current)) : std::string(),
+        absl::StrCat("exported to ", dir, " for workers to enroll with"));
+    if (!token.ok()) return token.status();
+    if (absl::Status s = WriteFileAtomically(token_file, *token + "\n", /*sync=*/true, 0600);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = WriteFileAtomically(dir + "/ca.crt", config_.security.client_ca_pem,
+                                             /*sync=*/true, 0644);
+        !s.ok()) {
+      return s;
+    }
+    std::fprintf(stderr, "deja-scheduler: worker credentials in %s (ca.crt, worker.token)\n",
+                 dir.c_str());
+    return absl::OkStatus();
+  }
+
   // Collects every gc_interval (the first time after a minute at most)
   // until the server shuts down.
   void CollectorThread() {
@@ -139,11 +185,12 @@ class ServerImpl final : public SchedulerServer {
 
   // Constant after construction.
   const SchedulerConfig config_;
-  // Written on the loop thread only (records), and by the content service
-  // (blob metadata, thread-safe).
+  // Written on the loop thread only (records), by the content service
+  // (blob metadata) and by access control (tokens, audit), thread-safe.
   const std::unique_ptr<RocksStore> store_;
   const std::unique_ptr<BlobStore> blobs_;  // thread-safe
   ContentBlobIndex blob_index_;
+  AccessControl access_;    // thread-safe
   ContentService content_;  // sync handlers on gRPC's thread pool
   SchedulerLoop loop_;
   BlobCollector collector_;  // thread-safe

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/credentials.h"
 #include "scheduler/core/scheduler_core.h"
 
 namespace deja {
@@ -42,6 +43,11 @@ struct SchedulerConfig {
   // it.
   absl::Duration gc_interval = absl::Hours(1);
   absl::Duration gc_grace = absl::Hours(1);
+  // How it listens (common/credentials.h): TLS and tokens unless insecure.
+  ServerSecurity security;
+  // If set, where the scheduler writes what workers enroll with on every
+  // start: ca.crt and worker.token (a worker token, kept while in force).
+  std::string worker_credentials_dir;
 };
 
 class SchedulerServer {

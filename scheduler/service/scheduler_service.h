@@ -9,6 +9,12 @@
 // The pipeline RPCs are in pipeline_rpcs.cc (one class, two files: the job
 // and the pipeline halves of the service change for different reasons).
 //
+// Every call is admitted first (scheduler/access): its token is checked on
+// the gRPC thread, with the right the call needs on the project it names;
+// a call naming a job or a pipeline has that one's project checked on the
+// loop, once it is looked up. A call naming no project (a list, stats) is
+// of the caller's own project when its token has one.
+//
 // Thread-safety: thread-safe (reactions only post). `loop` must outlive it.
 #ifndef DEJA_SCHEDULER_SERVICE_SCHEDULER_SERVICE_H_
 #define DEJA_SCHEDULER_SERVICE_SCHEDULER_SERVICE_H_
@@ -16,9 +22,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <functional>
+#include <optional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "deja/v1/scheduler.grpc.pb.h"
+#include "scheduler/access/call_auth.h"
 #include "scheduler/service/blob_collector.h"
 #include "scheduler/service/scheduler_loop.h"
 
@@ -28,8 +37,9 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
  public:
   // `collector` (may be null: Stats then has no content store figures) as
   // the loop, not owned.
-  explicit SchedulerService(SchedulerLoop* loop, const BlobCollector* collector = nullptr)
-      : loop_(loop), collector_(collector) {}
+  SchedulerService(SchedulerLoop* loop, AccessControl* access,
+                   const BlobCollector* collector = nullptr)
+      : loop_(loop), access_(access), collector_(collector) {}
 
   // Jobs, workers, projects, memo (scheduler_service.cc).
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
@@ -99,13 +109,44 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
   grpc::ServerWriteReactor<deja::v1::Pipeline>* WatchPipeline(
       grpc::CallbackServerContext* ctx, const deja::v1::GetPipelineRequest* request) override;
 
+  // Tokens and the audit log (access_rpcs.cc).
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx,
+                                        const deja::v1::CreateTokenRequest* request,
+                                        deja::v1::CreateTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ListTokens(grpc::CallbackServerContext* ctx,
+                                       const deja::v1::ListTokensRequest* request,
+                                       deja::v1::ListTokensResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx,
+                                        const deja::v1::RevokeTokenRequest* request,
+                                        deja::v1::Token* response) override;
+  grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* ctx,
+                                      const deja::v1::ListAuditRequest* request,
+                                      deja::v1::ListAuditResponse* response) override;
+
  private:
-  // A unary call: `fn` runs on the loop and its status finishes the call
-  // after the round's commit.
-  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
-                                  std::function<absl::Status()> fn);
+  // The project a call is admitted on, given its caller; nullopt: on some
+  // project (the call names a job or pipeline, whose project is checked on
+  // the loop).
+  using ProjectOf = std::function<std::optional<std::string>(const Caller&)>;
+  static ProjectOf Named(std::string project) {
+    return [project = std::move(project)](const Caller&) { return project; };
+  }
+  static std::optional<std::string> Looked(const Caller&) { return std::nullopt; }
+
+  // A unary call `method`, admitted for `right` on `project_of(caller)`:
+  // `fn` runs on the loop with the caller, and its status finishes the call
+  // after the round's commit. A refused call finishes at once.
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const char* method, Right right,
+                                  const ProjectOf& project_of,
+                                  std::function<absl::Status(const Caller&)> fn);
+  // On the loop: whether `caller` holds `right` on the project of job
+  // `job_id` (NOT_FOUND when there is no such job).
+  absl::Status AdmitJob(const Caller& caller, Right right, const std::string& job_id) const;
+  absl::Status AdmitPipeline(const Caller& caller, Right right,
+                             const std::string& pipeline_id) const;
 
   SchedulerLoop* const loop_;
+  AccessControl* const access_;
   const BlobCollector* const collector_;
   // ListJobFiles' last manifest read: paging through it parses it once.
   // Used on the loop thread only.

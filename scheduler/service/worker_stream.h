@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "deja/v1/worker.grpc.pb.h"
+#include "scheduler/access/call_auth.h"
 #include "scheduler/service/scheduler_loop.h"
 
 namespace deja {
@@ -37,17 +38,26 @@ class WorkerStream
   bool registered_ = false;  // only touched by OnReadDone, which never overlaps itself
 };
 
-// The WorkerService: Connect opens a WorkerStream. `loop` must outlive it.
+// The WorkerService: Connect opens a WorkerStream for a worker token (any
+// other caller is refused: scheduler/access). `loop` and `access` must
+// outlive it.
 class WorkerConnectService final : public deja::v1::WorkerService::CallbackService {
  public:
-  explicit WorkerConnectService(SchedulerLoop* loop) : loop_(loop) {}
+  WorkerConnectService(SchedulerLoop* loop, AccessControl* access) : loop_(loop), access_(access) {}
   grpc::ServerBidiReactor<deja::v1::WorkerMessage, deja::v1::SchedulerMessage>* Connect(
-      grpc::CallbackServerContext* /*ctx*/) override {
+      grpc::CallbackServerContext* ctx) override {
+    auto caller = Admit(access_, *ctx, "Connect", Right::kWorker, std::nullopt);
+    if (!caller.ok()) {
+      return new Refused<
+          grpc::ServerBidiReactor<deja::v1::WorkerMessage, deja::v1::SchedulerMessage>>(
+          caller.status());
+    }
     return new WorkerStream(loop_);
   }
 
  private:
   SchedulerLoop* const loop_;
+  AccessControl* const access_;
 };
 
 }  // namespace deja

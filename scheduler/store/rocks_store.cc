@@ -361,6 +361,56 @@ absl::Status RocksStore::ScanBlobMetas(
   return FromRocks(it->status(), "scan blob records");
 }
 
+absl::Status RocksStore::PutToken(const deja::v1::TokenRecord& record) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(
+      db_->Put(sync, handles_[schema::kTokens], record.token().id(), record.SerializeAsString()),
+      "write token " + record.token().id());
+}
+
+absl::Status RocksStore::ScanTokens(
+    const std::function<void(const deja::v1::TokenRecord&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kTokens]));
+  deja::v1::TokenRecord record;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (absl::Status s = Parse(it->value(), &record, "token record"); !s.ok()) return s;
+    visit(record);
+  }
+  return FromRocks(it->status(), "scan tokens");
+}
+
+absl::Status RocksStore::AppendAudit(const deja::v1::AuditEvent& event, uint64_t drop_seq,
+                                     bool durable) {
+  rocksdb::WriteBatch batch;
+  rocksdb::ColumnFamilyHandle* audit = handles_[schema::kAudit];
+  if (auto s = FromRocks(batch.Put(audit, schema::AuditKey(event.seq()), event.SerializeAsString()),
+                         "batch an audit event");
+      !s.ok()) {
+    return s;
+  }
+  if (drop_seq != 0) {
+    if (auto s = FromRocks(batch.Delete(audit, schema::AuditKey(drop_seq)), "batch an audit drop");
+        !s.ok()) {
+      return s;
+    }
+  }
+  rocksdb::WriteOptions options;
+  options.sync = durable;
+  return FromRocks(db_->Write(options, &batch), "write an audit event");
+}
+
+absl::Status RocksStore::ScanAudit(
+    const std::function<bool(const deja::v1::AuditEvent&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kAudit]));
+  deja::v1::AuditEvent event;
+  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    if (absl::Status s = Parse(it->value(), &event, "audit event"); !s.ok()) return s;
+    if (!visit(event)) break;
+  }
+  return FromRocks(it->status(), "scan the audit log");
+}
+
 absl::Status RocksStore::CompactAll() {
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;

@@ -38,6 +38,7 @@
 #include "deja/v1/content.pb.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/scheduler.pb.h"
+#include "scheduler/access/access_store.h"
 #include "scheduler/content/blob_metadata_store.h"
 #include "scheduler/core/effects.h"
 #include "scheduler/core/store_reader.h"
@@ -50,7 +51,7 @@ class ColumnFamilyHandle;
 
 namespace deja {
 
-class RocksStore final : public StoreReader, public BlobMetadataStore {
+class RocksStore final : public StoreReader, public BlobMetadataStore, public AccessStore {
  public:
   static constexpr size_t kBlockCacheBytes = 64 << 20;
 
@@ -101,6 +102,15 @@ class RocksStore final : public StoreReader, public BlobMetadataStore {
   absl::Status ScanBlobMetas(
       const std::function<bool(const std::string& digest, const deja::v1::BlobMeta& meta)>& visit)
       const override;
+
+  // AccessStore ("tokens" and "audit" families; thread-safe).
+  absl::Status PutToken(const deja::v1::TokenRecord& record) override;
+  absl::Status ScanTokens(
+      const std::function<void(const deja::v1::TokenRecord&)>& visit) const override;
+  absl::Status AppendAudit(const deja::v1::AuditEvent& event, uint64_t drop_seq,
+                           bool durable) override;
+  absl::Status ScanAudit(
+      const std::function<bool(const deja::v1::AuditEvent&)>& visit) const override;
 
  private:
   RocksStore() = default;

@@ -4,7 +4,7 @@ namespace deja::schema {
 
 const std::vector<std::string>& ColumnFamilyNames() {
   static const auto* names = new std::vector<std::string>{
-      "default", "jobs", "memo", "settings", "blobs", "pipelines", "requests"};
+      "default", "jobs", "memo", "settings", "blobs", "pipelines", "requests", "tokens", "audit"};
   return *names;
 }
 

@@ -13,9 +13,14 @@
 //   blobs          blob digest (32 hex)             deja.v1.BlobMeta
 //   pipelines      pipeline seq, 8 bytes big-endian deja.v1.Pipeline
 //   requests       project \0 request_id            job seq, 8 bytes big-endian
+//   tokens         token id ("t3")                  deja.v1.TokenRecord
+//   audit          event seq, 8 bytes big-endian    deja.v1.AuditEvent
 //
 // Blob bytes live in files beside the database (scheduler/content).
-// Column families are opened in exactly this order; new ones are appended.
+// Column families are opened in exactly this order; new ones are appended
+// (`tokens` and `audit` came with access control, issue 13: a store
+// without them gets them empty; an older build cannot open a store that has
+// them).
 // Changing an encoding bumps kSchemaVersion; a store with another version
 // is refused at open with FAILED_PRECONDITION, except the upgrades below.
 //
@@ -51,7 +56,9 @@ enum ColumnFamily : int {
   kSettings = 3,
   kBlobs = 4,
   kPipelines = 5,
-  kRequests = 6
+  kRequests = 6,
+  kTokens = 7,
+  kAudit = 8
 };
 
 // Names in ColumnFamily order.
@@ -62,6 +69,7 @@ inline constexpr char kProjectPrefix[] = "project/";
 // Job and pipeline keys sort by sequence number, i.e. by submission order.
 std::string JobKey(uint64_t seq);
 inline std::string PipelineKey(uint64_t seq) { return JobKey(seq); }
+inline std::string AuditKey(uint64_t seq) { return JobKey(seq); }
 // The memo key is deja::MemoId(project, job_hash) (scheduler/core/keys.h);
 // the requests key is deja::RequestKey(project, request_id).
 // Inverse of JobKey; 0 for a key that is not 8 bytes.

@@ -53,7 +53,7 @@ class CliContentTest : public ::testing::Test {
 
   CliResult Deja(std::vector<std::string> args) {
     // Global flags go before the command so that `--` stays last.
-    args.insert(args.begin(), {"--scheduler", server_.address()});
+    args.insert(args.begin(), {"--scheduler", server_.address(), "--insecure"});
     return RunDeja(std::move(args));
   }
 

@@ -81,7 +81,7 @@ TEST(SubmitFlagsTest, RepeatedFlagTakesOneValueEach) {
 
 TEST(SubmitFlagsTest, DefaultsAndRandomRequestId) {
   deja::v1::JobSpec first = DryRun({"--", "/usr/bin/Echo", "hi"});
-  EXPECT_EQ(first.project(), "default");
+  EXPECT_EQ(first.project(), "");  // the scheduler's: the token's project, else "default"
   EXPECT_EQ(first.app().name(), "echo");
   EXPECT_EQ(first.memoization(), deja::v1::MEMOIZATION_INHERIT);
   EXPECT_FALSE(first.app().has_reuse());

@@ -26,7 +26,8 @@ class LazyChannelDeathTest : public ::testing::Test {
 TEST_F(LazyChannelDeathTest, ConstructingStartsNothingTheFirstCallConnects) {
   EXPECT_EXIT(
       {
-        DejaClient client("127.0.0.1:1", DejaClientOptions{.rpc_timeout = absl::Seconds(5)});
+        DejaClient client("127.0.0.1:1",
+                          DejaClientOptions{.rpc_timeout = absl::Seconds(5), .security = {}});
         const bool started_by_constructor = grpc_is_initialized() != 0;
         const bool connected_before = client.Connected();
         absl::StatusOr<deja::v1::Job> job = client.GetJob("j1");

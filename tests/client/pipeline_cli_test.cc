@@ -462,9 +462,15 @@ class PipelineCliTest : public ::testing::Test {
   }
 
   std::string Address() const { return server_.address(); }
+  // The fake scheduler serves plaintext.
+  static DejaClientOptions InsecureOptions() {
+    DejaClientOptions options;
+    options.security.insecure = true;
+    return options;
+  }
   std::string File() const { return (dir_ / "pipeline.yaml").string(); }
   CliResult Deja(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--scheduler", Address()});
+    args.insert(args.begin(), {"--scheduler", Address(), "--insecure"});
     return RunDeja(std::move(args));
   }
 
@@ -640,7 +646,7 @@ TEST_F(PipelineCliTest, StatusListCancelAndRetry) {
 }
 
 TEST_F(PipelineCliTest, LiveViewRedrawsAndEndsWithTheResult) {
-  DejaClient client(Address());
+  DejaClient client(Address(), InsecureOptions());
   std::ostringstream out, err;
   PipelineCommandOptions options;
   options.live = true;
@@ -666,7 +672,7 @@ TEST_F(PipelineCliTest, LiveViewRedrawsAndEndsWithTheResult) {
 
 TEST_F(PipelineCliTest, LiveViewMakesRoomForALostWatchAndShowsAFailure) {
   fake_.SetPipelineScript(Script(/*fail=*/true), /*break_after=*/2);
-  DejaClient client(Address());
+  DejaClient client(Address(), InsecureOptions());
   std::ostringstream out, err;
   PipelineCommandOptions options;
   options.live = true;

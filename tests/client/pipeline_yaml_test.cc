@@ -204,7 +204,6 @@ nodes:
   ASSERT_TRUE(file.ok()) << file.status();
   ExpectSpec(file->spec, R"pb(
     name: "tiny"
-    project: "default"
     reuse: true
     source: "pipe.yaml"
     nodes {

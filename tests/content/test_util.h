@@ -54,7 +54,7 @@ class ContentServer {
     auto store = BlobStore::Open(dir + "/blobs", meta_.get());
     EXPECT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    service_ = std::make_unique<ContentService>(store_.get());
+    service_ = std::make_unique<ContentService>(store_.get(), &open_access_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(service_.get());
@@ -94,6 +94,7 @@ class ContentServer {
  private:
   std::unique_ptr<RocksStore> meta_;
   std::unique_ptr<BlobStore> store_;
+  AccessControl open_access_{nullptr, nullptr, /*enabled=*/false};  // no tokens
   std::unique_ptr<ContentService> service_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;

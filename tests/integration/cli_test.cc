@@ -21,7 +21,7 @@ class CliTest : public ::testing::Test {
     ASSERT_TRUE(cluster_->WaitForWorkers(1));
   }
   CommandResult Deja(std::vector<std::string> args) {
-    return RunCommand(DEJA_CLI_BIN, args, {"DEJA_SCHEDULER=" + cluster_->address()});
+    return RunCommand(DEJA_CLI_BIN, args, cluster_->CliEnv());
   }
   // The job id a submit printed first.
   static std::string FirstWord(const std::string& out) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
@@ -165,11 +167,60 @@ CommandResult RunCommand(const std::string& binary, const std::vector<std::strin
   return result;
 }
 
-Cluster::Cluster(std::vector<std::string> scheduler_flags)
-    : scheduler_flags_(std::move(scheduler_flags)) {
+SchedulerAccess::SchedulerAccess(std::string data_dir,
+                                 const std::vector<std::string>& scheduler_flags)
+    : data_dir_(std::move(data_dir)),
+      insecure_(std::find(scheduler_flags.begin(), scheduler_flags.end(), "--insecure") !=
+                scheduler_flags.end()) {}
+
+ClientSecurity SchedulerAccess::Security() const {
+  ClientSecurity security;
+  security.insecure = insecure_;
+  if (!insecure_) {
+    security.ca_pem = ReadFile(CaFile());
+    security.token = std::string(absl::StripAsciiWhitespace(ReadFile(AdminTokenFile())));
+  }
+  return security;
+}
+
+std::vector<std::string> SchedulerAccess::CliEnv(const std::string& address) const {
+  std::vector<std::string> env = {"DEJA_SCHEDULER=" + address};
+  if (insecure_) {
+    env.push_back("DEJA_INSECURE=1");
+  } else {
+    env.push_back("DEJA_TLS_CA=" + CaFile());
+    env.push_back("DEJA_TOKEN_FILE=" + AdminTokenFile());
+  }
+  return env;
+}
+
+std::vector<std::string> SchedulerAccess::WorkerFlags(const DejaClient& admin) const {
+  if (insecure_) return {"--insecure"};
+  if (ReadFile(WorkerTokenFile()).empty()) {
+    deja::v1::CreateTokenRequest request;
+    request.set_role(deja::v1::WORKER);
+    request.set_description("test workers");
+    auto created = admin.CreateToken(request);
+    EXPECT_TRUE(created.ok()) << created.status();
+    if (created.ok()) std::ofstream(WorkerTokenFile()) << created->secret() << "\n";
+  }
+  return {"--tls_ca=" + CaFile(), "--token_file=" + WorkerTokenFile()};
+}
+
+namespace {
+
+std::string NewRoot() {
   std::string tmpl = absl::StrCat(
       "/tmp/deja-it-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-XXXXXX");
-  root_ = mkdtemp(tmpl.data());
+  return mkdtemp(tmpl.data());
+}
+
+}  // namespace
+
+Cluster::Cluster(std::vector<std::string> scheduler_flags)
+    : root_(NewRoot()),
+      scheduler_flags_(std::move(scheduler_flags)),
+      access_(DataDir(), scheduler_flags_) {
   StartScheduler();
 }
 
@@ -208,7 +259,11 @@ void Cluster::StartScheduler() {
       << "scheduler did not start:\n"
       << ReadFile(root_ + "/scheduler.log");
   port_ = std::stoi(ReadFile(port_file));
-  if (client_ == nullptr) client_ = std::make_unique<DejaClient>(address());
+  if (client_ == nullptr) {
+    DejaClientOptions options;
+    options.security = access_.Security();
+    client_ = std::make_unique<DejaClient>(address(), options);
+  }
 }
 
 void Cluster::StopScheduler(int signal) {
@@ -223,6 +278,7 @@ void Cluster::StartWorker(const std::string& id, int slots, const std::vector<st
   std::vector<std::string> args{"--scheduler=" + address(), "--work_dir=" + WorkDir(id),
                                 "--slots=" + std::to_string(slots), "--id=" + id,
                                 "--advertise=127.0.0.1:0"};
+  for (std::string& flag : access_.WorkerFlags(*client_)) args.push_back(std::move(flag));
   args.insert(args.end(), flags.begin(), flags.end());
   workers_[id] = std::make_unique<Process>(DEJA_WORKER_BIN, args, root_ + "/worker-" + id + ".log");
 }

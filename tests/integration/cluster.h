@@ -64,6 +64,31 @@ long PeakRssKb(pid_t pid);
 // nullopt when it cannot be asked.
 std::optional<size_t> ConnectedWorkers(DejaClient& client);
 
+// How clients and workers reach a scheduler under test whose data is in
+// `data_dir`: TLS trusting its CA (data_dir/tls/ca.crt), unless it runs with
+// --insecure (one of `scheduler_flags`).
+class SchedulerAccess {
+ public:
+  SchedulerAccess(std::string data_dir, const std::vector<std::string>& scheduler_flags);
+  bool insecure() const { return insecure_; }
+  std::string CaFile() const { return data_dir_ + "/tls/ca.crt"; }
+  // The first admin token, which the scheduler writes on first start.
+  std::string AdminTokenFile() const { return data_dir_ + "/admin.token"; }
+  // A worker token, made with the admin token on first use.
+  std::string WorkerTokenFile() const { return data_dir_ + "-worker.token"; }
+  // A DejaClient's, with the admin token.
+  ClientSecurity Security() const;
+  // The environment of a `deja` command (the admin token).
+  std::vector<std::string> CliEnv(const std::string& address) const;
+  // A deja-worker's flags; the first call makes the worker token with
+  // `admin` (a client with the admin token).
+  std::vector<std::string> WorkerFlags(const DejaClient& admin) const;
+
+ private:
+  std::string data_dir_;
+  bool insecure_;
+};
+
 class Cluster {
  public:
   // `scheduler_flags` are added to every scheduler start.
@@ -76,6 +101,10 @@ class Cluster {
   void StopScheduler(int signal = SIGTERM);
   std::string address() const;
   DejaClient& client() { return *client_; }
+  const SchedulerAccess& access() const { return access_; }
+  std::string CaFile() const { return access_.CaFile(); }
+  // The environment of a `deja` command run against this cluster.
+  std::vector<std::string> CliEnv() const { return access_.CliEnv(address()); }
 
   // `flags` are added to the worker's.
   void StartWorker(const std::string& id, int slots = 1,
@@ -107,6 +136,7 @@ class Cluster {
  private:
   std::string root_;
   std::vector<std::string> scheduler_flags_;
+  SchedulerAccess access_;
   int port_ = 0;
   std::unique_ptr<Process> scheduler_;
   int scheduler_starts_ = 0;

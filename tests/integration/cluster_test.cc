@@ -521,7 +521,8 @@ TEST(ClusterTest, ASecondWorkerOnTheSameWorkDirRefusesToStart) {
   c.StartWorker("w1");
   ASSERT_TRUE(c.WaitForWorkers(1));
   CommandResult second = RunCommand(
-      DEJA_WORKER_BIN, {"--scheduler=" + c.address(), "--work_dir=" + c.WorkDir("w1"), "--id=w2"});
+      DEJA_WORKER_BIN, {"--scheduler=" + c.address(), "--work_dir=" + c.WorkDir("w1"), "--id=w2",
+                        "--tls_ca=" + c.CaFile(), "--token_file=" + c.access().AdminTokenFile()});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_THAT(second.err,
               ::testing::HasSubstr(absl::StrCat("--work_dir ", c.WorkDir("w1"),

@@ -79,7 +79,7 @@ TEST(DiskTest, AFullWorkerDiskRefusesJobsThenEvictsTheOldestWorkspacesToStayUsab
   ASSERT_TRUE(PollUntil([&] { return !DiskOf(c, "w1").refusing().empty(); }));
   EXPECT_THAT(DiskOf(c, "w1").refusing(), StartsWith("disk full: "));
   EXPECT_THAT(DiskOf(c, "w1").refusing(), HasSubstr("below --min_free_disk 16.0 MiB"));
-  CommandResult workers = RunCommand(DEJA_CLI_BIN, {"workers"}, {"DEJA_SCHEDULER=" + c.address()});
+  CommandResult workers = RunCommand(DEJA_CLI_BIN, {"workers"}, c.CliEnv());
   EXPECT_THAT(workers.out, HasSubstr("disk full: ")) << workers.err;
   auto waiting = c.client().Submit(Write(4, "waiting"));
   ASSERT_TRUE(waiting.ok()) << waiting.status();

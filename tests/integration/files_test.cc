@@ -27,10 +27,9 @@ class FilesTest : public ::testing::Test {
   void SetUp() override { cluster_ = std::make_unique<Cluster>(); }
 
   CommandResult Deja(std::vector<std::string> args, bool measure_peak_rss = false) {
-    return RunCommand(DEJA_CLI_BIN, args,
-                      {"DEJA_SCHEDULER=" + cluster_->address(),
-                       "DEJA_HASH_CACHE=" + cluster_->root() + "/hashes"},
-                      measure_peak_rss);
+    std::vector<std::string> env = cluster_->CliEnv();
+    env.push_back("DEJA_HASH_CACHE=" + cluster_->root() + "/hashes");
+    return RunCommand(DEJA_CLI_BIN, args, env, measure_peak_rss);
   }
   // Submits with the CLI (--json) and returns the job id.
   // With `result`, the command's output and its own peak RSS go there.

@@ -119,8 +119,8 @@ TEST(PipelineClusterTest, TheExamplePipelineRunsThenIsReusedNodeByNode) {
   c.StartWorker("w1");
   c.StartWorker("w2");
   ASSERT_TRUE(c.WaitForWorkers(2));
-  const std::vector<std::string> env = {"DEJA_SCHEDULER=" + c.address(),
-                                        "DEJA_HASH_CACHE=" + c.root() + "/hashes"};
+  std::vector<std::string> env = c.CliEnv();
+  env.push_back("DEJA_HASH_CACHE=" + c.root() + "/hashes");
   const std::string file = std::string(DEJA_SOURCE_DIR) + "/examples/pipeline/pipeline.yaml";
   CommandResult first = RunCommand(DEJA_CLI_BIN, {"pipeline", "run", file}, env);
   ASSERT_EQ(first.exit_code, 0) << first.out << first.err;

@@ -76,15 +76,13 @@ TEST(RecordsTest, AJobWithAHundredThousandFilesCanBeWatchedListedPagedAndReused)
             absl::StatusCode::kInvalidArgument);
 
   // The CLI pages through them too.
-  CommandResult files =
-      RunCommand(DEJA_CLI_BIN, {"status", id, "--files"}, {"DEJA_SCHEDULER=" + c.address()});
+  CommandResult files = RunCommand(DEJA_CLI_BIN, {"status", id, "--files"}, c.CliEnv());
   ASSERT_EQ(files.exit_code, 0) << files.err;
   std::vector<std::string> lines = absl::StrSplit(files.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), kFiles + 3u);
   EXPECT_EQ(lines[0], absl::StrCat(id, ": 100002 files, 0 B"));
   EXPECT_EQ(lines[1], "0644             0  d/file-000001");
-  CommandResult status =
-      RunCommand(DEJA_CLI_BIN, {"status", id}, {"DEJA_SCHEDULER=" + c.address()});
+  CommandResult status = RunCommand(DEJA_CLI_BIN, {"status", id}, c.CliEnv());
   ASSERT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, HasSubstr("100002 files, 0 B"));
 

@@ -307,3 +307,50 @@ TEST_F(RocksStoreTest, BlobRecordsAreKeyedByDigestInTheBlobsFamily) {
 
 }  // namespace
 }  // namespace deja
+
+namespace deja {
+namespace {
+
+TEST(RocksStoreAccessTest, TokensAndABoundedAuditLogSurviveReopen) {
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("deja-store-access-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    auto store = RocksStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    deja::v1::TokenRecord record;
+    record.mutable_token()->set_id("t7");
+    record.mutable_token()->set_role(deja::v1::READER);
+    record.set_secret_sha256(std::string(32, 'h'));
+    ASSERT_TRUE((*store)->PutToken(record).ok());
+    for (uint64_t seq = 1; seq <= 4; ++seq) {
+      deja::v1::AuditEvent event;
+      event.set_seq(seq);
+      event.set_detail("event " + std::to_string(seq));
+      // A log bounded at two events: each append drops the one two back.
+      ASSERT_TRUE((*store)->AppendAudit(event, seq > 2 ? seq - 2 : 0, seq % 2 == 0).ok());
+    }
+  }
+  auto store = RocksStore::Open(dir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::vector<std::string> tokens;
+  ASSERT_TRUE((*store)
+                  ->ScanTokens([&](const deja::v1::TokenRecord& r) {
+                    tokens.push_back(r.token().id() + "/" + r.secret_sha256());
+                  })
+                  .ok());
+  EXPECT_EQ(tokens, std::vector<std::string>{"t7/" + std::string(32, 'h')});
+  std::vector<uint64_t> seqs;
+  ASSERT_TRUE((*store)
+                  ->ScanAudit([&](const deja::v1::AuditEvent& e) {
+                    seqs.push_back(e.seq());
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{4, 3}));  // newest first, the oldest dropped
+  store->reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace deja

@@ -170,6 +170,9 @@ class Torture:
         self.submitted = {}  # tag -> job id
         self.done_injecting = threading.Event()
         self.port = None
+        self.ca = None  # the scheduler's CA certificate
+        self.admin_token = None
+        self.worker_token = None
         self.scheduler = None
         self.workers = {}
         self.mounted = []  # tmpfs work dirs, unmounted at the end
@@ -193,6 +196,16 @@ class Torture:
                 raise SystemExit("torture: the scheduler did not start (scheduler.log)")
             time.sleep(0.05)
         self.port = int(open(port_file).read().strip())
+        # TLS and tokens, as every deployment: the scheduler's own CA, its
+        # first admin token, and a worker token made with it.
+        self.ca = os.path.join(data, "tls", "ca.crt")
+        self.admin_token = os.path.join(data, "admin.token")
+        self.worker_token = os.path.join(self.root, "worker.token")
+        r = self.deja("token", "create", "--role=worker")
+        if r.returncode != 0:
+            raise SystemExit(f"torture: no worker token: {r.stderr}")
+        with open(self.worker_token, "w") as f:
+            f.write(r.stdout)
         # Restarts listen on the same port.
         first.argv = first.argv[:-2] + [f"--listen=127.0.0.1:{self.port}"]
         self.scheduler = first
@@ -205,14 +218,17 @@ class Torture:
             d = Daemon(w, [os.path.join(self.bin, "worker", "deja-worker"),
                            f"--scheduler=127.0.0.1:{self.port}", f"--work_dir={work}",
                            f"--id={w}", "--slots=2", "--advertise=127.0.0.1:0",
-                           "--peer_listen=127.0.0.1:0", f"--min_free_disk={MIN_FREE_DISK}"],
+                           "--peer_listen=127.0.0.1:0", f"--min_free_disk={MIN_FREE_DISK}",
+                           f"--tls_ca={self.ca}", f"--token_file={self.worker_token}"],
                        os.path.join(self.root, f"{w}.log"), worker=True)
             d.start()
             self.workers[w] = d
 
     def deja(self, *argv, timeout=10):
         return subprocess.run([self.cli, f"--scheduler=127.0.0.1:{self.port}", "--timeout=5",
-                               *argv], capture_output=True, text=True, timeout=timeout)
+                               f"--tls_ca={self.ca}", f"--token_file={self.admin_token}",
+                               *argv],
+                              capture_output=True, text=True, timeout=timeout)
 
     # --- the job stream ----------------------------------------------------------------------
 

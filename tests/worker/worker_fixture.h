@@ -187,6 +187,7 @@ struct RunningWorker {
     WorkerConfig config;
     config.scheduler_address = scheduler;
     config.content_store_address = scheduler;
+    config.scheduler_security.insecure = true;
     config.work_dir = work_dir;
     config.worker_id = id;
     config.advertise = "127.0.0.1:0";

@@ -1,0 +1,341 @@
+// Access control end to end (issue 13): a real scheduler with TLS and
+// tokens, called over raw gRPC the way a rogue client would, and through
+// the CLI. Every refusal has the right code and a message naming the
+// reason, and nothing stored changes.
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/credentials.h"
+#include "common/grpc_status.h"
+#include "common/tls.h"
+#include "deja/v1/content.pb.h"
+#include "deja/v1/scheduler.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/cluster.h"
+
+namespace deja::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Calls `method` ("/deja.v1.Scheduler/Submit"), of any kind, with one
+// request (`request`, serialized) on `channel`; returns the status it ends
+// with.
+grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                     const std::string& request = "") {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  grpc::CompletionQueue cq;
+  void* tag = nullptr;
+  bool ok = false;
+  auto step = [&] { cq.Next(&tag, &ok); };
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(&ctx, method, &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  step();
+  grpc::Slice slice(request);
+  grpc::ByteBuffer out(&slice, 1);
+  call->Write(out, reinterpret_cast<void*>(2));
+  step();
+  call->WritesDone(reinterpret_cast<void*>(3));
+  step();
+  grpc::ByteBuffer in;
+  do {
+    call->Read(&in, reinterpret_cast<void*>(4));
+    step();
+  } while (ok);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step();
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
+// Every RPC of every service the scheduler serves: "/deja.v1.Scheduler/Submit"...
+std::vector<std::string> EveryMethod() {
+  std::vector<std::string> methods;
+  for (const char* service :
+       {"deja.v1.Scheduler", "deja.v1.ContentStore", "deja.v1.WorkerService"}) {
+    const auto* descriptor =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+    EXPECT_NE(descriptor, nullptr) << service;
+    if (descriptor == nullptr) continue;
+    for (int i = 0; i < descriptor->method_count(); ++i) {
+      methods.push_back(absl::StrCat("/", service, "/", descriptor->method(i)->name()));
+    }
+  }
+  return methods;
+}
+
+class AuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = std::make_unique<Cluster>();
+    cluster_->StartWorker("w1");
+    ASSERT_TRUE(cluster_->WaitForWorkers(1));
+    // The victim's project: a job that ran (so it has logs, outputs and a
+    // memo entry) and a pipeline.
+    deja::v1::JobSpec spec;
+    spec.set_project("victim");
+    for (const char* w : {"sh", "-c", "echo secret > out.txt"}) spec.mutable_app()->add_command(w);
+    spec.add_outputs("out.txt");
+    auto submitted = cluster_->client().Submit(spec);
+    ASSERT_TRUE(submitted.ok()) << submitted.status();
+    victim_job_ = submitted->job().job_id();
+    auto done = cluster_->client().WaitForJob(victim_job_, absl::Seconds(30));
+    ASSERT_TRUE(done.ok() && done->state() == deja::v1::SUCCEEDED) << done.status();
+    deja::v1::SubmitPipelineRequest pipeline;
+    pipeline.mutable_spec()->set_project("victim");
+    pipeline.mutable_spec()->set_name("p");
+    deja::v1::PipelineNode* node = pipeline.mutable_spec()->add_nodes();
+    node->set_name("only");
+    for (const char* w : {"sh", "-c", "echo x > x.txt"}) node->mutable_app()->add_command(w);
+    node->add_outputs("x.txt");
+    auto p = cluster_->client().SubmitPipeline(pipeline);
+    ASSERT_TRUE(p.ok()) << p.status();
+    victim_pipeline_ = p->pipeline_id();
+    jobs_before_ = JobCount();
+  }
+
+  // A new token of `role` on `project`, made with the admin token.
+  std::string NewToken(deja::v1::Role role, const std::string& project) {
+    deja::v1::CreateTokenRequest request;
+    request.set_role(role);
+    request.set_project(project);
+    auto created = cluster_->client().CreateToken(request);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? created->secret() : "";
+  }
+
+  // The environment of a `deja` command with `token` (none when empty).
+  std::vector<std::string> CliEnvWith(const std::string& token) {
+    std::vector<std::string> env;
+    for (std::string& var : cluster_->CliEnv()) {
+      if (!absl::StartsWith(var, "DEJA_TOKEN_FILE=")) env.push_back(std::move(var));
+    }
+    env.push_back("DEJA_TOKEN=" + token);
+    return env;
+  }
+
+  // A TLS channel to the scheduler sending `token` (none when empty).
+  std::shared_ptr<grpc::Channel> Channel(const std::string& token) {
+    ClientSecurity security = cluster_->access().Security();
+    security.token = token;
+    return grpc::CreateChannel(cluster_->address(), MakeChannelCredentials(security));
+  }
+
+  size_t JobCount() {
+    auto jobs = cluster_->client().ListJobs("", deja::v1::JOB_STATE_UNSPECIFIED, 0);
+    EXPECT_TRUE(jobs.ok()) << jobs.status();
+    return jobs.ok() ? jobs->size() : 0;
+  }
+
+  std::unique_ptr<Cluster> cluster_;
+  std::string victim_job_;
+  std::string victim_pipeline_;
+  size_t jobs_before_ = 0;
+};
+
+TEST_F(AuthTest, EveryRpcWithoutATokenOrWithARevokedOneIsUnauthenticated) {
+  const std::string revoked = NewToken(deja::v1::ADMIN, "");
+  ASSERT_TRUE(cluster_->client().RevokeToken(revoked.substr(0, revoked.find('.'))).ok());
+  const std::vector<std::string> methods = EveryMethod();
+  ASSERT_GE(methods.size(), 30u);  // 26 + 3 + 1 today
+  for (const auto& [token, message] :
+       {std::pair<std::string, std::string>{"", "no token given"},
+        std::pair<std::string, std::string>{revoked, "was revoked at"},
+        std::pair<std::string, std::string>{"t1.not-the-secret", "token t1 is not valid"}}) {
+    auto channel = Channel(token);
+    for (const std::string& method : methods) {
+      grpc::Status status = RawCall(channel, method);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << method << " with token '" << token << "': " << status.error_message();
+      EXPECT_THAT(status.error_message(), HasSubstr(message)) << method;
+    }
+  }
+  EXPECT_EQ(JobCount(), jobs_before_);
+  auto audit = cluster_->client().ListAudit(deja::v1::ListAuditRequest());
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_TRUE(audit->events(0).denied());
+  EXPECT_THAT(audit->events(0).peer(), HasSubstr("127.0.0.1"));
+}
+
+TEST_F(AuthTest, AnotherProjectsReaderIsRefusedEveryCallOnTheVictimsProject) {
+  auto channel = Channel(NewToken(deja::v1::READER, "intruder"));
+  deja::v1::GetJobRequest job;
+  job.set_job_id(victim_job_);
+  deja::v1::GetPipelineRequest pipeline;
+  pipeline.set_pipeline_id(victim_pipeline_);
+  deja::v1::ListJobsRequest list;
+  list.set_project("victim");
+  deja::v1::ListJobFilesRequest files;
+  files.set_job_id(victim_job_);
+  deja::v1::ReadLogsRequest logs;
+  logs.set_job_id(victim_job_);
+  deja::v1::GetProjectRequest project;
+  project.set_project("victim");
+  deja::v1::SetProjectRequest set_project;
+  set_project.set_project("victim");
+  set_project.set_intermediate_files_hours(1);
+  deja::v1::ListMemoRequest memo;
+  memo.set_project("victim");
+  deja::v1::GetMemoRequest memo_of_job;
+  memo_of_job.set_job_id(victim_job_);
+  deja::v1::EvictMemoRequest evict;
+  evict.set_project("victim");
+  evict.set_app_name("sh");
+  deja::v1::StatsRequest stats;
+  stats.set_project("victim");
+  deja::v1::SubmitRequest submit;
+  submit.mutable_spec()->set_project("victim");
+  for (const char* w : {"sh", "-c", "cp inputs/x stolen"}) {
+    submit.mutable_spec()->mutable_app()->add_command(w);
+  }
+  deja::v1::SubmitPipelineRequest submit_pipeline;
+  submit_pipeline.mutable_spec()->set_project("victim");
+  deja::v1::RetryPipelineRequest retry;
+  retry.set_pipeline_id(victim_pipeline_);
+  deja::v1::ListPipelinesRequest pipelines;
+  pipelines.set_project("victim");
+  deja::v1::CreateTokenRequest token;
+  token.set_role(deja::v1::ADMIN);
+  token.set_project("victim");
+  deja::v1::RevokeTokenRequest revoke;
+  revoke.set_id("t1");
+  const std::string s = "/deja.v1.Scheduler/";
+  const std::vector<std::pair<std::string, std::string>> calls = {
+      {s + "Submit", submit.SerializeAsString()},
+      {s + "GetJob", job.SerializeAsString()},
+      {s + "WatchJob", job.SerializeAsString()},
+      {s + "ListJobs", list.SerializeAsString()},
+      {s + "ListJobFiles", files.SerializeAsString()},
+      {s + "CancelJob", job.SerializeAsString()},
+      {s + "ReadLogs", logs.SerializeAsString()},
+      {s + "GetProject", project.SerializeAsString()},
+      {s + "SetProject", set_project.SerializeAsString()},
+      {s + "ListMemo", memo.SerializeAsString()},
+      {s + "GetMemo", memo_of_job.SerializeAsString()},
+      {s + "EvictMemo", evict.SerializeAsString()},
+      {s + "Explain", job.SerializeAsString()},
+      {s + "Stats", stats.SerializeAsString()},
+      {s + "SubmitPipeline", submit_pipeline.SerializeAsString()},
+      {s + "GetPipeline", pipeline.SerializeAsString()},
+      {s + "WatchPipeline", pipeline.SerializeAsString()},
+      {s + "ListPipelines", pipelines.SerializeAsString()},
+      {s + "CancelPipeline", pipeline.SerializeAsString()},
+      {s + "RetryPipeline", retry.SerializeAsString()},
+      {s + "PlanPipeline", submit_pipeline.SerializeAsString()},
+      {s + "CreateToken", token.SerializeAsString()},
+      {s + "ListTokens", ""},
+      {s + "RevokeToken", revoke.SerializeAsString()},
+      {s + "ListAudit", ""},
+      {"/deja.v1.ContentStore/Upload", ""},
+      {"/deja.v1.ContentStore/FindMissingBlobs", ""},
+      {"/deja.v1.WorkerService/Connect", ""},
+  };
+  for (const auto& [method, request] : calls) {
+    grpc::Status status = RawCall(channel, method, request);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << method << ": " << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("(project intruder, reader) cannot")) << method;
+  }
+  // Nothing changed: no job, the settings and the memo entry as they were.
+  EXPECT_EQ(JobCount(), jobs_before_);
+  auto settings = cluster_->client().GetProject("victim");
+  ASSERT_TRUE(settings.ok());
+  EXPECT_NE(settings->intermediate_files_hours(), 1);
+  auto entries = cluster_->client().ListMemo("victim", "", 0);
+  ASSERT_TRUE(entries.ok());
+  EXPECT_FALSE(entries->empty());
+  // Asked for every project, the intruder sees its own only.
+  auto own = Channel(NewToken(deja::v1::READER, "intruder"));
+  deja::v1::ListJobsRequest all;
+  grpc::ClientContext ctx;
+  deja::v1::ListJobsResponse listed;
+  ASSERT_TRUE(deja::v1::Scheduler::NewStub(own)->ListJobs(&ctx, all, &listed).ok());
+  EXPECT_EQ(listed.jobs_size(), 0);
+}
+
+TEST_F(AuthTest, AReaderCannotWriteItsOwnProjectAndTheCliSaysWhy) {
+  const std::string reader = NewToken(deja::v1::READER, "victim");
+  const std::string id = reader.substr(0, reader.find('.'));
+  std::vector<std::string> env = CliEnvWith(reader);
+  // Reading is fine.
+  CommandResult status = RunCommand(DEJA_CLI_BIN, {"status", victim_job_}, env);
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"submit", "--project", "victim", "--", "true"},
+           {"cancel", victim_job_},
+           {"project", "set", "victim", "--retention", "1"},
+           {"cache", "evict", "--project", "victim", "--app", "sh"},
+       }) {
+    CommandResult r = RunCommand(DEJA_CLI_BIN, args, env);
+    EXPECT_EQ(r.exit_code, 1) << args[0];
+    EXPECT_THAT(r.err, HasSubstr("deja: permission denied: token " + id +
+                                 " (project victim, reader) cannot"))
+        << args[0];
+  }
+  CommandResult submit =
+      RunCommand(DEJA_CLI_BIN, {"submit", "--project", "victim", "--", "true"}, env);
+  EXPECT_EQ(submit.err,
+            "deja: permission denied: token " + id + " (project victim, reader) cannot submit\n");
+  // A submitter of the project whose spec names none submits to it.
+  CommandResult own = RunCommand(DEJA_CLI_BIN, {"submit", "--json", "--", "true"},
+                                 CliEnvWith(NewToken(deja::v1::SUBMITTER, "victim")));
+  EXPECT_EQ(own.exit_code, 0) << own.err;
+  EXPECT_THAT(own.out, HasSubstr("\"project\":\"victim\""));
+  // No token at all: the CLI says how to give one.
+  CommandResult none = RunCommand(DEJA_CLI_BIN, {"ls"}, CliEnvWith(""));
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_THAT(none.err, HasSubstr("deja: unauthenticated: no token given"));
+  EXPECT_THAT(none.err, HasSubstr("--token"));
+}
+
+TEST_F(AuthTest, OnlyAWorkerTokenConnectsAsAWorker) {
+  // The admin token is not a worker's: the worker is refused and says why.
+  cluster_->StartWorker("w2", 1, {"--token_file=" + cluster_->access().AdminTokenFile()});
+  const std::string log = cluster_->root() + "/worker-w2.log";
+  EXPECT_TRUE(PollUntil([&] {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text.find("(every project, admin) cannot act as a worker") != std::string::npos;
+  })) << "worker w2 log does not say why it was refused";
+  auto workers = cluster_->client().ListWorkers();
+  ASSERT_TRUE(workers.ok());
+  for (const auto& w : *workers) EXPECT_NE(w.worker_id(), "w2");
+}
+
+TEST_F(AuthTest, APlaintextClientGetsNothingFromATlsPort) {
+  ClientSecurity plain;
+  plain.insecure = true;
+  auto channel = grpc::CreateChannel(cluster_->address(), MakeChannelCredentials(plain));
+  grpc::Status status = RawCall(channel, "/deja.v1.Scheduler/ListJobs");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  // Nor does a TLS client that does not trust the cluster's CA.
+  ClientSecurity untrusting;
+  untrusting.ca_pem = tls::CreateCa("another CA", absl::Hours(1))->cert_pem;
+  untrusting.token = std::string(absl::StripAsciiWhitespace([&] {
+    std::ifstream in(cluster_->access().AdminTokenFile());
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }()));
+  status = RawCall(grpc::CreateChannel(cluster_->address(), MakeChannelCredentials(untrusting)),
+                   "/deja.v1.Scheduler/ListJobs");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+}  // namespace
+}  // namespace deja::testing
