@@ -86,8 +86,9 @@ std::vector<std::string> CertificateNames(const std::string& listen) {
 }
 
 // The scheduler's TLS material: the operator's (--tls_cert, --tls_key,
-// --tls_ca), or the cluster's own in DATA_DIR/tls.
-absl::StatusOr<deja::ServerSecurity> SecurityFromFlags(const deja::SchedulerConfig& config) {
+// --tls_ca), or the cluster's own in DATA_DIR/tls. Workers' certificates
+// are always signed by the cluster's own CA (config->worker_issuer).
+absl::StatusOr<deja::ServerSecurity> SecurityFromFlags(deja::SchedulerConfig* config) {
   const std::string cert = absl::GetFlag(FLAGS_tls_cert);
   const std::string key = absl::GetFlag(FLAGS_tls_key);
   const std::string ca = absl::GetFlag(FLAGS_tls_ca);
@@ -124,19 +125,28 @@ absl::StatusOr<deja::ServerSecurity> SecurityFromFlags(const deja::SchedulerConf
       return absl::InvalidArgumentError(
           absl::StrCat("--tls_cert: not a valid certificate of --tls_ca: ", st.message()));
     }
-    return security;
   }
   std::error_code error;
-  std::filesystem::create_directories(config.data_dir, error);
+  std::filesystem::create_directories(config->data_dir, error);
   if (error) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--data_dir ", config.data_dir, ": ", error.message()));
+        absl::StrCat("--data_dir ", config->data_dir, ": ", error.message()));
   }
   auto cluster =
-      deja::tls::LoadOrCreateCluster(config.data_dir + "/tls", CertificateNames(config.listen));
+      deja::tls::LoadOrCreateCluster(config->data_dir + "/tls", CertificateNames(config->listen));
   if (!cluster.ok()) return cluster.status();
-  security.server = std::move(cluster->server);
-  security.client_ca_pem = std::move(cluster->ca.cert_pem);
+  if (cluster->ca.key_pem.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        config->data_dir, "/tls/ca.key is missing: workers' certificates cannot be issued"));
+  }
+  config->worker_issuer = cluster->ca;
+  if (security.server.cert_pem.empty()) {
+    security.server = std::move(cluster->server);
+    security.client_ca_pem = std::move(cluster->ca.cert_pem);
+  } else {
+    // The operator's CA for clients, the cluster's own for workers.
+    absl::StrAppend(&security.client_ca_pem, "\n", cluster->ca.cert_pem);
+  }
   return security;
 }
 
@@ -181,7 +191,7 @@ absl::StatusOr<deja::SchedulerConfig> ConfigFromFlags() {
     return absl::InvalidArgumentError(
         "--worker_credentials_dir: an --insecure scheduler has no credentials to hand out");
   }
-  auto security = SecurityFromFlags(config);
+  auto security = SecurityFromFlags(&config);
   if (!security.ok()) return security.status();
   config.security = *std::move(security);
   return config;

@@ -43,7 +43,8 @@ ABSL_FLAG(std::string, tls_ca, "",
           "--insecure.");
 ABSL_FLAG(std::string, token_file, "",
           "File holding the worker token (`deja token create --role worker`), sent to the "
-          "scheduler and the content store. Required unless --insecure.");
+          "scheduler and the content store; with it the worker enrolls for the certificate "
+          "that binds its id (<work_dir>/meta/tls/worker.pem). Required unless --insecure.");
 ABSL_FLAG(bool, insecure, false,
           "Dial the scheduler in plaintext without a token: for a scheduler started with "
           "--insecure.");

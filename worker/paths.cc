@@ -45,6 +45,12 @@ std::string RunningDir(const std::string& work_dir) {
   return absl::StrCat(MetaDir(work_dir), "/running");
 }
 
+std::string TlsDir(const std::string& work_dir) { return absl::StrCat(MetaDir(work_dir), "/tls"); }
+
+std::string IdentityPath(const std::string& work_dir) {
+  return absl::StrCat(TlsDir(work_dir), "/worker.pem");
+}
+
 std::string ExpiryDir(const std::string& work_dir) {
   return absl::StrCat(MetaDir(work_dir), "/expiry");
 }

@@ -23,6 +23,8 @@
 //   |   |                        (worker/fingerprints.h): append-only
 //   |   |                        checksummed records, a cache (not fsynced)
 //   |   |-- fingerprints.tmp     the compacted file being written at start
+//   |   |-- tls/worker.pem       the worker's key and certificate (0600;
+//   |   |                        worker/identity.h), tls/ 0700
 //   |   `-- running/<pgid>       a running job's process group: "<job_id>
 //   |                            <attempt> <start time>\n" (worker/
 //   |                            leftovers.h); a previous life's are killed
@@ -99,6 +101,8 @@ std::string ExpiryLogPath(const std::string& work_dir);
 std::string ExpiryDir(const std::string& work_dir);
 // meta/running: the process groups of running jobs (worker/leftovers.h).
 std::string RunningDir(const std::string& work_dir);
+std::string TlsDir(const std::string& work_dir);
+std::string IdentityPath(const std::string& work_dir);
 std::string ExpiryRecordPath(const std::string& work_dir, const std::string& job_id);
 // The prefix of the old layout's records being written.
 inline constexpr char kExpiryTempPrefix[] = "expiry.tmp-";

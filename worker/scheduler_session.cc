@@ -118,9 +118,12 @@ absl::Status SchedulerSession::RunStream(bool* registered) {
   // Connect with a deadline, polling so that Stop() is honoured quickly; a
   // refused connection fails at once instead of waiting out the deadline.
   if (Ending()) return absl::CancelledError("stopping");
+  ClientSecurity security = options_.scheduler_security;
+  if (options_.prepare_security) {
+    if (absl::Status st = options_.prepare_security(&security); !st.ok()) return st;
+  }
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      options_.scheduler_address, MakeChannelCredentials(options_.scheduler_security),
-      WorkerChannelArgs());
+      options_.scheduler_address, MakeChannelCredentials(security), WorkerChannelArgs());
   if (absl::Status st = Connect(channel.get()); !st.ok()) return st;
   auto stub = deja::v1::WorkerService::NewStub(channel);
 

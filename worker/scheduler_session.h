@@ -28,6 +28,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,10 @@ class SchedulerSession {
   struct Options {
     std::string scheduler_address;
     ClientSecurity scheduler_security;
+    // Called before each stream with a copy of scheduler_security, to add
+    // the worker's certificate (enrolling for one when needed); an error
+    // fails that attempt. Empty: none.
+    std::function<absl::Status(ClientSecurity*)> prepare_security;
     absl::Duration connect_timeout = absl::Seconds(5);
     absl::Duration initial_backoff = absl::Milliseconds(100);
     absl::Duration max_backoff = absl::Seconds(5);

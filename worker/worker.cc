@@ -49,10 +49,15 @@ DiskPolicy WorkDirDiskPolicy(const WorkerConfig& config) {
                     [dir = config.work_dir] { return ReadDiskSpace(dir); }};
 }
 
-SchedulerSession::Options SessionOptions(const WorkerConfig& config) {
+SchedulerSession::Options SessionOptions(const WorkerConfig& config, WorkerIdentity* identity) {
   SchedulerSession::Options options;
   options.scheduler_address = config.scheduler_address;
   options.scheduler_security = config.scheduler_security;
+  if (!config.scheduler_security.insecure) {
+    options.prepare_security = [identity](ClientSecurity* security) {
+      return identity->Prepare(security);
+    };
+  }
   options.connect_timeout = config.connect_timeout;
   options.initial_backoff = config.initial_backoff;
   options.max_backoff = config.max_backoff;
@@ -68,7 +73,9 @@ Worker::Worker(WorkerConfig config, Clock* clock)
       retention_(config_.work_dir, clock_),
       results_(config_.work_dir),
       executor_(ExecutorOptions(config_, contact_), clock_, &retention_),
-      session_(SessionOptions(config_), this),
+      identity_(config_.work_dir, config_.worker_id, {HostOf(config_.advertise)},
+                config_.scheduler_address, config_.connect_timeout),
+      session_(SessionOptions(config_, &identity_), this),
       sweeper_(&retention_, this, config_.sweep_interval, paths::TrashDir(config_.work_dir),
                WorkDirDiskPolicy(config_)),
       core_(config_.slots) {}

@@ -54,6 +54,7 @@
 #include "common/clock.h"
 #include "common/credentials.h"
 #include "deja/v1/worker.pb.h"
+#include "worker/identity.h"
 #include "worker/job_executor.h"
 #include "worker/job_runner.h"
 #include "worker/peer_service.h"
@@ -211,6 +212,8 @@ class Worker : private SessionHandler, private SweeperHost {
   WorkspaceRetention retention_;
   const ResultStore results_;  // unacknowledged results, on disk
   JobExecutor executor_;
+  // The worker's certificate (unless insecure); used on session_'s thread.
+  WorkerIdentity identity_;
   SchedulerSession session_;
   WorkspaceSweeper sweeper_;
   // Set by Run() before the first session.

@@ -108,6 +108,11 @@ absl::Status AccessControl::Load() {
     tokens_[record.token().id()] = record;
   });
   if (!status.ok()) return status;
+  status = store_->ScanEnrollments([this](const deja::v1::WorkerEnrollment& enrollment) {
+    mu_.AssertHeld();
+    enrollments_[enrollment.worker_id()] = enrollment;
+  });
+  if (!status.ok()) return status;
   absl::MutexLock audit_lock(&audit_mu_);
   return store_->ScanAudit([this](const deja::v1::AuditEvent& event) {
     audit_mu_.AssertHeld();
@@ -346,6 +351,62 @@ absl::StatusOr<deja::v1::ListAuditResponse> AccessControl::ListAudit(
 
 void AccessControl::AuditAction(const Caller& by, const std::string& detail) {
   if (enabled_) Audit(by, false, detail);
+}
+
+absl::Status AccessControl::Enroll(const Caller& caller, const std::string& worker_id,
+                                   const std::string& presented_id, const std::string& cert_pem) {
+  if (!enabled_) {
+    return absl::FailedPreconditionError(
+        "the scheduler runs with --insecure: workers connect without certificates");
+  }
+  if (absl::Status st = Authorize(caller, Right::kWorker, ""); !st.ok()) return st;
+  deja::v1::WorkerEnrollment enrollment;
+  enrollment.set_worker_id(worker_id);
+  enrollment.set_token_id(caller.principal.token_id);
+  enrollment.set_enrolled_at_ms(absl::ToUnixMillis(clock_->Now()));
+  enrollment.set_cert_sha256(Sha256(cert_pem));
+  // Held by another unless the caller proves it holds the id.
+  std::optional<deja::v1::WorkerEnrollment> holder;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = enrollments_.find(worker_id); it != enrollments_.end()) holder = it->second;
+    if (!holder.has_value() || presented_id == worker_id) {
+      if (absl::Status st = store_->PutEnrollment(enrollment); !st.ok()) return st;
+      enrollments_[worker_id] = enrollment;
+    }
+  }
+  const bool renewal = holder.has_value();
+  if (renewal && presented_id != worker_id) {
+    return Deny(
+        caller, absl::StatusCode::kPermissionDenied,
+        absl::StrCat(
+            "worker id ", worker_id, " is enrolled already (by token ", holder->token_id(), " at ",
+            absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                             absl::FromUnixMillis(holder->enrolled_at_ms()), absl::UTCTimeZone()),
+            "): only a worker holding its certificate may enroll it again"));
+  }
+  Audit(
+      caller, false,
+      absl::StrCat(renewal ? "renewed the certificate of worker " : "enrolled worker ", worker_id));
+  return absl::OkStatus();
+}
+
+absl::Status AccessControl::CheckWorkerIdentity(const Caller& caller,
+                                                const std::string& presented_id,
+                                                const std::string& worker_id) {
+  if (!enabled_) return absl::OkStatus();
+  if (presented_id.empty()) {
+    return Deny(caller, absl::StatusCode::kPermissionDenied,
+                absl::StrCat("worker ", worker_id,
+                             " connects without a worker certificate: it enrolls first "
+                             "(WorkerService.Enroll)"));
+  }
+  if (presented_id != worker_id) {
+    return Deny(caller, absl::StatusCode::kPermissionDenied,
+                absl::StrCat("the certificate presented is worker ", presented_id,
+                             "'s: it cannot register as worker ", worker_id));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status AccessControl::Deny(const Caller& caller, absl::StatusCode code,

@@ -114,6 +114,19 @@ class AccessControl {
   // eviction).
   void AuditAction(const Caller& by, const std::string& detail);
 
+  // Workers (docs/security.md). Enroll: a worker token takes `worker_id`
+  // (with the certificate `cert_pem` issued for it), which is free, or which
+  // `presented_id` (the common name of the client certificate the caller
+  // presented, verified by TLS; empty: none) says it holds already.
+  // PERMISSION_DENIED, audited, naming the token that holds the id.
+  absl::Status Enroll(const Caller& caller, const std::string& worker_id,
+                      const std::string& presented_id, const std::string& cert_pem);
+  // Whether a worker stream whose client certificate names `presented_id`
+  // may register as `worker_id`: PERMISSION_DENIED, audited, when it
+  // presents none or another id's.
+  absl::Status CheckWorkerIdentity(const Caller& caller, const std::string& presented_id,
+                                   const std::string& worker_id);
+
  private:
   absl::StatusOr<deja::v1::CreateTokenResponse> NewToken(deja::v1::Role role,
                                                          const std::string& project,
@@ -130,6 +143,7 @@ class AccessControl {
 
   mutable absl::Mutex mu_;
   std::map<std::string, deja::v1::TokenRecord> tokens_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, deja::v1::WorkerEnrollment> enrollments_ ABSL_GUARDED_BY(mu_);
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
 
   absl::Mutex audit_mu_ ABSL_ACQUIRED_AFTER(mu_);

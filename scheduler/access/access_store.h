@@ -1,8 +1,9 @@
 // AccessStore: where the scheduler keeps its tokens (deja.v1.TokenRecord:
-// the token and a hash of its secret, never the secret) and its audit log
+// the token and a hash of its secret, never the secret), which token
+// enrolled each worker id (deja.v1.WorkerEnrollment) and its audit log
 // (deja.v1.AuditEvent). An interface, so that scheduler/access neither
 // includes nor links RocksDB: RocksStore (scheduler/store) implements it over
-// the "tokens" and "audit" column families, whose encoding
+// the "tokens", "workers" and "audit" column families, whose encoding
 // scheduler/store/schema.h owns.
 //
 // Durability: PutToken and a durable AppendAudit return once the record is
@@ -31,6 +32,11 @@ class AccessStore {
   // Every token record, in no particular order.
   virtual absl::Status ScanTokens(
       const std::function<void(const deja::v1::TokenRecord&)>& visit) const = 0;
+
+  // Creates or replaces the enrollment of worker `enrollment.worker_id()`.
+  virtual absl::Status PutEnrollment(const deja::v1::WorkerEnrollment& enrollment) = 0;
+  virtual absl::Status ScanEnrollments(
+      const std::function<void(const deja::v1::WorkerEnrollment&)>& visit) const = 0;
 
   // Stores `event` under event.seq(), and deletes the event `drop_seq`
   // (0: none) in the same write: the log keeps a bounded number of events.

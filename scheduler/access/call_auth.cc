@@ -1,5 +1,8 @@
 #include "scheduler/access/call_auth.h"
 
+#include <memory>
+#include <vector>
+
 #include "absl/strings/string_view.h"
 
 namespace deja {
@@ -13,6 +16,13 @@ absl::StatusOr<Caller> Authenticate(AccessControl* access, const grpc::ServerCon
     authorization = absl::string_view(it->second.data(), it->second.size());
   }
   return access->Authenticate(authorization, CallInfo{method, ctx.peer()});
+}
+
+std::string PresentedCommonName(const grpc::ServerContextBase& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> names = auth->FindPropertyValues("x509_common_name");
+  return names.empty() ? std::string() : std::string(names[0].data(), names[0].size());
 }
 
 absl::StatusOr<Caller> Admit(AccessControl* access, const grpc::ServerContextBase& ctx,

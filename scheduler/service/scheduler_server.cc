@@ -61,7 +61,7 @@ class ServerImpl final : public SchedulerServer {
         loop_(config.tick, config.core, clock, store_.get(), blobs_.get(), &blob_index_),
         collector_(blobs_.get(), store_.get(), clock, config.gc_grace),
         scheduler_service_(&loop_, &access_, &collector_),
-        worker_service_(&loop_, &access_) {}
+        worker_service_(&loop_, &access_, config.worker_issuer) {}
 
   ~ServerImpl() override { Shutdown(); }
 

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/credentials.h"
+#include "common/tls.h"
 #include "scheduler/core/scheduler_core.h"
 
 namespace deja {
@@ -45,6 +46,9 @@ struct SchedulerConfig {
   absl::Duration gc_grace = absl::Hours(1);
   // How it listens (common/credentials.h): TLS and tokens unless insecure.
   ServerSecurity security;
+  // The CA that signs workers' certificates (WorkerService.Enroll): the
+  // cluster's own, whose certificate is in security.client_ca_pem.
+  tls::KeyCert worker_issuer;
   // If set, where the scheduler writes what workers enroll with on every
   // start: ca.crt and worker.token (a worker token, kept while in force).
   std::string worker_credentials_dir;

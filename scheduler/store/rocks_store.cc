@@ -380,6 +380,26 @@ absl::Status RocksStore::ScanTokens(
   return FromRocks(it->status(), "scan tokens");
 }
 
+absl::Status RocksStore::PutEnrollment(const deja::v1::WorkerEnrollment& enrollment) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(db_->Put(sync, handles_[schema::kWorkers], enrollment.worker_id(),
+                            enrollment.SerializeAsString()),
+                   "write the enrollment of worker " + enrollment.worker_id());
+}
+
+absl::Status RocksStore::ScanEnrollments(
+    const std::function<void(const deja::v1::WorkerEnrollment&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(ScanOptions(), handles_[schema::kWorkers]));
+  deja::v1::WorkerEnrollment enrollment;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (absl::Status s = Parse(it->value(), &enrollment, "worker enrollment"); !s.ok()) return s;
+    visit(enrollment);
+  }
+  return FromRocks(it->status(), "scan worker enrollments");
+}
+
 absl::Status RocksStore::AppendAudit(const deja::v1::AuditEvent& event, uint64_t drop_seq,
                                      bool durable) {
   rocksdb::WriteBatch batch;

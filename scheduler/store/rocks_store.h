@@ -103,10 +103,13 @@ class RocksStore final : public StoreReader, public BlobMetadataStore, public Ac
       const std::function<bool(const std::string& digest, const deja::v1::BlobMeta& meta)>& visit)
       const override;
 
-  // AccessStore ("tokens" and "audit" families; thread-safe).
+  // AccessStore ("tokens", "workers" and "audit" families; thread-safe).
   absl::Status PutToken(const deja::v1::TokenRecord& record) override;
   absl::Status ScanTokens(
       const std::function<void(const deja::v1::TokenRecord&)>& visit) const override;
+  absl::Status PutEnrollment(const deja::v1::WorkerEnrollment& enrollment) override;
+  absl::Status ScanEnrollments(
+      const std::function<void(const deja::v1::WorkerEnrollment&)>& visit) const override;
   absl::Status AppendAudit(const deja::v1::AuditEvent& event, uint64_t drop_seq,
                            bool durable) override;
   absl::Status ScanAudit(

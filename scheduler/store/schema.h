@@ -15,10 +15,11 @@
 //   requests       project \0 request_id            job seq, 8 bytes big-endian
 //   tokens         token id ("t3")                  deja.v1.TokenRecord
 //   audit          event seq, 8 bytes big-endian    deja.v1.AuditEvent
+//   workers        worker id                        deja.v1.WorkerEnrollment
 //
 // Blob bytes live in files beside the database (scheduler/content).
 // Column families are opened in exactly this order; new ones are appended
-// (`tokens` and `audit` came with access control, issue 13: a store
+// (`tokens`, `audit` and `workers` came with access control, issue 13: a store
 // without them gets them empty; an older build cannot open a store that has
 // them).
 // Changing an encoding bumps kSchemaVersion; a store with another version
@@ -58,7 +59,8 @@ enum ColumnFamily : int {
   kPipelines = 5,
   kRequests = 6,
   kTokens = 7,
-  kAudit = 8
+  kAudit = 8,
+  kWorkers = 9
 };
 
 // Names in ColumnFamily order.

@@ -7,6 +7,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 #include "common/tls.h"
 #include "deja/v1/content.pb.h"
 #include "deja/v1/scheduler.grpc.pb.h"
+#include "deja/v1/worker.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/cluster.h"
@@ -63,6 +65,11 @@ grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::s
   while (cq.Next(&tag, &ok)) {
   }
   return status;
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // Every RPC of every service the scheduler serves: "/deja.v1.Scheduler/Submit"...
@@ -310,13 +317,78 @@ TEST_F(AuthTest, OnlyAWorkerTokenConnectsAsAWorker) {
   cluster_->StartWorker("w2", 1, {"--token_file=" + cluster_->access().AdminTokenFile()});
   const std::string log = cluster_->root() + "/worker-w2.log";
   EXPECT_TRUE(PollUntil([&] {
-    std::ifstream in(log);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return text.find("(every project, admin) cannot act as a worker") != std::string::npos;
+    return absl::StrContains(ReadFileOrEmpty(log), "(every project, admin) cannot act as a worker");
   })) << "worker w2 log does not say why it was refused";
   auto workers = cluster_->client().ListWorkers();
   ASSERT_TRUE(workers.ok());
   for (const auto& w : *workers) EXPECT_NE(w.worker_id(), "w2");
+}
+
+// Registers as `worker_id` over a Connect stream sending `token` and
+// presenting `client` (none when empty); returns how the stream ended.
+absl::Status RegisterAs(Cluster& cluster, const std::string& token, const tls::KeyCert& client,
+                        const std::string& worker_id) {
+  ClientSecurity security = cluster.access().Security();
+  security.token = token;
+  security.client = client;
+  auto stub = deja::v1::WorkerService::NewStub(
+      grpc::CreateChannel(cluster.address(), MakeChannelCredentials(security)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto stream = stub->Connect(&ctx);
+  deja::v1::WorkerMessage hello;
+  hello.mutable_register_()->set_worker_id(worker_id);
+  hello.mutable_register_()->set_slots(1);
+  stream->Write(hello);
+  deja::v1::SchedulerMessage reply;
+  if (stream->Read(&reply)) {
+    ctx.TryCancel();  // registered: it would be given work
+    return absl::OkStatus();
+  }
+  return FromGrpcStatus(stream->Finish());
+}
+
+TEST_F(AuthTest, AWorkerIdIsBoundToTheCertificateItEnrolledFor) {
+  // w1 enrolled when it started: its certificate is in its work dir.
+  std::ifstream in(cluster_->WorkDir("w1") + "/meta/tls/worker.pem");
+  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t cert = pem.find("-----BEGIN CERTIFICATE-----");
+  ASSERT_NE(cert, std::string::npos);
+  const tls::KeyCert w1{pem.substr(0, cert), pem.substr(cert)};
+  auto info = tls::Inspect(w1.cert_pem);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->common_name, "w1");
+  EXPECT_TRUE(tls::Verify(w1.cert_pem, ReadFileOrEmpty(cluster_->CaFile()), absl::Now()).ok());
+
+  const std::string worker_token = NewToken(deja::v1::WORKER, "");
+  // A worker token without a certificate, or with w1's to register as w2.
+  absl::Status bare = RegisterAs(*cluster_, worker_token, {}, "w1");
+  EXPECT_EQ(bare.code(), absl::StatusCode::kPermissionDenied) << bare;
+  EXPECT_THAT(bare.message(), HasSubstr("connects without a worker certificate"));
+  absl::Status other = RegisterAs(*cluster_, worker_token, w1, "w2");
+  EXPECT_EQ(other.code(), absl::StatusCode::kPermissionDenied) << other;
+  EXPECT_THAT(other.message(), HasSubstr("the certificate presented is worker w1's"));
+
+  // Another daemon claiming w1 (its own work dir, so no certificate): its
+  // enrollment is refused and w1 keeps its connection.
+  const std::string impostor_dir = cluster_->root() + "/impostor";
+  std::filesystem::create_directories(impostor_dir);
+  cluster_->StartWorker("impostor", 1, {"--id=w1", "--work_dir=" + impostor_dir});
+  EXPECT_TRUE(PollUntil([&] {
+    return absl::StrContains(ReadFileOrEmpty(cluster_->root() + "/worker-impostor.log"),
+                             "worker id w1 is enrolled already");
+  })) << ReadFileOrEmpty(cluster_->root() + "/worker-impostor.log");
+  auto workers = cluster_->client().ListWorkers();
+  ASSERT_TRUE(workers.ok());
+  ASSERT_EQ(workers->size(), 1u);
+  EXPECT_TRUE((*workers)[0].connected());
+  // w1 itself comes back with its certificate after a crash.
+  cluster_->KillWorker("w1");
+  cluster_->StartWorker("w1");
+  EXPECT_TRUE(PollUntil([&] {
+    auto now = cluster_->client().ListWorkers();
+    return now.ok() && now->size() == 1 && (*now)[0].connected();
+  }));
 }
 
 TEST_F(AuthTest, APlaintextClientGetsNothingFromATlsPort) {
@@ -328,10 +400,8 @@ TEST_F(AuthTest, APlaintextClientGetsNothingFromATlsPort) {
   // Nor does a TLS client that does not trust the cluster's CA.
   ClientSecurity untrusting;
   untrusting.ca_pem = tls::CreateCa("another CA", absl::Hours(1))->cert_pem;
-  untrusting.token = std::string(absl::StripAsciiWhitespace([&] {
-    std::ifstream in(cluster_->access().AdminTokenFile());
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  }()));
+  untrusting.token =
+      std::string(absl::StripAsciiWhitespace(ReadFileOrEmpty(cluster_->access().AdminTokenFile())));
   status = RawCall(grpc::CreateChannel(cluster_->address(), MakeChannelCredentials(untrusting)),
                    "/deja.v1.Scheduler/ListJobs");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();

@@ -26,6 +26,15 @@ class MemAccessStore final : public AccessStore {
     for (const auto& [id, record] : tokens) visit(record);
     return absl::OkStatus();
   }
+  absl::Status PutEnrollment(const deja::v1::WorkerEnrollment& enrollment) override {
+    workers[enrollment.worker_id()] = enrollment;
+    return absl::OkStatus();
+  }
+  absl::Status ScanEnrollments(
+      const std::function<void(const deja::v1::WorkerEnrollment&)>& visit) const override {
+    for (const auto& [id, enrollment] : workers) visit(enrollment);
+    return absl::OkStatus();
+  }
   absl::Status AppendAudit(const deja::v1::AuditEvent& event, uint64_t drop_seq,
                            bool /*durable*/) override {
     audit[event.seq()] = event;
@@ -41,6 +50,7 @@ class MemAccessStore final : public AccessStore {
   }
 
   std::map<std::string, deja::v1::TokenRecord> tokens;
+  std::map<std::string, deja::v1::WorkerEnrollment> workers;
   std::map<uint64_t, deja::v1::AuditEvent> audit;
 };
 
@@ -261,6 +271,33 @@ TEST_F(AccessControlTest, AnExportedWorkerTokenIsKeptWhileInForce) {
   auto renewed = access_->EnsureWorkerToken(*replaced, "compose");
   ASSERT_TRUE(renewed.ok());
   EXPECT_NE(*renewed, *replaced);
+}
+
+TEST_F(AccessControlTest, AWorkerIdBelongsToTheFirstToEnrollItAndToItsCertificate) {
+  const deja::Caller worker = Caller(Create(deja::v1::WORKER, ""));
+  const deja::Caller other_worker = Caller(Create(deja::v1::WORKER, ""));
+  EXPECT_EQ(access_->Enroll(admin_, "w1", "", "cert").code(), absl::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(access_->Enroll(worker, "w1", "", "cert-1").ok());
+  // Someone else, even with the same token, cannot take w1 without its certificate.
+  absl::Status taken = access_->Enroll(other_worker, "w1", "", "cert-2");
+  EXPECT_EQ(taken.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(taken.message(),
+              HasSubstr("worker id w1 is enrolled already (by token " + worker.principal.token_id));
+  EXPECT_EQ(access_->Enroll(worker, "w1", "w2", "cert-2").code(),
+            absl::StatusCode::kPermissionDenied);
+  // Its holder renews it.
+  EXPECT_TRUE(access_->Enroll(worker, "w1", "w1", "cert-3").ok());
+  Restart();
+  EXPECT_EQ(access_->Enroll(other_worker, "w1", "", "cert-4").code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(store_.workers["w1"].token_id(), worker.principal.token_id);
+
+  EXPECT_TRUE(access_->CheckWorkerIdentity(worker, "w1", "w1").ok());
+  EXPECT_THAT(
+      access_->CheckWorkerIdentity(worker, "w1", "w2").message(),
+      HasSubstr("the certificate presented is worker w1's: it cannot register as worker w2"));
+  EXPECT_THAT(access_->CheckWorkerIdentity(worker, "", "w1").message(),
+              HasSubstr("connects without a worker certificate"));
 }
 
 TEST(AccessControlOffTest, WithoutAccessControlEveryCallerIsTheClusterAdmin) {
