@@ -409,3 +409,63 @@ TEST_F(AuthTest, APlaintextClientGetsNothingFromATlsPort) {
 
 }  // namespace
 }  // namespace deja::testing
+
+namespace deja::testing {
+namespace {
+
+void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+// An operator's own CA and scheduler certificate: clients trust that CA, and
+// workers still enroll with the cluster's own, which the scheduler trusts
+// beside it.
+TEST(OperatorTlsTest, AnOperatorsCertificateServesClientsAndWorkersStillEnroll) {
+  TempDir dir("deja-operator-tls");
+  auto ca = tls::CreateCa("Operator CA", absl::Hours(24));
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  auto server = tls::Issue(*ca, "scheduler", {"127.0.0.1", "localhost"}, absl::Hours(24));
+  ASSERT_TRUE(server.ok()) << server.status();
+  WriteText(dir.Sub("ca.crt"), ca->cert_pem);
+  WriteText(dir.Sub("server.crt"), server->cert_pem);
+  WriteText(dir.Sub("server.key"), server->key_pem);
+  Cluster c({"--tls_cert=" + dir.Sub("server.crt"), "--tls_key=" + dir.Sub("server.key"),
+             "--tls_ca=" + dir.Sub("ca.crt")});
+  c.StartWorker("w1");
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  deja::v1::JobSpec spec;
+  for (const char* w : {"sh", "-c", "echo ok"}) spec.mutable_app()->add_command(w);
+  auto submitted = c.client().Submit(spec);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  auto done = c.client().WaitForJob(submitted->job().job_id(), absl::Seconds(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), deja::v1::SUCCEEDED);
+
+  // Bad operator material is refused at start, naming what is wrong.
+  auto other = tls::Issue(*ca, "other", {"127.0.0.1"}, absl::Hours(24));
+  ASSERT_TRUE(other.ok());
+  WriteText(dir.Sub("other.key"), other->key_pem);
+  struct Case {
+    std::vector<std::string> flags;
+    std::string message;
+  };
+  for (const Case& bad : std::vector<Case>{
+           {{"--tls_cert=" + dir.Sub("server.crt")}, "give all three, or none"},
+           {{"--tls_cert=" + dir.Sub("server.crt"), "--tls_key=" + dir.Sub("other.key"),
+             "--tls_ca=" + dir.Sub("ca.crt")},
+            "the key is not the certificate's"},
+           {{"--tls_cert=" + dir.Sub("server.crt"), "--tls_key=" + dir.Sub("server.key"),
+             "--tls_ca=" + c.CaFile(), "--insecure"},
+            "--insecure: serves plaintext"},
+           {{"--tls_cert=" + dir.Sub("server.crt"), "--tls_key=" + dir.Sub("server.key"),
+             "--tls_ca=" + dir.Sub("missing.crt")},
+            "--tls_ca: "},
+       }) {
+    std::vector<std::string> args = {"--data_dir=" + dir.Sub("data")};
+    args.insert(args.end(), bad.flags.begin(), bad.flags.end());
+    CommandResult r = RunCommand(DEJA_SCHEDULER_BIN, args);
+    EXPECT_EQ(r.exit_code, 2) << bad.message;
+    EXPECT_THAT(r.err, HasSubstr(bad.message));
+  }
+}
+
+}  // namespace
+}  // namespace deja::testing

@@ -10,12 +10,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
@@ -171,7 +173,11 @@ SchedulerAccess::SchedulerAccess(std::string data_dir,
                                  const std::vector<std::string>& scheduler_flags)
     : data_dir_(std::move(data_dir)),
       insecure_(std::find(scheduler_flags.begin(), scheduler_flags.end(), "--insecure") !=
-                scheduler_flags.end()) {}
+                scheduler_flags.end()) {
+  for (const std::string& flag : scheduler_flags) {
+    if (absl::StartsWith(flag, "--tls_ca=")) operator_ca_ = flag.substr(strlen("--tls_ca="));
+  }
+}
 
 ClientSecurity SchedulerAccess::Security() const {
   ClientSecurity security;

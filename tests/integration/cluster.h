@@ -65,13 +65,15 @@ long PeakRssKb(pid_t pid);
 std::optional<size_t> ConnectedWorkers(DejaClient& client);
 
 // How clients and workers reach a scheduler under test whose data is in
-// `data_dir`: TLS trusting its CA (data_dir/tls/ca.crt), unless it runs with
-// --insecure (one of `scheduler_flags`).
+// `data_dir`: TLS trusting its CA (data_dir/tls/ca.crt, or the operator's
+// --tls_ca), unless it runs with --insecure (one of `scheduler_flags`).
 class SchedulerAccess {
  public:
   SchedulerAccess(std::string data_dir, const std::vector<std::string>& scheduler_flags);
   bool insecure() const { return insecure_; }
-  std::string CaFile() const { return data_dir_ + "/tls/ca.crt"; }
+  std::string CaFile() const {
+    return operator_ca_.empty() ? data_dir_ + "/tls/ca.crt" : operator_ca_;
+  }
   // The first admin token, which the scheduler writes on first start.
   std::string AdminTokenFile() const { return data_dir_ + "/admin.token"; }
   // A worker token, made with the admin token on first use.
@@ -87,6 +89,7 @@ class SchedulerAccess {
  private:
   std::string data_dir_;
   bool insecure_;
+  std::string operator_ca_;  // --tls_ca, if given
 };
 
 class Cluster {
