@@ -269,6 +269,14 @@ absl::Status Verify(const std::string& cert_pem, const std::string& ca_cert_pem,
   return absl::OkStatus();
 }
 
+bool NamesAllWithTimeLeft(const CertInfo& info, const std::vector<std::string>& names,
+                          absl::Time now) {
+  for (const std::string& name : names) {
+    if (std::find(info.names.begin(), info.names.end(), name) == info.names.end()) return false;
+  }
+  return now + (info.not_after - info.not_before) / 10 < info.not_after;
+}
+
 absl::Status CheckPair(const KeyCert& pair) {
   auto key = ParseKey(pair.key_pem);
   if (!key.ok()) return key.status();
@@ -297,10 +305,7 @@ bool StillGood(const KeyCert& server, const KeyCert& ca, const std::vector<std::
     ERR_clear_error();
     return false;
   }
-  for (const std::string& name : names) {
-    if (std::find(info->names.begin(), info->names.end(), name) == info->names.end()) return false;
-  }
-  return absl::Now() + (info->not_after - info->not_before) / 10 < info->not_after;
+  return NamesAllWithTimeLeft(*info, names, absl::Now());
 }
 
 }  // namespace

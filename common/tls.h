@@ -61,6 +61,11 @@ absl::StatusOr<CertInfo> Inspect(const std::string& cert_pem);
 // `now`: OK, or an error saying why not (OpenSSL's reason).
 absl::Status Verify(const std::string& cert_pem, const std::string& ca_cert_pem, absl::Time now);
 
+// Whether `info` names every one of `names` and has more than a tenth of
+// its validity left at `now`: a certificate still worth serving with.
+bool NamesAllWithTimeLeft(const CertInfo& info, const std::vector<std::string>& names,
+                          absl::Time now);
+
 // Whether `pair.key_pem` is the key of `pair.cert_pem`: OK, or an error
 // saying which does not parse or that they do not match.
 absl::Status CheckPair(const KeyCert& pair);

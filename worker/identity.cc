@@ -3,7 +3,6 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -29,13 +28,8 @@ WorkerIdentity::WorkerIdentity(const std::string& work_dir, std::string worker_i
 bool WorkerIdentity::Usable(const tls::KeyCert& pair) const {
   if (!tls::CheckPair(pair).ok()) return false;
   auto info = tls::Inspect(pair.cert_pem);
-  if (!info.ok() || info->common_name != worker_id_) return false;
-  for (const std::string& name : names_) {
-    if (std::find(info->names.begin(), info->names.end(), name) == info->names.end()) {
-      return false;
-    }
-  }
-  return absl::Now() + (info->not_after - info->not_before) / 10 < info->not_after;
+  return info.ok() && info->common_name == worker_id_ &&
+         tls::NamesAllWithTimeLeft(*info, names_, absl::Now());
 }
 
 absl::Status WorkerIdentity::Prepare(ClientSecurity* security) {

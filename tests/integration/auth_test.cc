@@ -67,11 +67,6 @@ grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::s
   return status;
 }
 
-std::string ReadFileOrEmpty(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // Every RPC of every service the scheduler serves: "/deja.v1.Scheduler/Submit"...
 std::vector<std::string> EveryMethod() {
   std::vector<std::string> methods;
@@ -317,7 +312,7 @@ TEST_F(AuthTest, OnlyAWorkerTokenConnectsAsAWorker) {
   cluster_->StartWorker("w2", 1, {"--token_file=" + cluster_->access().AdminTokenFile()});
   const std::string log = cluster_->root() + "/worker-w2.log";
   EXPECT_TRUE(PollUntil([&] {
-    return absl::StrContains(ReadFileOrEmpty(log), "(every project, admin) cannot act as a worker");
+    return absl::StrContains(ReadFile(log), "(every project, admin) cannot act as a worker");
   })) << "worker w2 log does not say why it was refused";
   auto workers = cluster_->client().ListWorkers();
   ASSERT_TRUE(workers.ok());
@@ -358,7 +353,7 @@ TEST_F(AuthTest, AWorkerIdIsBoundToTheCertificateItEnrolledFor) {
   auto info = tls::Inspect(w1.cert_pem);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->common_name, "w1");
-  EXPECT_TRUE(tls::Verify(w1.cert_pem, ReadFileOrEmpty(cluster_->CaFile()), absl::Now()).ok());
+  EXPECT_TRUE(tls::Verify(w1.cert_pem, ReadFile(cluster_->CaFile()), absl::Now()).ok());
 
   const std::string worker_token = NewToken(deja::v1::WORKER, "");
   // A worker token without a certificate, or with w1's to register as w2.
@@ -375,9 +370,9 @@ TEST_F(AuthTest, AWorkerIdIsBoundToTheCertificateItEnrolledFor) {
   std::filesystem::create_directories(impostor_dir);
   cluster_->StartWorker("impostor", 1, {"--id=w1", "--work_dir=" + impostor_dir});
   EXPECT_TRUE(PollUntil([&] {
-    return absl::StrContains(ReadFileOrEmpty(cluster_->root() + "/worker-impostor.log"),
+    return absl::StrContains(ReadFile(cluster_->root() + "/worker-impostor.log"),
                              "worker id w1 is enrolled already");
-  })) << ReadFileOrEmpty(cluster_->root() + "/worker-impostor.log");
+  })) << ReadFile(cluster_->root() + "/worker-impostor.log");
   auto workers = cluster_->client().ListWorkers();
   ASSERT_TRUE(workers.ok());
   ASSERT_EQ(workers->size(), 1u);
@@ -401,7 +396,7 @@ TEST_F(AuthTest, APlaintextClientGetsNothingFromATlsPort) {
   ClientSecurity untrusting;
   untrusting.ca_pem = tls::CreateCa("another CA", absl::Hours(1))->cert_pem;
   untrusting.token =
-      std::string(absl::StripAsciiWhitespace(ReadFileOrEmpty(cluster_->access().AdminTokenFile())));
+      std::string(absl::StripAsciiWhitespace(ReadFile(cluster_->access().AdminTokenFile())));
   status = RawCall(grpc::CreateChannel(cluster_->address(), MakeChannelCredentials(untrusting)),
                    "/deja.v1.Scheduler/ListJobs");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
@@ -413,8 +408,6 @@ TEST_F(AuthTest, APlaintextClientGetsNothingFromATlsPort) {
 namespace deja::testing {
 namespace {
 
-void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
 // An operator's own CA and scheduler certificate: clients trust that CA, and
 // workers still enroll with the cluster's own, which the scheduler trusts
 // beside it.
@@ -424,9 +417,9 @@ TEST(OperatorTlsTest, AnOperatorsCertificateServesClientsAndWorkersStillEnroll) 
   ASSERT_TRUE(ca.ok()) << ca.status();
   auto server = tls::Issue(*ca, "scheduler", {"127.0.0.1", "localhost"}, absl::Hours(24));
   ASSERT_TRUE(server.ok()) << server.status();
-  WriteText(dir.Sub("ca.crt"), ca->cert_pem);
-  WriteText(dir.Sub("server.crt"), server->cert_pem);
-  WriteText(dir.Sub("server.key"), server->key_pem);
+  WriteFile(dir.Sub("ca.crt"), ca->cert_pem);
+  WriteFile(dir.Sub("server.crt"), server->cert_pem);
+  WriteFile(dir.Sub("server.key"), server->key_pem);
   Cluster c({"--tls_cert=" + dir.Sub("server.crt"), "--tls_key=" + dir.Sub("server.key"),
              "--tls_ca=" + dir.Sub("ca.crt")});
   c.StartWorker("w1");
@@ -442,7 +435,7 @@ TEST(OperatorTlsTest, AnOperatorsCertificateServesClientsAndWorkersStillEnroll) 
   // Bad operator material is refused at start, naming what is wrong.
   auto other = tls::Issue(*ca, "other", {"127.0.0.1"}, absl::Hours(24));
   ASSERT_TRUE(other.ok());
-  WriteText(dir.Sub("other.key"), other->key_pem);
+  WriteFile(dir.Sub("other.key"), other->key_pem);
   struct Case {
     std::vector<std::string> flags;
     std::string message;
