@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -88,6 +89,8 @@ int Report::Missed() const {
 TempDir::TempDir(const std::string& root, const std::string& name, bool remove) : remove_(remove) {
   std::string tmpl = absl::StrCat(root, "/", name, "-XXXXXX");
   Check(mkdtemp(tmpl.data()) != nullptr, "mkdtemp " + tmpl);
+  // A root worker's jobs run as deja-job, which passes through to them.
+  Check(chmod(tmpl.c_str(), 0711) == 0, "chmod " + tmpl);
   path_ = tmpl;
 }
 

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -23,12 +25,20 @@ std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const ClientSec
 
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const ServerSecurity& security) {
   if (security.insecure) return grpc::InsecureServerCredentials();
-  grpc::SslServerCredentialsOptions options(security.client_ca_pem.empty()
-                                                ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                                : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions options(
+      security.client_ca_pem.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+      : security.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                     : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   options.pem_root_certs = security.client_ca_pem;
   options.pem_key_cert_pairs.push_back({security.server.key_pem, security.server.cert_pem});
   return grpc::SslServerCredentials(options);
+}
+
+std::string PresentedCommonName(const grpc::ServerContextBase& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> names = auth->FindPropertyValues("x509_common_name");
+  return names.empty() ? std::string() : std::string(names[0].data(), names[0].size());
 }
 
 std::string HostOf(absl::string_view host_port) {

@@ -13,6 +13,7 @@
 
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_context.h>
 
 #include <memory>
 #include <string>
@@ -45,8 +46,15 @@ struct ServerSecurity {
   // A client certificate, when one is presented, must be signed by this CA
   // (PEM); one that is not fails the handshake. Empty: none is asked for.
   std::string client_ca_pem;
+  // Whether a client without a certificate fails the handshake (a worker's
+  // Peer service: only workers call it).
+  bool require_client_cert = false;
 };
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const ServerSecurity& security);
+
+// The common name of the certificate the caller presented and TLS verified
+// (a worker's id); empty when none was.
+std::string PresentedCommonName(const grpc::ServerContextBase& ctx);
 
 // Whether HOST:PORT names only the loopback interface (127.0.0.0/8, ::1,
 // "localhost"): a wildcard (0.0.0.0, [::], an empty host) or any other

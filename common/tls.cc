@@ -41,6 +41,7 @@ using StoreCtx = std::unique_ptr<X509_STORE_CTX, Freer<X509_STORE_CTX, X509_STOR
 using Extension = std::unique_ptr<X509_EXTENSION, Freer<X509_EXTENSION, X509_EXTENSION_free>>;
 using Names = std::unique_ptr<GENERAL_NAMES, Freer<GENERAL_NAMES, GENERAL_NAMES_free>>;
 using BigNum = std::unique_ptr<BIGNUM, Freer<BIGNUM, BN_free>>;
+using MdCtx = std::unique_ptr<EVP_MD_CTX, Freer<EVP_MD_CTX, EVP_MD_CTX_free>>;
 
 // `what` failed, with OpenSSL's queued reasons (the queue is emptied).
 absl::Status OpenSslError(const std::string& what) {
@@ -286,6 +287,43 @@ absl::Status CheckPair(const KeyCert& pair) {
     ERR_clear_error();
     return absl::InvalidArgumentError("the key is not the certificate's");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SignData(const std::string& key_pem, const std::string& data) {
+  auto key = ParseKey(key_pem);
+  if (!key.ok()) return key.status();
+  MdCtx context(EVP_MD_CTX_new());
+  size_t size = 0;
+  if (!context ||
+      EVP_DigestSignInit(context.get(), nullptr, EVP_sha256(), nullptr, key->get()) != 1 ||
+      EVP_DigestSign(context.get(), nullptr, &size, nullptr, 0) != 1) {
+    return OpenSslError("signing");
+  }
+  std::string signature(size, '\0');
+  if (EVP_DigestSign(context.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    return OpenSslError("signing");
+  }
+  signature.resize(size);  // a DER ECDSA signature is often shorter than its bound
+  return signature;
+}
+
+absl::Status VerifySignature(const std::string& cert_pem, const std::string& data,
+                             const std::string& signature) {
+  auto cert = ParseCert(cert_pem);
+  if (!cert.ok()) return cert.status();
+  EVP_PKEY* key = X509_get0_pubkey(cert->get());  // owned by the certificate
+  MdCtx context(EVP_MD_CTX_new());
+  if (key == nullptr || !context ||
+      EVP_DigestVerifyInit(context.get(), nullptr, EVP_sha256(), nullptr, key) != 1) {
+    return OpenSslError("setting up a signature check");
+  }
+  const int verified = EVP_DigestVerify(
+      context.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+      reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  ERR_clear_error();
+  if (verified != 1) return absl::UnauthenticatedError("bad signature");
   return absl::OkStatus();
 }
 

@@ -70,6 +70,15 @@ bool NamesAllWithTimeLeft(const CertInfo& info, const std::vector<std::string>& 
 // saying which does not parse or that they do not match.
 absl::Status CheckPair(const KeyCert& pair);
 
+// An ECDSA (SHA-256) signature of `data` with `key_pem`: what the scheduler
+// signs peer tickets with (its CA's key; common/peer_ticket.h).
+absl::StatusOr<std::string> SignData(const std::string& key_pem, const std::string& data);
+
+// Whether `signature` is one of `data` by the key of `cert_pem`: OK, or
+// UNAUTHENTICATED ("bad signature") or the parse error.
+absl::Status VerifySignature(const std::string& cert_pem, const std::string& data,
+                             const std::string& signature);
+
 // The scheduler's TLS material in `dir` (see above): read, or created on
 // first use. `names` are the names and addresses the scheduler's
 // certificate must carry.

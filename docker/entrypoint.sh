@@ -80,10 +80,12 @@ case "${1:-}" in
       args+=(--tls_ca="${DEJA_TLS_CA:-${creds:+$creds/}ca.crt}"
              --token_file="${DEJA_TOKEN_FILE:-${creds:+$creds/}worker.token}")
     fi
-    # The peer service listens on --peer_listen, else on the port of --advertise.
+    # The peer service listens on --peer_listen, else on the --advertise address.
     advertise="$(flag_value advertise "$advertise" "$@")"
-    peer_listen="$(flag_value peer_listen "${DEJA_PEER_LISTEN:-0.0.0.0:$(port_of "$advertise")}" "$@")"
-    echo "127.0.0.1 $(port_of "$peer_listen")" >"$health_file"
+    peer_listen="$(flag_value peer_listen "${DEJA_PEER_LISTEN:-$advertise}" "$@")"
+    peer_host="${peer_listen%:*}"
+    case "$peer_host" in 0.0.0.0 | "" | "[::]") peer_host=127.0.0.1 ;; esac
+    echo "$peer_host $(port_of "$peer_listen")" >"$health_file"
     echo "deja-worker: advertising $advertise" >&2
     exec deja-worker "${args[@]}" "$@"
     ;;

@@ -25,36 +25,66 @@ WorkerIdentity::WorkerIdentity(const std::string& work_dir, std::string worker_i
       scheduler_address_(std::move(scheduler_address)),
       timeout_(timeout) {}
 
-bool WorkerIdentity::Usable(const tls::KeyCert& pair) const {
-  if (!tls::CheckPair(pair).ok()) return false;
+bool WorkerIdentity::Usable(const tls::KeyCert& pair, const std::string& ca_pem) const {
+  if (!tls::CheckPair(pair).ok() || ca_pem.empty()) return false;
   auto info = tls::Inspect(pair.cert_pem);
+  const absl::Time now = absl::Now();
   return info.ok() && info->common_name == worker_id_ &&
-         tls::NamesAllWithTimeLeft(*info, names_, absl::Now());
+         tls::NamesAllWithTimeLeft(*info, names_, now) &&
+         tls::Verify(pair.cert_pem, ca_pem, now).ok();
 }
 
 absl::Status WorkerIdentity::Prepare(ClientSecurity* security) {
-  if (current_.cert_pem.empty()) {
-    // One file, key then certificate, written atomically: never a
-    // certificate without its key.
-    auto pem = ReadWholeFile(path_);
-    const size_t cert = pem.ok() ? pem->find("-----BEGIN CERTIFICATE-----") : std::string::npos;
-    if (cert != std::string::npos) current_ = {pem->substr(0, cert), pem->substr(cert)};
+  tls::KeyCert current;
+  std::string ca_pem;
+  {
+    absl::MutexLock lock(&mu_);
+    if (current_.cert_pem.empty()) {
+      // One file, key, certificate and CA, written atomically: never a
+      // certificate without its key.
+      auto pem = ReadWholeFile(path_);
+      const std::string kBegin = "-----BEGIN CERTIFICATE-----";
+      const size_t cert = pem.ok() ? pem->find(kBegin) : std::string::npos;
+      if (cert != std::string::npos) {
+        const size_t ca = pem->find(kBegin, cert + kBegin.size());
+        current_ = {pem->substr(0, cert), pem->substr(cert, ca - cert)};
+        if (ca != std::string::npos) ca_pem_ = pem->substr(ca);
+      }
+    }
+    current = current_;
+    ca_pem = ca_pem_;
   }
-  if (!Usable(current_)) {
+  if (!Usable(current, ca_pem)) {
     if (absl::Status st = Enroll(*security); !st.ok()) return st;
   }
+  absl::MutexLock lock(&mu_);
+  usable_ = true;
   security->client = current_;
   return absl::OkStatus();
+}
+
+absl::StatusOr<PeerTls> WorkerIdentity::Peer() const {
+  absl::MutexLock lock(&mu_);
+  if (!usable_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", worker_id_, " has no certificate yet (not enrolled)"));
+  }
+  return PeerTls{current_, ca_pem_};
 }
 
 absl::Status WorkerIdentity::Enroll(const ClientSecurity& security) {
   // The old certificate, when it is still this worker's, proves the id is
   // ours: the scheduler renews it.
   ClientSecurity enrolling = security;
-  auto info = tls::Inspect(current_.cert_pem);
-  if (tls::CheckPair(current_).ok() && info.ok() && info->common_name == worker_id_ &&
+  tls::KeyCert current;
+  {
+    absl::MutexLock lock(&mu_);
+    current = current_;
+  }
+  auto info = tls::Inspect(current.cert_pem);
+  if (tls::CheckPair(current).ok() && info.ok() && info->common_name == worker_id_ &&
       absl::Now() < info->not_after) {
-    enrolling.client = current_;
+    enrolling.client = current;
   }
   auto stub = deja::v1::WorkerService::NewStub(
       grpc::CreateChannel(scheduler_address_, MakeChannelCredentials(enrolling)));
@@ -73,12 +103,20 @@ absl::Status WorkerIdentity::Enroll(const ClientSecurity& security) {
   if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, "mkdir " + dir_);
   }
-  if (absl::Status st = WriteFileAtomically(path_, response.key_pem() + response.cert_pem(),
-                                            /*sync=*/true, 0600);
+  if (response.ca_pem().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "enrolling as worker ", worker_id_,
+        ": the scheduler sent no CA certificate (a scheduler older than this worker?)"));
+  }
+  if (absl::Status st = WriteFileAtomically(
+          path_, absl::StrCat(response.key_pem(), response.cert_pem(), response.ca_pem()),
+          /*sync=*/true, 0600);
       !st.ok()) {
     return st;
   }
+  absl::MutexLock lock(&mu_);
   current_ = {response.key_pem(), response.cert_pem()};
+  ca_pem_ = response.ca_pem();
   return absl::OkStatus();
 }
 

@@ -2,14 +2,17 @@
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/errors.h"
 #include "common/manifest.h"
 #include "common/manifest_blob.h"
 #include "worker/channel_args.h"
@@ -38,7 +41,7 @@ JobExecutor::JobExecutor(Options options, Clock* clock, WorkspaceRetention* rete
       fingerprints_(options_.work_dir),
       workspace_pool_(options_.work_dir, options_.slots + 1),
       materializer_(options_.work_dir, retention, &fingerprints_),
-      puller_(options_.work_dir),
+      puller_(options_.work_dir, absl::Seconds(5), options_.peer_tls),
       blob_client_(std::make_unique<BlobClient>(
           grpc::CreateCustomChannel(options_.content_store_address,
                                     MakeChannelCredentials(options_.content_store_security),
@@ -99,6 +102,7 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
   launch.argv.assign(assignment.argv().begin(), assignment.argv().end());
   launch.env.insert(assignment.env().begin(), assignment.env().end());
   launch.cancel_grace = options_.cancel_grace;
+  launch.user = options_.job_user;
   launch.prepare = [this, job_id, attempt,
                     inputs = assignment.inputs()](const std::string& workspace) {
     if (!inputs.empty()) {
@@ -168,6 +172,14 @@ deja::v1::JobResult JobExecutor::RunResult(const deja::v1::RunningRecord& record
     result.set_error(absl::StrCat("command exited with code ", outcome.exit_code,
                                   " with the worker's disk full (no space left on device under ",
                                   options_.work_dir, ")"));
+  }
+  if (options_.job_user.has_value()) {
+    // Before anything is read from it: nothing the job user still runs can
+    // change the workspace from now on.
+    if (absl::Status st = TakeBackWorkspace(workspace); !st.ok() && outcome.error.empty()) {
+      result.set_error(std::string(st.message()));
+      return result;
+    }
   }
   const struct timespec hashed_after = FileClockNow();
   auto manifest = BuildManifest(workspace);
@@ -239,7 +251,7 @@ deja::v1::JobResult JobExecutor::Materialize(deja::v1::Assignment assignment,
     status = manifest.status();
   } else if (remote) {
     PeerSource source{assignment.source_worker_id(), assignment.source_address(),
-                      assignment.source_job_id()};
+                      assignment.source_job_id(), assignment.peer_ticket()};
     auto pulled =
         puller_.Pull(source, assignment.source_manifest(), *manifest, assignment.job_id());
     status = pulled.status();
@@ -255,6 +267,11 @@ deja::v1::JobResult JobExecutor::Materialize(deja::v1::Assignment assignment,
       how = absl::StrFormat("%d files, %d bytes by %s", copied->files, copied->bytes,
                             CopyMethodName(copied->method));
     }
+  }
+  if (status.ok() && options_.job_user.has_value()) {
+    // Like a run's: closed to the jobs of other projects the job user runs.
+    const std::string ws = paths::WorkspaceDir(options_.work_dir, assignment.job_id());
+    if (chmod(ws.c_str(), 0700) != 0) status = ErrnoStatus(errno, "chmod 0700 " + ws);
   }
   const absl::Time end = clock_->Now();
   deja::v1::JobResult result;

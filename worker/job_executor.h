@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ class JobExecutor {
     uint32_t slots = 1;
     std::string content_store_address;
     ClientSecurity content_store_security;
+    // What peer pulls dial with (worker/peer_tls.h); empty: plaintext.
+    PeerTlsSource peer_tls;
+    // Whom commands run as (worker/job_user.h); nullopt: as the worker.
+    std::optional<JobUser> job_user;
     uint64_t cache_bytes = 0;
     absl::Duration cancel_grace = absl::Seconds(2);
     // Content store calls are retried this long while it is unreachable.

@@ -211,10 +211,21 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
   if (int err = ResolveExecutable(argv0, env["PATH"], ws, &program); err != 0) {
     return fail(kExitCannotStart, absl::StrCat(argv0, ": ", std::strerror(err)), *err_fd);
   }
+  std::vector<std::string> argv = launch_.argv;
+  if (launch_.user.has_value()) {
+    if (absl::Status st = GiveWorkspace(ws, *launch_.user); !st.ok()) {
+      return fail(
+          kExitInternal,
+          absl::StrCat("giving the workspace to user ", launch_.user->name, ": ", st.message()),
+          *err_fd);
+    }
+    argv = AsUser(*launch_.user, program, launch_.argv);
+    program = kSetpriv;
+  }
 
   std::vector<char*> argv_ptrs;
-  argv_ptrs.reserve(launch_.argv.size() + 1);
-  for (const auto& arg : launch_.argv) argv_ptrs.push_back(const_cast<char*>(arg.c_str()));
+  argv_ptrs.reserve(argv.size() + 1);
+  for (const auto& arg : argv) argv_ptrs.push_back(const_cast<char*>(arg.c_str()));
   argv_ptrs.push_back(nullptr);
   std::vector<char*> env_ptrs;
   env_ptrs.reserve(env_strings.size() + 1);

@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "worker/job_user.h"
 
 namespace deja::worker {
 
@@ -70,6 +72,10 @@ struct JobLaunch {
   // and the leader reaped: the worker records the exit here, so that its
   // next life can report a command that ended while it was dying.
   std::function<void(pid_t pid, int exit_code)> leader_exited;
+  // Whom the command runs as (worker/job_user.h): the workspace is given
+  // to this user right before the spawn, and the command started through
+  // setpriv. nullopt: as the worker.
+  std::optional<JobUser> user;
 };
 
 struct JobOutcome {

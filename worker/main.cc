@@ -2,6 +2,7 @@
 // into a validated WorkerConfig here and nowhere else.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -21,6 +22,8 @@
 #include "common/credentials.h"
 #include "common/daemon_flags.h"
 #include "common/files.h"
+#include "worker/job_user.h"
+#include "worker/log.h"
 #include "worker/paths.h"
 #include "worker/platform_flags.h"
 #include "worker/watchdog.h"
@@ -48,6 +51,12 @@ ABSL_FLAG(std::string, token_file, "",
 ABSL_FLAG(bool, insecure, false,
           "Dial the scheduler in plaintext without a token: for a scheduler started with "
           "--insecure.");
+ABSL_FLAG(std::string, job_user, "",
+          "A worker started as root runs its jobs as this user (name or uid). Default: "
+          "deja-job, a system user created when missing (else nobody). Not root unless "
+          "--allow_root_jobs. A worker not started as root runs jobs as itself.");
+ABSL_FLAG(bool, allow_root_jobs, false,
+          "Allow --job_user=root: jobs may then do anything on this machine.");
 ABSL_FLAG(std::string, work_dir, "",
           "Required. Directory holding job workspaces (jobs/<job_id>/) and worker metadata. "
           "One deja-worker at a time (it is locked: meta/lock).");
@@ -60,8 +69,10 @@ ABSL_FLAG(std::string, advertise, "",
           "HOST:PORT at which other workers reach this worker's peer service (default "
           "<hostname>:0). Port 0: a free port is bound and HOST:<bound port> is advertised.");
 ABSL_FLAG(std::string, peer_listen, "",
-          "HOST:PORT the peer service listens on (default 0.0.0.0:<port of --advertise>). Set "
-          "it when the advertised address is not a local one (NAT, port mapping).");
+          "HOST:PORT the peer service listens on (default: the --advertise address; without "
+          "--advertise, 0.0.0.0:0). Set it when the advertised address is not a local one "
+          "(NAT, port mapping). With TLS, only workers holding a ticket from the scheduler "
+          "are served.");
 ABSL_FLAG(std::string, content_store, "",
           "Address (host:port) of the content store, from which inputs are fetched and to "
           "which outputs are uploaded (default: the --scheduler address).");
@@ -140,20 +151,37 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat("--id ", st.message()));
   }
 
-  config.advertise = absl::GetFlag(FLAGS_advertise);
-  if (config.advertise.empty()) {
-    config.advertise = absl::StrCat(deja::worker::Hostname(), ":0");
-  }
+  const std::string advertise = absl::GetFlag(FLAGS_advertise);
+  config.advertise = advertise.empty() ? absl::StrCat(deja::worker::Hostname(), ":0") : advertise;
   auto port = PortOf(config.advertise);
   if (!port.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--advertise: ", port.status().message()));
   }
   config.peer_listen = absl::GetFlag(FLAGS_peer_listen);
   if (config.peer_listen.empty()) {
-    config.peer_listen = absl::StrCat("0.0.0.0:", *port);
+    // The address --advertise names. Without one, every interface: the host
+    // name may resolve here to an address no other host reaches (Debian's
+    // 127.0.1.1).
+    config.peer_listen = advertise.empty() ? absl::StrCat("0.0.0.0:", *port) : advertise;
   } else if (auto listen_port = PortOf(config.peer_listen); !listen_port.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--peer_listen: ", listen_port.status().message()));
+  }
+
+  std::vector<std::string> notes;
+  auto job_user = deja::worker::ResolveJobUser(absl::GetFlag(FLAGS_job_user),
+                                               absl::GetFlag(FLAGS_allow_root_jobs), geteuid(),
+                                               deja::worker::SystemUsers(), &notes);
+  if (!job_user.ok()) return job_user.status();
+  for (const std::string& note : notes) deja::worker::Log("%s", note);
+  config.job_user = *job_user;
+  if (config.job_user.has_value()) {
+    if (access(deja::worker::kSetpriv, X_OK) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("running jobs as user ", config.job_user->name, " needs ",
+                       deja::worker::kSetpriv, " (Debian's util-linux)"));
+    }
+    deja::worker::Log("jobs run as user %s (uid %d)", config.job_user->name, config.job_user->uid);
   }
 
   config.scheduler_security.insecure = absl::GetFlag(FLAGS_insecure);
@@ -237,6 +265,7 @@ int main(int argc, char** argv) {
       "                   [--advertise=HOST:PORT] [--peer_listen=HOST:PORT]\n"
       "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--sweep_interval=D]\n"
       "                   [--min_free_disk=N] [--store_retry_for=D]\n"
+      "                   [--job_user=USER] [--allow_root_jobs]\n"
       "                   [--platform K=V]...");
 
   auto config = ConfigFromFlags();

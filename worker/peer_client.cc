@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/credentials.h"
 #include "common/errors.h"
 #include "common/hash.h"
 #include "common/transfer_window.h"
@@ -268,8 +269,9 @@ constexpr size_t kQueuedBytes = 8 << 20;
 
 }  // namespace
 
-WorkspacePuller::WorkspacePuller(std::string work_dir, absl::Duration connect_timeout)
-    : work_dir_(std::move(work_dir)), connect_timeout_(connect_timeout) {}
+WorkspacePuller::WorkspacePuller(std::string work_dir, absl::Duration connect_timeout,
+                                 PeerTlsSource tls)
+    : work_dir_(std::move(work_dir)), connect_timeout_(connect_timeout), tls_(std::move(tls)) {}
 
 absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
                                                  const deja::v1::ManifestRef& ref,
@@ -297,8 +299,16 @@ absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
   // leaves no workspace at all for the new job.
   if (absl::Status st = paths::RemoveTree(root); !st.ok()) return st;
 
+  ClientSecurity security;
+  security.insecure = !tls_;
+  if (tls_) {
+    absl::StatusOr<PeerTls> material = tls_();
+    if (!material.ok()) return material.status();
+    security.ca_pem = material->ca_pem;
+    security.client = material->identity;
+  }
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      source.address, grpc::InsecureChannelCredentials(), PeerChannelArgs());
+      source.address, MakeChannelCredentials(security), PeerChannelArgs());
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + connect_timeout_))) {
     return absl::UnavailableError(absl::StrCat(
         "source worker ", source.worker_id, " at ", source.address,
@@ -312,6 +322,7 @@ absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
     deja::v1::FetchWorkspaceRequest request;
     request.set_job_id(source.job_id);
     *request.mutable_manifest() = ref;
+    *request.mutable_ticket() = source.ticket;
     auto reader = stub->FetchWorkspace(&context, request);
     Receiver receiver(source, ref, manifest, root);
     absl::Status local;  // written by the disk thread, read after join
@@ -349,6 +360,9 @@ absl::StatusOr<PullResult> WorkspacePuller::Pull(const PeerSource& source,
           return absl::DataLossError(what);
         case grpc::StatusCode::INVALID_ARGUMENT:
           return absl::InvalidArgumentError(what);
+        case grpc::StatusCode::UNAUTHENTICATED:
+        case grpc::StatusCode::PERMISSION_DENIED:
+          return absl::PermissionDeniedError(what);
         default:
           return absl::UnavailableError(absl::StrCat("pull from ", what));
       }

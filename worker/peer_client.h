@@ -13,6 +13,10 @@
 // says "source_job=<id>\nsource_worker=<id>\nmethod=peer\n". On any failure
 // the partial workspace is removed.
 //
+// With a PeerTlsSource, the puller dials with the worker's certificate and
+// trusts only a holder whose certificate the same CA signed for the host it
+// dials (worker/peer_tls.h), and sends the assignment's ticket.
+//
 // Deadlines: connecting has `connect_timeout` (5 s by default); the stream
 // itself has none (a large workspace takes what it takes), but keepalive
 // pings end it when the peer stops answering.
@@ -28,6 +32,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "deja/v1/job.pb.h"
+#include "deja/v1/peer.pb.h"
+#include "worker/peer_tls.h"
 
 namespace deja::worker {
 
@@ -36,6 +42,7 @@ struct PeerSource {
   std::string worker_id;
   std::string address;  // its Peer service, HOST:PORT
   std::string job_id;
+  deja::v1::SignedPeerTicket ticket;  // the scheduler's (with TLS)
 };
 
 struct PullResult {
@@ -45,15 +52,18 @@ struct PullResult {
 
 class WorkspacePuller {
  public:
-  // `work_dir` must be absolute.
-  explicit WorkspacePuller(std::string work_dir, absl::Duration connect_timeout = absl::Seconds(5));
+  // `work_dir` must be absolute. `tls`: see above; empty: plaintext.
+  explicit WorkspacePuller(std::string work_dir, absl::Duration connect_timeout = absl::Seconds(5),
+                           PeerTlsSource tls = {});
 
   // Pulls `manifest` of `source` into jobs/<new_job_id> (an existing one is
   // removed first) and writes REUSED. The request names the manifest by
   // `ref` (the peer downloads it from the content store), so no message
   // grows with the workspace. Returns:
   //   UNAVAILABLE       'source worker <id> at <addr> unreachable: ...' (no
-  //                     connection), or the stream broke midway;
+  //                     connection, or TLS refused on either side), or
+  //                     the stream broke midway;
+  //   PERMISSION_DENIED the holder refused the ticket (its message);
   //   DATA_LOSS         the source failed verification: its workspace or a
   //                     file is gone, or a file arrived with another size or
   //                     content, or not at all; the message names the file;
@@ -66,6 +76,7 @@ class WorkspacePuller {
  private:
   const std::string work_dir_;
   const absl::Duration connect_timeout_;
+  const PeerTlsSource tls_;
 };
 
 }  // namespace deja::worker

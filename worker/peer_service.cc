@@ -14,9 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/credentials.h"
 #include "common/errors.h"
 #include "common/grpc_status.h"
+#include "common/peer_ticket.h"
 #include "worker/file_copy.h"
+#include "worker/log.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
@@ -41,10 +44,11 @@ constexpr size_t kMaxSymlinkTarget = 4096;
 }  // namespace
 
 PeerService::PeerService(std::string work_dir, ManifestLoader load_manifest,
-                         WorkspaceRetention* retention)
+                         WorkspaceRetention* retention, std::optional<PeerGuard> guard)
     : work_dir_(std::move(work_dir)),
       load_manifest_(std::move(load_manifest)),
-      retention_(retention) {}
+      retention_(retention),
+      guard_(std::move(guard)) {}
 
 grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
                                          const deja::v1::FetchWorkspaceRequest* request,
@@ -52,6 +56,19 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
   const std::string& job_id = request->job_id();
   if (absl::Status st = paths::ValidateJobId(job_id); !st.ok()) {
     return Error(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
+  }
+  if (guard_.has_value()) {
+    const PeerFetch fetch{job_id, request->manifest().digest(), guard_->worker_id,
+                          PresentedCommonName(*context)};
+    if (absl::Status st =
+            CheckPeerTicket(request->ticket(), guard_->tls.ca_pem, fetch, absl::Now());
+        !st.ok()) {
+      Log("refused a fetch of the workspace of %s by %s (%s): %s", job_id,
+          fetch.caller_worker_id.empty() ? "a caller without a worker certificate"
+                                         : "worker " + fetch.caller_worker_id,
+          context->peer(), st.message());
+      return ToGrpcStatus(st);
+    }
   }
   // Held until the handler returns: the sweeper skips a leased workspace.
   std::optional<WorkspaceRetention::Lease> lease;
@@ -143,18 +160,26 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
 }
 
 PeerServer::PeerServer(std::string work_dir, ManifestLoader load_manifest,
-                       WorkspaceRetention* retention)
-    : service_(std::move(work_dir), std::move(load_manifest), retention) {}
+                       WorkspaceRetention* retention, std::optional<PeerGuard> guard)
+    : service_(std::move(work_dir), std::move(load_manifest), retention, std::move(guard)) {}
 
 absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string& listen_address,
                                                               std::string work_dir,
                                                               ManifestLoader load_manifest,
-                                                              WorkspaceRetention* retention) {
+                                                              WorkspaceRetention* retention,
+                                                              std::optional<PeerGuard> guard) {
+  ServerSecurity security;
+  security.insecure = !guard.has_value();
+  if (guard.has_value()) {
+    security.server = guard->tls.identity;
+    security.client_ca_pem = guard->tls.ca_pem;
+    security.require_client_cert = true;
+  }
   std::unique_ptr<PeerServer> server(
-      new PeerServer(std::move(work_dir), std::move(load_manifest), retention));
+      new PeerServer(std::move(work_dir), std::move(load_manifest), retention, std::move(guard)));
   grpc::EnableDefaultHealthCheckService(true);  // grpc.health.v1 for probes
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(listen_address, MakeServerCredentials(security), &server->port_);
   builder.RegisterService(&server->service_);
   // Pullers send keepalive pings on long transfers (peer_client.cc).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);

@@ -15,6 +15,13 @@
 // is never held in memory whole; the sync API's blocking Write lets gRPC
 // flow control pace the stream.
 //
+// With a PeerGuard (TLS, docs/security.md), the service listens with the
+// worker's certificate, a caller must present a certificate the same CA
+// signed (else the handshake fails), and a fetch must carry a peer ticket
+// naming this worker, the job, the manifest and the caller's id, unexpired
+// (common/peer_ticket.h): UNAUTHENTICATED or PERMISSION_DENIED otherwise,
+// before anything about the workspace is looked at.
+//
 // With a WorkspaceRetention, the workspace holds a lease while it is served
 // (the sweeper skips it), and one whose expiry has passed is not served.
 //
@@ -35,24 +42,34 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "common/manifest.h"
 #include "deja/v1/peer.grpc.pb.h"
+#include "worker/peer_tls.h"
 #include "worker/retention.h"
 
 namespace deja::worker {
 
 inline constexpr size_t kPeerChunkBytes = 1 << 20;
 
+// Who may fetch (see above).
+struct PeerGuard {
+  std::string worker_id;  // this worker: the holder its tickets must name
+  PeerTls tls;
+};
+
 class PeerService final : public deja::v1::Peer::Service {
  public:
   // `work_dir` as in WorkerConfig. `load_manifest` reads the manifests that
   // requests name. `retention` (not owned; may be null: no leases, no
-  // expiry check) must outlive the service.
+  // expiry check) must outlive the service. `guard`: see above; none:
+  // anyone who reaches the port is served (--insecure).
   PeerService(std::string work_dir, ManifestLoader load_manifest,
-              WorkspaceRetention* retention = nullptr);
+              WorkspaceRetention* retention = nullptr,
+              std::optional<PeerGuard> guard = std::nullopt);
 
   grpc::Status FetchWorkspace(grpc::ServerContext* context,
                               const deja::v1::FetchWorkspaceRequest* request,
@@ -62,18 +79,18 @@ class PeerService final : public deja::v1::Peer::Service {
   const std::string work_dir_;
   const ManifestLoader load_manifest_;
   WorkspaceRetention* const retention_;
+  const std::optional<PeerGuard> guard_;
 };
 
 // A gRPC server serving PeerService.
 class PeerServer {
  public:
-  // Listens on `listen_address` (HOST:PORT; port 0 picks a free port).
-  // UNAVAILABLE naming the address when it cannot bind.
-  // The rest as in PeerService.
-  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& listen_address,
-                                                           std::string work_dir,
-                                                           ManifestLoader load_manifest,
-                                                           WorkspaceRetention* retention = nullptr);
+  // Listens on `listen_address` (HOST:PORT; port 0 picks a free port), with
+  // TLS when there is a `guard`. UNAVAILABLE naming the address when it
+  // cannot bind. The rest as in PeerService.
+  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(
+      const std::string& listen_address, std::string work_dir, ManifestLoader load_manifest,
+      WorkspaceRetention* retention = nullptr, std::optional<PeerGuard> guard = std::nullopt);
   // Shuts down (if needed).
   ~PeerServer();
 
@@ -88,7 +105,8 @@ class PeerServer {
   void Shutdown();
 
  private:
-  PeerServer(std::string work_dir, ManifestLoader load_manifest, WorkspaceRetention* retention);
+  PeerServer(std::string work_dir, ManifestLoader load_manifest, WorkspaceRetention* retention,
+             std::optional<PeerGuard> guard);
 
   PeerService service_;
   std::unique_ptr<grpc::Server> server_;

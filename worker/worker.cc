@@ -22,14 +22,19 @@ std::string EffectiveAdvertise(const std::string& advertise, int bound_port) {
   return absl::StrCat(advertise.substr(0, colon), ":", bound_port);
 }
 
-JobExecutor::Options ExecutorOptions(const WorkerConfig& config, const Contact* contact) {
+JobExecutor::Options ExecutorOptions(const WorkerConfig& config, const Contact* contact,
+                                     const WorkerIdentity* identity) {
   JobExecutor::Options options;
   options.work_dir = config.work_dir;
   options.worker_id = config.worker_id;
   options.slots = config.slots;
   options.content_store_address = config.content_store_address;
   options.content_store_security = config.scheduler_security;
+  if (!config.scheduler_security.insecure) {
+    options.peer_tls = [identity] { return identity->Peer(); };
+  }
   options.cache_bytes = config.cache_bytes;
+  options.job_user = config.job_user;
   options.cancel_grace = config.cancel_grace;
   options.store_retry_for = config.store_retry_for;
   options.may_start = [contact] {
@@ -49,15 +54,12 @@ DiskPolicy WorkDirDiskPolicy(const WorkerConfig& config) {
                     [dir = config.work_dir] { return ReadDiskSpace(dir); }};
 }
 
-SchedulerSession::Options SessionOptions(const WorkerConfig& config, WorkerIdentity* identity) {
+SchedulerSession::Options SessionOptions(
+    const WorkerConfig& config, std::function<absl::Status(ClientSecurity*)> prepare_security) {
   SchedulerSession::Options options;
   options.scheduler_address = config.scheduler_address;
   options.scheduler_security = config.scheduler_security;
-  if (!config.scheduler_security.insecure) {
-    options.prepare_security = [identity](ClientSecurity* security) {
-      return identity->Prepare(security);
-    };
-  }
+  if (!config.scheduler_security.insecure) options.prepare_security = std::move(prepare_security);
   options.connect_timeout = config.connect_timeout;
   options.initial_backoff = config.initial_backoff;
   options.max_backoff = config.max_backoff;
@@ -72,10 +74,12 @@ Worker::Worker(WorkerConfig config, Clock* clock)
       contact_(config_.contact != nullptr ? config_.contact : &own_contact_),
       retention_(config_.work_dir, clock_),
       results_(config_.work_dir),
-      executor_(ExecutorOptions(config_, contact_), clock_, &retention_),
+      executor_(ExecutorOptions(config_, contact_, &identity_), clock_, &retention_),
       identity_(config_.work_dir, config_.worker_id, {HostOf(config_.advertise)},
                 config_.scheduler_address, config_.connect_timeout),
-      session_(SessionOptions(config_, &identity_), this),
+      session_(SessionOptions(
+                   config_, [this](ClientSecurity* security) { return PrepareSecurity(security); }),
+               this),
       sweeper_(&retention_, this, config_.sweep_interval, paths::TrashDir(config_.work_dir),
                WorkDirDiskPolicy(config_)),
       core_(config_.slots) {}
@@ -102,6 +106,9 @@ absl::StatusOr<std::vector<std::string>> Worker::SweepNow() { return sweeper_.Sw
 
 absl::Status Worker::Run() {
   if (absl::Status st = paths::MakeDirs(paths::JobsDir(config_.work_dir)); !st.ok()) return st;
+  if (config_.job_user.has_value()) {
+    if (absl::Status st = PrepareWorkDir(config_.work_dir, *config_.job_user); !st.ok()) return st;
+  }
   if (absl::Status st = executor_.Open(); !st.ok()) return st;
   executor_.LoadFingerprints();  // before a recovered success is sealed
   // Before registering, so the Register lists what it kept.
@@ -116,15 +123,11 @@ absl::Status Worker::Run() {
       disk_ = DiskStatusOf(*space, policy);
     }
   }
-  auto server = PeerServer::Start(config_.peer_listen, config_.work_dir,
-                                  executor_.manifest_loader(), &retention_);
-  if (!server.ok()) return server.status();
-  peer_server_ = *std::move(server);
+  if (config_.scheduler_security.insecure) {
+    if (absl::Status st = ServePeers(config_.peer_listen, std::nullopt); !st.ok()) return st;
+  }  // else once the worker has its certificate (PrepareSecurity)
   {
     absl::MutexLock lock(&mu_);
-    advertise_ = EffectiveAdvertise(config_.advertise, peer_server_->port());
-    Log("peer service listening on %s (port %d), advertised as %s", config_.peer_listen,
-        peer_server_->port(), advertise_);
     log_thread_exit_ = false;
   }
   std::thread log_thread([this] { LogThread(); });
@@ -136,7 +139,7 @@ absl::Status Worker::Run() {
   Log("stopping: killing running jobs");
   ShutdownJobs();
   ReapFinished();
-  peer_server_->Shutdown();
+  if (peer_server_ != nullptr) peer_server_->Shutdown();
   {
     absl::MutexLock lock(&mu_);
     log_thread_exit_ = true;
@@ -146,6 +149,34 @@ absl::Status Worker::Run() {
   sweeper_.Stop();  // records the acks received before the stop
   Log("stopped");
   return absl::OkStatus();
+}
+
+absl::Status Worker::ServePeers(const std::string& listen, std::optional<PeerGuard> guard) {
+  auto server = PeerServer::Start(listen, config_.work_dir, executor_.manifest_loader(),
+                                  &retention_, std::move(guard));
+  if (!server.ok()) return server.status();
+  peer_server_ = *std::move(server);
+  absl::MutexLock lock(&mu_);
+  advertise_ = EffectiveAdvertise(config_.advertise, peer_server_->port());
+  Log("peer service listening on %s (port %d%s), advertised as %s", listen, peer_server_->port(),
+      peer_cert_.empty() ? "" : ", TLS", advertise_);
+  return absl::OkStatus();
+}
+
+absl::Status Worker::PrepareSecurity(ClientSecurity* security) {
+  if (absl::Status st = identity_.Prepare(security); !st.ok()) return st;
+  absl::StatusOr<PeerTls> peer = identity_.Peer();
+  if (!peer.ok()) return peer.status();
+  if (peer_server_ != nullptr && peer_cert_ == peer->identity.cert_pem) return absl::OkStatus();
+  std::string listen = config_.peer_listen;
+  if (peer_server_ != nullptr) {
+    // Renewed: the same port, which the scheduler knows.
+    listen = absl::StrCat(listen.substr(0, listen.rfind(':')), ":", peer_server_->port());
+    peer_server_->Shutdown();
+    peer_server_.reset();
+  }
+  peer_cert_ = peer->identity.cert_pem;
+  return ServePeers(listen, PeerGuard{config_.worker_id, *std::move(peer)});
 }
 
 void Worker::RecoverPreviousLife() {

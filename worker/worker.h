@@ -41,6 +41,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -82,9 +83,13 @@ struct WorkerConfig {
   // How the scheduler and the content store are dialed
   // (common/credentials.h): TLS with the worker's token unless insecure.
   ClientSecurity scheduler_security;
+  // Whom commands run as (worker/job_user.h); nullopt: as the worker.
+  std::optional<JobUser> job_user;
   // Bound of the blob cache (<work_dir>/cache/blobs).
   uint64_t cache_bytes = uint64_t{10} << 30;
   // Where the peer service listens (HOST:PORT, port 0 = any free port).
+  // With TLS it starts once the worker has its certificate (before its
+  // first Register) and serves with it.
   std::string peer_listen = "0.0.0.0:0";
   // How often expired workspaces are looked for (real time; the expiry
   // itself is compared with the Clock).
@@ -123,7 +128,8 @@ class Worker : private SessionHandler, private SweeperHost {
   absl::Status Run();
 
   // The address sent in Register: config.advertise, with the peer server's
-  // bound port when that was 0. Empty until Run() has started the server.
+  // bound port when that was 0. Empty until the server has started (with
+  // TLS, after the worker has enrolled).
   std::string advertise() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Makes Run() return soon: cancels the stream and kills running jobs.
@@ -192,6 +198,13 @@ class Worker : private SessionHandler, private SweeperHost {
   void ReapFinished() ABSL_LOCKS_EXCLUDED(mu_);
   // Kills every running job and waits for every job thread.
   void ShutdownJobs() ABSL_LOCKS_EXCLUDED(mu_);
+  // Before each stream (with TLS): the worker's certificate (enrolling when
+  // needed), and the peer service serving with it (started, or started
+  // again on the same port when the certificate was renewed).
+  absl::Status PrepareSecurity(ClientSecurity* security) ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts the peer service on `listen`; sets advertise_.
+  absl::Status ServePeers(const std::string& listen, std::optional<PeerGuard> guard)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void LogThread() ABSL_LOCKS_EXCLUDED(mu_);
   bool LogThreadHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return log_thread_exit_ || !log_requests_.empty();
@@ -216,8 +229,11 @@ class Worker : private SessionHandler, private SweeperHost {
   WorkerIdentity identity_;
   SchedulerSession session_;
   WorkspaceSweeper sweeper_;
-  // Set by Run() before the first session.
+  // Set before the first Register: by Run() (insecure), else by
+  // PrepareSecurity(); used on session_'s thread. peer_cert_: the
+  // certificate it serves with.
   std::unique_ptr<PeerServer> peer_server_;
+  std::string peer_cert_;
 
   mutable absl::Mutex mu_;
   WorkerCore core_ ABSL_GUARDED_BY(mu_);

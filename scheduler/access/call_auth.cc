@@ -18,13 +18,6 @@ absl::StatusOr<Caller> Authenticate(AccessControl* access, const grpc::ServerCon
   return access->Authenticate(authorization, CallInfo{method, ctx.peer()});
 }
 
-std::string PresentedCommonName(const grpc::ServerContextBase& ctx) {
-  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
-  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
-  std::vector<grpc::string_ref> names = auth->FindPropertyValues("x509_common_name");
-  return names.empty() ? std::string() : std::string(names[0].data(), names[0].size());
-}
-
 absl::StatusOr<Caller> Admit(AccessControl* access, const grpc::ServerContextBase& ctx,
                              const char* method, Right right,
                              const std::optional<std::string>& project) {

@@ -27,10 +27,6 @@ absl::StatusOr<Caller> Admit(AccessControl* access, const grpc::ServerContextBas
                              const char* method, Right right,
                              const std::optional<std::string>& project);
 
-// The common name of the client certificate `ctx`'s caller presented
-// (verified by TLS against the CA the server trusts); empty: none.
-std::string PresentedCommonName(const grpc::ServerContextBase& ctx);
-
 // A streaming call refused before it starts: finishes with `status` at once.
 template <typename Reactor>
 class Refused final : public Reactor {

@@ -325,6 +325,7 @@ void Dispatcher::Assign(Job& job, Worker& worker, deja::v1::SchedulerMessage msg
 void Dispatcher::Place(Job& job, Worker& worker, JobState state, absl::Time now, Effects* fx) {
   SetJobState(job, state, now);
   job.set_worker_id(worker.info.worker_id());
+  (*job.mutable_attempt_workers())[job.attempt()] = worker.info.worker_id();
   worker.jobs[job.job_id()] = job.attempt();
   ++worker.busy_slots;
   fx->jobs[job.job_id()] = job;

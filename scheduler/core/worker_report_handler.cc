@@ -145,6 +145,9 @@ bool WorkerReportHandler::IsLateSuccess(const Job& job, const std::string& worke
       result.never_started() || result.handed_back() || result.verification_failed()) {
     return false;
   }
+  // Only from the worker that attempt was sent to.
+  const auto sent = job.attempt_workers().find(result.attempt());
+  if (sent == job.attempt_workers().end() || sent->second != worker_id) return false;
   // Requeued and not on a worker yet, or running on another one: the
   // workspace the result describes is still the attempt's own.
   return job.state() == deja::v1::QUEUED ||

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/job_state.h"
+#include "common/peer_ticket.h"
 
 namespace deja {
 namespace {
@@ -268,7 +269,17 @@ void SchedulerLoop::Flush() {
   for (auto& fn : after) fn();
   for (auto& [worker_id, msg] : fx.to_workers) {
     auto it = sessions_.find(worker_id);
-    if (it != sessions_.end()) it->second.outbox->Send(std::move(msg));
+    if (it == sessions_.end()) continue;
+    if (msg.has_assignment() && !peer_ticket_key_.empty()) {
+      if (absl::Status st =
+              StampPeerTicket(peer_ticket_key_, worker_id, clock_->Now(), msg.mutable_assignment());
+          !st.ok()) {
+        // The copy is refused by the holder and the job runs fresh.
+        std::fprintf(stderr, "deja-scheduler: signing the peer ticket of %s: %s\n",
+                     msg.assignment().job_id().c_str(), st.ToString().c_str());
+      }
+    }
+    it->second.outbox->Send(std::move(msg));
   }
   for (auto& [job_id, job] : fx.jobs) {
     auto it = watchers_.find(job_id);

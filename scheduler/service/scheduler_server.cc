@@ -67,6 +67,7 @@ class ServerImpl final : public SchedulerServer {
 
   absl::Status Init() {
     if (auto s = loop_.Load(); !s.ok()) return s;
+    if (!config_.security.insecure) loop_.SetPeerTicketKey(config_.worker_issuer.key_pem);
     std::fprintf(stderr, "deja-scheduler: restored state from %s\n", config_.data_dir.c_str());
     if (absl::Status s = InitAccess(); !s.ok()) return s;
 

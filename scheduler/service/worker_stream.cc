@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/credentials.h"
 #include "common/grpc_status.h"
 
 namespace deja {
@@ -94,6 +95,7 @@ absl::Status WorkerConnectService::DoEnroll(const grpc::CallbackServerContext& c
   }
   response->set_key_pem(std::move(issued->key_pem));
   response->set_cert_pem(std::move(issued->cert_pem));
+  response->set_ca_pem(issuer_.cert_pem);
   return absl::OkStatus();
 }
 

@@ -6,6 +6,8 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/credentials.h"
 #include "common/grpc_status.h"
 #include "common/tls.h"
@@ -384,6 +387,82 @@ TEST_F(AuthTest, AWorkerIdIsBoundToTheCertificateItEnrolledFor) {
     auto now = cluster_->client().ListWorkers();
     return now.ok() && now->size() == 1 && (*now)[0].connected();
   }));
+}
+
+TEST_F(AuthTest, AReuseOnAnotherWorkerIsPulledOverMutualTlsWithItsTicket) {
+  // w1 holds the victim's workspace and is kept busy, so an identical
+  // submit is copied by w2 from w1's peer service.
+  deja::v1::JobSpec blocker;
+  blocker.set_project("victim");
+  blocker.set_memoization(deja::v1::MEMOIZATION_OFF);
+  for (const char* w : {"sleep", "600"}) blocker.mutable_app()->add_command(w);
+  auto blocked = cluster_->client().Submit(blocker);
+  ASSERT_TRUE(blocked.ok()) << blocked.status();
+  const std::string blocker_id = blocked->job().job_id();
+  ASSERT_TRUE(PollUntil([&] {
+    auto job = cluster_->client().GetJob(blocker_id);
+    return job.ok() && job->state() == deja::v1::RUNNING;
+  }));
+  cluster_->StartWorker("w2");
+  ASSERT_TRUE(cluster_->WaitForWorkers(2));
+
+  deja::v1::JobSpec again;
+  again.set_project("victim");
+  for (const char* w : {"sh", "-c", "echo secret > out.txt"}) again.mutable_app()->add_command(w);
+  again.add_outputs("out.txt");
+  auto submitted = cluster_->client().Submit(again);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  auto done = cluster_->client().WaitForJob(submitted->job().job_id(), absl::Seconds(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), deja::v1::SUCCEEDED) << done->ShortDebugString();
+  EXPECT_EQ(done->reused_from(), victim_job_);
+  EXPECT_EQ(done->worker_id(), "w2");
+  EXPECT_EQ(ReadFile(cluster_->Workspace("w2", done->job_id()) + "/out.txt"), "secret\n");
+  EXPECT_THAT(ReadFile(cluster_->Workspace("w2", done->job_id()) + "/REUSED"),
+              HasSubstr("source_worker=w1\nmethod=peer"));
+  EXPECT_TRUE(cluster_->client().CancelJob(blocker_id).ok());
+}
+
+TEST_F(AuthTest, AWorkerStartedAsRootRunsJobsAsAnUnprivilegedUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs a worker started as root";
+  deja::v1::JobSpec spec;
+  spec.set_project("victim");
+  spec.set_memoization(deja::v1::MEMOIZATION_OFF);
+  for (const char* w : {"sh", "-c",
+                        "id -u > uid.txt; id -un > user.txt; id -G > groups.txt; "
+                        "touch /root-was-here 2>/dev/null; echo \"$HOME\" > home.txt"}) {
+    spec.mutable_app()->add_command(w);
+  }
+  auto submitted = cluster_->client().Submit(spec);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  auto done = cluster_->client().WaitForJob(submitted->job().job_id(), absl::Seconds(30));
+  ASSERT_TRUE(done.ok() && done->state() == deja::v1::SUCCEEDED) << done.status();
+  const std::string ws = cluster_->Workspace("w1", done->job_id());
+  const std::string uid(absl::StripAsciiWhitespace(ReadFile(ws + "/uid.txt")));
+  EXPECT_NE(uid, "0");
+  EXPECT_FALSE(uid.empty());
+  EXPECT_EQ(absl::StripAsciiWhitespace(ReadFile(ws + "/user.txt")), "deja-job");
+  const std::vector<std::string> groups =
+      absl::StrSplit(ReadFile(ws + "/groups.txt"), absl::ByAnyChar(" \n"), absl::SkipEmpty());
+  EXPECT_THAT(groups, ::testing::Not(::testing::Contains("0")));
+  EXPECT_FALSE(std::filesystem::exists("/root-was-here"));
+  EXPECT_EQ(absl::StripAsciiWhitespace(ReadFile(ws + "/home.txt")), ws);
+  // Taken back by the worker once the job ended: no later job can change
+  // what reuses copy.
+  struct stat st;
+  ASSERT_EQ(stat((ws + "/uid.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  ASSERT_EQ(stat(ws.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+
+  // Root jobs only when asked for twice.
+  cluster_->StartWorker("w-root", 1, {"--job_user=root"});
+  EXPECT_TRUE(PollUntil([&] {
+    return absl::StrContains(ReadFile(cluster_->root() + "/worker-w-root.log"),
+                             "--job_user root: jobs would run as root, with the whole machine "
+                             "theirs; give --allow_root_jobs too if that is meant");
+  })) << ReadFile(cluster_->root() + "/worker-w-root.log");
 }
 
 TEST_F(AuthTest, APlaintextClientGetsNothingFromATlsPort) {

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -218,7 +219,12 @@ namespace {
 std::string NewRoot() {
   std::string tmpl = absl::StrCat(
       "/tmp/deja-it-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-XXXXXX");
-  return mkdtemp(tmpl.data());
+  std::string root = mkdtemp(tmpl.data());
+  // A worker started as root runs its jobs as deja-job, which must pass
+  // through to their workspaces; tests' commands also leave marks here (like
+  // /tmp: anyone may add a file, only its owner remove it).
+  chmod(root.c_str(), 01777);
+  return root;
 }
 
 }  // namespace

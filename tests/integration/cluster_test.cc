@@ -255,13 +255,13 @@ TEST(ClusterTest, WorkerSilentPastTheTimeoutLosesItsJobAndTheLateAttemptIsKilled
   ASSERT_TRUE(c.WaitForWorkers(2));
   const std::string gate = c.root() + "/gate";
   const std::string runs = c.root() + "/runs";
-  std::string id =
-      SubmitId(c, Shell("echo $$ > ../$DEJA_JOB_ID.pid; echo start >> " + runs + "; while [ ! -e " +
-                        gate + " ]; do sleep 0.02; done; echo done >> " + runs));
+  std::string id = SubmitId(
+      c, Shell("echo $$ > " + c.root() + "/$DEJA_JOB_ID.pid; echo start >> " + runs +
+               "; while [ ! -e " + gate + " ]; do sleep 0.02; done; echo done >> " + runs));
   ASSERT_TRUE(PollUntil([&] { return StateIs(c, id, deja::v1::RUNNING); }));
   const std::string victim = c.client().GetJob(id)->worker_id();
   const std::string survivor = victim == "w1" ? "w2" : "w1";
-  std::string pid_file = c.WorkDir(victim) + "/jobs/" + id + ".pid";
+  std::string pid_file = c.root() + "/" + id + ".pid";
   ASSERT_TRUE(PollUntil([&] { return !ReadFile(pid_file).empty(); }));
   pid_t first_attempt = std::stoi(ReadFile(pid_file));
 

@@ -318,6 +318,34 @@ TEST_F(SchedulerCoreTest, ALateSuccessOfARequeuedAttemptIsKeptAndTheNewAttemptCa
   EXPECT_EQ(Get(a).attempt(), 1u);
 }
 
+// The fencing of results: a "late success" of an attempt counts only from
+// the worker that attempt was sent to. Another worker (w3, which never held
+// the job, or w2, which holds attempt 2) cannot pass one off as the job's.
+TEST_F(SchedulerCoreTest, ALateSuccessFromAWorkerNeverSentThatAttemptIsIgnored) {
+  Connect("w1", 1);
+  Effects fx;
+  std::string a = Submit(Echo("a"), &fx);
+  LoseWorker("w1", 1);
+  Connect("w2", 1, 2);
+  Connect("w3", 1, 3);
+  ASSERT_EQ(Get(a).worker_id(), "w2");
+  ASSERT_EQ(Get(a).attempt(), 2u);
+  EXPECT_EQ(Get(a).attempt_workers().at(1), "w1");
+  EXPECT_EQ(Get(a).attempt_workers().at(2), "w2");
+  for (const auto& [worker, session] : {std::pair<std::string, uint64_t>{"w3", 3}, {"w2", 2}}) {
+    Effects forged;
+    Result(worker, a, 1, 0, &forged, session);
+    const Job job = Get(a);
+    EXPECT_NE(job.state(), deja::v1::SUCCEEDED) << worker;
+    EXPECT_EQ(job.attempt(), 2u) << worker;
+    EXPECT_EQ(job.worker_id(), "w2") << worker;
+    EXPECT_TRUE(forged.memo_puts.empty()) << worker;
+    for (const auto& [to, msg] : forged.to_workers) {
+      EXPECT_FALSE(msg.has_cancel()) << worker << " got attempt 2 called off";
+    }
+  }
+}
+
 // Requeued and sent nowhere yet: a late success takes it out of the queue;
 // and a worker that comes back holding the attempt before anyone else got
 // the job gets the job back, so the command is not run again.

@@ -155,7 +155,12 @@ class Torture:
     def __init__(self, args):
         self.args = args
         self.root = tempfile.mkdtemp(prefix="deja-torture-", dir=args.tmp)
+        # A root worker runs jobs as deja-job: it passes through to the
+        # workspaces and appends to the ledger.
+        os.chmod(self.root, 0o711)
         self.ledger = os.path.join(self.root, "ledger")
+        open(self.ledger, "a").close()
+        os.chmod(self.ledger, 0o666)
         open(self.ledger, "w").close()
         self.bin = os.path.abspath(args.bin)
         self.cli = os.path.join(self.bin, "client", "deja")

@@ -55,7 +55,7 @@ class PeerTest : public ::testing::Test {
     auto server = PeerServer::Start("127.0.0.1:0", source_dir_, manifests_.loader());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    source_ = PeerSource{"w-source", absl::StrCat("127.0.0.1:", server_->port()), "src"};
+    source_ = PeerSource{"w-source", absl::StrCat("127.0.0.1:", server_->port()), "src", {}};
   }
   void TearDown() override {
     server_.reset();
@@ -219,7 +219,7 @@ TEST_F(PeerTest, AnUnreachablePeerIsNamed) {
   const deja::v1::Manifest manifest = MakeSource();
   const std::string address = source_.address;
   server_->Shutdown();  // nothing listens there any more
-  PeerSource gone{"w-gone", address, "src"};
+  PeerSource gone{"w-gone", address, "src", {}};
   WorkspacePuller puller(dest_dir_, absl::Milliseconds(300));
   auto pulled = puller.Pull(gone, manifests_.Put(manifest), manifest, "dst");
   ASSERT_EQ(pulled.status().code(), absl::StatusCode::kUnavailable) << pulled.status();

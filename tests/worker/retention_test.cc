@@ -278,7 +278,7 @@ TEST_F(RetentionTest, ThePeerServiceRefusesAnExpiredWorkspace) {
   const deja::v1::ManifestRef ref = manifests.Put(manifest);
   auto server = PeerServer::Start("127.0.0.1:0", work_dir_, manifests.loader(), retention_.get());
   ASSERT_TRUE(server.ok()) << server.status();
-  const PeerSource source{"w-src", absl::StrCat("127.0.0.1:", (*server)->port()), "src"};
+  const PeerSource source{"w-src", absl::StrCat("127.0.0.1:", (*server)->port()), "src", {}};
   const std::string dest_dir = MakeTempDir("retention_test_dest");
   WorkspacePuller puller(dest_dir, absl::Seconds(2));
   auto pulled = puller.Pull(source, ref, manifest, "dst");
