@@ -39,8 +39,13 @@ class BlobMetadataStore {
   // losing it in a crash only makes the blob look older).
   virtual absl::Status PutBlobMetaLazily(const std::string& digest,
                                          const deja::v1::BlobMeta& meta) = 0;
-  // Removes the record (no record: OK), durably.
+  // Removes the record (no record: OK) and the blob's grants, durably.
   virtual absl::Status DeleteBlobMeta(const std::string& digest) = 0;
+  // Lets `project` read blob `digest` (issue 13: it uploaded the blob, or
+  // one of its jobs used or produced it), durably. INTERNAL on an I/O error.
+  virtual absl::Status GrantBlob(const std::string& digest, const std::string& project) = 0;
+  // Whether `project` may read blob `digest`.
+  virtual bool BlobGranted(const std::string& digest, const std::string& project) const = 0;
   // Every record, in digest order; stops early when `visit` returns false.
   virtual absl::Status ScanBlobMetas(
       const std::function<bool(const std::string& digest, const deja::v1::BlobMeta& meta)>& visit)

@@ -145,6 +145,16 @@ class BlobStore {
   // manifest.
   absl::StatusOr<deja::v1::Manifest> ReadManifest(const deja::v1::ManifestRef& ref) const;
 
+  // Lets `project` read the blob (BlobMetadataStore::GrantBlob), durably.
+  absl::Status Grant(const std::string& digest, const std::string& project) {
+    return meta_->GrantBlob(digest, project);
+  }
+  // Whether `project` may read the blob; any blob for an empty project (a
+  // worker, a token of every project, --insecure).
+  bool Readable(const std::string& digest, const std::string& project) const {
+    return project.empty() || meta_->BlobGranted(digest, project);
+  }
+
   // The blob's metadata record. NOT_FOUND when there is none.
   absl::StatusOr<deja::v1::BlobMeta> GetMeta(const std::string& digest) const;
 

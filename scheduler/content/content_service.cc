@@ -25,20 +25,24 @@ grpc::Status Invalid(const std::string& message) {
 ContentService::ContentService(BlobStore* store, AccessControl* access)
     : store_(store), access_(access) {}
 
-absl::Status ContentService::Admit(const grpc::ServerContext& context, const char* method,
-                                   Right user_right) const {
+absl::StatusOr<std::string> ContentService::Admit(const grpc::ServerContext& context,
+                                                  const char* method, Right user_right) const {
   auto caller = Authenticate(access_, context, method);
   if (!caller.ok()) return caller.status();
-  const Right right = caller->principal.role == deja::v1::WORKER ? Right::kWorker : user_right;
-  return access_->Authorize(*caller, right, caller->principal.project);
+  const bool worker = caller->principal.role == deja::v1::WORKER;
+  if (absl::Status st = access_->Authorize(*caller, worker ? Right::kWorker : user_right,
+                                           caller->principal.project);
+      !st.ok()) {
+    return st;
+  }
+  return worker ? std::string() : caller->principal.project;
 }
 
 grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* context,
                                               const deja::v1::FindMissingBlobsRequest* request,
                                               deja::v1::FindMissingBlobsResponse* response) {
-  if (absl::Status s = Admit(*context, "FindMissingBlobs", Right::kSubmit); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
+  absl::StatusOr<std::string> project = Admit(*context, "FindMissingBlobs", Right::kSubmit);
+  if (!project.ok()) return ToGrpcStatus(project.status());
   if (request->blobs_size() > kMaxFindMissing) {
     return Invalid(absl::StrCat("blobs: too many (", request->blobs_size(), ", at most ",
                                 kMaxFindMissing, " per request)"));
@@ -49,8 +53,11 @@ grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* context,
       return ToGrpcStatus(s);
     }
     // A blob said present is in use: the collector keeps it a while, for
-    // the submit that references it.
-    if (!store_->Use(blob)) *response->add_missing() = blob;
+    // the submit that references it. One the project may not read is
+    // missing to it: uploading it proves the bytes are the project's too.
+    if (!store_->Use(blob) || !store_->Readable(blob.digest(), *project)) {
+      *response->add_missing() = blob;
+    }
   }
   return grpc::Status::OK;
 }
@@ -58,7 +65,8 @@ grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* context,
 grpc::Status ContentService::Upload(grpc::ServerContext* context,
                                     grpc::ServerReader<deja::v1::UploadChunk>* reader,
                                     deja::v1::UploadResponse* response) {
-  if (absl::Status s = Admit(*context, "Upload", Right::kSubmit); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<std::string> project = Admit(*context, "Upload", Right::kSubmit);
+  if (!project.ok()) return ToGrpcStatus(project.status());
   deja::v1::UploadChunk chunk;
   if (!reader->Read(&chunk)) {
     if (context->IsCancelled()) {
@@ -93,6 +101,11 @@ grpc::Status ContentService::Upload(grpc::ServerContext* context,
   }
   absl::StatusOr<bool> already = (*writer)->Commit();
   if (!already.ok()) return ToGrpcStatus(already.status());
+  if (!project->empty()) {
+    if (absl::Status s = store_->Grant(expected.digest(), *project); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+  }
   *response->mutable_blob() = expected;
   response->set_already_present(*already);
   return grpc::Status::OK;
@@ -101,7 +114,14 @@ grpc::Status ContentService::Upload(grpc::ServerContext* context,
 grpc::Status ContentService::Download(grpc::ServerContext* context,
                                       const deja::v1::DownloadRequest* request,
                                       grpc::ServerWriter<deja::v1::DownloadChunk>* writer) {
-  if (absl::Status s = Admit(*context, "Download", Right::kRead); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<std::string> project = Admit(*context, "Download", Right::kRead);
+  if (!project.ok()) return ToGrpcStatus(project.status());
+  if (auto s = ValidateDigest("digest", request->digest()); !s.ok()) return ToGrpcStatus(s);
+  if (!store_->Readable(request->digest(), *project)) {
+    // As if absent: a project learns nothing of another's blobs.
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("blob ", request->digest(), " not found"));
+  }
   absl::StatusOr<int> fd = store_->OpenForRead(request->digest());
   if (!fd.ok()) return ToGrpcStatus(fd.status());
   // Closes the blob file on every return.

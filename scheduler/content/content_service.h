@@ -23,8 +23,14 @@
 //                     CANCELLED when the client goes away. Nothing is stored
 //                     on any error.
 //   Download          INVALID_ARGUMENT for a malformed digest, NOT_FOUND
-//                     "blob <d> not found", OUT_OF_RANGE for an offset past
+//                     "blob <d> not found" (also for a blob the caller's
+//                     project may not read), OUT_OF_RANGE for an offset past
 //                     the end.
+//
+// Projects (issue 13): a token of one project reads only the blobs its
+// project uploaded or its jobs used or produced (BlobStore::Readable); to
+// it FindMissingBlobs reports any other as missing, so that the client
+// uploads it, and the upload grants it.
 //
 // Thread-safe. Does not own the BlobStore, which must outlive it.
 #ifndef DEJA_SCHEDULER_CONTENT_CONTENT_SERVICE_H_
@@ -65,9 +71,11 @@ class ContentService final : public deja::v1::ContentStore::Service {
                         grpc::ServerWriter<deja::v1::DownloadChunk>* writer) override;
 
  private:
-  // OK when the caller is a worker, or holds `user_right`.
-  absl::Status Admit(const grpc::ServerContext& context, const char* method,
-                     Right user_right) const;
+  // OK when the caller is a worker, or holds `user_right`: the project
+  // whose grants limit what it reads (BlobStore::Readable), empty for a
+  // worker or a token of every project.
+  absl::StatusOr<std::string> Admit(const grpc::ServerContext& context, const char* method,
+                                    Right user_right) const;
 
   BlobStore* const store_;       // not owned
   AccessControl* const access_;  // not owned

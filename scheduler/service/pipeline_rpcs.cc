@@ -25,7 +25,14 @@ grpc::ServerUnaryReactor* SchedulerService::SubmitPipeline(
   };
   return Unary(
       ctx, "SubmitPipeline", Right::kSubmit, project_of,
-      [loop = loop_, request, response](const Caller& caller) {
+      [this, loop = loop_, request, response](const Caller& caller) {
+        for (const auto& node : request->spec().nodes()) {
+          if (absl::Status st = CheckInputsReadable(
+                  caller, node.inputs(), absl::StrCat("nodes[", node.name(), "].inputs"));
+              !st.ok()) {
+            return st;
+          }
+        }
         deja::v1::SubmitPipelineRequest submit = *request;
         submit.mutable_spec()->set_project(AccessControl::Scope(caller, request->spec().project()));
         auto p = loop->core().SubmitPipeline(submit, loop->Now(), loop->fx());

@@ -69,6 +69,19 @@ absl::Status SchedulerService::AdmitPipeline(const Caller& caller, Right right,
   return access_->Authorize(caller, right, pipeline->spec().project());
 }
 
+absl::Status SchedulerService::CheckInputsReadable(
+    const Caller& caller, const google::protobuf::RepeatedPtrField<deja::v1::InputRef>& inputs,
+    const std::string& field) const {
+  for (int i = 0; i < inputs.size(); ++i) {
+    if (!loop_->blobs()->Readable(inputs[i].digest(), caller.principal.project)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(field, "[", i, "] (", inputs[i].name(), "): blob ", inputs[i].digest(),
+                       " is not in the content store; upload it first"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* SchedulerService::Submit(grpc::CallbackServerContext* ctx,
                                                    const deja::v1::SubmitRequest* request,
                                                    deja::v1::SubmitResponse* response) {
@@ -77,15 +90,20 @@ grpc::ServerUnaryReactor* SchedulerService::Submit(grpc::CallbackServerContext* 
     std::string project = AccessControl::Scope(caller, request->spec().project());
     return project.empty() ? kDefaultProject : project;
   };
-  return Unary(ctx, "Submit", Right::kSubmit, project_of,
-               [loop = loop_, request, response](const Caller& caller) {
-                 deja::v1::JobSpec spec = request->spec();
-                 spec.set_project(AccessControl::Scope(caller, spec.project()));
-                 auto result = loop->core().Submit(spec, loop->Now(), loop->fx());
-                 if (!result.ok()) return result.status();
-                 *response = *std::move(result);
-                 return absl::OkStatus();
-               });
+  return Unary(
+      ctx, "Submit", Right::kSubmit, project_of,
+      [this, loop = loop_, request, response](const Caller& caller) {
+        if (absl::Status st = CheckInputsReadable(caller, request->spec().inputs(), "inputs");
+            !st.ok()) {
+          return st;
+        }
+        deja::v1::JobSpec spec = request->spec();
+        spec.set_project(AccessControl::Scope(caller, spec.project()));
+        auto result = loop->core().Submit(spec, loop->Now(), loop->fx());
+        if (!result.ok()) return result.status();
+        *response = *std::move(result);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* SchedulerService::GetJob(grpc::CallbackServerContext* ctx,

@@ -144,6 +144,13 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
   absl::Status AdmitJob(const Caller& caller, Right right, const std::string& job_id) const;
   absl::Status AdmitPipeline(const Caller& caller, Right right,
                              const std::string& pipeline_id) const;
+  // On the loop: FAILED_PRECONDITION, as for a blob not in the store, when
+  // an input is a blob the caller's project may not read (BlobStore::
+  // Readable: it neither uploaded it nor used or produced it in a job).
+  // `field`: "inputs" or "nodes[N].inputs", for the message.
+  absl::Status CheckInputsReadable(
+      const Caller& caller, const google::protobuf::RepeatedPtrField<deja::v1::InputRef>& inputs,
+      const std::string& field) const;
 
   SchedulerLoop* const loop_;
   AccessControl* const access_;

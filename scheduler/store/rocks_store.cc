@@ -7,7 +7,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "common/job_state.h"
 #include "common/manifest.h"
 #include "scheduler/core/keys.h"
 #include "scheduler/store/schema.h"
@@ -86,6 +89,11 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
   for (size_t i = 0; i < names.size(); ++i) {
     families.emplace_back(names[i], FamilyOptions(cache, static_cast<int>(i)));
   }
+  // A store from before blob grants gets them from its jobs (below).
+  std::vector<std::string> existing;
+  const bool needs_grants =
+      rocksdb::DB::ListColumnFamilies(options, dir, &existing).ok() &&
+      std::find(existing.begin(), existing.end(), names[schema::kBlobProjects]) == existing.end();
   std::unique_ptr<RocksStore> store(new RocksStore());
   rocksdb::DB* db = nullptr;
   if (auto s = FromRocks(rocksdb::DB::Open(options, dir, families, &store->handles_, &db),
@@ -94,6 +102,9 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const std::string& 
     return s;
   }
   store->db_.reset(db);
+  if (needs_grants) {
+    if (absl::Status s = store->GrantFromJobs(); !s.ok()) return s;
+  }
 
   auto* settings = store->handles_[schema::kSettings];
   std::string version;
@@ -345,8 +356,11 @@ absl::Status RocksStore::PutBlobMetaLazily(const std::string& digest,
 absl::Status RocksStore::DeleteBlobMeta(const std::string& digest) {
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  return FromRocks(db_->Delete(sync, handles_[schema::kBlobs], digest),
-                   "delete blob record " + digest);
+  rocksdb::WriteBatch batch;
+  batch.Delete(handles_[schema::kBlobs], digest);
+  // Its grants: "<digest>/" up to "<digest>0" ('0' follows '/').
+  batch.DeleteRange(handles_[schema::kBlobProjects], digest + "/", digest + "0");
+  return FromRocks(db_->Write(sync, &batch), "delete blob record " + digest);
 }
 
 absl::Status RocksStore::ScanBlobMetas(
@@ -443,6 +457,52 @@ absl::Status RocksStore::CompactAll() {
   return absl::OkStatus();
 }
 
+void RocksStore::PutGrants(const deja::v1::Job& job, rocksdb::WriteBatch* batch) {
+  if (!IsTerminal(job.state())) return;
+  const std::string& project = job.spec().project();
+  auto grant = [&](const std::string& digest) {
+    if (!digest.empty()) {
+      batch->Put(handles_[schema::kBlobProjects], schema::BlobGrantKey(digest, project), "");
+    }
+  };
+  for (const auto& input : job.spec().inputs()) grant(input.digest());
+  for (const auto& output : job.outputs()) grant(output.digest());
+  grant(job.manifest().digest());
+}
+
+absl::Status RocksStore::GrantFromJobs() {
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kJobs]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    deja::v1::Job job;
+    if (!job.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
+    PutGrants(job, &batch);
+    if (absl::Status s =
+            WriteUpgradeBatch(db_.get(), &batch, 10'000, false, "grant projects their jobs' blobs");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (auto s = FromRocks(it->status(), "scan jobs"); !s.ok()) return s;
+  return WriteUpgradeBatch(db_.get(), &batch, 0, true, "grant projects their jobs' blobs");
+}
+
+absl::Status RocksStore::GrantBlob(const std::string& digest, const std::string& project) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(
+      db_->Put(sync, handles_[schema::kBlobProjects], schema::BlobGrantKey(digest, project), ""),
+      "grant blob " + digest);
+}
+
+bool RocksStore::BlobGranted(const std::string& digest, const std::string& project) const {
+  std::string value;
+  return db_
+      ->Get(rocksdb::ReadOptions(), handles_[schema::kBlobProjects],
+            schema::BlobGrantKey(digest, project), &value)
+      .ok();
+}
+
 absl::Status RocksStore::Commit(const Effects& fx, bool durable) {
   if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty() && fx.projects.empty() &&
       fx.pipelines.empty() && fx.requests.empty()) {
@@ -451,6 +511,7 @@ absl::Status RocksStore::Commit(const Effects& fx, bool durable) {
   rocksdb::WriteBatch batch;
   for (const auto& [id, job] : fx.jobs) {
     batch.Put(handles_[schema::kJobs], schema::JobKey(ParseJobId(id)), job.SerializeAsString());
+    PutGrants(job, &batch);
   }
   for (const auto& [key, id] : fx.requests) {
     batch.Put(handles_[schema::kRequests], key, schema::JobKey(ParseJobId(id)));

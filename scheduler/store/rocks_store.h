@@ -46,6 +46,7 @@
 
 namespace rocksdb {
 class DB;
+class WriteBatch;
 class ColumnFamilyHandle;
 }  // namespace rocksdb
 
@@ -98,7 +99,9 @@ class RocksStore final : public StoreReader, public BlobMetadataStore, public Ac
   absl::Status PutBlobMeta(const std::string& digest, const deja::v1::BlobMeta& meta) override;
   absl::Status PutBlobMetaLazily(const std::string& digest,
                                  const deja::v1::BlobMeta& meta) override;
-  absl::Status DeleteBlobMeta(const std::string& digest) override;
+  absl::Status DeleteBlobMeta(const std::string& digest) override;  // and its grants
+  absl::Status GrantBlob(const std::string& digest, const std::string& project) override;
+  bool BlobGranted(const std::string& digest, const std::string& project) const override;
   absl::Status ScanBlobMetas(
       const std::function<bool(const std::string& digest, const deja::v1::BlobMeta& meta)>& visit)
       const override;
@@ -119,6 +122,11 @@ class RocksStore final : public StoreReader, public BlobMetadataStore, public Ac
   RocksStore() = default;
   // Schema version 1 -> 2 (schema.h).
   absl::Status UpgradeFromV1();
+  // Grants each ended job's project its inputs, outputs and manifest
+  // (BlobGrantKey): at every commit, and once from every stored job when
+  // the store predates blob_projects.
+  void PutGrants(const deja::v1::Job& job, rocksdb::WriteBatch* batch);
+  absl::Status GrantFromJobs();
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // ColumnFamily order

@@ -3,9 +3,9 @@
 namespace deja::schema {
 
 const std::vector<std::string>& ColumnFamilyNames() {
-  static const auto* names =
-      new std::vector<std::string>{"default",   "jobs",     "memo",   "settings", "blobs",
-                                   "pipelines", "requests", "tokens", "audit",    "workers"};
+  static const auto* names = new std::vector<std::string>{
+      "default",  "jobs",   "memo",  "settings", "blobs",        "pipelines",
+      "requests", "tokens", "audit", "workers",  "blob_projects"};
   return *names;
 }
 

@@ -16,12 +16,15 @@
 //   tokens         token id ("t3")                  deja.v1.TokenRecord
 //   audit          event seq, 8 bytes big-endian    deja.v1.AuditEvent
 //   workers        worker id                        deja.v1.WorkerEnrollment
+//   blob_projects  digest "/" project               empty: the project may read
+//                                                   the blob (BlobGrantKey)
 //
 // Blob bytes live in files beside the database (scheduler/content).
 // Column families are opened in exactly this order; new ones are appended
-// (`tokens`, `audit` and `workers` came with access control, issue 13: a store
-// without them gets them empty; an older build cannot open a store that has
-// them).
+// (`tokens`, `audit`, `workers` and `blob_projects` came with access
+// control, issue 13: a store without them gets them empty, and
+// `blob_projects` is then filled from the jobs at open; an older build
+// cannot open a store that has them).
 // Changing an encoding bumps kSchemaVersion; a store with another version
 // is refused at open with FAILED_PRECONDITION, except the upgrades below.
 //
@@ -60,13 +63,20 @@ enum ColumnFamily : int {
   kRequests = 6,
   kTokens = 7,
   kAudit = 8,
-  kWorkers = 9
+  kWorkers = 9,
+  kBlobProjects = 10
 };
 
 // Names in ColumnFamily order.
 const std::vector<std::string>& ColumnFamilyNames();
 
 inline constexpr char kProjectPrefix[] = "project/";
+
+// "blob_projects": which projects may read a blob (issue 13): one empty
+// value per grant, keyed "<digest>/<project>".
+inline std::string BlobGrantKey(const std::string& digest, const std::string& project) {
+  return digest + "/" + project;
+}
 
 // Job and pipeline keys sort by sequence number, i.e. by submission order.
 std::string JobKey(uint64_t seq);

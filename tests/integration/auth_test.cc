@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/blob_client.h"
 #include "common/credentials.h"
 #include "common/grpc_status.h"
 #include "common/tls.h"
@@ -273,6 +274,49 @@ TEST_F(AuthTest, AnotherProjectsReaderIsRefusedEveryCallOnTheVictimsProject) {
   deja::v1::ListJobsResponse listed;
   ASSERT_TRUE(deja::v1::Scheduler::NewStub(own)->ListJobs(&ctx, all, &listed).ok());
   EXPECT_EQ(listed.jobs_size(), 0);
+}
+
+// Blobs are per project: another project learns nothing of the victim's
+// output from its digest, and gets to use those bytes only by uploading
+// them itself.
+TEST_F(AuthTest, AnotherProjectReadsOrUsesTheVictimsBlobsOnlyWithTheirBytes) {
+  auto victim = cluster_->client().GetJob(victim_job_);
+  ASSERT_TRUE(victim.ok() && victim->outputs_size() == 1) << victim.status();
+  deja::v1::BlobRef output;
+  output.set_digest(victim->outputs(0).digest());
+  output.set_size(victim->outputs(0).size());
+
+  const BlobClient own(Channel(NewToken(deja::v1::READER, "victim")));
+  auto mine = own.DownloadBytes(output);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_EQ(*mine, "secret\n");
+
+  const BlobClient intruder(Channel(NewToken(deja::v1::SUBMITTER, "intruder")));
+  auto stolen = intruder.DownloadBytes(output);
+  EXPECT_EQ(stolen.status().code(), absl::StatusCode::kNotFound) << stolen.status();
+  EXPECT_THAT(stolen.status().message(), HasSubstr("blob " + output.digest() + " not found"));
+  auto missing = intruder.FindMissing({output});
+  ASSERT_TRUE(missing.ok()) << missing.status();
+  EXPECT_EQ(missing->size(), 1u) << "present, but not the intruder's: reported missing";
+  deja::v1::SubmitRequest submit;
+  submit.mutable_spec()->set_project("intruder");
+  for (const char* w : {"cat", "inputs/x"}) submit.mutable_spec()->mutable_app()->add_command(w);
+  deja::v1::InputRef* input = submit.mutable_spec()->add_inputs();
+  input->set_name("x");
+  input->set_kind("file");
+  input->set_digest(output.digest());
+  input->set_size(output.size());
+  grpc::Status refused = RawCall(Channel(NewToken(deja::v1::SUBMITTER, "intruder")),
+                                 "/deja.v1.Scheduler/Submit", submit.SerializeAsString());
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("is not in the content store; upload it first"));
+  EXPECT_EQ(JobCount(), jobs_before_);
+
+  // Uploading the same bytes proves them the intruder's too.
+  ASSERT_TRUE(intruder.UploadBytes("secret\n").ok());
+  auto now_own = intruder.DownloadBytes(output);
+  ASSERT_TRUE(now_own.ok()) << now_own.status();
+  EXPECT_EQ(*now_own, "secret\n");
 }
 
 TEST_F(AuthTest, AReaderCannotWriteItsOwnProjectAndTheCliSaysWhy) {

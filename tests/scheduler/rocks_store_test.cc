@@ -311,6 +311,64 @@ TEST_F(RocksStoreTest, BlobRecordsAreKeyedByDigestInTheBlobsFamily) {
 namespace deja {
 namespace {
 
+// Blob grants (issue 13): a store from before them gets its projects'
+// grants from its jobs at open; a committed ended job grants its project
+// its inputs, outputs and manifest; a deleted blob's grants go with it.
+TEST_F(RocksStoreTest, ProjectsAreGrantedTheBlobsOfTheirJobs) {
+  const std::string d_in(32, 'a'), d_out(32, 'b'), d_manifest(32, 'c'), d_new(32, 'e');
+  {
+    rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    const auto& names = schema::ColumnFamilyNames();
+    for (int i = 0; i < schema::kBlobProjects; ++i) {
+      families.emplace_back(names[i], rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), families, &handles, &db).ok());
+    deja::v1::Job job;
+    job.set_job_id("j1");
+    job.set_state(deja::v1::SUCCEEDED);
+    job.mutable_spec()->set_project("p");
+    job.mutable_spec()->add_inputs()->set_digest(d_in);
+    job.add_outputs()->set_digest(d_out);
+    job.mutable_manifest()->set_digest(d_manifest);
+    EXPECT_TRUE(db->Put(rocksdb::WriteOptions(), handles[schema::kJobs], schema::JobKey(1),
+                        job.SerializeAsString())
+                    .ok());
+    EXPECT_TRUE(db->Put(rocksdb::WriteOptions(), handles[schema::kSettings],
+                        schema::kSchemaVersionKey, std::to_string(schema::kSchemaVersion))
+                    .ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  auto store = RocksStore::Open(dir_.string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (const std::string& d : {d_in, d_out, d_manifest}) {
+    EXPECT_TRUE((*store)->BlobGranted(d, "p")) << d;
+    EXPECT_FALSE((*store)->BlobGranted(d, "q")) << d;
+  }
+  Effects fx;
+  deja::v1::Job running;
+  running.set_job_id("j2");
+  running.set_state(deja::v1::RUNNING);
+  running.mutable_spec()->set_project("q");
+  running.add_outputs()->set_digest(d_new);
+  fx.jobs["j2"] = running;
+  ASSERT_TRUE((*store)->Commit(fx, true).ok());
+  EXPECT_FALSE((*store)->BlobGranted(d_new, "q")) << "granted once the job has ended";
+  fx.jobs["j2"].set_state(deja::v1::SUCCEEDED);
+  ASSERT_TRUE((*store)->Commit(fx, true).ok());
+  EXPECT_TRUE((*store)->BlobGranted(d_new, "q"));
+  ASSERT_TRUE((*store)->GrantBlob(d_new, "r").ok());
+  ASSERT_TRUE((*store)->DeleteBlobMeta(d_new).ok());
+  EXPECT_FALSE((*store)->BlobGranted(d_new, "q"));
+  EXPECT_FALSE((*store)->BlobGranted(d_new, "r"));
+  EXPECT_TRUE((*store)->BlobGranted(d_out, "p")) << "another blob's grants stay";
+}
+
 TEST(RocksStoreAccessTest, TokensAndABoundedAuditLogSurviveReopen) {
   const std::string dir =
       std::filesystem::temp_directory_path() / ("deja-store-access-" + std::to_string(getpid()));
