@@ -404,8 +404,11 @@ int CacheCommands::Stats(const std::string& project, const std::string& since) {
   if (context_.json()) {
     context_.PrintJson(*stats);
   } else {
-    context_.out() << StatsTable(*stats) << "\n"
-                   << ContentStoreLine(stats->content_store(), context_.tz()) << "\n";
+    context_.out() << StatsTable(*stats) << "\n";
+    // Absent for a token of one project: the figures are the whole store's.
+    if (stats->has_content_store()) {
+      context_.out() << ContentStoreLine(stats->content_store(), context_.tz()) << "\n";
+    }
   }
   return kExitOk;
 }

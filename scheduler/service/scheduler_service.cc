@@ -393,7 +393,10 @@ grpc::ServerUnaryReactor* SchedulerService::Stats(grpc::CallbackServerContext* c
                  auto stats = loop->core().Stats(scoped);
                  if (!stats.ok()) return stats.status();
                  *response = *std::move(stats);
-                 if (collector != nullptr) *response->mutable_content_store() = collector->Last();
+                 // The whole store's figures: for a token of every project only.
+                 if (collector != nullptr && caller.principal.project.empty()) {
+                   *response->mutable_content_store() = collector->Last();
+                 }
                  return absl::OkStatus();
                });
 }

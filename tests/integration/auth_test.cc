@@ -312,6 +312,18 @@ TEST_F(AuthTest, AnotherProjectReadsOrUsesTheVictimsBlobsOnlyWithTheirBytes) {
   EXPECT_THAT(refused.error_message(), HasSubstr("is not in the content store; upload it first"));
   EXPECT_EQ(JobCount(), jobs_before_);
 
+  // The content store's figures are the whole store's: a token of every
+  // project sees them, one of a single project does not.
+  grpc::ClientContext ctx;
+  deja::v1::StatsResponse stats;
+  ASSERT_TRUE(deja::v1::Scheduler::NewStub(Channel(NewToken(deja::v1::READER, "victim")))
+                  ->Stats(&ctx, deja::v1::StatsRequest(), &stats)
+                  .ok());
+  EXPECT_FALSE(stats.has_content_store());
+  auto all = cluster_->client().Stats("", 0);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_TRUE(all->has_content_store());
+
   // Uploading the same bytes proves them the intruder's too.
   ASSERT_TRUE(intruder.UploadBytes("secret\n").ok());
   auto now_own = intruder.DownloadBytes(output);
