@@ -56,7 +56,7 @@ class WorkerIdentity {
   const std::vector<std::string> names_;
   const std::string scheduler_address_;
   const absl::Duration timeout_;
-  // Written by the Run() thread only (which reads them without the lock).
+  // Written by Prepare() (the Run() thread), read by Peer() (any thread).
   mutable absl::Mutex mu_;
   tls::KeyCert current_ ABSL_GUARDED_BY(mu_);  // empty until loaded or enrolled
   std::string ca_pem_ ABSL_GUARDED_BY(mu_);

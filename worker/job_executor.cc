@@ -176,8 +176,9 @@ deja::v1::JobResult JobExecutor::RunResult(const deja::v1::RunningRecord& record
   if (options_.job_user.has_value()) {
     // Before anything is read from it: nothing the job user still runs can
     // change the workspace from now on.
-    if (absl::Status st = TakeBackWorkspace(workspace); !st.ok() && outcome.error.empty()) {
-      result.set_error(std::string(st.message()));
+    // A workspace not taken back is neither sealed nor memoized.
+    if (absl::Status st = TakeBackWorkspace(workspace); !st.ok()) {
+      if (result.error().empty()) result.set_error(std::string(st.message()));
       return result;
     }
   }
