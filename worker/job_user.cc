@@ -1,6 +1,5 @@
 #include "worker/job_user.h"
 
-#include <ftw.h>
 #include <pwd.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -57,26 +56,18 @@ absl::Status CreateSystemUser(const std::string& name) {
   return absl::OkStatus();
 }
 
-// nftw has no context argument: the owner to set, per thread.
-thread_local uid_t owner_uid;
-thread_local gid_t owner_gid;
-thread_local int owner_errno;
-
-int ChownEntry(const char* path, const struct stat* /*st*/, int /*type*/, struct FTW* /*ftw*/) {
-  if (lchown(path, owner_uid, owner_gid) != 0) {
-    owner_errno = errno;
-    return 1;  // stops the walk
-  }
-  return 0;
-}
-
+// Every entry under `root` and `root` itself to uid:gid (symlinks
+// themselves, never followed), then `root` 0700.
 absl::Status ChownTree(const std::string& root, uid_t uid, gid_t gid) {
-  owner_uid = uid;
-  owner_gid = gid;
-  owner_errno = 0;
-  if (nftw(root.c_str(), ChownEntry, 64, FTW_PHYS) != 0) {
-    return ErrnoStatus(owner_errno != 0 ? owner_errno : errno, "chown -R " + root);
+  if (lchown(root.c_str(), uid, gid) != 0) return ErrnoStatus(errno, "chown " + root);
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(root, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (lchown(it->path().c_str(), uid, gid) != 0) {
+      return ErrnoStatus(errno, "chown " + it->path().string());
+    }
   }
+  if (ec) return absl::InternalError(absl::StrCat("listing ", root, ": ", ec.message()));
   if (chmod(root.c_str(), 0700) != 0) return ErrnoStatus(errno, "chmod 0700 " + root);
   return absl::OkStatus();
 }

@@ -475,7 +475,7 @@ absl::Status RocksStore::GrantFromJobs() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ScanOptions(), handles_[schema::kJobs]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     deja::v1::Job job;
-    if (!job.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
+    if (absl::Status s = Parse(it->value(), &job, "job"); !s.ok()) return s;
     PutGrants(job, &batch);
     if (absl::Status s =
             WriteUpgradeBatch(db_.get(), &batch, 10'000, false, "grant projects their jobs' blobs");
