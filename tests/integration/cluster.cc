@@ -79,8 +79,12 @@ pid_t WorkerProcessOf(pid_t watchdog) {
     const size_t close = stat.rfind(')');
     if (open == std::string::npos || close == std::string::npos) continue;
     std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
-    if (stat.substr(open + 1, close - open - 1) == "deja-worker" && fields.size() > 1 &&
-        fields[1] == parent) {
+    // A fork (it signals SIGCHLD as it ends: field 38, exit_signal), not
+    // the task LeakSanitizer clones to check a daemon that is exiting on
+    // its own: that one shares the daemon's memory, and killing it would
+    // leave the daemon waiting for it for ever.
+    if (stat.substr(open + 1, close - open - 1) == "deja-worker" && fields.size() > 35 &&
+        fields[1] == parent && fields[35] == std::to_string(SIGCHLD)) {
       return std::stoi(entry.path().filename().string());
     }
   }
