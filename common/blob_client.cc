@@ -70,9 +70,20 @@ absl::Status ReadBlob(grpc::ClientContext* context,
 
 BlobClient::BlobClient(const std::shared_ptr<grpc::ChannelInterface>& channel,
                        absl::Duration rpc_timeout, RetryPolicy retry)
-    : stub_(deja::v1::ContentStore::NewStub(channel)),
-      rpc_timeout_(rpc_timeout),
-      retry_(std::move(retry)) {}
+    : rpc_timeout_(rpc_timeout),
+      retry_(std::move(retry)),
+      stub_(deja::v1::ContentStore::NewStub(channel)) {}
+
+void BlobClient::Reconnect(const std::shared_ptr<grpc::ChannelInterface>& channel) {
+  std::shared_ptr<deja::v1::ContentStore::Stub> stub = deja::v1::ContentStore::NewStub(channel);
+  absl::MutexLock lock(&mu_);
+  stub_.swap(stub);
+}
+
+std::shared_ptr<deja::v1::ContentStore::Stub> BlobClient::Stub() const {
+  absl::MutexLock lock(&mu_);
+  return stub_;
+}
 
 absl::Status BlobClient::Retry(const std::function<absl::Status()>& attempt) const {
   static RealClock clock;
@@ -100,14 +111,16 @@ absl::Status BlobClient::UploadBytes(const std::string& bytes) const {
 }
 
 absl::Status BlobClient::DownloadToFile(const deja::v1::BlobRef& blob, const std::string& path,
-                                        const ProgressFn& progress) const {
-  return Retry([&] { return DownloadToFileOnce(blob, path, progress); });
+                                        const ProgressFn& progress,
+                                        const deja::v1::SignedTicket& ticket) const {
+  return Retry([&] { return DownloadToFileOnce(blob, path, progress, ticket); });
 }
 
-absl::StatusOr<std::string> BlobClient::DownloadBytes(const deja::v1::BlobRef& blob) const {
+absl::StatusOr<std::string> BlobClient::DownloadBytes(const deja::v1::BlobRef& blob,
+                                                      const deja::v1::SignedTicket& ticket) const {
   absl::StatusOr<std::string> bytes;
   absl::Status status = Retry([&] {
-    bytes = DownloadBytesOnce(blob);
+    bytes = DownloadBytesOnce(blob, ticket);
     return bytes.status();
   });
   if (!status.ok()) return status;
@@ -127,7 +140,7 @@ absl::StatusOr<std::vector<deja::v1::BlobRef>> BlobClient::FindMissingOnce(
       *request.add_blobs() = blobs[i];
     }
     deja::v1::FindMissingBlobsResponse response;
-    grpc::Status status = stub_->FindMissingBlobs(&context, request, &response);
+    grpc::Status status = Stub()->FindMissingBlobs(&context, request, &response);
     if (!status.ok()) return FromGrpcStatus(status);
     missing.insert(missing.end(), response.missing().begin(), response.missing().end());
   }
@@ -141,7 +154,8 @@ absl::Status BlobClient::UploadFileOnce(const std::string& path, const deja::v1:
   grpc::ClientContext context;
   context.set_deadline(Deadline(StreamTimeout(rpc_timeout_, blob.size())));
   deja::v1::UploadResponse response;
-  auto writer = stub_->Upload(&context, &response);
+  const auto stub = Stub();
+  auto writer = stub->Upload(&context, &response);
   deja::v1::UploadChunk chunk;
   *chunk.mutable_blob() = blob;
   std::string buffer(kBlobChunkBytes, '\0');
@@ -176,7 +190,8 @@ absl::Status BlobClient::UploadBytesOnce(const std::string& bytes) const {
   grpc::ClientContext context;
   context.set_deadline(Deadline(StreamTimeout(rpc_timeout_, bytes.size())));
   deja::v1::UploadResponse response;
-  auto writer = stub_->Upload(&context, &response);
+  const auto stub = Stub();
+  auto writer = stub->Upload(&context, &response);
   deja::v1::UploadChunk chunk;
   chunk.mutable_blob()->set_digest(HashBytes(bytes));
   chunk.mutable_blob()->set_size(bytes.size());
@@ -193,7 +208,8 @@ absl::Status BlobClient::UploadBytesOnce(const std::string& bytes) const {
 }
 
 absl::Status BlobClient::DownloadToFileOnce(const deja::v1::BlobRef& blob, const std::string& path,
-                                            const ProgressFn& progress) const {
+                                            const ProgressFn& progress,
+                                            const deja::v1::SignedTicket& ticket) const {
   std::string tmp = path + ".part-XXXXXX";
   int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
@@ -202,7 +218,9 @@ absl::Status BlobClient::DownloadToFileOnce(const deja::v1::BlobRef& blob, const
   context.set_deadline(Deadline(StreamTimeout(rpc_timeout_, blob.size())));
   deja::v1::DownloadRequest request;
   request.set_digest(blob.digest());
-  auto reader = stub_->Download(&context, request);
+  if (!ticket.ticket().empty()) *request.mutable_ticket() = ticket;
+  const auto stub = Stub();
+  auto reader = stub->Download(&context, request);
   absl::Status status = ReadBlob(
       &context, reader.get(), blob,
       [&](const std::string& data) -> absl::Status {
@@ -225,12 +243,15 @@ absl::Status BlobClient::DownloadToFileOnce(const deja::v1::BlobRef& blob, const
   return status;
 }
 
-absl::StatusOr<std::string> BlobClient::DownloadBytesOnce(const deja::v1::BlobRef& blob) const {
+absl::StatusOr<std::string> BlobClient::DownloadBytesOnce(
+    const deja::v1::BlobRef& blob, const deja::v1::SignedTicket& ticket) const {
   grpc::ClientContext context;
   context.set_deadline(Deadline(StreamTimeout(rpc_timeout_, blob.size())));
   deja::v1::DownloadRequest request;
   request.set_digest(blob.digest());
-  auto reader = stub_->Download(&context, request);
+  if (!ticket.ticket().empty()) *request.mutable_ticket() = ticket;
+  const auto stub = Stub();
+  auto reader = stub->Download(&context, request);
   std::string out;
   absl::Status status = ReadBlob(&context, reader.get(), blob,
                                  [&](const std::string& data) {

@@ -2,7 +2,8 @@
 // (protos/deja/v1/content.proto), streaming in bounded chunks so that no
 // file is ever held in memory whole. Shared by the CLI and the worker.
 //
-// Thread-safe (each call uses its own gRPC context).
+// Thread-safe (each call uses its own gRPC context; Reconnect may come at
+// any time).
 #ifndef DEJA_COMMON_BLOB_CLIENT_H_
 #define DEJA_COMMON_BLOB_CLIENT_H_
 
@@ -14,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/retry.h"
 #include "deja/v1/content.grpc.pb.h"
@@ -39,6 +42,10 @@ class BlobClient {
   explicit BlobClient(const std::shared_ptr<grpc::ChannelInterface>& channel,
                       absl::Duration rpc_timeout = absl::Seconds(30), RetryPolicy retry = {});
 
+  // Calls that start from now on use `channel` (a worker's, once it has its
+  // certificate or a renewed one); those under way end on the old one.
+  void Reconnect(const std::shared_ptr<grpc::ChannelInterface>& channel);
+
   // The blobs of `blobs` that the store lacks.
   absl::StatusOr<std::vector<deja::v1::BlobRef>> FindMissing(
       const std::vector<deja::v1::BlobRef>& blobs) const;
@@ -54,12 +61,16 @@ class BlobClient {
   // directory, renamed once its size and digest check out; DATA_LOSS if
   // they do not). NOT_FOUND if the store lacks it. A local write error (a
   // full disk) cancels the download at once and is returned, naming the temp
-  // file; nothing is left behind.
-  absl::Status DownloadToFile(const deja::v1::BlobRef& blob, const std::string& path,
-                              const ProgressFn& progress = {}) const;
+  // file; nothing is left behind. A worker shows the `ticket` of the
+  // assignment the blob is for (common/tickets.h); the CLI none.
+  absl::Status DownloadToFile(
+      const deja::v1::BlobRef& blob, const std::string& path, const ProgressFn& progress = {},
+      const deja::v1::SignedTicket& ticket = deja::v1::SignedTicket::default_instance()) const;
   // Blobs small enough to hold (directory blobs, manifests) into memory,
   // checked the same way; the deadline scales with the size as above.
-  absl::StatusOr<std::string> DownloadBytes(const deja::v1::BlobRef& blob) const;
+  absl::StatusOr<std::string> DownloadBytes(
+      const deja::v1::BlobRef& blob,
+      const deja::v1::SignedTicket& ticket = deja::v1::SignedTicket::default_instance()) const;
 
  private:
   // One attempt of each call.
@@ -69,13 +80,18 @@ class BlobClient {
                               const ProgressFn& progress) const;
   absl::Status UploadBytesOnce(const std::string& bytes) const;
   absl::Status DownloadToFileOnce(const deja::v1::BlobRef& blob, const std::string& path,
-                                  const ProgressFn& progress) const;
-  absl::StatusOr<std::string> DownloadBytesOnce(const deja::v1::BlobRef& blob) const;
+                                  const ProgressFn& progress,
+                                  const deja::v1::SignedTicket& ticket) const;
+  absl::StatusOr<std::string> DownloadBytesOnce(const deja::v1::BlobRef& blob,
+                                                const deja::v1::SignedTicket& ticket) const;
   absl::Status Retry(const std::function<absl::Status()>& attempt) const;
 
-  const std::unique_ptr<deja::v1::ContentStore::Stub> stub_;
+  std::shared_ptr<deja::v1::ContentStore::Stub> Stub() const;
+
   const absl::Duration rpc_timeout_;
   const RetryPolicy retry_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<deja::v1::ContentStore::Stub> stub_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace deja

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "deja/v1/content.pb.h"
 #include "deja/v1/job.pb.h"
 
 namespace deja {
@@ -38,9 +39,11 @@ absl::StatusOr<deja::v1::Manifest> ParseManifest(const deja::v1::ManifestRef& re
                                                  std::string_view bytes);
 
 // Reads a manifest from wherever its blob is (the content store, through a
-// BlobClient or the scheduler's BlobStore). Errors name the manifest.
-using ManifestLoader =
-    std::function<absl::StatusOr<deja::v1::Manifest>(const deja::v1::ManifestRef&)>;
+// BlobClient or the scheduler's BlobStore), showing the store `ticket`, the
+// one that lets a worker read it (common/tickets.h). Errors name the
+// manifest.
+using ManifestLoader = std::function<absl::StatusOr<deja::v1::Manifest>(
+    const deja::v1::ManifestRef&, const deja::v1::SignedTicket& ticket)>;
 
 }  // namespace deja
 

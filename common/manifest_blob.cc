@@ -39,12 +39,13 @@ absl::StatusOr<deja::v1::ManifestRef> UploadManifest(const deja::v1::Manifest& m
 }
 
 absl::StatusOr<deja::v1::Manifest> DownloadManifest(const deja::v1::ManifestRef& ref,
-                                                    const BlobClient& client) {
+                                                    const BlobClient& client,
+                                                    const deja::v1::SignedTicket& ticket) {
   const std::string what = absl::StrCat("download manifest ", ref.digest());
   if (ref.digest().empty()) {
     return absl::FailedPreconditionError(absl::StrCat(what, ": the job has no manifest"));
   }
-  auto bytes = client.DownloadBytes(BlobOf(ref));
+  auto bytes = client.DownloadBytes(BlobOf(ref), ticket);
   if (!bytes.ok()) return Annotate(bytes.status(), what);
   auto manifest = ParseManifest(ref, *bytes);
   if (!manifest.ok()) return Annotate(manifest.status(), what);

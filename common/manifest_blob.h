@@ -17,10 +17,13 @@ namespace deja {
 absl::StatusOr<deja::v1::ManifestRef> UploadManifest(const deja::v1::Manifest& manifest,
                                                      const BlobClient& client);
 
-// The manifest `ref` names, downloaded and checked (ParseManifest). Errors
-// say "download manifest <digest>: ..." (NOT_FOUND: the store lacks it).
-absl::StatusOr<deja::v1::Manifest> DownloadManifest(const deja::v1::ManifestRef& ref,
-                                                    const BlobClient& client);
+// The manifest `ref` names, downloaded (a worker's with the `ticket` of its
+// assignment; BlobClient::DownloadBytes) and checked (ParseManifest).
+// Errors say "download manifest <digest>: ..." (NOT_FOUND: the store lacks
+// it).
+absl::StatusOr<deja::v1::Manifest> DownloadManifest(
+    const deja::v1::ManifestRef& ref, const BlobClient& client,
+    const deja::v1::SignedTicket& ticket = deja::v1::SignedTicket::default_instance());
 
 }  // namespace deja
 

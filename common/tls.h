@@ -71,7 +71,7 @@ bool NamesAllWithTimeLeft(const CertInfo& info, const std::vector<std::string>& 
 absl::Status CheckPair(const KeyCert& pair);
 
 // An ECDSA (SHA-256) signature of `data` with `key_pem`: what the scheduler
-// signs peer tickets with (its CA's key; common/peer_ticket.h).
+// signs peer tickets with (its CA's key; common/tickets.h).
 absl::StatusOr<std::string> SignData(const std::string& key_pem, const std::string& data);
 
 // Whether `signature` is one of `data` by the key of `cert_pem`: OK, or

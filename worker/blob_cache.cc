@@ -123,7 +123,8 @@ absl::Status BlobCache::LoadIndex() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<BlobCache::Pin> BlobCache::Fetch(const deja::v1::BlobRef& blob) {
+absl::StatusOr<BlobCache::Pin> BlobCache::Fetch(const deja::v1::BlobRef& blob,
+                                                const deja::v1::SignedTicket& ticket) {
   const std::string& digest = blob.digest();
   if (absl::Status st = paths::ValidateDigest(digest); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("fetch blob: ", st.message()));
@@ -179,7 +180,7 @@ absl::StatusOr<BlobCache::Pin> BlobCache::Fetch(const deja::v1::BlobRef& blob) {
   }
 
   absl::Status status = paths::MakeDirs(path.substr(0, path.rfind('/')));
-  if (status.ok()) status = client_->DownloadToFile(blob, path);
+  if (status.ok()) status = client_->DownloadToFile(blob, path, {}, ticket);
   struct stat st = {};
   if (status.ok() && (chmod(path.c_str(), 0444) != 0 || lstat(path.c_str(), &st) != 0)) {
     status = ErrnoStatus(errno, "chmod " + path);

@@ -96,9 +96,14 @@ class BlobCache {
   //   INVALID_ARGUMENT  not a valid digest;
   //   NOT_FOUND         the store does not have it;
   //   DATA_LOSS         the download did not match size and digest;
+  //   PERMISSION_DENIED the store refused `ticket` for it (common/tickets.h);
   //   others            network or disk errors.
-  // Every message names the digest.
-  absl::StatusOr<Pin> Fetch(const deja::v1::BlobRef& blob);
+  // Every message names the digest. A download shows the store `ticket`, that
+  // of the assignment the blob is for; a fetch that waits for another's
+  // download shares its outcome.
+  absl::StatusOr<Pin> Fetch(
+      const deja::v1::BlobRef& blob,
+      const deja::v1::SignedTicket& ticket = deja::v1::SignedTicket::default_instance());
 
   bool Contains(const std::string& digest) const;
   Stats GetStats() const;

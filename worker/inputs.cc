@@ -17,6 +17,7 @@
 namespace deja::worker {
 
 struct InputPlacer::State {
+  const deja::v1::SignedTicket& ticket;
   bool try_hardlink;
   bool try_reflink;
   PlaceResult result;
@@ -55,7 +56,7 @@ InputPlacer::InputPlacer(BlobCache* cache, const BlobClient* client, Options opt
 
 absl::Status InputPlacer::PlaceFile(const deja::v1::BlobRef& blob, const std::string& dst,
                                     bool executable, State* state) const {
-  auto pin = cache_->Fetch(blob);
+  auto pin = cache_->Fetch(blob, state->ticket);
   if (!pin.ok()) return pin.status();
   const std::string& src = pin->path();
   if (!executable && state->try_hardlink && geteuid() != 0) {
@@ -90,7 +91,7 @@ absl::Status InputPlacer::PlaceFile(const deja::v1::BlobRef& blob, const std::st
 
 absl::Status InputPlacer::PlaceDir(const deja::v1::BlobRef& blob, const std::string& dst,
                                    State* state) const {
-  auto bytes = client_->DownloadBytes(blob);
+  auto bytes = client_->DownloadBytes(blob, state->ticket);
   if (!bytes.ok()) {
     return absl::Status(bytes.status().code(), absl::StrCat("directory blob ", blob.digest(), ": ",
                                                             bytes.status().message()));
@@ -125,8 +126,9 @@ absl::Status InputPlacer::PlaceDir(const deja::v1::BlobRef& blob, const std::str
 
 absl::StatusOr<PlaceResult> InputPlacer::Place(
     const std::string& workspace,
-    const google::protobuf::RepeatedPtrField<deja::v1::InputRef>& inputs) const {
-  State state{options_.allow_hardlink, options_.allow_reflink, {}, -1};
+    const google::protobuf::RepeatedPtrField<deja::v1::InputRef>& inputs,
+    const deja::v1::SignedTicket& ticket) const {
+  State state{ticket, options_.allow_hardlink, options_.allow_reflink, {}, -1};
   std::set<std::string> made;
   for (const deja::v1::InputRef& input : inputs) {
     auto fail = [&](const absl::Status& st) {

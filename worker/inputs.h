@@ -62,10 +62,12 @@ class InputPlacer {
   // code of the cause (INVALID_ARGUMENT for a bad kind or path, ALREADY_EXISTS
   // for a path taken, NOT_FOUND for a blob the store lacks, DATA_LOSS for a
   // blob that failed verification or a bad directory blob). Whatever was
-  // placed stays; the caller discards the workspace.
+  // placed stays; the caller discards the workspace. Downloads show the
+  // store `ticket` (the assignment's blob ticket, common/tickets.h).
   absl::StatusOr<PlaceResult> Place(
       const std::string& workspace,
-      const google::protobuf::RepeatedPtrField<deja::v1::InputRef>& inputs) const;
+      const google::protobuf::RepeatedPtrField<deja::v1::InputRef>& inputs,
+      const deja::v1::SignedTicket& ticket = deja::v1::SignedTicket::default_instance()) const;
 
  private:
   struct State;

@@ -42,11 +42,19 @@ JobExecutor::JobExecutor(Options options, Clock* clock, WorkspaceRetention* rete
       workspace_pool_(options_.work_dir, options_.slots + 1),
       materializer_(options_.work_dir, retention, &fingerprints_),
       puller_(options_.work_dir, absl::Seconds(5), options_.peer_tls),
-      blob_client_(std::make_unique<BlobClient>(
-          grpc::CreateCustomChannel(options_.content_store_address,
-                                    MakeChannelCredentials(options_.content_store_security),
-                                    WorkerChannelArgs()),
-          absl::Seconds(30), StoreRetryPolicy())) {}
+      blob_client_(
+          std::make_unique<BlobClient>(ContentStoreChannel(options_.content_store_security),
+                                       absl::Seconds(30), StoreRetryPolicy())) {}
+
+std::shared_ptr<grpc::Channel> JobExecutor::ContentStoreChannel(
+    const ClientSecurity& security) const {
+  return grpc::CreateCustomChannel(options_.content_store_address, MakeChannelCredentials(security),
+                                   WorkerChannelArgs());
+}
+
+void JobExecutor::UseContentStoreSecurity(const ClientSecurity& security) {
+  blob_client_->Reconnect(ContentStoreChannel(security));
+}
 
 RetryPolicy JobExecutor::StoreRetryPolicy() {
   RetryPolicy policy;
@@ -80,8 +88,9 @@ absl::Status JobExecutor::Open() {
 }
 
 ManifestLoader JobExecutor::manifest_loader() const {
-  return [client = blob_client_.get()](const deja::v1::ManifestRef& ref) {
-    return DownloadManifest(ref, *client);
+  return [client = blob_client_.get()](const deja::v1::ManifestRef& ref,
+                                       const deja::v1::SignedTicket& ticket) {
+    return DownloadManifest(ref, *client, ticket);
   };
 }
 
@@ -103,10 +112,10 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
   launch.env.insert(assignment.env().begin(), assignment.env().end());
   launch.cancel_grace = options_.cancel_grace;
   launch.user = options_.job_user;
-  launch.prepare = [this, job_id, attempt,
-                    inputs = assignment.inputs()](const std::string& workspace) {
+  launch.prepare = [this, job_id, attempt, inputs = assignment.inputs(),
+                    ticket = assignment.blob_ticket()](const std::string& workspace) {
     if (!inputs.empty()) {
-      auto placed = input_placer_->Place(workspace, inputs);
+      auto placed = input_placer_->Place(workspace, inputs, ticket);
       if (!placed.ok()) return placed.status();
       Log("placed %d inputs of %s attempt %d: %d files, %d bytes, by %s", inputs.size(), job_id,
           attempt, placed->files, placed->bytes, CopyMethodName(placed->method));
@@ -247,7 +256,8 @@ deja::v1::JobResult JobExecutor::Materialize(deja::v1::Assignment assignment,
       !assignment.source_address().empty() && assignment.source_worker_id() != options_.worker_id;
   absl::Status status;
   std::string how;
-  auto manifest = DownloadManifest(assignment.source_manifest(), *blob_client_);
+  auto manifest =
+      DownloadManifest(assignment.source_manifest(), *blob_client_, assignment.blob_ticket());
   if (!manifest.ok()) {
     status = manifest.status();
   } else if (remote) {

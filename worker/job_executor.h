@@ -19,6 +19,8 @@
 #ifndef DEJA_WORKER_JOB_EXECUTOR_H_
 #define DEJA_WORKER_JOB_EXECUTOR_H_
 
+#include <grpcpp/channel.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -94,6 +96,10 @@ class JobExecutor {
 
   // Downloads a manifest from the content store (the peer service's loader).
   ManifestLoader manifest_loader() const;
+  // From now on the content store is called with `security` (the worker's
+  // certificate, once enrolled or renewed); calls under way finish as they
+  // began.
+  void UseContentStoreSecurity(const ClientSecurity& security);
 
   // Loads the fingerprints of sealed workspaces (a cache: a failure is
   // logged, and reuses then hash their source).
@@ -121,6 +127,7 @@ class JobExecutor {
  private:
   // How blob_client_ retries: options_.store_retry_for, ended by StopRetries.
   RetryPolicy StoreRetryPolicy();
+  std::shared_ptr<grpc::Channel> ContentStoreChannel(const ClientSecurity& security) const;
 
   // After the exit (on the runner thread, or at start for the previous
   // life's attempts): the result of the RUN attempt `record` (job, attempt,

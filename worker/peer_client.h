@@ -42,7 +42,7 @@ struct PeerSource {
   std::string worker_id;
   std::string address;  // its Peer service, HOST:PORT
   std::string job_id;
-  deja::v1::SignedPeerTicket ticket;  // the scheduler's (with TLS)
+  deja::v1::SignedTicket ticket;  // the scheduler's (with TLS)
 };
 
 struct PullResult {

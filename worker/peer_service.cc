@@ -17,7 +17,7 @@
 #include "common/credentials.h"
 #include "common/errors.h"
 #include "common/grpc_status.h"
-#include "common/peer_ticket.h"
+#include "common/tickets.h"
 #include "worker/file_copy.h"
 #include "worker/log.h"
 #include "worker/paths.h"
@@ -87,7 +87,8 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
   }
 
   // Only now, for a workspace that is here.
-  absl::StatusOr<deja::v1::Manifest> manifest = load_manifest_(request->manifest());
+  absl::StatusOr<deja::v1::Manifest> manifest =
+      load_manifest_(request->manifest(), request->ticket());
   if (!manifest.ok()) return ToGrpcStatus(manifest.status());
   for (const deja::v1::FileEntry& entry : manifest->files()) {
     if (absl::Status st = paths::ValidateRelativePath(entry.path()); !st.ok()) {

@@ -19,7 +19,7 @@
 // worker's certificate, a caller must present a certificate the same CA
 // signed (else the handshake fails), and a fetch must carry a peer ticket
 // naming this worker, the job, the manifest and the caller's id, unexpired
-// (common/peer_ticket.h): UNAUTHENTICATED or PERMISSION_DENIED otherwise,
+// (common/tickets.h): UNAUTHENTICATED or PERMISSION_DENIED otherwise,
 // before anything about the workspace is looked at.
 //
 // With a WorkspaceRetention, the workspace holds a lease while it is served
@@ -64,7 +64,8 @@ struct PeerGuard {
 class PeerService final : public deja::v1::Peer::Service {
  public:
   // `work_dir` as in WorkerConfig. `load_manifest` reads the manifests that
-  // requests name. `retention` (not owned; may be null: no leases, no
+  // requests name, with the request's ticket (which lets the holder read
+  // that manifest from the content store). `retention` (not owned; may be null: no leases, no
   // expiry check) must outlive the service. `guard`: see above; none:
   // anyone who reaches the port is served (--insecure).
   PeerService(std::string work_dir, ManifestLoader load_manifest,

@@ -1,7 +1,7 @@
 // PeerTls: what a worker's peer transfers are secured with (issue 13,
 // docs/security.md): the certificate the worker enrolled for (common name:
 // its id) and the CA that signed it, which signs every worker's certificate
-// and the scheduler's peer tickets (common/peer_ticket.h). The Peer service
+// and the scheduler's peer tickets (common/tickets.h). The Peer service
 // serves with it and admits only callers it signed; the puller dials with
 // it and trusts only holders it signed.
 #ifndef DEJA_WORKER_PEER_TLS_H_

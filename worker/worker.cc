@@ -168,6 +168,9 @@ absl::Status Worker::PrepareSecurity(ClientSecurity* security) {
   absl::StatusOr<PeerTls> peer = identity_.Peer();
   if (!peer.ok()) return peer.status();
   if (peer_server_ != nullptr && peer_cert_ == peer->identity.cert_pem) return absl::OkStatus();
+  // A new certificate: the content store knows the worker by it too (its
+  // blob tickets name the worker).
+  executor_.UseContentStoreSecurity(*security);
   std::string listen = config_.peer_listen;
   if (peer_server_ != nullptr) {
     // Renewed: the same port, which the scheduler knows.

@@ -126,6 +126,9 @@ class AccessControl {
   // presents none or another id's.
   absl::Status CheckWorkerIdentity(const Caller& caller, const std::string& presented_id,
                                    const std::string& worker_id);
+  // A call refused by a check made elsewhere (a worker's blob ticket):
+  // audited as denied for `why`, returned with `code`.
+  absl::Status Deny(const Caller& caller, absl::StatusCode code, const std::string& why);
 
  private:
   absl::StatusOr<deja::v1::CreateTokenResponse> NewToken(deja::v1::Role role,
@@ -135,7 +138,6 @@ class AccessControl {
   // The record of `token` when its secret is right; nullopt otherwise.
   std::optional<deja::v1::TokenRecord> Find(absl::string_view token) const;
   void Audit(const Caller& caller, bool denied, const std::string& detail);
-  absl::Status Deny(const Caller& caller, absl::StatusCode code, const std::string& why);
 
   AccessStore* const store_;
   Clock* const clock_;

@@ -6,11 +6,14 @@
 #include <cerrno>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/blob_client.h"
+#include "common/credentials.h"
 #include "common/errors.h"
 #include "common/grpc_status.h"
+#include "common/tickets.h"
 #include "scheduler/access/call_auth.h"
 
 namespace deja {
@@ -22,11 +25,12 @@ grpc::Status Invalid(const std::string& message) {
 
 }  // namespace
 
-ContentService::ContentService(BlobStore* store, AccessControl* access)
-    : store_(store), access_(access) {}
+ContentService::ContentService(BlobStore* store, AccessControl* access, std::string ticket_ca_pem)
+    : store_(store), access_(access), ticket_ca_pem_(std::move(ticket_ca_pem)), trees_(store) {}
 
-absl::StatusOr<std::string> ContentService::Admit(const grpc::ServerContext& context,
-                                                  const char* method, Right user_right) const {
+absl::StatusOr<ContentService::Admitted> ContentService::Admit(const grpc::ServerContext& context,
+                                                               const char* method,
+                                                               Right user_right) const {
   auto caller = Authenticate(access_, context, method);
   if (!caller.ok()) return caller.status();
   const bool worker = caller->principal.role == deja::v1::WORKER;
@@ -35,14 +39,16 @@ absl::StatusOr<std::string> ContentService::Admit(const grpc::ServerContext& con
       !st.ok()) {
     return st;
   }
-  return worker ? std::string() : caller->principal.project;
+  return Admitted{worker ? std::string() : caller->principal.project, worker,
+                  std::move(caller).value()};
 }
 
 grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* context,
                                               const deja::v1::FindMissingBlobsRequest* request,
                                               deja::v1::FindMissingBlobsResponse* response) {
-  absl::StatusOr<std::string> project = Admit(*context, "FindMissingBlobs", Right::kSubmit);
-  if (!project.ok()) return ToGrpcStatus(project.status());
+  auto admitted = Admit(*context, "FindMissingBlobs", Right::kSubmit);
+  if (!admitted.ok()) return ToGrpcStatus(admitted.status());
+  const std::string& project = admitted->project;
   if (request->blobs_size() > kMaxFindMissing) {
     return Invalid(absl::StrCat("blobs: too many (", request->blobs_size(), ", at most ",
                                 kMaxFindMissing, " per request)"));
@@ -55,7 +61,7 @@ grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* context,
     // A blob said present is in use: the collector keeps it a while, for
     // the submit that references it. One the project may not read is
     // missing to it: uploading it proves the bytes are the project's too.
-    if (!store_->Use(blob) || !store_->Readable(blob.digest(), *project)) {
+    if (!store_->Use(blob) || !store_->Readable(blob.digest(), project)) {
       *response->add_missing() = blob;
     }
   }
@@ -65,8 +71,9 @@ grpc::Status ContentService::FindMissingBlobs(grpc::ServerContext* context,
 grpc::Status ContentService::Upload(grpc::ServerContext* context,
                                     grpc::ServerReader<deja::v1::UploadChunk>* reader,
                                     deja::v1::UploadResponse* response) {
-  absl::StatusOr<std::string> project = Admit(*context, "Upload", Right::kSubmit);
-  if (!project.ok()) return ToGrpcStatus(project.status());
+  auto admitted = Admit(*context, "Upload", Right::kSubmit);
+  if (!admitted.ok()) return ToGrpcStatus(admitted.status());
+  const std::string& project = admitted->project;
   deja::v1::UploadChunk chunk;
   if (!reader->Read(&chunk)) {
     if (context->IsCancelled()) {
@@ -101,8 +108,8 @@ grpc::Status ContentService::Upload(grpc::ServerContext* context,
   }
   absl::StatusOr<bool> already = (*writer)->Commit();
   if (!already.ok()) return ToGrpcStatus(already.status());
-  if (!project->empty()) {
-    if (absl::Status s = store_->Grant(expected.digest(), *project); !s.ok()) {
+  if (!project.empty()) {
+    if (absl::Status s = store_->Grant(expected.digest(), project); !s.ok()) {
       return ToGrpcStatus(s);
     }
   }
@@ -114,10 +121,20 @@ grpc::Status ContentService::Upload(grpc::ServerContext* context,
 grpc::Status ContentService::Download(grpc::ServerContext* context,
                                       const deja::v1::DownloadRequest* request,
                                       grpc::ServerWriter<deja::v1::DownloadChunk>* writer) {
-  absl::StatusOr<std::string> project = Admit(*context, "Download", Right::kRead);
-  if (!project.ok()) return ToGrpcStatus(project.status());
+  auto admitted = Admit(*context, "Download", Right::kRead);
+  if (!admitted.ok()) return ToGrpcStatus(admitted.status());
   if (auto s = ValidateDigest("digest", request->digest()); !s.ok()) return ToGrpcStatus(s);
-  if (!store_->Readable(request->digest(), *project)) {
+  if (admitted->worker && !ticket_ca_pem_.empty()) {
+    absl::Status st = CheckDownloadTicket(
+        request->ticket(), ticket_ca_pem_, PresentedCommonName(*context), request->digest(),
+        absl::Now(), [this](const std::string& tree, const std::string& digest) {
+          return trees_.Holds(tree, digest);
+        });
+    if (!st.ok()) {
+      return ToGrpcStatus(access_->Deny(admitted->caller, st.code(), std::string(st.message())));
+    }
+  }
+  if (!store_->Readable(request->digest(), admitted->project)) {
     // As if absent: a project learns nothing of another's blobs.
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("blob ", request->digest(), " not found"));

@@ -32,6 +32,15 @@
 // it FindMissingBlobs reports any other as missing, so that the client
 // uploads it, and the upload grants it.
 //
+// Workers (issue 13): with TLS, a worker downloads a blob only with a ticket
+// issued to it (DownloadRequest.ticket; common/tickets.h): the blob ticket
+// of an assignment naming it or a directory blob it lies below (TreeIndex),
+// or, for the holder of a workspace being copied, that copy's peer ticket
+// naming it as the manifest. Else UNAUTHENTICATED (no ticket, a forged one)
+// or PERMISSION_DENIED, audited. Workers still upload and ask
+// FindMissingBlobs freely: the store tells them whether a digest is there,
+// never its bytes.
+//
 // Thread-safe. Does not own the BlobStore, which must outlive it.
 #ifndef DEJA_SCHEDULER_CONTENT_CONTENT_SERVICE_H_
 #define DEJA_SCHEDULER_CONTENT_CONTENT_SERVICE_H_
@@ -41,10 +50,12 @@
 #include <grpcpp/support/sync_stream.h>
 
 #include <cstdint>
+#include <string>
 
 #include "deja/v1/content.grpc.pb.h"
 #include "scheduler/access/access_control.h"
 #include "scheduler/content/blob_store.h"
+#include "scheduler/content/tree_index.h"
 
 namespace deja {
 
@@ -58,8 +69,10 @@ class ContentService final : public deja::v1::ContentStore::Service {
  public:
   // Every call is admitted by `access` (scheduler/access): a worker token,
   // or a token that may submit (FindMissingBlobs, Upload) or read
-  // (Download) on its project. Both must outlive this.
-  ContentService(BlobStore* store, AccessControl* access);
+  // (Download) on its project. Both must outlive this. `ticket_ca_pem`: the
+  // certificate of the CA that signs workers' tickets; empty (--insecure):
+  // workers download without one.
+  ContentService(BlobStore* store, AccessControl* access, std::string ticket_ca_pem = "");
 
   grpc::Status FindMissingBlobs(grpc::ServerContext* context,
                                 const deja::v1::FindMissingBlobsRequest* request,
@@ -71,14 +84,21 @@ class ContentService final : public deja::v1::ContentStore::Service {
                         grpc::ServerWriter<deja::v1::DownloadChunk>* writer) override;
 
  private:
-  // OK when the caller is a worker, or holds `user_right`: the project
-  // whose grants limit what it reads (BlobStore::Readable), empty for a
-  // worker or a token of every project.
-  absl::StatusOr<std::string> Admit(const grpc::ServerContext& context, const char* method,
-                                    Right user_right) const;
+  struct Admitted {
+    // Whose grants limit what the caller reads (BlobStore::Readable):
+    // empty for a worker or a token of every project.
+    std::string project;
+    bool worker = false;
+    Caller caller;
+  };
+  // OK when the caller is a worker, or holds `user_right`.
+  absl::StatusOr<Admitted> Admit(const grpc::ServerContext& context, const char* method,
+                                 Right user_right) const;
 
   BlobStore* const store_;       // not owned
   AccessControl* const access_;  // not owned
+  const std::string ticket_ca_pem_;
+  TreeIndex trees_;
 };
 
 }  // namespace deja

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/job_state.h"
-#include "common/peer_ticket.h"
+#include "common/tickets.h"
 
 namespace deja {
 namespace {
@@ -270,13 +270,15 @@ void SchedulerLoop::Flush() {
   for (auto& [worker_id, msg] : fx.to_workers) {
     auto it = sessions_.find(worker_id);
     if (it == sessions_.end()) continue;
-    if (msg.has_assignment() && !peer_ticket_key_.empty()) {
-      if (absl::Status st =
-              StampPeerTicket(peer_ticket_key_, worker_id, clock_->Now(), msg.mutable_assignment());
-          !st.ok()) {
-        // The copy is refused by the holder and the job runs fresh.
-        std::fprintf(stderr, "deja-scheduler: signing the peer ticket of %s: %s\n",
-                     msg.assignment().job_id().c_str(), st.ToString().c_str());
+    if (msg.has_assignment() && !ticket_key_.empty()) {
+      // Unsigned, the holder refuses the copy (the job runs fresh) or the
+      // content store the inputs (the attempt fails and is retried).
+      deja::v1::Assignment* assignment = msg.mutable_assignment();
+      absl::Status st = StampPeerTicket(ticket_key_, worker_id, clock_->Now(), assignment);
+      if (st.ok()) st = StampBlobTicket(ticket_key_, worker_id, clock_->Now(), assignment);
+      if (!st.ok()) {
+        std::fprintf(stderr, "deja-scheduler: signing the tickets of %s: %s\n",
+                     assignment->job_id().c_str(), st.ToString().c_str());
       }
     }
     it->second.outbox->Send(std::move(msg));

@@ -70,9 +70,10 @@ class SchedulerLoop {
   // Restores the core from the store (before Start; the store's error).
   absl::Status Load();
   // With TLS: the key of the CA that signs workers' certificates, which
-  // signs the peer ticket of every MATERIALIZE from another worker as it is
-  // sent (common/peer_ticket.h). Before Start; empty (the default): none.
-  void SetPeerTicketKey(std::string ca_key_pem) { peer_ticket_key_ = std::move(ca_key_pem); }
+  // signs the tickets of every assignment as it is sent: its blobs', and
+  // a peer ticket for a MATERIALIZE from another worker (common/tickets.h).
+  // Before Start; empty (the default): none.
+  void SetTicketKey(std::string ca_key_pem) { ticket_key_ = std::move(ca_key_pem); }
   // Starts the loop thread. Stop() runs the closures still queued, fails
   // pending log requests, commits, and joins. Each once.
   void Start();
@@ -146,7 +147,7 @@ class SchedulerLoop {
   std::vector<std::function<void()>> pending_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 
-  std::string peer_ticket_key_;  // set before Start
+  std::string ticket_key_;  // set before Start
 
   // Owned by the loop thread (after Start).
   SchedulerCore core_;

@@ -57,7 +57,8 @@ class ServerImpl final : public SchedulerServer {
         blobs_(std::move(blobs)),
         blob_index_(blobs_.get()),
         access_(store_.get(), clock, !config.security.insecure),
-        content_(blobs_.get(), &access_),
+        content_(blobs_.get(), &access_,
+                 config.security.insecure ? std::string() : config.worker_issuer.cert_pem),
         loop_(config.tick, config.core, clock, store_.get(), blobs_.get(), &blob_index_),
         collector_(blobs_.get(), store_.get(), clock, config.gc_grace),
         scheduler_service_(&loop_, &access_, &collector_),
@@ -67,7 +68,7 @@ class ServerImpl final : public SchedulerServer {
 
   absl::Status Init() {
     if (auto s = loop_.Load(); !s.ok()) return s;
-    if (!config_.security.insecure) loop_.SetPeerTicketKey(config_.worker_issuer.key_pem);
+    if (!config_.security.insecure) loop_.SetTicketKey(config_.worker_issuer.key_pem);
     std::fprintf(stderr, "deja-scheduler: restored state from %s\n", config_.data_dir.c_str());
     if (absl::Status s = InitAccess(); !s.ok()) return s;
 

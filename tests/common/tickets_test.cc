@@ -1,6 +1,7 @@
-// Peer tickets (common/peer_ticket.h): stamped on the assignments that need
-// one, and checked field by field, signature first, at an injected time.
-#include "common/peer_ticket.h"
+// Tickets (common/tickets.h): peer and blob tickets stamped on the
+// assignments that need them, and checked field by field, signature first,
+// at an injected time.
+#include "common/tickets.h"
 
 #include <string>
 
@@ -38,13 +39,13 @@ class PeerTicketTest : public ::testing::Test {
 
   static PeerFetch Fetch() { return PeerFetch{"j1", "m1", "w-holder", "w-dest"}; }
 
-  deja::v1::SignedPeerTicket Stamped(const std::string& key_pem) const {
+  deja::v1::SignedTicket Stamped(const std::string& key_pem) const {
     deja::v1::Assignment a = Remote();
     EXPECT_TRUE(StampPeerTicket(key_pem, "w-dest", kNow, &a).ok());
     return a.peer_ticket();
   }
 
-  static std::string Check(const deja::v1::SignedPeerTicket& ticket, const std::string& ca_pem,
+  static std::string Check(const deja::v1::SignedTicket& ticket, const std::string& ca_pem,
                            const PeerFetch& fetch, absl::Time now = kNow) {
     absl::Status st = CheckPeerTicket(ticket, ca_pem, fetch, now);
     return st.ok() ? "OK" : absl::StrCat(absl::StatusCodeToString(st.code()), ": ", st.message());
@@ -54,7 +55,7 @@ class PeerTicketTest : public ::testing::Test {
 };
 
 TEST_F(PeerTicketTest, ATicketPermitsTheCopyItNamesUntilItExpires) {
-  const deja::v1::SignedPeerTicket ticket = Stamped(ca_.key_pem);
+  const deja::v1::SignedTicket ticket = Stamped(ca_.key_pem);
   EXPECT_EQ(Check(ticket, ca_.cert_pem, Fetch()), "OK");
   EXPECT_EQ(Check(ticket, ca_.cert_pem, Fetch(), kNow + kPeerTicketLifetime - absl::Seconds(1)),
             "OK");
@@ -63,7 +64,7 @@ TEST_F(PeerTicketTest, ATicketPermitsTheCopyItNamesUntilItExpires) {
 }
 
 TEST_F(PeerTicketTest, EachFieldThatDiffersIsNamed) {
-  const deja::v1::SignedPeerTicket ticket = Stamped(ca_.key_pem);
+  const deja::v1::SignedTicket ticket = Stamped(ca_.key_pem);
   PeerFetch fetch = Fetch();
   fetch.job_id = "j2";
   EXPECT_EQ(Check(ticket, ca_.cert_pem, fetch),
@@ -88,7 +89,7 @@ TEST_F(PeerTicketTest, EachFieldThatDiffersIsNamed) {
 }
 
 TEST_F(PeerTicketTest, NoTicketAForgedOneOrAnAlteredOneIsUnauthenticated) {
-  EXPECT_THAT(Check(deja::v1::SignedPeerTicket(), ca_.cert_pem, Fetch()),
+  EXPECT_THAT(Check(deja::v1::SignedTicket(), ca_.cert_pem, Fetch()),
               HasSubstr("UNAUTHENTICATED: no peer ticket: worker w-holder serves a workspace "
                         "only to the worker the scheduler sent to copy it"));
 
@@ -98,7 +99,7 @@ TEST_F(PeerTicketTest, NoTicketAForgedOneOrAnAlteredOneIsUnauthenticated) {
             "UNAUTHENTICATED: peer ticket not signed by the cluster's CA");
 
   // The ticket of j1 rewritten to name j2, keeping j1's signature.
-  deja::v1::SignedPeerTicket altered = Stamped(ca_.key_pem);
+  deja::v1::SignedTicket altered = Stamped(ca_.key_pem);
   deja::v1::PeerTicket body;
   ASSERT_TRUE(body.ParseFromString(altered.ticket()));
   body.set_source_job_id("j2");
@@ -126,6 +127,113 @@ TEST_F(PeerTicketTest, OnlyACopyFromAnotherWorkerIsStamped) {
 
   deja::v1::Assignment remote = Remote();
   EXPECT_FALSE(StampPeerTicket("not a key", "w-dest", kNow, &remote).ok());
+}
+
+class BlobTicketTest : public PeerTicketTest {
+ protected:
+  // A RUN of j5 (attempt 2) with a file and a directory input, sent to w1.
+  deja::v1::SignedTicket StampedRun() const {
+    deja::v1::Assignment a;
+    a.set_job_id("j5");
+    a.set_attempt(2);
+    deja::v1::InputRef* file = a.add_inputs();
+    file->set_kind("file");
+    file->set_digest("f1");
+    deja::v1::InputRef* dir = a.add_inputs();
+    dir->set_kind("dir");
+    dir->set_digest("d1");
+    EXPECT_TRUE(StampBlobTicket(ca_.key_pem, "w1", kNow, &a).ok());
+    return a.blob_ticket();
+  }
+
+  // Tree d1 holds c1 and c2.
+  static absl::StatusOr<bool> Holds(const std::string& tree, const std::string& digest) {
+    if (tree != "d1") return absl::NotFoundError("no tree " + tree);
+    return digest == "c1" || digest == "c2";
+  }
+
+  std::string Download(const deja::v1::SignedTicket& ticket, const std::string& caller,
+                       const std::string& digest, absl::Time now = kNow) const {
+    absl::Status st = CheckDownloadTicket(ticket, ca_.cert_pem, caller, digest, now, Holds);
+    return st.ok() ? "OK" : absl::StrCat(absl::StatusCodeToString(st.code()), ": ", st.message());
+  }
+};
+
+TEST_F(BlobTicketTest, AWorkerDownloadsTheBlobsItsTicketNamesAndThoseBelowItsTrees) {
+  const deja::v1::SignedTicket ticket = StampedRun();
+  EXPECT_EQ(ticket.kind(), "blob");
+  for (const char* digest : {"f1", "d1", "c1", "c2"}) {
+    EXPECT_EQ(Download(ticket, "w1", digest), "OK") << digest;
+  }
+  EXPECT_EQ(Download(ticket, "w1", "f1", kNow + kBlobTicketLifetime - absl::Seconds(1)), "OK");
+  EXPECT_EQ(Download(ticket, "w1", "x9"),
+            "PERMISSION_DENIED: blob x9 is not one job j5 (attempt 2) needs: its ticket does not "
+            "name it");
+  EXPECT_THAT(Download(ticket, "w1", "f1", kNow + kBlobTicketLifetime),
+              HasSubstr("PERMISSION_DENIED: blob ticket expired at "));
+}
+
+TEST_F(BlobTicketTest, AnotherWorkerOrNoneForgedOrRelabelledTicketsAreRefused) {
+  const deja::v1::SignedTicket ticket = StampedRun();
+  EXPECT_EQ(Download(ticket, "w2", "f1"),
+            "PERMISSION_DENIED: blob ticket was issued to worker w1, not to the caller (worker "
+            "w2)");
+  EXPECT_EQ(Download(ticket, "", "f1"),
+            "PERMISSION_DENIED: blob ticket was issued to worker w1, not to the caller (no worker "
+            "certificate)");
+  EXPECT_EQ(Download(deja::v1::SignedTicket(), "w1", "f1"),
+            "UNAUTHENTICATED: no ticket: a worker downloads only the blobs of the jobs assigned "
+            "to it, with the assignment's ticket (blob f1)");
+
+  // The ticket rewritten to name another blob, keeping its signature.
+  deja::v1::SignedTicket altered = ticket;
+  deja::v1::BlobTicket body;
+  ASSERT_TRUE(body.ParseFromString(altered.ticket()));
+  body.add_digests("x9");
+  altered.set_ticket(body.SerializeAsString());
+  EXPECT_EQ(Download(altered, "w1", "x9"),
+            "UNAUTHENTICATED: blob ticket not signed by the cluster's CA");
+
+  // A peer ticket passed off as a blob ticket, and back: the kind is signed.
+  deja::v1::SignedTicket relabelled = Stamped(ca_.key_pem);
+  relabelled.set_kind("blob");
+  EXPECT_EQ(Download(relabelled, "w-dest", "m1"),
+            "UNAUTHENTICATED: blob ticket not signed by the cluster's CA");
+  relabelled = ticket;
+  relabelled.set_kind("peer");
+  EXPECT_EQ(Check(relabelled, ca_.cert_pem, Fetch()),
+            "UNAUTHENTICATED: peer ticket not signed by the cluster's CA");
+}
+
+TEST_F(BlobTicketTest, AHolderReadsTheManifestOfTheCopyItsPeerTicketNamesAndNothingElse) {
+  const deja::v1::SignedTicket ticket = Stamped(ca_.key_pem);  // w-holder to w-dest
+  EXPECT_EQ(Download(ticket, "w-holder", "m1"), "OK");
+  EXPECT_EQ(Download(ticket, "w-holder", "f1"),
+            "PERMISSION_DENIED: peer ticket lets its holder read manifest m1 only, not blob f1");
+  EXPECT_EQ(Download(ticket, "w-dest", "m1"),
+            "PERMISSION_DENIED: peer ticket is for a copy from worker w-holder, not from the "
+            "caller (worker w-dest)");
+  EXPECT_THAT(Download(ticket, "w-holder", "m1", kNow + kPeerTicketLifetime),
+              HasSubstr("PERMISSION_DENIED: peer ticket expired at "));
+}
+
+TEST_F(BlobTicketTest, EveryAssignmentIsStampedWithWhatItNeeds) {
+  deja::v1::Assignment copy = Remote();
+  ASSERT_TRUE(StampBlobTicket(ca_.key_pem, "w-dest", kNow, &copy).ok());
+  deja::v1::BlobTicket body;
+  ASSERT_TRUE(body.ParseFromString(copy.blob_ticket().ticket()));
+  EXPECT_EQ(body.ShortDebugString(),
+            absl::StrCat("worker_id: \"w-dest\" job_id: \"j9\" digests: \"m1\" expires_at_ms: ",
+                         absl::ToUnixMillis(kNow + kBlobTicketLifetime)));
+  // A tree is its own blob too, and a failing tree read is the answer.
+  EXPECT_EQ(Download(StampedRun(), "w1", "d1"), "OK");
+  deja::v1::Assignment run;
+  run.set_job_id("j6");
+  run.add_inputs()->set_kind("dir");
+  run.mutable_inputs(0)->set_digest("d7");
+  ASSERT_TRUE(StampBlobTicket(ca_.key_pem, "w1", kNow, &run).ok());
+  EXPECT_EQ(Download(run.blob_ticket(), "w1", "c1"), "NOT_FOUND: no tree d7");
+  EXPECT_FALSE(StampBlobTicket("not a key", "w1", kNow, &run).ok());
 }
 
 }  // namespace

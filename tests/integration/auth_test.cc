@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -23,6 +23,7 @@
 #include "common/blob_client.h"
 #include "common/credentials.h"
 #include "common/grpc_status.h"
+#include "common/tickets.h"
 #include "common/tls.h"
 #include "deja/v1/content.pb.h"
 #include "deja/v1/scheduler.grpc.pb.h"
@@ -402,13 +403,18 @@ absl::Status RegisterAs(Cluster& cluster, const std::string& token, const tls::K
   return FromGrpcStatus(stream->Finish());
 }
 
-TEST_F(AuthTest, AWorkerIdIsBoundToTheCertificateItEnrolledFor) {
-  // w1 enrolled when it started: its certificate is in its work dir.
-  std::ifstream in(cluster_->WorkDir("w1") + "/meta/tls/worker.pem");
-  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+// The key and certificate `worker` enrolled for when it started (in its
+// work dir's worker.pem: key, certificate, then the CA's).
+tls::KeyCert EnrolledCert(const Cluster& cluster, const std::string& worker) {
+  const std::string pem = ReadFile(cluster.WorkDir(worker) + "/meta/tls/worker.pem");
   const size_t cert = pem.find("-----BEGIN CERTIFICATE-----");
-  ASSERT_NE(cert, std::string::npos);
-  const tls::KeyCert w1{pem.substr(0, cert), pem.substr(cert)};
+  EXPECT_NE(cert, std::string::npos) << pem;
+  if (cert == std::string::npos) return {};
+  return tls::KeyCert{pem.substr(0, cert), pem.substr(cert)};
+}
+
+TEST_F(AuthTest, AWorkerIdIsBoundToTheCertificateItEnrolledFor) {
+  const tls::KeyCert w1 = EnrolledCert(*cluster_, "w1");
   auto info = tls::Inspect(w1.cert_pem);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->common_name, "w1");
@@ -443,6 +449,81 @@ TEST_F(AuthTest, AWorkerIdIsBoundToTheCertificateItEnrolledFor) {
     auto now = cluster_->client().ListWorkers();
     return now.ok() && now->size() == 1 && (*now)[0].connected();
   }));
+}
+
+TEST_F(AuthTest, AWorkerDownloadsOnlyTheBlobsOfTheJobsAssignedToIt) {
+  // A job with a directory input: w1 downloads the tree and the blobs below
+  // it with the assignment's ticket.
+  const std::string data = cluster_->root() + "/data";
+  std::filesystem::create_directories(data + "/sub");
+  WriteFile(data + "/sub/a.txt", "deep input\n");
+  CommandResult run =
+      RunCommand(DEJA_CLI_BIN,
+                 {"run", "--project", "victim", "--input", "data=" + data, "--output", "copy.txt",
+                  "--", "sh", "-c", "cat inputs/data/sub/a.txt > copy.txt"},
+                 cluster_->CliEnv());
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  auto jobs = cluster_->client().ListJobs("victim", deja::v1::SUCCEEDED, 0);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  const auto copied = std::find_if(jobs->begin(), jobs->end(), [](const deja::v1::Job& job) {
+    return job.spec().inputs_size() == 1 && job.outputs_size() == 1;
+  });
+  ASSERT_NE(copied, jobs->end());
+  EXPECT_EQ(ReadFile(cluster_->Workspace("w1", copied->job_id()) + "/copy.txt"), "deep input\n");
+
+  // w1's own certificate and a worker token, asking for the victim's
+  // output (no job of w1 needs it now).
+  auto victim = cluster_->client().GetJob(victim_job_);
+  ASSERT_TRUE(victim.ok() && victim->outputs_size() == 1) << victim.status();
+  deja::v1::BlobRef output;
+  output.set_digest(victim->outputs(0).digest());
+  output.set_size(victim->outputs(0).size());
+  ClientSecurity security = cluster_->access().Security();
+  security.token = NewToken(deja::v1::WORKER, "");
+  security.client = EnrolledCert(*cluster_, "w1");
+  const BlobClient worker(
+      grpc::CreateChannel(cluster_->address(), MakeChannelCredentials(security)));
+  auto bare = worker.DownloadBytes(output);
+  EXPECT_EQ(bare.status().code(), absl::StatusCode::kUnauthenticated) << bare.status();
+  EXPECT_THAT(bare.status().message(),
+              HasSubstr("no ticket: a worker downloads only the blobs of the jobs assigned to it"));
+  // A ticket for it signed by another CA, and one the cluster's CA signed
+  // for another blob (made here with the key the scheduler keeps).
+  auto own_ca = tls::CreateCa("a worker's own CA", absl::Hours(1));
+  ASSERT_TRUE(own_ca.ok()) << own_ca.status();
+  deja::v1::Assignment wanting;
+  wanting.set_job_id("j999");
+  deja::v1::InputRef* input = wanting.add_inputs();
+  input->set_kind("file");
+  input->set_digest(output.digest());
+  ASSERT_TRUE(StampBlobTicket(own_ca->key_pem, "w1", absl::Now(), &wanting).ok());
+  auto forged = worker.DownloadBytes(output, wanting.blob_ticket());
+  EXPECT_EQ(forged.status().code(), absl::StatusCode::kUnauthenticated) << forged.status();
+  EXPECT_THAT(forged.status().message(), HasSubstr("blob ticket not signed by the cluster's CA"));
+  const std::string ca_key =
+      ReadFile(std::filesystem::path(cluster_->CaFile()).parent_path().string() + "/ca.key");
+  input->set_digest(copied->outputs(0).digest());
+  ASSERT_TRUE(StampBlobTicket(ca_key, "w1", absl::Now(), &wanting).ok());
+  auto other = worker.DownloadBytes(output, wanting.blob_ticket());
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kPermissionDenied) << other.status();
+  EXPECT_THAT(other.status().message(),
+              HasSubstr(absl::StrCat("blob ", output.digest(), " is not one job j999")));
+  // That one ticket serves the blob it names.
+  deja::v1::BlobRef copy;
+  copy.set_digest(copied->outputs(0).digest());
+  copy.set_size(copied->outputs(0).size());
+  auto named = worker.DownloadBytes(copy, wanting.blob_ticket());
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(*named, "deep input\n");
+
+  auto audit = cluster_->client().ListAudit(deja::v1::ListAuditRequest());
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_TRUE(std::any_of(audit->events().begin(), audit->events().end(),
+                          [](const deja::v1::AuditEvent& e) {
+                            return e.denied() && e.method() == "Download" &&
+                                   absl::StrContains(e.detail(), "blob ticket not signed");
+                          }))
+      << audit->ShortDebugString();
 }
 
 TEST_F(AuthTest, AReuseOnAnotherWorkerIsPulledOverMutualTlsWithItsTicket) {

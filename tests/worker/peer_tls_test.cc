@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/credentials.h"
 #include "common/manifest.h"
-#include "common/peer_ticket.h"
+#include "common/tickets.h"
 #include "common/tls.h"
 #include "deja/v1/peer.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -69,8 +69,8 @@ class PeerTlsTest : public ::testing::Test {
 
   // What the scheduler stamps on the assignment of a copy of `job` to
   // `destination`, signed with `signer`'s key.
-  deja::v1::SignedPeerTicket Ticket(const std::string& job, const std::string& destination,
-                                    const tls::KeyCert* signer = nullptr) {
+  deja::v1::SignedTicket Ticket(const std::string& job, const std::string& destination,
+                                const tls::KeyCert* signer = nullptr) {
     deja::v1::Assignment a;
     a.set_kind(deja::v1::Assignment::MATERIALIZE);
     a.set_source_job_id(job);
@@ -85,7 +85,7 @@ class PeerTlsTest : public ::testing::Test {
 
   // `as` (a certificate of `ca_`) pulls `job` with `ticket` into "dst".
   absl::StatusOr<PullResult> Pull(const std::string& job, const tls::KeyCert& as,
-                                  const deja::v1::SignedPeerTicket& ticket) {
+                                  const deja::v1::SignedTicket& ticket) {
     WorkspacePuller puller(dest_dir_, absl::Seconds(2), [&] {
       return absl::StatusOr<PeerTls>(PeerTls{as, ca_.cert_pem});
     });
@@ -111,7 +111,7 @@ TEST_F(PeerTlsTest, TheWorkerTheTicketNamesPullsTheCopy) {
 }
 
 TEST_F(PeerTlsTest, AFetchWithoutATicketIsRefused) {
-  auto pulled = Pull("j1", Cert(ca_, "w-dest"), deja::v1::SignedPeerTicket());
+  auto pulled = Pull("j1", Cert(ca_, "w-dest"), deja::v1::SignedTicket());
   ASSERT_EQ(pulled.status().code(), absl::StatusCode::kPermissionDenied) << pulled.status();
   EXPECT_THAT(pulled.status().message(),
               HasSubstr("no peer ticket: worker w-holder serves a workspace only to the worker "

@@ -40,7 +40,8 @@ class FakeManifests {
     return ref;
   }
   ManifestLoader loader() {
-    return [this](const deja::v1::ManifestRef& ref) -> absl::StatusOr<deja::v1::Manifest> {
+    return [this](const deja::v1::ManifestRef& ref,
+                  const deja::v1::SignedTicket& /*ticket*/) -> absl::StatusOr<deja::v1::Manifest> {
       absl::MutexLock lock(&mu_);
       auto it = blobs_.find(ref.digest());
       if (it == blobs_.end()) {
