@@ -1,7 +1,6 @@
 #include "common/tickets.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/tls.h"
 
 namespace deja {
 namespace {
@@ -14,23 +13,21 @@ std::string Signed(const std::string& kind, const std::string& bytes) {
   return absl::StrCat(kind, std::string(1, '\0'), bytes);
 }
 
-absl::Status Sign(const std::string& ca_key_pem, const char* kind,
-                  const google::protobuf::Message& ticket, deja::v1::SignedTicket* out) {
+absl::Status Sign(const tls::Signer& ca, const char* kind, const google::protobuf::Message& ticket,
+                  deja::v1::SignedTicket* out) {
   out->set_kind(kind);
   out->set_ticket(ticket.SerializeAsString());
-  auto signature = tls::SignData(ca_key_pem, Signed(kind, out->ticket()));
+  auto signature = ca.Sign(Signed(kind, out->ticket()));
   if (!signature.ok()) return signature.status();
   out->set_signature(*std::move(signature));
   return absl::OkStatus();
 }
 
 // `signed_ticket` parsed into `ticket` when the CA signed it as `kind`.
-absl::Status Open(const deja::v1::SignedTicket& signed_ticket, const std::string& ca_cert_pem,
+absl::Status Open(const deja::v1::SignedTicket& signed_ticket, const tls::SignatureVerifier& ca,
                   const char* kind, google::protobuf::Message* ticket) {
   if (signed_ticket.kind() != kind ||
-      !tls::VerifySignature(ca_cert_pem, Signed(kind, signed_ticket.ticket()),
-                            signed_ticket.signature())
-           .ok()) {
+      !ca.Verify(Signed(kind, signed_ticket.ticket()), signed_ticket.signature()).ok()) {
     return absl::UnauthenticatedError(absl::StrCat(kind, " ticket not signed by the cluster's CA"));
   }
   if (!ticket->ParseFromString(signed_ticket.ticket())) {
@@ -55,11 +52,11 @@ std::string DescribeCaller(const std::string& worker_id) {
 // A peer ticket shown to the content store by the workspace's holder: its
 // manifest only.
 absl::Status CheckHolderDownload(const deja::v1::SignedTicket& signed_ticket,
-                                 const std::string& ca_cert_pem,
+                                 const tls::SignatureVerifier& ca,
                                  const std::string& caller_worker_id, const std::string& digest,
                                  absl::Time now) {
   deja::v1::PeerTicket ticket;
-  if (absl::Status st = Open(signed_ticket, ca_cert_pem, kPeer, &ticket); !st.ok()) return st;
+  if (absl::Status st = Open(signed_ticket, ca, kPeer, &ticket); !st.ok()) return st;
   if (ticket.source_worker_id() != caller_worker_id) {
     return absl::PermissionDeniedError(absl::StrCat("peer ticket is for a copy from worker ",
                                                     ticket.source_worker_id(),
@@ -77,9 +74,8 @@ absl::Status CheckHolderDownload(const deja::v1::SignedTicket& signed_ticket,
 
 }  // namespace
 
-absl::Status StampPeerTicket(const std::string& ca_key_pem,
-                             const std::string& destination_worker_id, absl::Time now,
-                             deja::v1::Assignment* assignment) {
+absl::Status StampPeerTicket(const tls::Signer& ca, const std::string& destination_worker_id,
+                             absl::Time now, deja::v1::Assignment* assignment) {
   if (assignment->kind() != deja::v1::Assignment::MATERIALIZE ||
       assignment->source_address().empty() ||
       assignment->source_worker_id() == destination_worker_id) {
@@ -91,11 +87,11 @@ absl::Status StampPeerTicket(const std::string& ca_key_pem,
   ticket.set_destination_worker_id(destination_worker_id);
   ticket.set_manifest_digest(assignment->source_manifest().digest());
   ticket.set_expires_at_ms(absl::ToUnixMillis(now + kPeerTicketLifetime));
-  return Sign(ca_key_pem, kPeer, ticket, assignment->mutable_peer_ticket());
+  return Sign(ca, kPeer, ticket, assignment->mutable_peer_ticket());
 }
 
 absl::Status CheckPeerTicket(const deja::v1::SignedTicket& signed_ticket,
-                             const std::string& ca_cert_pem, const PeerFetch& fetch,
+                             const tls::SignatureVerifier& ca, const PeerFetch& fetch,
                              absl::Time now) {
   if (signed_ticket.ticket().empty()) {
     return absl::UnauthenticatedError(
@@ -103,7 +99,7 @@ absl::Status CheckPeerTicket(const deja::v1::SignedTicket& signed_ticket,
                      " serves a workspace only to the worker the scheduler sent to copy it"));
   }
   deja::v1::PeerTicket ticket;
-  if (absl::Status st = Open(signed_ticket, ca_cert_pem, kPeer, &ticket); !st.ok()) return st;
+  if (absl::Status st = Open(signed_ticket, ca, kPeer, &ticket); !st.ok()) return st;
   if (ticket.source_job_id() != fetch.job_id) {
     return absl::PermissionDeniedError(absl::StrCat(
         "peer ticket is for the workspace of ", ticket.source_job_id(), ", not of ", fetch.job_id));
@@ -124,8 +120,8 @@ absl::Status CheckPeerTicket(const deja::v1::SignedTicket& signed_ticket,
   return CheckExpiry(kPeer, ticket.expires_at_ms(), now);
 }
 
-absl::Status StampBlobTicket(const std::string& ca_key_pem, const std::string& worker_id,
-                             absl::Time now, deja::v1::Assignment* assignment) {
+absl::Status StampBlobTicket(const tls::Signer& ca, const std::string& worker_id, absl::Time now,
+                             deja::v1::Assignment* assignment) {
   deja::v1::BlobTicket ticket;
   ticket.set_worker_id(worker_id);
   ticket.set_job_id(assignment->job_id());
@@ -141,11 +137,11 @@ absl::Status StampBlobTicket(const std::string& ca_key_pem, const std::string& w
     ticket.add_digests(assignment->source_manifest().digest());
   }
   ticket.set_expires_at_ms(absl::ToUnixMillis(now + kBlobTicketLifetime));
-  return Sign(ca_key_pem, kBlob, ticket, assignment->mutable_blob_ticket());
+  return Sign(ca, kBlob, ticket, assignment->mutable_blob_ticket());
 }
 
 absl::Status CheckDownloadTicket(const deja::v1::SignedTicket& signed_ticket,
-                                 const std::string& ca_cert_pem,
+                                 const tls::SignatureVerifier& ca,
                                  const std::string& caller_worker_id, const std::string& digest,
                                  absl::Time now, const TreeHolds& tree_holds) {
   if (signed_ticket.ticket().empty()) {
@@ -155,10 +151,10 @@ absl::Status CheckDownloadTicket(const deja::v1::SignedTicket& signed_ticket,
                      digest, ")"));
   }
   if (signed_ticket.kind() == kPeer) {
-    return CheckHolderDownload(signed_ticket, ca_cert_pem, caller_worker_id, digest, now);
+    return CheckHolderDownload(signed_ticket, ca, caller_worker_id, digest, now);
   }
   deja::v1::BlobTicket ticket;
-  if (absl::Status st = Open(signed_ticket, ca_cert_pem, kBlob, &ticket); !st.ok()) return st;
+  if (absl::Status st = Open(signed_ticket, ca, kBlob, &ticket); !st.ok()) return st;
   if (ticket.worker_id() != caller_worker_id) {
     return absl::PermissionDeniedError(absl::StrCat("blob ticket was issued to worker ",
                                                     ticket.worker_id(), ", not to the caller (",

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/tls.h"
 #include "deja/v1/content.pb.h"
 #include "deja/v1/peer.pb.h"
 #include "deja/v1/worker.pb.h"
@@ -47,11 +48,10 @@ inline constexpr absl::Duration kBlobTicketLifetime = absl::Hours(7 * 24);
 
 // Sets `assignment->peer_ticket` for `destination_worker_id`, when the
 // assignment is a MATERIALIZE from another worker (else leaves it alone),
-// signed with `ca_key_pem`, expiring `kPeerTicketLifetime` after `now`.
-// Errors are OpenSSL's (a key that does not parse).
-absl::Status StampPeerTicket(const std::string& ca_key_pem,
-                             const std::string& destination_worker_id, absl::Time now,
-                             deja::v1::Assignment* assignment);
+// signed with the CA's key `ca`, expiring `kPeerTicketLifetime` after `now`.
+// Errors are OpenSSL's.
+absl::Status StampPeerTicket(const tls::Signer& ca, const std::string& destination_worker_id,
+                             absl::Time now, deja::v1::Assignment* assignment);
 
 // What a Peer service is asked to serve, and by whom.
 struct PeerFetch {
@@ -61,18 +61,18 @@ struct PeerFetch {
   std::string caller_worker_id;  // the common name of the caller's certificate
 };
 
-// Whether `ticket`, signed by the CA whose certificate is `ca_cert_pem`,
+// Whether `ticket`, signed by the key of CA certificate `ca`,
 // permits `fetch` at `now`. UNAUTHENTICATED: no ticket, or one the CA did
 // not sign; PERMISSION_DENIED: a ticket for another job, manifest, holder or
 // caller, or one expired. Each message names what did not match.
-absl::Status CheckPeerTicket(const deja::v1::SignedTicket& ticket, const std::string& ca_cert_pem,
+absl::Status CheckPeerTicket(const deja::v1::SignedTicket& ticket, const tls::SignatureVerifier& ca,
                              const PeerFetch& fetch, absl::Time now);
 
 // Sets `assignment->blob_ticket` for `worker_id`: the blobs a RUN's inputs
 // name (a "dir" input as a tree) or a MATERIALIZE's source manifest,
-// signed with `ca_key_pem`, expiring `kBlobTicketLifetime` after `now`.
-absl::Status StampBlobTicket(const std::string& ca_key_pem, const std::string& worker_id,
-                             absl::Time now, deja::v1::Assignment* assignment);
+// signed with the CA's key `ca`, expiring `kBlobTicketLifetime` after `now`.
+absl::Status StampBlobTicket(const tls::Signer& ca, const std::string& worker_id, absl::Time now,
+                             deja::v1::Assignment* assignment);
 
 // Whether `tree` (a directory blob's digest) has `digest` somewhere below
 // it; errors reading the trees.
@@ -86,7 +86,7 @@ using TreeHolds =
 // one the CA did not sign; PERMISSION_DENIED: issued to another worker,
 // expired, or for other blobs. Each message names what did not match.
 absl::Status CheckDownloadTicket(const deja::v1::SignedTicket& ticket,
-                                 const std::string& ca_cert_pem,
+                                 const tls::SignatureVerifier& ca,
                                  const std::string& caller_worker_id, const std::string& digest,
                                  absl::Time now, const TreeHolds& tree_holds);
 

@@ -290,13 +290,17 @@ absl::Status CheckPair(const KeyCert& pair) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> SignData(const std::string& key_pem, const std::string& data) {
+absl::StatusOr<Signer> Signer::Create(const std::string& key_pem) {
   auto key = ParseKey(key_pem);
   if (!key.ok()) return key.status();
+  return Signer(std::shared_ptr<EVP_PKEY>(key->release(), EVP_PKEY_free));
+}
+
+absl::StatusOr<std::string> Signer::Sign(std::string_view data) const {
   MdCtx context(EVP_MD_CTX_new());
   size_t size = 0;
   if (!context ||
-      EVP_DigestSignInit(context.get(), nullptr, EVP_sha256(), nullptr, key->get()) != 1 ||
+      EVP_DigestSignInit(context.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1 ||
       EVP_DigestSign(context.get(), nullptr, &size, nullptr, 0) != 1) {
     return OpenSslError("signing");
   }
@@ -309,14 +313,17 @@ absl::StatusOr<std::string> SignData(const std::string& key_pem, const std::stri
   return signature;
 }
 
-absl::Status VerifySignature(const std::string& cert_pem, const std::string& data,
-                             const std::string& signature) {
+absl::StatusOr<SignatureVerifier> SignatureVerifier::Create(const std::string& cert_pem) {
   auto cert = ParseCert(cert_pem);
   if (!cert.ok()) return cert.status();
-  EVP_PKEY* key = X509_get0_pubkey(cert->get());  // owned by the certificate
+  if (X509_get0_pubkey(cert->get()) == nullptr) return OpenSslError("reading a certificate's key");
+  return SignatureVerifier(std::shared_ptr<X509>(cert->release(), X509_free));
+}
+
+absl::Status SignatureVerifier::Verify(std::string_view data, std::string_view signature) const {
+  EVP_PKEY* key = X509_get0_pubkey(cert_.get());  // owned by the certificate
   MdCtx context(EVP_MD_CTX_new());
-  if (key == nullptr || !context ||
-      EVP_DigestVerifyInit(context.get(), nullptr, EVP_sha256(), nullptr, key) != 1) {
+  if (!context || EVP_DigestVerifyInit(context.get(), nullptr, EVP_sha256(), nullptr, key) != 1) {
     return OpenSslError("setting up a signature check");
   }
   const int verified = EVP_DigestVerify(

@@ -23,7 +23,12 @@
 #ifndef DEJA_COMMON_TLS_H_
 #define DEJA_COMMON_TLS_H_
 
+#include <openssl/types.h>
+
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -70,14 +75,35 @@ bool NamesAllWithTimeLeft(const CertInfo& info, const std::vector<std::string>& 
 // saying which does not parse or that they do not match.
 absl::Status CheckPair(const KeyCert& pair);
 
-// An ECDSA (SHA-256) signature of `data` with `key_pem`: what the scheduler
-// signs peer tickets with (its CA's key; common/tickets.h).
-absl::StatusOr<std::string> SignData(const std::string& key_pem, const std::string& data);
+// A private key parsed once, for many signatures: the scheduler's CA key,
+// which signs tickets (common/tickets.h) as assignments are sent.
+// Thread-safe; copies share the key.
+class Signer {
+ public:
+  // The OpenSSL error when `key_pem` does not parse.
+  static absl::StatusOr<Signer> Create(const std::string& key_pem);
+  // An ECDSA (SHA-256) signature of `data`.
+  absl::StatusOr<std::string> Sign(std::string_view data) const;
 
-// Whether `signature` is one of `data` by the key of `cert_pem`: OK, or
-// UNAUTHENTICATED ("bad signature") or the parse error.
-absl::Status VerifySignature(const std::string& cert_pem, const std::string& data,
-                             const std::string& signature);
+ private:
+  explicit Signer(std::shared_ptr<EVP_PKEY> key) : key_(std::move(key)) {}
+  std::shared_ptr<EVP_PKEY> key_;
+};
+
+// A certificate's public key parsed once, for many checks of signatures by
+// its key (tickets, on every worker download). Thread-safe; copies share it.
+class SignatureVerifier {
+ public:
+  // The OpenSSL error when `cert_pem` does not parse.
+  static absl::StatusOr<SignatureVerifier> Create(const std::string& cert_pem);
+  // OK when `signature` is one of `data` by the certificate's key, else
+  // UNAUTHENTICATED ("bad signature").
+  absl::Status Verify(std::string_view data, std::string_view signature) const;
+
+ private:
+  explicit SignatureVerifier(std::shared_ptr<X509> cert) : cert_(std::move(cert)) {}
+  std::shared_ptr<X509> cert_;
+};
 
 // The scheduler's TLS material in `dir` (see above): read, or created on
 // first use. `names` are the names and addresses the scheduler's

@@ -48,7 +48,9 @@ PeerService::PeerService(std::string work_dir, ManifestLoader load_manifest,
     : work_dir_(std::move(work_dir)),
       load_manifest_(std::move(load_manifest)),
       retention_(retention),
-      guard_(std::move(guard)) {}
+      guard_(std::move(guard)) {
+  if (guard_.has_value()) ticket_ca_ = tls::SignatureVerifier::Create(guard_->tls.ca_pem);
+}
 
 grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
                                          const deja::v1::FetchWorkspaceRequest* request,
@@ -60,9 +62,9 @@ grpc::Status PeerService::FetchWorkspace(grpc::ServerContext* context,
   if (guard_.has_value()) {
     const PeerFetch fetch{job_id, request->manifest().digest(), guard_->worker_id,
                           PresentedCommonName(*context)};
-    if (absl::Status st =
-            CheckPeerTicket(request->ticket(), guard_->tls.ca_pem, fetch, absl::Now());
-        !st.ok()) {
+    absl::Status st = ticket_ca_->status();
+    if (st.ok()) st = CheckPeerTicket(request->ticket(), **ticket_ca_, fetch, absl::Now());
+    if (!st.ok()) {
       Log("refused a fetch of the workspace of %s by %s (%s): %s", job_id,
           fetch.caller_worker_id.empty() ? "a caller without a worker certificate"
                                          : "worker " + fetch.caller_worker_id,

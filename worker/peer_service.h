@@ -47,6 +47,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/manifest.h"
+#include "common/tls.h"
 #include "deja/v1/peer.grpc.pb.h"
 #include "worker/peer_tls.h"
 #include "worker/retention.h"
@@ -81,6 +82,8 @@ class PeerService final : public deja::v1::Peer::Service {
   const ManifestLoader load_manifest_;
   WorkspaceRetention* const retention_;
   const std::optional<PeerGuard> guard_;
+  // With a guard: what checks tickets (its parse error refuses every fetch).
+  std::optional<absl::StatusOr<tls::SignatureVerifier>> ticket_ca_;
 };
 
 // A gRPC server serving PeerService.

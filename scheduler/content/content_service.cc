@@ -25,8 +25,11 @@ grpc::Status Invalid(const std::string& message) {
 
 }  // namespace
 
-ContentService::ContentService(BlobStore* store, AccessControl* access, std::string ticket_ca_pem)
-    : store_(store), access_(access), ticket_ca_pem_(std::move(ticket_ca_pem)), trees_(store) {}
+ContentService::ContentService(BlobStore* store, AccessControl* access,
+                               const std::string& ticket_ca_pem)
+    : store_(store), access_(access), trees_(store) {
+  if (!ticket_ca_pem.empty()) ticket_ca_ = tls::SignatureVerifier::Create(ticket_ca_pem);
+}
 
 absl::StatusOr<ContentService::Admitted> ContentService::Admit(const grpc::ServerContext& context,
                                                                const char* method,
@@ -124,12 +127,15 @@ grpc::Status ContentService::Download(grpc::ServerContext* context,
   auto admitted = Admit(*context, "Download", Right::kRead);
   if (!admitted.ok()) return ToGrpcStatus(admitted.status());
   if (auto s = ValidateDigest("digest", request->digest()); !s.ok()) return ToGrpcStatus(s);
-  if (admitted->worker && !ticket_ca_pem_.empty()) {
-    absl::Status st = CheckDownloadTicket(
-        request->ticket(), ticket_ca_pem_, PresentedCommonName(*context), request->digest(),
-        absl::Now(), [this](const std::string& tree, const std::string& digest) {
-          return trees_.Holds(tree, digest);
-        });
+  if (admitted->worker && ticket_ca_.has_value()) {
+    absl::Status st = ticket_ca_->status();
+    if (st.ok()) {
+      st = CheckDownloadTicket(request->ticket(), **ticket_ca_, PresentedCommonName(*context),
+                               request->digest(), absl::Now(),
+                               [this](const std::string& tree, const std::string& digest) {
+                                 return trees_.Holds(tree, digest);
+                               });
+    }
     if (!st.ok()) {
       return ToGrpcStatus(access_->Deny(admitted->caller, st.code(), std::string(st.message())));
     }

@@ -50,8 +50,10 @@
 #include <grpcpp/support/sync_stream.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "common/tls.h"
 #include "deja/v1/content.grpc.pb.h"
 #include "scheduler/access/access_control.h"
 #include "scheduler/content/blob_store.h"
@@ -72,7 +74,7 @@ class ContentService final : public deja::v1::ContentStore::Service {
   // (Download) on its project. Both must outlive this. `ticket_ca_pem`: the
   // certificate of the CA that signs workers' tickets; empty (--insecure):
   // workers download without one.
-  ContentService(BlobStore* store, AccessControl* access, std::string ticket_ca_pem = "");
+  ContentService(BlobStore* store, AccessControl* access, const std::string& ticket_ca_pem = "");
 
   grpc::Status FindMissingBlobs(grpc::ServerContext* context,
                                 const deja::v1::FindMissingBlobsRequest* request,
@@ -97,7 +99,9 @@ class ContentService final : public deja::v1::ContentStore::Service {
 
   BlobStore* const store_;       // not owned
   AccessControl* const access_;  // not owned
-  const std::string ticket_ca_pem_;
+  // Set with TLS: what checks workers' tickets (its parse error refuses
+  // every worker download).
+  std::optional<absl::StatusOr<tls::SignatureVerifier>> ticket_ca_;
   TreeIndex trees_;
 };
 

@@ -270,12 +270,12 @@ void SchedulerLoop::Flush() {
   for (auto& [worker_id, msg] : fx.to_workers) {
     auto it = sessions_.find(worker_id);
     if (it == sessions_.end()) continue;
-    if (msg.has_assignment() && !ticket_key_.empty()) {
+    if (msg.has_assignment() && ticket_signer_.has_value()) {
       // Unsigned, the holder refuses the copy (the job runs fresh) or the
       // content store the inputs (the attempt fails and is retried).
       deja::v1::Assignment* assignment = msg.mutable_assignment();
-      absl::Status st = StampPeerTicket(ticket_key_, worker_id, clock_->Now(), assignment);
-      if (st.ok()) st = StampBlobTicket(ticket_key_, worker_id, clock_->Now(), assignment);
+      absl::Status st = StampPeerTicket(*ticket_signer_, worker_id, clock_->Now(), assignment);
+      if (st.ok()) st = StampBlobTicket(*ticket_signer_, worker_id, clock_->Now(), assignment);
       if (!st.ok()) {
         std::fprintf(stderr, "deja-scheduler: signing the tickets of %s: %s\n",
                      assignment->job_id().c_str(), st.ToString().c_str());

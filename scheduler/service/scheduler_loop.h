@@ -32,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -42,6 +43,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/tls.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/pipeline.pb.h"
 #include "deja/v1/scheduler.pb.h"
@@ -73,7 +75,7 @@ class SchedulerLoop {
   // signs the tickets of every assignment as it is sent: its blobs', and
   // a peer ticket for a MATERIALIZE from another worker (common/tickets.h).
   // Before Start; empty (the default): none.
-  void SetTicketKey(std::string ca_key_pem) { ticket_key_ = std::move(ca_key_pem); }
+  void SetTicketSigner(tls::Signer ca) { ticket_signer_ = std::move(ca); }
   // Starts the loop thread. Stop() runs the closures still queued, fails
   // pending log requests, commits, and joins. Each once.
   void Start();
@@ -147,7 +149,7 @@ class SchedulerLoop {
   std::vector<std::function<void()>> pending_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 
-  std::string ticket_key_;  // set before Start
+  std::optional<tls::Signer> ticket_signer_;  // set before Start
 
   // Owned by the loop thread (after Start).
   SchedulerCore core_;

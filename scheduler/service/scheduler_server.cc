@@ -68,7 +68,15 @@ class ServerImpl final : public SchedulerServer {
 
   absl::Status Init() {
     if (auto s = loop_.Load(); !s.ok()) return s;
-    if (!config_.security.insecure) loop_.SetTicketKey(config_.worker_issuer.key_pem);
+    if (!config_.security.insecure) {
+      auto signer = tls::Signer::Create(config_.worker_issuer.key_pem);
+      if (!signer.ok()) {
+        return absl::Status(
+            signer.status().code(),
+            absl::StrCat("the CA key that signs workers' tickets: ", signer.status().message()));
+      }
+      loop_.SetTicketSigner(*std::move(signer));
+    }
     std::fprintf(stderr, "deja-scheduler: restored state from %s\n", config_.data_dir.c_str());
     if (absl::Status s = InitAccess(); !s.ok()) return s;
 

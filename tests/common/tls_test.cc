@@ -61,6 +61,26 @@ TEST(TlsTest, ACertificateIsTrustedOnlyByItsCaAndOnlyWhileValid) {
 }
 
 // A comma would end the subject alternative name and start another.
+TEST(TlsTest, ASignatureVerifiesOnlyForItsDataAndItsKeysCertificate) {
+  auto ca = CreateCa("signing CA", absl::Hours(1));
+  auto other = CreateCa("another CA", absl::Hours(1));
+  ASSERT_TRUE(ca.ok() && other.ok());
+  auto signer = Signer::Create(ca->key_pem);
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  auto signature = signer->Sign("ticket bytes");
+  ASSERT_TRUE(signature.ok()) << signature.status();
+  auto verifier = SignatureVerifier::Create(ca->cert_pem);
+  auto foreign = SignatureVerifier::Create(other->cert_pem);
+  ASSERT_TRUE(verifier.ok() && foreign.ok());
+  EXPECT_TRUE(verifier->Verify("ticket bytes", *signature).ok());
+  EXPECT_EQ(verifier->Verify("ticket bytez", *signature).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(foreign->Verify("ticket bytes", *signature).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(verifier->Verify("ticket bytes", "").code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_FALSE(Signer::Create(ca->cert_pem).ok());
+  EXPECT_FALSE(SignatureVerifier::Create(ca->key_pem).ok());
+}
+
 TEST(TlsTest, ANameThatIsNeitherAHostNorAnAddressIsRefused) {
   const KeyCert ca = Ca();
   for (const std::string bad : {"a,DNS:evil.example", "", "-x", "a b", "a\nb"}) {

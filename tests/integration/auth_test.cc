@@ -496,14 +496,17 @@ TEST_F(AuthTest, AWorkerDownloadsOnlyTheBlobsOfTheJobsAssignedToIt) {
   deja::v1::InputRef* input = wanting.add_inputs();
   input->set_kind("file");
   input->set_digest(output.digest());
-  ASSERT_TRUE(StampBlobTicket(own_ca->key_pem, "w1", absl::Now(), &wanting).ok());
+  ASSERT_TRUE(
+      StampBlobTicket(tls::Signer::Create(own_ca->key_pem).value(), "w1", absl::Now(), &wanting)
+          .ok());
   auto forged = worker.DownloadBytes(output, wanting.blob_ticket());
   EXPECT_EQ(forged.status().code(), absl::StatusCode::kUnauthenticated) << forged.status();
   EXPECT_THAT(forged.status().message(), HasSubstr("blob ticket not signed by the cluster's CA"));
   const std::string ca_key =
       ReadFile(std::filesystem::path(cluster_->CaFile()).parent_path().string() + "/ca.key");
   input->set_digest(copied->outputs(0).digest());
-  ASSERT_TRUE(StampBlobTicket(ca_key, "w1", absl::Now(), &wanting).ok());
+  ASSERT_TRUE(
+      StampBlobTicket(tls::Signer::Create(ca_key).value(), "w1", absl::Now(), &wanting).ok());
   auto other = worker.DownloadBytes(output, wanting.blob_ticket());
   EXPECT_EQ(other.status().code(), absl::StatusCode::kPermissionDenied) << other.status();
   EXPECT_THAT(other.status().message(),

@@ -78,7 +78,8 @@ class PeerTlsTest : public ::testing::Test {
     a.set_source_address(address_);
     *a.mutable_source_manifest() = refs_[job];
     EXPECT_TRUE(
-        StampPeerTicket((signer != nullptr ? *signer : ca_).key_pem, destination, absl::Now(), &a)
+        StampPeerTicket(tls::Signer::Create((signer != nullptr ? *signer : ca_).key_pem).value(),
+                        destination, absl::Now(), &a)
             .ok());
     return a.peer_ticket();
   }
