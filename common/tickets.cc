@@ -58,11 +58,9 @@ absl::Status CheckHolderDownload(const deja::v1::SignedTicket& signed_ticket,
   deja::v1::PeerTicket ticket;
   if (absl::Status st = Open(signed_ticket, ca, kPeer, &ticket); !st.ok()) return st;
   if (ticket.source_worker_id() != caller_worker_id) {
-    return absl::PermissionDeniedError(absl::StrCat("peer ticket is for a copy from worker ",
-                                                    ticket.source_worker_id(),
-                                                    ", not from the "
-                                                    "caller (",
-                                                    DescribeCaller(caller_worker_id), ")"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("peer ticket is for a copy from worker ", ticket.source_worker_id(),
+                     ", not from the caller (", DescribeCaller(caller_worker_id), ")"));
   }
   if (ticket.manifest_digest() != digest) {
     return absl::PermissionDeniedError(absl::StrCat("peer ticket lets its holder read manifest ",
