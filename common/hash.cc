@@ -14,6 +14,7 @@
 #include <xxh_x86dispatch.h>
 #endif
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -52,6 +53,12 @@ std::string ToHex(XXH128_hash_t hash) {
 }
 
 }  // namespace
+
+bool IsDigest(std::string_view text) {
+  return text.size() == 32 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
 
 Hasher::Hasher() : state_(XXH3_createState()) { XXH3_128bits_reset(state_); }
 

@@ -33,6 +33,11 @@ class Hasher {
 // The hex digest of `bytes`.
 std::string HashBytes(std::string_view bytes);
 
+// Whether `text` has the form of a digest: 32 lowercase hex digits, as
+// HexDigest writes them. Digests from the network and from blobs become
+// file names and keys: every reader checks them with this.
+bool IsDigest(std::string_view text);
+
 // Reads the file at `path` in chunks and returns its hex digest, or an
 // error naming the path (NOT_FOUND when it does not exist).
 absl::StatusOr<std::string> HashFile(const std::string& path);

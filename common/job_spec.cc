@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/hash.h"
 
 namespace deja {
 namespace {
@@ -133,11 +134,17 @@ absl::Status ValidateWorkspacePath(const std::string& field, const std::string& 
     return Invalid(field,
                    absl::StrCat("\"", path, "\" is absolute; use a workspace-relative path"));
   }
+  bool names_something = false;
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part == "..") {
       return Invalid(field,
                      absl::StrCat("\"", path, "\" contains \"..\" and could leave the workspace"));
     }
+    names_something = names_something || (!part.empty() && part != ".");
+  }
+  if (!names_something) {
+    return Invalid(
+        field, absl::StrCat("\"", path, "\" is the workspace itself; name something inside it"));
   }
   return absl::OkStatus();
 }
@@ -197,7 +204,9 @@ absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec) {
     if (input.kind() != "file" && input.kind() != "dir") {
       return Invalid(field + ".kind", absl::StrCat("\"", input.kind(), "\" is not file or dir"));
     }
-    if (input.digest().size() != 32) return Invalid(field + ".digest", "must be 32 hex characters");
+    if (!IsDigest(input.digest())) {
+      return Invalid(field + ".digest", "must be 32 lowercase hex digits");
+    }
     if (!input.path().empty()) {
       if (auto s = ValidateWorkspacePath(field + ".path", input.path()); !s.ok()) return s;
     }

@@ -40,7 +40,8 @@ void NormalizeJobSpec(deja::v1::JobSpec* spec);
 absl::Status ValidateName(const std::string& field, const std::string& name);
 
 // Returns INVALID_ARGUMENT naming `field` unless `path` is a relative path
-// that stays inside the workspace (no "..", not absolute, not empty).
+// that stays inside the workspace and names something in it (no "..", not
+// absolute, not empty, not only "." and "/": "./" is the workspace itself).
 absl::Status ValidateWorkspacePath(const std::string& field, const std::string& path);
 
 // The argv to execute: "${params.X}" becomes the param's value and

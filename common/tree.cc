@@ -180,7 +180,7 @@ absl::StatusOr<std::vector<DirEntry>> DecodeDirectory(absl::string_view bytes) {
     } else {
       return Invalid(absl::StrCat("unknown kind \"", kind, "\" of \"", e.name, "\""));
     }
-    if (e.kind != DirEntry::Kind::kSymlink && e.digest.size() != 32) {
+    if (e.kind != DirEntry::Kind::kSymlink && !IsDigest(e.digest)) {
       return Invalid(absl::StrCat("bad digest of \"", e.name, "\""));
     }
     e.executable = executable != 0;

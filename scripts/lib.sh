@@ -23,6 +23,7 @@ DEJA_TEST_PACKAGES=(
   time                     # GNU time: the integration tests measure the CLI's own peak memory
   clang-format clang-tidy  # the format check and clang-tidy
   python3                  # tests/torture/torture.py
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev  # the fuzzers (tests/fuzz, build-fuzz)
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -68,5 +69,19 @@ deja_build_sanitized() {
     cmake -S "$DEJA_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
       -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DDEJA_SANITIZE="$kind" >/dev/null
   fi
+  ninja -C "$dir" "$@"
+}
+
+# deja_build_fuzz [TARGET...]: the libFuzzer targets of tests/fuzz (all of
+# them by default) in build-fuzz (beside $DEJA_BUILD): clang, ASan + UBSan
+# and libFuzzer's coverage on every target, -O1 with line tables.
+deja_build_fuzz() {
+  local dir="$DEJA_BUILD-fuzz"
+  log "building the fuzzers in $dir"
+  if [ ! -f "$dir/build.ninja" ]; then
+    CXX=clang++-14 cmake -S "$DEJA_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+      -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DDEJA_SANITIZE=address -DDEJA_FUZZ=ON >/dev/null
+  fi
+  if [ $# -eq 0 ]; then set -- deja_fuzzers; fi
   ninja -C "$dir" "$@"
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
+#include "common/hash.h"
 
 namespace deja::worker::paths {
 namespace fs = std::filesystem;
@@ -80,9 +81,7 @@ std::string CachedBlobPath(const std::string& blobs_dir, const std::string& dige
 }
 
 absl::Status ValidateDigest(const std::string& digest) {
-  bool ok = digest.size() == 32;
-  for (char c : digest) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
-  if (!ok) {
+  if (!IsDigest(digest)) {
     return absl::InvalidArgumentError(
         absl::StrCat("digest \"", digest, "\": expected 32 lowercase hex digits"));
   }

@@ -105,7 +105,7 @@ class OpsWriter {
 };
 
 // Applies a log record's operations to `records`; false (applying none)
-// when it does not parse. `*ops` gets its operation count.
+// when it does not parse or names an invalid job id. `*ops` gets its operation count.
 bool ApplyOps(const std::string& payload,
               std::map<std::string, WorkspaceRetention::Record>* records, size_t* ops) {
   size_t pos = 0;
@@ -124,6 +124,9 @@ bool ApplyOps(const std::string& payload,
     if (!get(&kind) || !get(&len) || payload.size() - pos < len) return false;
     std::string job_id = payload.substr(pos, len);
     pos += len;
+    // The id becomes a path under jobs/ that the sweeper renames and
+    // deletes: a record naming anything else is corrupt.
+    if (!paths::ValidateJobId(job_id).ok()) return false;
     if (kind == kSet) {
       WorkspaceRetention::Record record;
       if (!get(&record.expires_at_ms) || !get(&record.attempt)) return false;

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
+#include "common/hash.h"
 #include "common/manifest.h"
 
 namespace deja {
@@ -53,9 +54,7 @@ absl::Status SyncDir(const std::string& path) {
 }  // namespace
 
 absl::Status ValidateDigest(absl::string_view field, absl::string_view digest) {
-  bool ok = digest.size() == 32;
-  for (char c : digest) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
-  if (ok) return absl::OkStatus();
+  if (IsDigest(std::string_view(digest.data(), digest.size()))) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(field, ": \"", digest.substr(0, 64),
                                                  "\" is not a digest (32 lowercase hex digits)"));
 }

@@ -70,11 +70,36 @@ TEST(JobSpecTest, RejectsBadOutputGlobs) {
   ExpectInvalid(spec, "outputs[0]");
   EXPECT_THAT(std::string(ValidateJobSpec(spec).message()), HasSubstr("absolute"));
 
+  // Found by the paths fuzzer (tests/fuzz): "." and "./" were accepted,
+  // as an input path too, where the worker then refused them at run time.
+  for (const char* itself : {".", "./", ".//.", "./."}) {
+    spec = Valid();
+    spec.add_outputs(itself);
+    ExpectInvalid(spec, "outputs[0]");
+    EXPECT_THAT(std::string(ValidateJobSpec(spec).message()), HasSubstr("the workspace itself"));
+  }
+  spec = testing::FullSpec();
+  spec.mutable_inputs(0)->set_path("./");
+  ExpectInvalid(spec, "inputs[0].path");
+
   spec = Valid();
   spec.add_outputs("ok.txt");
   spec.add_outputs("a/../../escape");
   ExpectInvalid(spec, "outputs[1]");
   EXPECT_THAT(std::string(ValidateJobSpec(spec).message()), HasSubstr(".."));
+}
+
+// Found writing the job_spec fuzzer's properties (tests/fuzz): only the length was checked,
+// so "../../../../../../../etc/passwd" (32 bytes) passed as a digest.
+TEST(JobSpecTest, RejectsAnInputDigestThatIsNotHex) {
+  for (const char* bad : {"../../../../../../../etc/passwd", "0123456789ABCDEF0123456789ABCDEF",
+                          "0123456789abcdef0123456789abcde"}) {
+    JobSpec spec = testing::FullSpec();
+    spec.mutable_inputs(0)->set_digest(bad);
+    ExpectInvalid(spec, "inputs[0].digest");
+    EXPECT_THAT(std::string(ValidateJobSpec(spec).message()),
+                HasSubstr("must be 32 lowercase hex digits"));
+  }
 }
 
 TEST(JobSpecTest, RejectsOversizedFields) {

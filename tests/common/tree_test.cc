@@ -246,6 +246,10 @@ TEST(DecodeDirectoryTest, RejectsNonCanonicalBytes) {
       {"dot-dot", RawDirectory({RawFileEntry("..", d, 1)})},
       {"slash", RawDirectory({RawFileEntry("a/b", d, 1)})},
       {"short digest", RawDirectory({RawFileEntry("a", "abc", 1)})},
+      // Found writing the blobs fuzzer's properties (tests/fuzz): only the length was checked.
+      {"non-hex digest", RawDirectory({RawFileEntry("a", "../../../../../../../../etc/pw12", 1)})},
+      {"upper-case digest",
+       RawDirectory({RawFileEntry("a", "0123456789ABCDEF0123456789ABCDEF", 1)})},
       {"count too big", RawDirectory({}).substr(0, 19) + std::string(8, '\x7f')},
   };
   std::string unknown_kind;

@@ -22,6 +22,7 @@
 #include "worker/paths.h"
 #include "worker/peer_client.h"
 #include "worker/peer_service.h"
+#include "worker/record_log.h"
 
 namespace deja::worker {
 namespace {
@@ -182,6 +183,47 @@ TEST_F(RetentionTest, ATornTailOfTheLogIsCutAndLaterRecordsStillCount) {
   ASSERT_TRUE(retention_->SetExpiry("j2", 1, NowMs() + 1000).ok());
   EXPECT_TRUE(HasExpiryRecord(work_dir_, "j1"));
   EXPECT_TRUE(HasExpiryRecord(work_dir_, "j2"));
+}
+
+// Found writing the worker_logs fuzzer's properties (tests/fuzz): a record naming "../x"
+// was replayed, and the sweeper would have renamed jobs/../x into the trash.
+TEST_F(RetentionTest, ALogRecordNamingAnInvalidJobIdIsSkipped) {
+  ASSERT_TRUE(retention_->SetExpiry("j1", 1, NowMs() + 1000).ok());
+  retention_.reset();
+  {
+    // One "set" operation, as the log writes it: [u32 count] [u8 'S']
+    // [u32 id length] [id] [i64 expires_at_ms] [u32 attempt].
+    auto set = [](const std::string& job_id) {
+      std::string payload;
+      auto put = [&payload](const auto& v) {
+        payload.append(reinterpret_cast<const char*>(&v), sizeof(v));
+      };
+      put(uint32_t{1});
+      put(uint8_t{'S'});
+      put(static_cast<uint32_t>(job_id.size()));
+      payload += job_id;
+      put(int64_t{1});
+      put(uint32_t{1});
+      return payload;
+    };
+    std::vector<RecordLog::Record> records;
+    auto log = RecordLog::Open(paths::ExpiryLogPath(work_dir_), &records);
+    ASSERT_TRUE(log.ok()) << log.status();
+    for (const char* bad : {"../x", "", "a/b", ".."}) {
+      ASSERT_TRUE((*log)->Append(set(bad), /*sync=*/true).ok());
+    }
+    ASSERT_TRUE((*log)->Append(set("j2"), /*sync=*/true).ok());
+  }
+  auto read = WorkspaceRetention::ReadRecords(work_dir_);
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::vector<std::string> ids;
+  for (const auto& [job_id, record] : *read) ids.push_back(job_id);
+  EXPECT_THAT(ids, ElementsAre("j1", "j2"));
+  retention_ = std::make_unique<WorkspaceRetention>(work_dir_, &clock_);
+  ASSERT_TRUE(retention_->Load().ok());
+  EXPECT_TRUE(retention_->GetRecord("j1").has_value());
+  EXPECT_TRUE(retention_->GetRecord("j2").has_value());
+  EXPECT_FALSE(retention_->GetRecord("../x").has_value());
 }
 
 TEST_F(RetentionTest, TheLogIsCompactedAsItGrows) {
