@@ -23,7 +23,7 @@ bool GlobMatches(absl::string_view glob, absl::string_view path) {
         match[i][j] = static_cast<char>(match[i + 1][j] || (j < p.size() && match[i][j + 1]));
       } else {
         match[i][j] = static_cast<char>(j < p.size() && match[i + 1][j + 1] &&
-                                        fnmatch(g[i].c_str(), p[j].c_str(), 0) == 0);
+                                        fnmatch(g[i].c_str(), p[j].c_str(), FNM_NOESCAPE) == 0);
       }
     }
   }

@@ -1,6 +1,8 @@
 // Glob matching of workspace-relative paths, as used by declared outputs and
 // pipeline edges: fnmatch per path component, `*` never crosses '/', `**`
-// spans any number of components.
+// spans any number of components. A backslash is an ordinary character
+// (FNM_NOESCAPE): a glob without metacharacters matches exactly itself, as
+// HasGlobChars promises (found by tests/fuzz/paths_fuzzer.cc).
 #ifndef DEJA_COMMON_GLOB_H_
 #define DEJA_COMMON_GLOB_H_
 

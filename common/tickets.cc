@@ -96,6 +96,11 @@ absl::Status CheckPeerTicket(const deja::v1::SignedTicket& signed_ticket,
         absl::StrCat("no peer ticket: worker ", fetch.holder_worker_id,
                      " serves a workspace only to the worker the scheduler sent to copy it"));
   }
+  if (fetch.caller_worker_id.empty()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("no worker certificate: worker ", fetch.holder_worker_id,
+                     " serves a workspace only to the worker the scheduler sent to copy it"));
+  }
   deja::v1::PeerTicket ticket;
   if (absl::Status st = Open(signed_ticket, ca, kPeer, &ticket); !st.ok()) return st;
   if (ticket.source_job_id() != fetch.job_id) {
@@ -147,6 +152,13 @@ absl::Status CheckDownloadTicket(const deja::v1::SignedTicket& signed_ticket,
         absl::StrCat("no ticket: a worker downloads only the blobs of the jobs assigned to it, "
                      "with the assignment's ticket (blob ",
                      digest, ")"));
+  }
+  // Found by tests/fuzz/tickets_fuzzer.cc: a ticket issued to the empty
+  // worker id matched a caller without a certificate.
+  if (caller_worker_id.empty()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "no worker certificate: a ticket is honoured only for the worker it names (blob ", digest,
+        ")"));
   }
   if (signed_ticket.kind() == kPeer) {
     return CheckHolderDownload(signed_ticket, ca, caller_worker_id, digest, now);

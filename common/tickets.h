@@ -62,7 +62,7 @@ struct PeerFetch {
 };
 
 // Whether `ticket`, signed by the key of CA certificate `ca`,
-// permits `fetch` at `now`. UNAUTHENTICATED: no ticket, or one the CA did
+// permits `fetch` at `now`. UNAUTHENTICATED: no ticket, no caller certificate, or one the CA did
 // not sign; PERMISSION_DENIED: a ticket for another job, manifest, holder or
 // caller, or one expired. Each message names what did not match.
 absl::Status CheckPeerTicket(const deja::v1::SignedTicket& ticket, const tls::SignatureVerifier& ca,
@@ -82,7 +82,7 @@ using TreeHolds =
 // Whether the worker whose certificate names `caller_worker_id` may
 // download `digest` with `ticket` at `now`: a blob ticket issued to it that
 // names the digest or a tree holding it, or a peer ticket for a copy from
-// it that names the digest as the manifest. UNAUTHENTICATED: no ticket, or
+// it that names the digest as the manifest. UNAUTHENTICATED: no ticket, no caller certificate, or
 // one the CA did not sign; PERMISSION_DENIED: issued to another worker,
 // expired, or for other blobs. Each message names what did not match.
 absl::Status CheckDownloadTicket(const deja::v1::SignedTicket& ticket,

@@ -537,6 +537,23 @@ TEST_F(PipelineYamlTest, YamlSyntaxAndDuplicateKeys) {
   ExpectError("name: p\nname: q\nnodes: []\n", "pipe.yaml:2: name: duplicate key \"name\"",
               "first at line 1");
   ExpectError("", "pipe.yaml:1: name: ", "empty");
+  ExpectError("# only a comment\n", "pipe.yaml:1: name: ", "empty");
+}
+
+TEST_F(PipelineYamlTest, OnlyOneDocumentPerFile) {
+  ExpectError("name: p\nnodes: [{name: a, command: [x]}]\n---\nname: q\n",
+              "pipe.yaml:3: ", "only one YAML document is allowed per file");
+  ExpectError("name: p\nnodes: [{name: a, command: [x]}]\n---\n",
+              "pipe.yaml:3: ", "only one YAML document is allowed per file");
+}
+
+// Found by tests/fuzz/pipeline_yaml_fuzzer.cc (corpus entry
+// regress-yaml-cpp-loadall-loop): yaml-cpp 0.7's LoadAll never returns on
+// this, allocating until the process dies.
+TEST_F(PipelineYamlTest, MalformedFlowAfterAScalarIsAnErrorNotAHang) {
+  auto file = Parse("\n\"a\\0b\", \"\\xff\"apps:]\n    ms\n  un0y");
+  EXPECT_FALSE(file.ok());
+  EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument) << file.status();
 }
 
 }  // namespace

@@ -85,8 +85,8 @@ TEST_F(PeerTicketTest, EachFieldThatDiffersIsNamed) {
             "(worker w-rogue)");
   fetch.caller_worker_id = "";
   EXPECT_EQ(Check(ticket, ca_.cert_pem, fetch),
-            "PERMISSION_DENIED: peer ticket was issued to worker w-dest, not to the caller (no "
-            "worker certificate)");
+            "UNAUTHENTICATED: no worker certificate: worker w-holder serves a workspace only to "
+            "the worker the scheduler sent to copy it");
   fetch = Fetch();
   fetch.manifest_digest = "m2";
   EXPECT_EQ(Check(ticket, ca_.cert_pem, fetch),
@@ -183,8 +183,15 @@ TEST_F(BlobTicketTest, AnotherWorkerOrNoneForgedOrRelabelledTicketsAreRefused) {
             "PERMISSION_DENIED: blob ticket was issued to worker w1, not to the caller (worker "
             "w2)");
   EXPECT_EQ(Download(ticket, "", "f1"),
-            "PERMISSION_DENIED: blob ticket was issued to worker w1, not to the caller (no worker "
-            "certificate)");
+            "UNAUTHENTICATED: no worker certificate: a ticket is honoured only for the worker it "
+            "names (blob f1)");
+  // Found by tests/fuzz/tickets_fuzzer.cc: a ticket the CA issued to the
+  // empty worker id was honoured for a caller without a certificate.
+  deja::v1::Assignment to_nobody;
+  to_nobody.add_inputs()->set_digest("f1");
+  ASSERT_TRUE(StampBlobTicket(Key(ca_.key_pem), "", kNow, &to_nobody).ok());
+  EXPECT_THAT(Download(to_nobody.blob_ticket(), "", "f1"),
+              HasSubstr("UNAUTHENTICATED: no worker certificate"));
   EXPECT_EQ(Download(deja::v1::SignedTicket(), "w1", "f1"),
             "UNAUTHENTICATED: no ticket: a worker downloads only the blobs of the jobs assigned "
             "to it, with the assignment's ticket (blob f1)");

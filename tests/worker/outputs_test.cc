@@ -40,6 +40,12 @@ TEST(GlobMatchesTest, StarStaysInOneComponentAndDoubleStarSpansAny) {
   EXPECT_TRUE(GlobMatches("r?sult.[ct]sv", "result.csv"));
   EXPECT_TRUE(GlobMatches("exact/path", "exact/path"));
   EXPECT_FALSE(GlobMatches("exact/path", "exact/path2"));
+  // Found by tests/fuzz/paths_fuzzer.cc: a backslash escaped the next
+  // character, so "a\\b" (no metacharacter) did not match the file "a\\b".
+  EXPECT_TRUE(GlobMatches("a\\b", "a\\b"));
+  EXPECT_TRUE(GlobMatches("dir\\", "dir\\"));
+  EXPECT_FALSE(GlobMatches("a\\*", "a*"));
+  EXPECT_TRUE(GlobMatches("a[*]", "a*"));
   // No exponential blow-up on many `**`.
   EXPECT_FALSE(GlobMatches("**/**/**/**/**/**/**/**/**/**/**/**/**/**/x",
                            "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/y"));
