@@ -29,9 +29,10 @@ namespace fs = std::filesystem;
 
 // Where each YAML document of a stream starts. yaml-cpp 0.7's LoadAll loops
 // for ever (allocating a null document per turn) on some malformed input,
-// "\"a\", b:]\n  c" among them (fixed upstream in yaml-cpp PR 1319; found
-// by tests/fuzz/pipeline_yaml_fuzzer.cc): documents are counted here, at
-// most `max` of them, and only the first one is loaded.
+// such as tests/fuzz/corpus/pipeline_yaml/regress-yaml-cpp-loadall-loop
+// (found by that fuzzer; fixed upstream in yaml-cpp PR 1319, after the
+// version Debian 12 ships): documents are counted here, at most `max` of
+// them, and only the first one is loaded.
 class DocumentStarts : public YAML::EventHandler {
  public:
   static std::vector<YAML::Mark> Of(const std::string& text, size_t max) {
