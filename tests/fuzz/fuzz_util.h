@@ -47,7 +47,7 @@ inline bool IsLowerHex32(const std::string& text) {
   return text.size() == 32 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-// Reads an input as a sequence of fields: bytes, integers, and strings
+// Reads an input as a sequence of fields: bytes, runs of bytes, and strings
 // ended by a separator byte (the last one runs to the end).
 class Input {
  public:
@@ -61,6 +61,13 @@ class Input {
     auto b = static_cast<uint8_t>(rest_.front());
     rest_.remove_prefix(1);
     return b;
+  }
+
+  // The next `n` bytes, or what is left when fewer.
+  std::string_view Take(size_t n) {
+    std::string_view field = rest_.substr(0, n);
+    rest_.remove_prefix(field.size());
+    return field;
   }
 
   // Up to the next `sep` (dropped), or everything left.

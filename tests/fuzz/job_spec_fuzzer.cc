@@ -13,12 +13,10 @@
 //     encoding sorts them);
 //   - an accepted spec names only 32-hex-digit input digests, and its
 //     expanded command has no NUL byte (exec would cut the word there);
-//   - an accepted pipeline's order holds each node once, after its
-//     upstreams.
+//   - an accepted pipeline's plan holds (tests/fuzz/plan_checks.h).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -28,6 +26,7 @@
 #include "deja/v1/job.pb.h"
 #include "deja/v1/pipeline.pb.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/plan_checks.h"
 
 namespace {
 
@@ -79,17 +78,7 @@ void FuzzPipelineSpec(std::string_view bytes) {
                valid.ToString());
     return;
   }
-  std::vector<std::string> order = deja::TopologicalOrder(spec);
-  DEJA_CHECK(order.size() == static_cast<size_t>(spec.nodes_size()), "order size");
-  std::map<std::string, size_t> position;
-  for (size_t i = 0; i < order.size(); ++i) {
-    DEJA_CHECK(position.emplace(order[i], i).second, absl::StrCat("twice in order: ", order[i]));
-  }
-  for (const auto& edge : spec.edges()) {
-    DEJA_CHECK(position.count(edge.from_node()) == 1 && position.count(edge.to_node()) == 1 &&
-                   position[edge.from_node()] < position[edge.to_node()],
-               absl::StrCat("edge out of order: ", edge.ShortDebugString()));
-  }
+  deja::fuzz::CheckPlan(spec);
   for (const auto& node : spec.nodes()) {
     deja::v1::JobSpec job = deja::NodeJobSpec(spec, node);
     for (const auto& input : job.inputs()) {

@@ -3,13 +3,12 @@
 //
 // Input: "PARAMS\nYAML", PARAMS being "--param" overrides as "K=V;K=V"
 // (most seeds start with an empty line). Properties of an accepted file:
-// the spec passes ValidatePipeline again once its local inputs are in, the
-// plan's order holds every node once and each node after all its upstreams,
-// and the downstream closure of a node is closed under the edges.
+// the spec passes ValidatePipeline again once its local inputs are in, and
+// its plan holds (tests/fuzz/plan_checks.h: every node once in the order,
+// after all its upstreams; downstream closures closed under the edges).
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +16,7 @@
 #include "client/pipeline_yaml.h"
 #include "common/pipeline.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/plan_checks.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   deja::fuzz::Input in(data, size);
@@ -49,31 +49,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::Status valid = deja::ValidatePipeline(spec);
   DEJA_CHECK(valid.ok(), absl::StrCat("accepted file fails validation: ", valid.ToString()));
 
-  std::vector<std::string> order = deja::TopologicalOrder(spec);
-  DEJA_CHECK(order.size() == static_cast<size_t>(spec.nodes_size()),
-             absl::StrCat(order.size(), " nodes in order, ", spec.nodes_size(), " in the spec"));
-  std::map<std::string, size_t> position;
-  for (size_t i = 0; i < order.size(); ++i) {
-    DEJA_CHECK(position.emplace(order[i], i).second, absl::StrCat("twice in order: ", order[i]));
-  }
-  for (const auto& edge : spec.edges()) {
-    DEJA_CHECK(position.count(edge.from_node()) == 1 && position.count(edge.to_node()) == 1,
-               absl::StrCat("edge names an unknown node: ", edge.ShortDebugString()));
-    DEJA_CHECK(
-        position[edge.from_node()] < position[edge.to_node()],
-        absl::StrCat("order puts ", edge.to_node(), " before its upstream ", edge.from_node()));
-  }
-  // The closure of a node holds the target of every edge leaving it (the
-  // first nodes only: the check is quadratic).
-  for (int i = 0; i < spec.nodes_size() && i < 8; ++i) {
-    const auto& node = spec.nodes(i);
-    std::set<std::string> below = deja::DownstreamClosure(spec, node.name());
-    for (const auto& edge : spec.edges()) {
-      if (below.count(edge.from_node()) == 1) {
-        DEJA_CHECK(below.count(edge.to_node()) == 1,
-                   absl::StrCat("closure of ", node.name(), " misses ", edge.to_node()));
-      }
-    }
-  }
+  deja::fuzz::CheckPlan(spec);
   return 0;
 }

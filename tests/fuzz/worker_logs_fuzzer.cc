@@ -97,14 +97,13 @@ void WriteFramed(const std::string& path, deja::fuzz::Input& in) {
   std::vector<std::string> payloads;
   std::string torn;
   while (!in.empty()) {
-    size_t want = in.Byte();
-    std::string_view rest = in.rest();
-    if (rest.size() < want) {
-      torn = std::string(rest);
+    const size_t want = in.Byte();
+    std::string_view payload = in.Take(want);
+    if (payload.size() < want) {
+      torn = std::string(payload);
       break;
     }
-    payloads.emplace_back(rest.substr(0, want));
-    for (size_t i = 0; i < want; ++i) in.Byte();
+    payloads.emplace_back(payload);
   }
   {
     std::vector<RecordLog::Record> ignored;
