@@ -7,6 +7,7 @@
 #include "client/command_context.h"
 #include "client/command_table.h"
 #include "client/file_commands.h"
+#include "client/image_commands.h"
 #include "client/job_commands.h"
 #include "client/pipeline_commands.h"
 
@@ -89,6 +90,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   cli::CacheCommands::Register(table);     // project cache explain stats
   cli::PipelineCommands::Register(table);  // pipeline
   cli::AccessCommands::Register(table);    // token audit
+  cli::ImageCommands::Register(table);     // image
   for (CLI::App* command : table.commands()) AddGlobalFlags(command, &global);
 
   try {

@@ -322,6 +322,17 @@ absl::StatusOr<deja::v1::Token> DejaClient::RevokeToken(const std::string& id) c
       &deja::v1::Scheduler::Stub::RevokeToken, request);
 }
 
+absl::StatusOr<deja::v1::ImageRecord> DejaClient::PushImage(
+    const deja::v1::PushImageRequest& request) const {
+  return Unary<deja::v1::PushImageRequest, deja::v1::ImageRecord>(
+      &deja::v1::Scheduler::Stub::PushImage, request);
+}
+
+absl::StatusOr<deja::v1::ListImagesResponse> DejaClient::ListImages() const {
+  return Unary<deja::v1::ListImagesRequest, deja::v1::ListImagesResponse>(
+      &deja::v1::Scheduler::Stub::ListImages, deja::v1::ListImagesRequest());
+}
+
 absl::StatusOr<deja::v1::ListAuditResponse> DejaClient::ListAudit(
     const deja::v1::ListAuditRequest& request) const {
   return Unary<deja::v1::ListAuditRequest, deja::v1::ListAuditResponse>(

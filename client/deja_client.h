@@ -139,6 +139,10 @@ class DejaClient {
   absl::StatusOr<deja::v1::ListAuditResponse> ListAudit(
       const deja::v1::ListAuditRequest& request) const;
 
+  // Images without a registry (docs/containers.md).
+  absl::StatusOr<deja::v1::ImageRecord> PushImage(const deja::v1::PushImageRequest& request) const;
+  absl::StatusOr<deja::v1::ListImagesResponse> ListImages() const;
+
   // The memo index, oldest first, asked for a page at a time. `project` /
   // `app_name` empty: every one; `limit` 0: no limit.
   absl::StatusOr<std::vector<deja::v1::MemoEntry>> ListMemo(const std::string& project,

@@ -11,6 +11,7 @@
 #include "client/cli.h"
 #include "client/cli_format.h"
 #include "common/job_state.h"
+#include "common/resources.h"
 
 namespace deja::cli {
 namespace {
@@ -83,6 +84,7 @@ std::string FormatStateLine(const Job& job) {
   switch (job.state()) {
     case deja::v1::QUEUED:
       if (job.attempt() > 1) absl::StrAppend(&line, " (attempt ", job.attempt(), ")");
+      if (!job.unplaceable().empty()) absl::StrAppend(&line, " (", job.unplaceable(), ")");
       break;
     case deja::v1::WAITING:
       if (!job.waiting_for().empty()) {
@@ -132,7 +134,7 @@ std::string FormatStateLine(const Job& job) {
 
 std::string StateLineKey(const Job& job) {
   return absl::StrCat(static_cast<int>(job.state()), "/", job.attempt(), "/", job.worker_id(), "/",
-                      job.waiting_for());
+                      job.waiting_for(), "/", job.unplaceable());
 }
 
 int ExitCodeForJob(const Job& job) {
@@ -174,8 +176,17 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl
   if (job.state() == deja::v1::WAITING && !job.waiting_for().empty()) {
     add("waiting for", absl::StrCat(job.waiting_for(), " (identical job in flight)"));
   }
+  if (job.state() == deja::v1::QUEUED && !job.unplaceable().empty()) {
+    add("unplaceable", job.unplaceable());
+  }
   add("attempt", job.attempt() > 0 ? absl::StrCat(job.attempt()) : "");
   add("worker", job.worker_id());
+  if (!spec.app().image().empty()) {
+    add("image", job.image_id().empty()
+                     ? spec.app().image()
+                     : absl::StrCat(spec.app().image(), " (", job.image_id(), ")"));
+  }
+  add("resources", FormatResources(spec.resources()));
   add("hash", job.job_hash());
   if (!job.memoization_off_reason().empty()) {
     add("memoization", absl::StrCat("off: ", job.memoization_off_reason()));
@@ -267,8 +278,15 @@ std::string JobsTable(const std::vector<Job>& jobs, absl::TimeZone tz, absl::Tim
                     job.created_at_ms() > 0 ? FormatTimestamp(job.created_at_ms(), tz) : "",
                     JobDuration(job, now), job.reused_from()});
   }
-  return RenderTable(
+  std::string table = RenderTable(
       {"JOB", "PROJECT", "APP", "STATE", "WORKER", "CREATED", "DURATION", "REUSED-FROM"}, rows);
+  // What no column holds: why a queued job cannot be placed.
+  for (const Job& job : jobs) {
+    if (job.state() == deja::v1::QUEUED && !job.unplaceable().empty()) {
+      absl::StrAppend(&table, job.job_id(), " cannot be placed: ", job.unplaceable(), "\n");
+    }
+  }
+  return table;
 }
 
 std::string WorkersTable(const std::vector<deja::v1::WorkerInfo>& workers) {
@@ -281,11 +299,29 @@ std::string WorkersTable(const std::vector<deja::v1::WorkerInfo>& workers) {
       disk_cell = absl::StrCat(
           disk.refusing().empty() ? "" : "disk full: ", FormatBytes(disk.free_bytes()), " free");
     }
-    rows.push_back({worker.worker_id(), absl::StrCat(worker.slots()),
-                    absl::StrCat(worker.busy_slots()), worker.connected() ? "yes" : "no", disk_cell,
-                    worker.advertise(), absl::StrJoin(platform, ",", absl::PairFormatter("="))});
+    const deja::v1::Capacity& capacity = worker.capacity();
+    const deja::v1::Resources& total = capacity.total();
+    const deja::v1::Resources& used = worker.used();
+    rows.push_back(
+        {worker.worker_id(), absl::StrCat(worker.busy_slots(), "/", worker.slots()),
+         absl::StrCat(FormatCpus(used.milli_cpus()), "/", FormatCpus(total.milli_cpus())),
+         absl::StrCat(used.memory_bytes() == 0 ? "0" : FormatMemory(used.memory_bytes()), "/",
+                      FormatMemory(total.memory_bytes())),
+         absl::StrCat(used.gpus(), "/", total.gpus()), OrDash(capacity.limits()),
+         capacity.engine().empty() ? "none" : capacity.engine(), worker.connected() ? "yes" : "no",
+         disk_cell, worker.advertise(), absl::StrJoin(platform, ",", absl::PairFormatter("="))});
   }
-  return RenderTable({"ID", "SLOTS", "BUSY", "CONNECTED", "DISK", "ADVERTISE", "PLATFORM"}, rows);
+  std::string table = RenderTable({"ID", "SLOTS", "CPUS", "MEMORY", "GPUS", "LIMITS", "ENGINE",
+                                   "CONNECTED", "DISK", "ADVERTISE", "PLATFORM"},
+                                  rows);
+  // Why a worker takes no image job.
+  for (const auto& worker : workers) {
+    if (worker.capacity().engine().empty() && !worker.capacity().no_engine().empty()) {
+      absl::StrAppend(&table, worker.worker_id(),
+                      " takes no --image job: ", worker.capacity().no_engine(), "\n");
+    }
+  }
+  return table;
 }
 
 }  // namespace deja::cli

@@ -4,9 +4,11 @@
 #include <system_error>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "common/resources.h"
 
 namespace deja {
 namespace {
@@ -26,9 +28,10 @@ constexpr absl::string_view kAppKeys[] = {
 constexpr absl::string_view kNodeAppKeys[] = {"command",  "version", "env",          "image",
                                               "platform", "reuse",   "side_effects", "cache_key"};
 constexpr absl::string_view kNodeKeys[] = {
-    "name",     "app",          "params",       "inputs",   "outputs", "memoization",
-    "force",    "reuse_job_id", "command",      "version",  "env",     "image",
-    "platform", "reuse",        "side_effects", "cache_key"};
+    "name",     "app",          "params",       "inputs",    "outputs", "memoization",
+    "force",    "reuse_job_id", "command",      "version",   "env",     "image",
+    "platform", "reuse",        "side_effects", "cache_key", "cpus",    "memory",
+    "gpus",     "time_limit",   "unplaceable",  "network"};
 constexpr absl::string_view kInputKeys[] = {"path", "workspace_path"};
 
 }  // namespace
@@ -203,6 +206,10 @@ absl::Status PipelineNodeParser::ParseNode(const YAML::Node& node, int nodes_lin
       if (!value.ok()) return value.status();
       out->set_force(*value);
       lines[rel] = value_line;
+    } else if (e.key == "cpus" || e.key == "memory" || e.key == "gpus" || e.key == "time_limit" ||
+               e.key == "unplaceable" || e.key == "network") {
+      if (auto s = NodeResource(e, key_field, out); !s.ok()) return s;
+      lines[rel] = value_line;
     } else if (e.key == "reuse_job_id") {
       auto value = reader_.String(e.value, e.line, key_field, yaml::Subst::kValue);
       if (!value.ok()) return value.status();
@@ -261,6 +268,48 @@ absl::Status PipelineNodeParser::ParseNode(const YAML::Node& node, int nodes_lin
   *out->mutable_app() = resolved.app;
   for (const auto& [rel, l] : resolved.lines) reader_.Record(absl::StrCat(field, ".app", rel), l);
   for (const auto& [rel, l] : lines) reader_.Record(absl::StrCat(field, rel), l);
+  return absl::OkStatus();
+}
+
+absl::Status PipelineNodeParser::NodeResource(const yaml::Entry& e, const std::string& field,
+                                              deja::v1::PipelineNode* out) {
+  const int line = YamlReader::Line(e.value, e.line);
+  if (e.key == "network") {
+    auto value = reader_.Bool(e.value, e.line, field, yaml::Subst::kValue);
+    if (!value.ok()) return value.status();
+    out->set_network(*value);
+    return absl::OkStatus();
+  }
+  auto value = reader_.String(e.value, e.line, field, yaml::Subst::kValue);
+  if (!value.ok()) return value.status();
+  auto failed = [&](const absl::Status& st) { return reader_.Error(line, field, st.message()); };
+  deja::v1::Resources* r = out->mutable_resources();
+  if (e.key == "unplaceable") {
+    if (*value != "wait" && *value != "fail") {
+      return reader_.Error(line, field, absl::StrCat("\"", *value, "\" is not wait or fail"));
+    }
+    out->set_fail_unplaceable(*value == "fail");
+  } else if (e.key == "cpus") {
+    absl::StatusOr<uint32_t> cpus = ParseCpus("", *value);
+    if (!cpus.ok()) return failed(cpus.status());
+    r->set_milli_cpus(*cpus);
+  } else if (e.key == "memory") {
+    absl::StatusOr<uint64_t> memory = ParseMemory("", *value);
+    if (!memory.ok()) return failed(memory.status());
+    r->set_memory_bytes(*memory);
+  } else if (e.key == "gpus") {
+    int64_t gpus = 0;
+    if (!absl::SimpleAtoi(*value, &gpus)) {
+      return reader_.Error(line, field, absl::StrCat("\"", *value, "\" is not a whole number"));
+    }
+    if (absl::Status st = CheckGpus("", gpus); !st.ok()) return failed(st);
+    r->set_gpus(static_cast<uint32_t>(gpus));
+  } else {
+    absl::StatusOr<uint64_t> limit = ParseTimeLimit("", *value);
+    if (!limit.ok()) return failed(limit.status());
+    r->set_time_limit_ms(*limit);
+  }
+  if (r->ByteSizeLong() == 0) out->clear_resources();
   return absl::OkStatus();
 }
 

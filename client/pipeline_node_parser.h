@@ -68,6 +68,9 @@ class PipelineNodeParser {
                                        const std::string& default_name, int default_name_line);
   absl::Status ParseInputs(const yaml::Entry& entry, const std::string& field,
                            const std::string& node, int node_index);
+  // A node's cpus, memory, gpus, time_limit, unplaceable or network key.
+  absl::Status NodeResource(const yaml::Entry& entry, const std::string& field,
+                            deja::v1::PipelineNode* out);
 
   YamlReader& reader_;
   const std::string base_dir_;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "client/cli_format.h"
 #include "common/job_spec.h"
+#include "common/resources.h"
 
 namespace deja::cli {
 namespace {
@@ -58,7 +59,33 @@ void AddSpecFlags(CLI::App* app, SpecFlags* flags) {
                   "Idempotency key: resubmitting with the same id returns the same job "
                   "(default: 16 random hex characters)")
       ->type_name("ID");
-  app->add_option("--image", flags->image, "Container image of the app")->type_name("IMAGE");
+  app->add_option("--image", flags->image,
+                  "Container image the job runs in, on a worker with a container engine; the "
+                  "image ID it ran enters reuse decisions (docs/containers.md)")
+      ->type_name("IMAGE");
+  app->add_option("--cpus", flags->cpus,
+                  "CPUs the job needs (2, 0.5): placed on a worker with that many free, and "
+                  "limited to them; not part of its identity")
+      ->type_name("N");
+  app->add_option("--memory", flags->memory,
+                  "Memory the job needs (4GiB, 512M): placed on a worker with that much free; "
+                  "past it the job fails \"out of memory\"; not part of its identity")
+      ->type_name("SIZE");
+  app->add_option("--gpus", flags->gpus, "GPUs the job needs; not part of its identity")
+      ->type_name("N");
+  app->add_option("--time-limit", flags->time_limit,
+                  "Wall-clock limit of the command (2h, 90m, 1h30m): past it the job is killed "
+                  "and fails; not part of its identity")
+      ->type_name("DURATION");
+  app->add_option("--unplaceable", flags->unplaceable,
+                  "When no connected worker could ever run the job (too few CPUs, memory or "
+                  "GPUs, no platform match, no container engine): wait in QUEUED saying why "
+                  "(default), or fail at once")
+      ->type_name("wait|fail")
+      ->check(CLI::IsMember({"wait", "fail"}, CLI::ignore_case));
+  app->add_flag("--network", flags->network,
+                "Give an --image job's container a network (default: none); not part of its "
+                "identity");
   app->add_option("--platform", flags->platform,
                   "Platform property the worker must have (repeatable)")
       ->type_name("K=V")
@@ -152,6 +179,27 @@ absl::StatusOr<deja::v1::JobSpec> BuildJobSpec(const SpecFlags& flags,
     return InvalidFlag(memo_alias ? "--memo" : "--memoization", memo_arg,
                        "expected on, off or inherit");
   }
+  deja::v1::Resources* resources = spec.mutable_resources();
+  if (!flags.cpus.empty()) {
+    absl::StatusOr<uint32_t> cpus = ParseCpus("--cpus", flags.cpus);
+    if (!cpus.ok()) return cpus.status();
+    resources->set_milli_cpus(*cpus);
+  }
+  if (!flags.memory.empty()) {
+    absl::StatusOr<uint64_t> memory = ParseMemory("--memory", flags.memory);
+    if (!memory.ok()) return memory.status();
+    resources->set_memory_bytes(*memory);
+  }
+  if (absl::Status s = CheckGpus("--gpus", flags.gpus); !s.ok()) return s;
+  resources->set_gpus(static_cast<uint32_t>(flags.gpus));
+  if (!flags.time_limit.empty()) {
+    absl::StatusOr<uint64_t> limit = ParseTimeLimit("--time-limit", flags.time_limit);
+    if (!limit.ok()) return limit.status();
+    resources->set_time_limit_ms(*limit);
+  }
+  if (resources->ByteSizeLong() == 0) spec.clear_resources();
+  spec.set_fail_unplaceable(absl::AsciiStrToLower(flags.unplaceable) == "fail");
+  spec.set_network(flags.network);
   spec.set_force(flags.force);
   spec.set_reuse_job_id(flags.reuse_job.empty() ? flags.reuse_job_alias : flags.reuse_job);
   spec.set_request_id(flags.request_id.empty() ? RandomRequestId() : flags.request_id);

@@ -8,6 +8,7 @@
 #ifndef DEJA_CLIENT_SPEC_FLAGS_H_
 #define DEJA_CLIENT_SPEC_FLAGS_H_
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,14 @@ struct SpecFlags {
   std::string reuse_job;
   std::string reuse_job_alias;
   std::string request_id;
+  // Resources (common/resources.h), "" when not given; not identity.
+  std::string cpus;
+  std::string memory;
+  int64_t gpus = 0;
+  std::string time_limit;
+  // --unplaceable: "wait" (default) or "fail".
+  std::string unplaceable;
+  bool network = false;
   std::vector<std::string> command;
   // --timing: print the input phase's cost on stderr (FormatInputTiming).
   // Not part of the spec.

@@ -70,6 +70,12 @@ std::string CanonicalJobEncoding(const deja::v1::JobSpec& spec) {
   std::sort(outputs.begin(), outputs.end());
   PutU64(outputs.size(), &out);
   for (const std::string& glob : outputs) PutString(glob, &out);
+  // Appended only when set, so the identity of a job without a pinned image
+  // is what it always was.
+  if (!app.image_id().empty()) {
+    PutString("image_id", &out);
+    PutString(app.image_id(), &out);
+  }
   return out;
 }
 

@@ -1,6 +1,8 @@
 #include "common/job_spec.h"
 
+#include <algorithm>
 #include <set>
+#include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -8,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/hash.h"
+#include "common/resources.h"
 
 namespace deja {
 namespace {
@@ -125,6 +128,18 @@ void NormalizeJobSpec(deja::v1::JobSpec* spec) {
     }
     app->set_name(name.substr(0, kMaxNameLength));
   }
+  // An image named by its ID is pinned to it.
+  if (app->image_id().empty() && IsImageId(app->image())) app->set_image_id(app->image());
+}
+
+bool IsImageId(std::string_view text) {
+  constexpr std::string_view kPrefix = "sha256:";
+  if (text.size() != kPrefix.size() + 64 || text.substr(0, kPrefix.size()) != kPrefix) {
+    return false;
+  }
+  text.remove_prefix(kPrefix.size());
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 absl::Status ValidateWorkspacePath(const std::string& field, const std::string& path) {
@@ -175,6 +190,12 @@ absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec) {
   if (auto s = ValidateName("app.name", app.name()); !s.ok()) return s;
   if (auto s = CheckText("app.version", app.version(), kMaxNameLength); !s.ok()) return s;
   if (auto s = CheckText("app.image", app.image(), kMaxPathLength); !s.ok()) return s;
+  if (!app.image_id().empty()) {
+    if (!IsImageId(app.image_id())) {
+      return Invalid("app.image_id", "must be \"sha256:\" and 64 lowercase hex digits");
+    }
+    if (app.image().empty()) return Invalid("app.image_id", "given without app.image");
+  }
   if (static_cast<size_t>(app.command_size()) > kMaxEntries) {
     return Invalid("app.command", absl::StrCat("too many words (", app.command_size(), ", at most ",
                                                kMaxEntries, ")"));
@@ -192,6 +213,7 @@ absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec) {
   }
   if (auto s = CheckMap("params", spec.params()); !s.ok()) return s;
   if (auto s = CheckMap("labels", spec.labels()); !s.ok()) return s;
+  if (auto s = ValidateResources("resources", spec.resources()); !s.ok()) return s;
 
   std::set<std::string> input_names;
   for (int i = 0; i < spec.inputs_size(); ++i) {

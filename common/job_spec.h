@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -32,8 +33,12 @@ inline constexpr char kDefaultProject[] = "default";
 // Expects defaults applied (NormalizeJobSpec) first.
 absl::Status ValidateJobSpec(const deja::v1::JobSpec& spec);
 
-// Fills defaults: project "default", app name = basename of argv[0].
+// Fills defaults: project "default", app name = basename of argv[0], and
+// app.image_id = app.image when the image is named by its ID.
 void NormalizeJobSpec(deja::v1::JobSpec* spec);
+
+// Whether `text` is an image ID: "sha256:" and 64 lowercase hex digits.
+bool IsImageId(std::string_view text);
 
 // Project and app names: 1-128 of lowercase letters, digits, '-', '_', '.',
 // starting with a letter or digit. INVALID_ARGUMENT naming `field`.

@@ -46,6 +46,9 @@ deja::v1::JobSpec NodeJobSpec(const deja::v1::PipelineSpec& spec,
                     spec.force_nodes().end();
   job.set_force(forced && spec.reuse());
   job.set_reuse_job_id(node.reuse_job_id());
+  if (node.has_resources()) *job.mutable_resources() = node.resources();
+  job.set_fail_unplaceable(node.fail_unplaceable());
+  job.set_network(node.network());
   (*job.mutable_labels())["node"] = node.name();
   NormalizeJobSpec(&job);
   return job;

@@ -139,6 +139,8 @@ absl::Status StampBlobTicket(const tls::Signer& ca, const std::string& worker_id
   if (!assignment->source_manifest().digest().empty()) {
     ticket.add_digests(assignment->source_manifest().digest());
   }
+  // The pushed image the worker loads when its engine lacks it.
+  if (!assignment->image_digest().empty()) ticket.add_digests(assignment->image_digest());
   ticket.set_expires_at_ms(absl::ToUnixMillis(now + kBlobTicketLifetime));
   return Sign(ca, kBlob, ticket, assignment->mutable_blob_ticket());
 }

@@ -44,7 +44,13 @@ JobExecutor::JobExecutor(Options options, Clock* clock, WorkspaceRetention* rete
       puller_(options_.work_dir, absl::Seconds(5), options_.peer_tls),
       blob_client_(
           std::make_unique<BlobClient>(ContentStoreChannel(options_.content_store_security),
-                                       absl::Seconds(30), StoreRetryPolicy())) {}
+                                       absl::Seconds(30), StoreRetryPolicy())),
+      containers_([this] {
+        ContainerOptions containers = options_.containers;
+        containers.work_dir = options_.work_dir;
+        containers.worker_id = options_.worker_id;
+        return containers;
+      }()) {}
 
 std::shared_ptr<grpc::Channel> JobExecutor::ContentStoreChannel(
     const ClientSecurity& security) const {
@@ -76,6 +82,11 @@ absl::Status JobExecutor::Open() {
   }
   workspace_pool_.Refill();
   if (blob_cache_ != nullptr) return absl::OkStatus();
+  // Nothing of this life runs yet: every container of this work dir is an
+  // earlier life's (its watchdog died with it, or the engine was away).
+  if (int removed = containers_.RemoveLeftovers(); removed > 0) {
+    Log("removed %d containers left by an earlier life", removed);
+  }
   auto cache = BlobCache::Open(paths::CacheBlobsDir(options_.work_dir), options_.cache_bytes,
                                blob_client_.get());
   if (!cache.ok()) return cache.status();
@@ -112,6 +123,8 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
   launch.env.insert(assignment.env().begin(), assignment.env().end());
   launch.cancel_grace = options_.cancel_grace;
   launch.user = options_.job_user;
+  launch.time_limit = absl::Milliseconds(assignment.resources().time_limit_ms());
+  launch.memory_limit = assignment.resources().memory_bytes();
   launch.prepare = [this, job_id, attempt, inputs = assignment.inputs(),
                     ticket = assignment.blob_ticket()](const std::string& workspace) {
     if (!inputs.empty()) {
@@ -129,6 +142,35 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
   record->set_job_id(job_id);
   record->set_attempt(attempt);
   *record->mutable_outputs() = assignment.outputs();
+  if (!assignment.image().empty()) {
+    // In a container (worker/containers.h), of the image as it is now: the
+    // ID resolved right before the start is the one the job reports.
+    const std::string name = containers_.Name(job_id, attempt);
+    record->set_container_id(name);
+    record->set_engine_socket(containers_.socket());
+    auto image_id = std::make_shared<std::string>();
+    launch.container_create = [this, assignment, image_id, record,
+                               workspace =
+                                   launch.workspace]() -> absl::StatusOr<std::vector<std::string>> {
+      if (!containers_.configured()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("worker ", options_.worker_id, " has no container engine"));
+      }
+      absl::StatusOr<std::string> id =
+          containers_.EnsureImage(assignment, [this, &assignment](const std::string& path) {
+            deja::v1::BlobRef blob;
+            blob.set_digest(assignment.image_digest());
+            blob.set_size(assignment.image_size());
+            return blob_client_->DownloadToFile(blob, path, {}, assignment.blob_ticket());
+          });
+      if (!id.ok()) return id.status();
+      *image_id = *id;
+      record->set_image_id(*id);
+      return containers_.Create(assignment, *id, workspace, options_.job_user);
+    };
+    launch.container_end = [this, name, memory = assignment.resources().memory_bytes()](
+                               std::string* error) { containers_.End(name, memory, error); };
+  }
   auto started = [this, record, on_started = std::move(on_started)](pid_t pid,
                                                                     absl::Time started_at) {
     Log("started %s attempt %d: pid %d", record->job_id(), record->attempt(), pid);
@@ -149,6 +191,7 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
   };
   auto exited = [this, record, on_result = std::move(on_result)](const JobOutcome& outcome) {
     deja::v1::JobResult result = RunResult(*record, outcome);
+    result.set_image_id(record->image_id());
     Log("finished %s attempt %d: exit %d in %d ms, %d outputs%s%s", record->job_id(),
         record->attempt(), outcome.exit_code, result.run_time_ms(), result.outputs_size(),
         result.error().empty() ? "" : ": ", result.error());
@@ -242,6 +285,7 @@ deja::v1::JobResult JobExecutor::FinishRecorded(const deja::v1::RunningRecord& r
   outcome.run_time = outcome.finished_at - outcome.started_at;
   outcome.pid = record.pgid();
   deja::v1::JobResult result = RunResult(record, outcome);
+  result.set_image_id(record.image_id());
   Log("finished %s attempt %d after a restart: its command had exited %d; %d outputs%s%s",
       record.job_id(), record.attempt(), outcome.exit_code, result.outputs_size(),
       result.error().empty() ? "" : ": ", result.error());

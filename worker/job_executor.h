@@ -39,6 +39,7 @@
 #include "common/manifest.h"
 #include "deja/v1/worker.pb.h"
 #include "worker/blob_cache.h"
+#include "worker/containers.h"
 #include "worker/fingerprints.h"
 #include "worker/inputs.h"
 #include "worker/job_runner.h"
@@ -69,6 +70,10 @@ class JobExecutor {
     // an error fails the attempt unstarted with its message (the worker is
     // cut off from the scheduler, which is about to run the job elsewhere).
     std::function<absl::Status()> may_start;
+    // Image jobs (worker/containers.h): the engine's socket (empty: none),
+    // where the engine sees work_dir, the shim. work_dir and worker_id are
+    // taken from above.
+    ContainerOptions containers;
   };
   // The attempt's process started (RUN) or its copy began (MATERIALIZE).
   using StartedCallback = std::function<void(absl::Time started_at)>;
@@ -79,6 +84,9 @@ class JobExecutor {
 
   JobExecutor(const JobExecutor&) = delete;
   JobExecutor& operator=(const JobExecutor&) = delete;
+
+  // Fills `capacity`'s engine, or no_engine with why there is none.
+  void ProbeEngine(deja::v1::Capacity* capacity) const { containers_.Probe(capacity); }
 
   // The worker is stopping and kills its jobs: from now on a RUN killed
   // that way reports handed_back (not the job's outcome).
@@ -148,6 +156,8 @@ class JobExecutor {
   std::once_flag stop_once_;
   absl::Notification stopping_;  // before blob_client_, whose retries wait on it
   const std::unique_ptr<BlobClient> blob_client_;
+
+  const Containers containers_;
 
   // Set by Open(), never changed afterwards (runner threads use them).
   std::unique_ptr<BlobCache> blob_cache_;

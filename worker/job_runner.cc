@@ -12,12 +12,17 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/resources.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
 namespace {
+
+// util-linux, like setpriv.
+constexpr char kPrlimit[] = "/usr/bin/prlimit";
 
 // Resolves `argv0` the way execvp would, but against the child's PATH and
 // with relative PATH entries taken from the workspace (the child's cwd).
@@ -61,6 +66,27 @@ void WriteAll(int fd, const std::string& text) {
   }
 }
 
+// Whether the end of a job's stderr says an allocation failed, as programs
+// under RLIMIT_DATA say it (C's strerror, Python, C++, Go, the JVM, Rust).
+bool RanOutOfMemory(const std::string& stderr_path) {
+  static constexpr absl::string_view kMarks[] = {
+      "Cannot allocate memory", "MemoryError",   "std::bad_alloc",   "out of memory",
+      "memory exhausted",       "Out of memory", "OutOfMemoryError", "memory allocation of"};
+  int fd = open(stderr_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  std::string tail(4096, '\0');
+  struct stat st;
+  const off_t from = fstat(fd, &st) == 0 && st.st_size > 4096 ? st.st_size - 4096 : 0;
+  const ssize_t n = pread(fd, tail.data(), tail.size(), from);
+  close(fd);
+  if (n <= 0) return false;
+  tail.resize(static_cast<size_t>(n));
+  for (absl::string_view mark : kMarks) {
+    if (absl::StrContains(tail, mark)) return true;
+  }
+  return false;
+}
+
 bool ValidEnvKey(const std::string& key) {
   return !key.empty() && key.find('=') == std::string::npos && key.find('\0') == std::string::npos;
 }
@@ -86,11 +112,14 @@ JobRunner::~JobRunner() {
   Kill();
   if (thread_.joinable()) thread_.join();
   std::thread grace;
+  std::thread limit;
   {
     absl::MutexLock lock(&mu_);
     grace = std::move(grace_thread_);
+    limit = std::move(limit_thread_);
   }
   if (grace.joinable()) grace.join();
+  if (limit.joinable()) limit.join();
 }
 
 void JobRunner::SignalGroupLocked(int sig) {
@@ -119,6 +148,17 @@ void JobRunner::Kill() {
 void JobRunner::GraceThread() {
   mu_.LockWhenWithTimeout(absl::Condition(&reaped_), launch_.cancel_grace);
   SignalGroupLocked(SIGKILL);
+  mu_.Unlock();
+}
+
+void JobRunner::LimitThread() {
+  if (!mu_.LockWhenWithTimeout(absl::Condition(&reaped_), launch_.time_limit)) {
+    time_limit_hit_ = !cancel_requested_ && !kill_requested_;
+    SignalGroupLocked(SIGTERM);
+    mu_.Unlock();
+    mu_.LockWhenWithTimeout(absl::Condition(&reaped_), launch_.cancel_grace);
+    SignalGroupLocked(SIGKILL);
+  }
   mu_.Unlock();
 }
 
@@ -208,10 +248,7 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
   }
 
   std::string program;
-  if (int err = ResolveExecutable(argv0, env["PATH"], ws, &program); err != 0) {
-    return fail(kExitCannotStart, absl::StrCat(argv0, ": ", std::strerror(err)), *err_fd);
-  }
-  std::vector<std::string> argv = launch_.argv;
+  std::vector<std::string> argv;
   if (launch_.user.has_value()) {
     if (absl::Status st = GiveWorkspace(ws, *launch_.user); !st.ok()) {
       return fail(
@@ -219,8 +256,32 @@ pid_t JobRunner::Spawn(JobOutcome* outcome) {
           absl::StrCat("giving the workspace to user ", launch_.user->name, ": ", st.message()),
           *err_fd);
     }
-    argv = AsUser(*launch_.user, program, launch_.argv);
-    program = kSetpriv;
+  }
+  if (launch_.container_create) {
+    absl::StatusOr<std::vector<std::string>> shim = launch_.container_create();
+    if (!shim.ok()) return fail(kExitCannotStart, std::string(shim.status().message()), *err_fd);
+    container_created_ = true;
+    argv = *std::move(shim);
+    program = argv[0];
+  } else {
+    if (int err = ResolveExecutable(argv0, env["PATH"], ws, &program); err != 0) {
+      return fail(kExitCannotStart, absl::StrCat(argv0, ": ", std::strerror(err)), *err_fd);
+    }
+    argv = launch_.argv;
+    if (launch_.user.has_value()) {
+      argv = AsUser(*launch_.user, program, launch_.argv);
+      program = kSetpriv;
+    }
+    if (launch_.memory_limit > 0) {
+      // Set by a program of its own, so the limit holds from the command's
+      // first instruction (posix_spawn sets no rlimit).
+      std::vector<std::string> limited = {kPrlimit, absl::StrCat("--data=", launch_.memory_limit),
+                                          "--"};
+      limited.push_back(program);
+      limited.insert(limited.end(), argv.begin() + 1, argv.end());
+      argv = std::move(limited);
+      program = kPrlimit;
+    }
   }
 
   std::vector<char*> argv_ptrs;
@@ -277,6 +338,9 @@ void JobRunner::RunThread() {
       SignalGroupLocked(SIGTERM);
       grace_thread_ = std::thread([this] { GraceThread(); });
     }
+    if (pid > 0 && launch_.time_limit > absl::ZeroDuration()) {
+      limit_thread_ = std::thread([this] { LimitThread(); });
+    }
   }
 
   if (pid > 0) {
@@ -304,7 +368,20 @@ void JobRunner::RunThread() {
     } else if (WIFSIGNALED(status)) {
       outcome.exit_code = -WTERMSIG(status);
     }
+    if (outcome.exit_code != 0 && launch_.memory_limit > 0 && !container_created_ &&
+        RanOutOfMemory(absl::StrCat(launch_.workspace, "/", paths::kStderrFile))) {
+      outcome.error =
+          absl::StrCat("out of memory (limit ", FormatMemory(launch_.memory_limit), ")");
+    }
+    absl::MutexLock lock(&mu_);
+    if (time_limit_hit_) {
+      outcome.error = absl::StrCat(
+          "time limit ",
+          FormatTimeLimit(static_cast<uint64_t>(absl::ToInt64Milliseconds(launch_.time_limit))),
+          " exceeded");
+    }
   }
+  if (container_created_ && launch_.container_end) launch_.container_end(&outcome.error);
   outcome.finished_at = clock_->Now();
   outcome.run_time = outcome.finished_at - outcome.started_at;
   if (on_exit_) on_exit_(outcome);

@@ -15,6 +15,9 @@
 // signal dispositions, an empty signal mask and no inherited descriptors
 // beyond 0-2. argv[0] is resolved against the child's PATH, not the worker's.
 //
+// Limits: a time limit ends the group (SIGTERM, then SIGKILL); a memory
+// limit is an rlimit of the command (RLIMIT_DATA, through prlimit).
+//
 // Thread-safety: JobRunner is thread-safe; Cancel/Kill/Wait may be called
 // from any thread, concurrently.
 #ifndef DEJA_WORKER_JOB_RUNNER_H_
@@ -22,6 +25,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -32,6 +36,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -42,6 +47,9 @@ namespace deja::worker {
 // The PATH a job gets unless its app env sets one.
 inline constexpr char kDefaultJobPath[] =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// How a plain job's limits are enforced (Capacity.limits, `deja workers`).
+inline constexpr char kPlainJobLimits[] = "rlimits";
 
 // Exit code reported when the command could not be started at all.
 inline constexpr int kExitCannotStart = 127;
@@ -76,6 +84,25 @@ struct JobLaunch {
   // to this user right before the spawn, and the command started through
   // setpriv. nullopt: as the worker.
   std::optional<JobUser> user;
+  // Limits (zero: none). Past `time_limit` after the spawn the group gets
+  // SIGTERM, SIGKILL `cancel_grace` later, and the outcome's error reads
+  // "time limit 2h exceeded". `memory_limit` bytes: the command is started
+  // through prlimit --data (RLIMIT_DATA: an allocation past it fails); a
+  // failed command whose stderr ends saying an allocation failed ("Cannot
+  // allocate memory", "MemoryError", "std::bad_alloc"...) gets the error
+  // "out of memory (limit 4 GiB)".
+  absl::Duration time_limit = absl::ZeroDuration();
+  uint64_t memory_limit = 0;
+  // Optional: the command runs in a container (worker/containers.h).
+  // Called on the runner thread after `prepare`, once the workspace is the
+  // user's: creates the container and returns the argv of the process that
+  // stands for it (the shim), spawned in place of the command, as the
+  // worker (not through setpriv or prlimit: the engine enforces the
+  // limits). An error fails the job unstarted with its message.
+  std::function<absl::StatusOr<std::vector<std::string>>()> container_create;
+  // Called once the leader is reaped, when container_create succeeded:
+  // removes the container, and may set `error` ("out of memory ...").
+  std::function<void(std::string* error)> container_end;
 };
 
 struct JobOutcome {
@@ -143,6 +170,8 @@ class JobRunner {
   // Sends `sig` to the group if the leader is not reaped yet.
   void SignalGroupLocked(int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GraceThread();
+  // Ends the group past launch_.time_limit.
+  void LimitThread();
 
   // Constant after construction.
   const JobLaunch launch_;
@@ -159,6 +188,10 @@ class JobRunner {
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   JobOutcome outcome_ ABSL_GUARDED_BY(mu_);
   std::thread grace_thread_ ABSL_GUARDED_BY(mu_);
+  std::thread limit_thread_ ABSL_GUARDED_BY(mu_);
+  bool time_limit_hit_ ABSL_GUARDED_BY(mu_) = false;
+  // container_create succeeded: container_end is owed. Runner thread only.
+  bool container_created_ = false;
 
   std::thread thread_;  // set in Start(), joined in the destructor
 };

@@ -11,11 +11,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/docker_engine.h"
 #include "common/files.h"
 #include "worker/paths.h"
 
 namespace deja::worker {
 namespace {
+
+// How long removing a dead worker's container may take.
+constexpr absl::Duration kContainerRemoveTimeout = absl::Seconds(20);
 
 // The fields of /proc/<pid>/stat after the command name: [0] is field 3
 // (state), [2] field 5 (process group), [19] field 22 (start time in clock
@@ -168,6 +172,15 @@ std::vector<std::string> KillGroups(const std::vector<deja::v1::RunningRecord>& 
         "job ", record->job_id(), " attempt ", record->attempt(), ", process group ",
         record->pgid(),
         wait == absl::ZeroDuration() || GroupGone(record->pgid()) ? "" : " (still there)"));
+  }
+  // An image job's container outlives its shim: the engine removes it.
+  for (const deja::v1::RunningRecord& record : records) {
+    if (record.container_id().empty() || record.engine_socket().empty()) continue;
+    const absl::Status removed =
+        DockerEngine(record.engine_socket(), kContainerRemoveTimeout).Remove(record.container_id());
+    lines.push_back(absl::StrCat("job ", record.job_id(), " attempt ", record.attempt(),
+                                 ", container ", record.container_id(),
+                                 removed.ok() ? "" : absl::StrCat(" (", removed.message(), ")")));
   }
   return lines;
 }

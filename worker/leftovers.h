@@ -60,8 +60,9 @@ std::vector<deja::v1::RunningRecord> ReadRunning(const std::string& work_dir, bo
 
 // SIGKILLs each recorded group still there and its own (see above), all
 // first, then waits up to `wait` for them to be gone (no member left but
-// zombies). Returns a line for the log per group killed ("job j12 attempt
-// 1, process group 4242").
+// zombies), then removes the container of each image job recorded (through
+// its engine). Returns a line for the log per group killed ("job j12 attempt
+// 1, process group 4242") and per container removed.
 std::vector<std::string> KillGroups(const std::vector<deja::v1::RunningRecord>& records,
                                     absl::Duration wait);
 

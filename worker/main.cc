@@ -21,7 +21,10 @@
 #include "absl/time/time.h"
 #include "common/credentials.h"
 #include "common/daemon_flags.h"
+#include "common/docker_engine.h"
 #include "common/files.h"
+#include "common/resources.h"
+#include "worker/capacity.h"
 #include "worker/job_user.h"
 #include "worker/log.h"
 #include "worker/paths.h"
@@ -98,6 +101,19 @@ ABSL_FLAG(absl::Duration, store_retry_for, absl::Minutes(10),
 ABSL_FLAG(std::vector<std::string>, platform, {},
           "Platform property K=V; repeat the flag (or separate with commas) for several. "
           "os=linux and arch=<uname -m> are always added.");
+
+ABSL_FLAG(std::string, cpus, "",
+          "CPUs jobs may ask for in all (2, 0.5; default: the CPUs this process may run on).");
+ABSL_FLAG(std::string, memory, "",
+          "Memory jobs may ask for in all (16GiB, 512M; default: the machine's physical memory).");
+ABSL_FLAG(int32_t, gpus, -1, "GPUs jobs may ask for in all (default: /dev/nvidia0, 1, ...).");
+
+ABSL_FLAG(std::string, docker_socket, deja::kDefaultDockerSocket,
+          "Unix socket of the container engine (Docker, or podman's compatible service) that "
+          "runs jobs with an image. Empty: no engine; the worker takes no image job.");
+ABSL_FLAG(std::string, engine_work_dir, "",
+          "Where the container engine sees --work_dir, when the worker itself runs in a "
+          "container of that engine (default: the same path).");
 
 namespace {
 
@@ -246,6 +262,16 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
   auto platform = deja::worker::ParsePlatform(absl::GetFlag(FLAGS_platform));
   if (!platform.ok()) return platform.status();
   config.platform = *std::move(platform);
+  auto resources = deja::worker::WorkerResources(
+      {absl::GetFlag(FLAGS_cpus), absl::GetFlag(FLAGS_memory), absl::GetFlag(FLAGS_gpus)});
+  if (!resources.ok()) return resources.status();
+  config.resources = *std::move(resources);
+  config.docker_socket = absl::GetFlag(FLAGS_docker_socket);
+  config.engine_work_dir = absl::GetFlag(FLAGS_engine_work_dir);
+  if (!config.engine_work_dir.empty() && config.engine_work_dir.front() != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--engine_work_dir ", config.engine_work_dir, ": must be an absolute path"));
+  }
   return config;
 }
 
@@ -266,7 +292,8 @@ int main(int argc, char** argv) {
       "                   [--content_store=HOST:PORT] [--cache_bytes=N] [--sweep_interval=D]\n"
       "                   [--min_free_disk=N] [--store_retry_for=D]\n"
       "                   [--job_user=USER] [--allow_root_jobs]\n"
-      "                   [--platform K=V]...");
+      "                   [--platform K=V]... [--cpus=N] [--memory=SIZE] [--gpus=N]\n"
+      "                   [--docker_socket=PATH] [--engine_work_dir=PATH]");
 
   auto config = ConfigFromFlags();
   if (!config.ok()) {
@@ -299,10 +326,11 @@ int main(int argc, char** argv) {
 
   absl::FPrintF(stderr,
                 "deja-worker: id %s, work_dir %s, scheduler %s, content store %s, %d slots, "
-                "cache %d bytes, sweep every %s, keeping %d bytes free\n",
+                "cache %d bytes, sweep every %s, keeping %d bytes free; offers %s\n",
                 config->worker_id, config->work_dir, config->scheduler_address,
                 config->content_store_address, config->slots, config->cache_bytes,
-                absl::FormatDuration(config->sweep_interval), config->min_free_disk);
+                absl::FormatDuration(config->sweep_interval), config->min_free_disk,
+                deja::FormatResources(config->resources));
   deja::worker::Worker worker(*std::move(config));
   std::atomic<bool> run_returned{false};
   std::thread signal_thread([&worker, &run_returned, stop_signals] {

@@ -36,6 +36,9 @@ JobExecutor::Options ExecutorOptions(const WorkerConfig& config, const Contact* 
   options.cache_bytes = config.cache_bytes;
   options.job_user = config.job_user;
   options.cancel_grace = config.cancel_grace;
+  options.containers.socket = config.docker_socket;
+  options.containers.engine_work_dir = config.engine_work_dir;
+  options.containers.shim = config.container_shim;
   options.store_retry_for = config.store_retry_for;
   options.may_start = [contact] {
     const absl::Duration silent = contact->CutOffFor();
@@ -224,6 +227,10 @@ deja::v1::Register Worker::MakeRegister() {
   reg.set_worker_id(config_.worker_id);
   reg.set_slots(config_.slots);
   reg.mutable_platform()->insert(config_.platform.begin(), config_.platform.end());
+  deja::v1::Capacity* capacity = reg.mutable_capacity();
+  *capacity->mutable_total() = config_.resources;
+  capacity->set_limits(kPlainJobLimits);
+  executor_.ProbeEngine(capacity);
   absl::MutexLock lock(&mu_);
   reg.set_advertise(advertise_);
   for (deja::v1::HeldJob& held : core_.HeldJobs()) *reg.add_held() = std::move(held);

@@ -78,6 +78,15 @@ struct WorkerConfig {
   // bound port.
   std::string advertise;
   std::map<std::string, std::string> platform;  // includes os and arch
+  // What jobs may ask for in all (worker/capacity.h): CPUs, memory, GPUs.
+  deja::v1::Resources resources;
+  // Image jobs (worker/containers.h): the container engine's unix socket
+  // (empty: none, and the worker takes no image job), where the engine sees
+  // work_dir (empty: the same path), deja-container-shim (empty: beside
+  // this program).
+  std::string docker_socket;
+  std::string engine_work_dir;
+  std::string container_shim;
   // The content store (inputs are fetched from it, outputs uploaded to it).
   std::string content_store_address = "127.0.0.1:7070";
   // How the scheduler and the content store are dialed

@@ -1,11 +1,15 @@
 #include "scheduler/core/dispatcher.h"
 
+#include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/check.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"
+#include "common/resources.h"
 #include "scheduler/core/job_state_machine.h"
 #include "scheduler/core/job_times.h"
 #include "scheduler/core/keys.h"
@@ -38,6 +42,14 @@ void Dispatcher::ClaimAtLoad(const Job& job, absl::Time now) {
   worker.last_seen = now;
   worker.jobs[job.job_id()] = job.attempt();
   ++worker.busy_slots;
+  TakeResources(worker, job);
+}
+
+void Dispatcher::TakeResources(Worker& worker, const Job& job) {
+  // A reuse copies: what the job asks for is for running it.
+  if (!job.reused_from().empty() || !job.spec().has_resources()) return;
+  if (!worker.uses.emplace(job.job_id(), job.spec().resources()).second) return;
+  AddUse(job.spec().resources(), +1, &worker.used);
 }
 
 Dispatcher::Worker* Dispatcher::FindWorker(const std::string& worker_id) {
@@ -75,6 +87,8 @@ std::vector<deja::v1::WorkerInfo> Dispatcher::List() const {
     info.set_advertise(worker.info.advertise());
     info.set_connected(worker.connected);
     *info.mutable_disk() = worker.info.disk();
+    *info.mutable_capacity() = worker.info.capacity();
+    *info.mutable_used() = worker.used;
     out.push_back(std::move(info));
   }
   return out;
@@ -126,6 +140,7 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
       if (!worker.jobs.contains(job_id)) {
         worker.jobs[job_id] = attempt;
         ++worker.busy_slots;
+        TakeResources(worker, *job);
       }
       if (job->state() == deja::v1::CANCELLED && !job->has_exit_code()) {
         // A cancel may have been lost with the old stream.
@@ -166,6 +181,7 @@ absl::Status Dispatcher::Connect(const deja::v1::Register& reg, uint64_t session
     partial.leaving_why = left_why;
     LoseWorker(partial, "worker " + reg.worker_id() + " restarted without it", now, fx);
   }
+  RecheckQueue(now, fx);  // it may be the first that can run some
   Dispatch(now, fx);
   return absl::OkStatus();
 }
@@ -193,6 +209,10 @@ void Dispatcher::Release(Worker& worker, const std::string& job_id) {
   if (it == worker.jobs.end()) return;
   --worker.busy_slots;
   worker.jobs.erase(it);
+  if (auto use = worker.uses.find(job_id); use != worker.uses.end()) {
+    AddUse(use->second, -1, &worker.used);
+    worker.uses.erase(use);
+  }
 }
 
 void Dispatcher::SetDisk(const std::string& worker_id, const deja::v1::DiskStatus& disk,
@@ -226,6 +246,7 @@ void Dispatcher::Leaving(const std::string& worker_id, uint64_t session, const s
     HandBack(job, worker->leaving_why, now);
     fx->jobs[job_id] = job;
   }
+  RecheckQueue(now, fx);  // it may have been the only one that could run some
   Dispatch(now, fx);
 }
 
@@ -285,6 +306,7 @@ void Dispatcher::LoseWorker(Worker& worker, const std::string& why, absl::Time n
 }
 
 void Dispatcher::CheckLiveness(absl::Time now, Effects* fx) {
+  bool lost_any = false;
   for (auto& [id, worker] : workers_) {
     if (worker.jobs.empty() && !worker.connected) continue;
     if (now - worker.last_seen <= options_.worker_timeout) continue;
@@ -294,7 +316,9 @@ void Dispatcher::CheckLiveness(absl::Time now, Effects* fx) {
     if (worker.connected) fx->close_sessions.emplace_back(id, worker.session);
     worker.connected = false;  // its stream, if any, no longer counts
     LoseWorker(worker, why, now, fx);
+    lost_any = true;
   }
+  if (lost_any) RecheckQueue(now, fx);
 }
 
 int Dispatcher::Capacity(const Worker& worker) const {
@@ -306,11 +330,105 @@ bool Dispatcher::Fits(const Worker& worker, const Job& job) const {
       !worker.info.disk().refusing().empty()) {
     return false;
   }
+  if (!CouldRun(worker, job)) return false;
+  // A reuse is a copy: the job's resources are for running it.
+  if (!job.reused_from().empty()) return true;
+  return Shortfall(job.spec().resources(), Remaining(worker.info.capacity().total(), worker.used))
+      .empty();
+}
+
+bool Dispatcher::CouldRun(const Worker& worker, const Job& job) {
   for (const auto& [key, value] : job.spec().app().platform()) {
     auto it = worker.info.platform().find(key);
     if (it == worker.info.platform().end() || it->second != value) return false;
   }
+  if (!job.reused_from().empty()) return true;
+  if (!job.spec().app().image().empty() && worker.info.capacity().engine().empty()) return false;
+  return Shortfall(job.spec().resources(), worker.info.capacity().total()).empty();
+}
+
+std::string Dispatcher::WhyUnplaceable(const Job& job) const {
+  std::vector<const Worker*> up;
+  for (const auto& [id, worker] : workers_) {
+    if (!worker.connected || worker.draining) continue;
+    if (CouldRun(worker, job)) return "";
+    up.push_back(&worker);
+  }
+  if (up.empty()) return kNoWorker;
+  // The first requirement no worker meets alone, with the best on offer.
+  const auto& want = job.spec().resources();
+  const std::map<std::string, std::string> platform(job.spec().app().platform().begin(),
+                                                    job.spec().app().platform().end());
+  for (const auto& [key, value] : platform) {
+    bool any = false;
+    std::set<std::string> offered;
+    for (const Worker* w : up) {
+      auto it = w->info.platform().find(key);
+      if (it == w->info.platform().end()) continue;
+      any |= it->second == value;
+      offered.insert(it->second);
+    }
+    if (!any) {
+      return absl::StrCat("no worker has platform ", key, "=", value,
+                          offered.empty()
+                              ? absl::StrCat(" (none has ", key, ")")
+                              : absl::StrCat(" (offered: ", absl::StrJoin(offered, ", "), ")"));
+    }
+  }
+  if (!job.spec().app().image().empty() && std::none_of(up.begin(), up.end(), [](const Worker* w) {
+        return !w->info.capacity().engine().empty();
+      })) {
+    return absl::StrCat("no worker has a container engine to run image ", job.spec().app().image(),
+                        " (see deja workers)");
+  }
+  deja::v1::Resources largest;
+  for (const Worker* w : up) {
+    const auto& total = w->info.capacity().total();
+    largest.set_milli_cpus(std::max(largest.milli_cpus(), total.milli_cpus()));
+    largest.set_memory_bytes(std::max(largest.memory_bytes(), total.memory_bytes()));
+    largest.set_gpus(std::max(largest.gpus(), total.gpus()));
+  }
+  if (want.milli_cpus() > largest.milli_cpus()) {
+    return absl::StrCat("no worker has cpus ≥ ", FormatCpus(want.milli_cpus()),
+                        " (largest: ", FormatCpus(largest.milli_cpus()), ")");
+  }
+  if (want.memory_bytes() > largest.memory_bytes()) {
+    return absl::StrCat("no worker has memory ≥ ", FormatMemory(want.memory_bytes()),
+                        " (largest: ", FormatMemory(largest.memory_bytes()), ")");
+  }
+  if (want.gpus() > largest.gpus()) {
+    return absl::StrCat("no worker has gpus ≥ ", want.gpus(), " (largest: ", largest.gpus(), ")");
+  }
+  return "no single worker has all it asks for (see deja workers)";
+}
+
+bool Dispatcher::CheckPlaceable(Job& job, absl::Time now, Effects* fx) {
+  std::string why = WhyUnplaceable(job);
+  if (why != job.unplaceable()) {
+    job.set_unplaceable(why);
+    fx->jobs[job.job_id()] = job;
+  }
+  // Without any worker, nothing can be judged yet: a restart is not a
+  // verdict.
+  if (why.empty() || !job.spec().fail_unplaceable() || why == kNoWorker) {
+    return false;
+  }
+  jobs_->Dequeue(job.job_id());
+  SetJobState(job, deja::v1::FAILED, now);
+  job.set_message(UnplaceableMessage(why));
+  fx->jobs[job.job_id()] = job;
+  finished_(job, now, fx);
   return true;
+}
+
+void Dispatcher::RecheckQueue(absl::Time now, Effects* fx) {
+  std::vector<uint64_t> queued;
+  for (uint64_t seq = jobs_->NextQueued(0); seq != 0; seq = jobs_->NextQueued(seq)) {
+    queued.push_back(seq);
+  }
+  for (uint64_t seq : queued) {
+    if (jobs_->IsQueued(seq)) CheckPlaceable(jobs_->Queued(seq), now, fx);
+  }
 }
 
 void Dispatcher::Assign(Job& job, Worker& worker, deja::v1::SchedulerMessage msg, JobState state,
@@ -328,6 +446,8 @@ void Dispatcher::Place(Job& job, Worker& worker, JobState state, absl::Time now,
   (*job.mutable_attempt_workers())[job.attempt()] = worker.info.worker_id();
   worker.jobs[job.job_id()] = job.attempt();
   ++worker.busy_slots;
+  TakeResources(worker, job);
+  job.clear_unplaceable();
   fx->jobs[job.job_id()] = job;
 }
 
@@ -408,6 +528,14 @@ bool Dispatcher::DispatchReuse(Job& job, absl::Time now, Effects* fx) {
 }
 
 void Dispatcher::Dispatch(absl::Time now, Effects* fx) {
+  // New arrivals are judged once; RecheckQueue judges them again when the
+  // workers change. Failing one may queue more (a single-flight follower).
+  for (std::vector<uint64_t> fresh = jobs_->TakeFreshlyQueued(); !fresh.empty();
+       fresh = jobs_->TakeFreshlyQueued()) {
+    for (uint64_t seq : fresh) {
+      if (jobs_->IsQueued(seq)) CheckPlaceable(jobs_->Queued(seq), now, fx);
+    }
+  }
   for (uint64_t seq = jobs_->NextQueued(0); seq != 0; seq = jobs_->NextQueued(seq)) {
     bool any_free = false;
     for (const auto& [id, worker] : workers_) {
@@ -435,6 +563,16 @@ void Dispatcher::Dispatch(absl::Time now, Effects* fx) {
     *a->mutable_env() = job.spec().app().env();
     *a->mutable_inputs() = job.spec().inputs();
     *a->mutable_outputs() = job.spec().outputs();
+    a->set_image(job.spec().app().image());
+    a->set_image_id(job.spec().app().image_id());
+    if (const deja::v1::ImageRecord* pushed =
+            images_ != nullptr && !a->image_id().empty() ? images_->FindId(a->image_id()) : nullptr;
+        pushed != nullptr) {
+      a->set_image_digest(pushed->digest());
+      a->set_image_size(pushed->size());
+    }
+    a->set_network(job.spec().network());
+    if (job.spec().has_resources()) *a->mutable_resources() = job.spec().resources();
     Assign(job, *best, std::move(msg), deja::v1::ASSIGNED, now, fx);
     jobs_->Dequeue(job.job_id());
   }

@@ -1,10 +1,13 @@
 // Dispatcher: the worker registry and everything that puts jobs on
 // workers — placement, assignments, liveness, requeues.
 //
-// Owns: every worker the scheduler knows (connected or not, its slots and
-// platform, the job attempts sent to it that have not reported back).
-// Dispatch() sends queued jobs, oldest first, to the least busy connected
-// worker that fits (free slot, platform); a reuse candidate goes to the
+// Owns: every worker the scheduler knows (connected or not, its slots,
+// platform and capacity, the job attempts sent to it that have not reported
+// back). Dispatch() sends queued jobs, oldest first, to the least busy
+// connected worker that fits (free slot, platform, a container engine for an
+// image job, the CPUs, memory and GPUs the job asks for free); a queued job
+// that no connected worker could ever run says why (Job.unplaceable), or
+// fails at once if its spec says so. A reuse candidate goes to the
 // worker holding its source workspace, or to another that pulls it from
 // the holder's Peer service. A worker silent past worker_timeout, or one
 // that comes back without its jobs, is lost: its jobs are requeued with
@@ -32,16 +35,27 @@
 #include "deja/v1/scheduler.pb.h"
 #include "deja/v1/worker.pb.h"
 #include "scheduler/core/effects.h"
+#include "scheduler/core/image_table.h"
 #include "scheduler/core/job_table.h"
 #include "scheduler/core/memo_index.h"
 
 namespace deja {
+
+// The message of a job failed for `why` it cannot be placed
+// (--unplaceable fail).
+inline std::string UnplaceableMessage(const std::string& why) {
+  return "unplaceable: " + why + " (--unplaceable fail)";
+}
 
 // The message that tells a worker to stop `job_id`'s `attempt`.
 deja::v1::SchedulerMessage CancelMessage(const std::string& job_id, uint32_t attempt);
 
 class Dispatcher {
  public:
+  // Where RUN assignments of pinned image jobs learn the blob of the image
+  // (not owned; may be unset: no image is ever loaded then).
+  void SetImages(const ImageTable* images) { images_ = images; }
+
   // Called with a job the dispatcher just made terminal.
   using FinishedHook = std::function<void(deja::v1::Job&, absl::Time, Effects*)>;
 
@@ -96,7 +110,15 @@ class Dispatcher {
   void CheckLiveness(absl::Time now, Effects* fx);
 
   // Assigns queued jobs, oldest first, to connected workers with free slots.
+  // Jobs queued since the last call are judged first (CheckPlaceable).
   void Dispatch(absl::Time now, Effects* fx);
+
+  // Why no connected worker could ever run `job` (too small, no platform
+  // match, no engine for its image), as things stand: "no worker has gpus ≥
+  // 1 (largest: 0)"; "no worker is connected"; "" when one could.
+  std::string WhyUnplaceable(const deja::v1::Job& job) const;
+  // WhyUnplaceable without any connected worker: no verdict yet.
+  static constexpr char kNoWorker[] = "no worker is connected";
 
   // Whether `worker_id` was sent `job_id`'s `attempt` and has not reported
   // it; Release frees that slot.
@@ -117,6 +139,9 @@ class Dispatcher {
     // Jobs sent to this worker whose result has not arrived: id -> attempt.
     std::map<std::string, uint32_t> jobs;
     int busy_slots = 0;  // RUN assignments among `jobs`
+    // What the RUN assignments among `jobs` asked for, in all and each.
+    deja::v1::Resources used;
+    std::map<std::string, deja::v1::Resources> uses;
     // It said it is stopping (Leaving): nothing more is assigned to it.
     bool draining = false;
     std::string leaving_why;
@@ -138,6 +163,15 @@ class Dispatcher {
   void Place(deja::v1::Job& job, Worker& worker, deja::v1::JobState state, absl::Time now,
              Effects* fx);
   Worker* PickWorker(const deja::v1::Job& job);
+  // Counts what a RUN of `job` on `worker` asks for as used, once.
+  static void TakeResources(Worker& worker, const deja::v1::Job& job);
+  // Whether `worker`, idle, could run `job`: platform, engine, capacity.
+  static bool CouldRun(const Worker& worker, const deja::v1::Job& job);
+  // Sets `job`'s unplaceable reason (persisting a change), and fails it when
+  // its spec asks to and some worker is connected. True when it failed.
+  bool CheckPlaceable(deja::v1::Job& job, absl::Time now, Effects* fx);
+  // CheckPlaceable on every queued job: the workers changed.
+  void RecheckQueue(absl::Time now, Effects* fx);
   bool Fits(const Worker& worker, const deja::v1::Job& job) const;
   // Assignments `worker` may hold: its slots plus options_.dispatch_ahead.
   int Capacity(const Worker& worker) const;
@@ -149,6 +183,7 @@ class Dispatcher {
   const FinishedHook finished_;
 
   std::map<std::string, Worker> workers_;
+  const ImageTable* images_ = nullptr;
 };
 
 }  // namespace deja

@@ -3,7 +3,7 @@
 //
 // Durability order (the caller's contract, kept by scheduler/service):
 //   0. write `blob_puts` to the content store, durably;
-//   1. commit the records (jobs, memo, requests, projects, pipelines) in one
+//   1. commit the records (jobs, memo, requests, projects, pipelines, images) in one
 //      atomic, synced batch;
 //   2. only then send `to_workers` and answer clients;
 //   3. end `close_sessions`.
@@ -56,6 +56,7 @@ struct Effects {
   std::map<std::string, std::string> requests;
   std::map<std::string, deja::v1::ProjectSettings> projects;  // by project
   std::map<std::string, deja::v1::Pipeline> pipelines;        // by pipeline id
+  std::map<std::string, deja::v1::ImageRecord> images;        // by name
   // 2. Then send, in order, to the current stream of each worker.
   std::vector<std::pair<std::string, deja::v1::SchedulerMessage>> to_workers;
   // 3. Then end these worker streams (worker id, session): declared lost.
@@ -63,8 +64,8 @@ struct Effects {
 
   bool empty() const {
     return blob_puts.empty() && jobs.empty() && memo_puts.empty() && memo_deletes.empty() &&
-           requests.empty() && projects.empty() && pipelines.empty() && to_workers.empty() &&
-           close_sessions.empty();
+           requests.empty() && projects.empty() && pipelines.empty() && images.empty() &&
+           to_workers.empty() && close_sessions.empty();
   }
 };
 

@@ -75,6 +75,7 @@ std::vector<deja::v1::FieldDiff> IdentityDiff(const deja::v1::JobSpec& job,
   CompareMaps("app.env", Map(a.env().begin(), a.env().end()), Map(b.env().begin(), b.env().end()),
               &out);
   Compare("app.image", a.image(), b.image(), &out);
+  Compare("app.image_id", a.image_id(), b.image_id(), &out);
   CompareMaps("app.platform", Map(a.platform().begin(), a.platform().end()),
               Map(b.platform().begin(), b.platform().end()), &out);
   CompareMaps("params", HashedParams(job), HashedParams(entry_job), &out);

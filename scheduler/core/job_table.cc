@@ -137,7 +137,9 @@ absl::Status JobTable::ScanStoredOnly(const std::function<void(const Job&)>& vis
 
 void JobTable::Enqueue(Job& job) {
   job.clear_worker_id();
-  queue_.insert(ParseJobId(job.job_id()));
+  const uint64_t seq = ParseJobId(job.job_id());
+  queue_.insert(seq);
+  freshly_queued_.push_back(seq);
 }
 
 void JobTable::Dequeue(const std::string& job_id) { queue_.erase(ParseJobId(job_id)); }

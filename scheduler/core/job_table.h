@@ -26,6 +26,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -89,6 +90,10 @@ class JobTable {
 
   // The FIFO queue of QUEUED jobs. Enqueue clears the job's worker.
   void Enqueue(deja::v1::Job& job);
+  // The jobs enqueued since the last call (some may have left the queue
+  // since: check with IsQueued), for whoever judges new arrivals once.
+  std::vector<uint64_t> TakeFreshlyQueued() { return std::exchange(freshly_queued_, {}); }
+  bool IsQueued(uint64_t seq) const { return queue_.contains(seq); }
   void Dequeue(const std::string& job_id);
   // The oldest queued job after `seq` (0: from the start), 0 when none.
   uint64_t NextQueued(uint64_t seq) const;
@@ -119,6 +124,7 @@ class JobTable {
   absl::node_hash_map<std::string, deja::v1::Job> jobs_;
   std::map<uint64_t, std::string> order_;
   std::set<uint64_t> queue_;  // seqs of QUEUED jobs: FIFO
+  std::vector<uint64_t> freshly_queued_;
   // RequestKey -> job id: those not yet committed (all without a store).
   absl::flat_hash_map<std::string, std::string> requests_;
   JobStats stored_stats_;

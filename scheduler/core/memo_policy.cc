@@ -15,6 +15,11 @@ MemoPolicy DecideMemoPolicy(const deja::v1::JobSpec& spec,
   } else if (app.has_reuse() && !app.reuse()) {
     policy.off_reason =
         absl::StrCat("app ", app.name(), " is marked reuse: false (non-deterministic)");
+  } else if (!app.image().empty() && app.image_id().empty()) {
+    // Its name could mean other content on another worker, or tomorrow.
+    policy.off_reason = absl::StrCat("image ", app.image(),
+                                     " is not pinned to its content: push it (deja image push ",
+                                     app.image(), ") or name it by its ID (sha256:...)");
   } else if (spec.memoization() == deja::v1::MEMOIZATION_OFF) {
     policy.off_reason = "the job set memoization off";
   } else if (spec.memoization() == deja::v1::MEMOIZATION_INHERIT && !project.use_memoization()) {

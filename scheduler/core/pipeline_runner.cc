@@ -54,8 +54,8 @@ absl::Status CheckProject(deja::v1::PipelineSpec* spec) {
 }  // namespace
 
 PipelineRunner::PipelineRunner(JobSubmitter* submitter, JobTable* jobs, const ReuseDecider* reuse,
-                               BlobIndex* blobs)
-    : submitter_(submitter), jobs_(jobs), reuse_(reuse), blobs_(blobs) {}
+                               BlobIndex* blobs, const ImageTable* images)
+    : submitter_(submitter), jobs_(jobs), reuse_(reuse), blobs_(blobs), images_(images) {}
 
 void PipelineRunner::Load(Pipeline pipeline) {
   uint64_t seq = ParsePipelineId(pipeline.pipeline_id());
@@ -347,6 +347,7 @@ absl::StatusOr<deja::v1::PipelinePlan> PipelineRunner::Plan(
       np.set_reason(absl::StrCat("upstream ", unknown,
                                  " runs first; reused only if its outputs come out identical"));
     } else {
+      images_->Pin(&job);  // as Submit will
       np.set_job_hash(JobHash(job));
       ReuseDecision d = reuse_->Decide(job, np.job_hash(), now);
       if (d.reuse) {

@@ -34,6 +34,7 @@
 #include "deja/v1/scheduler.pb.h"
 #include "scheduler/core/blob_index.h"
 #include "scheduler/core/effects.h"
+#include "scheduler/core/image_table.h"
 #include "scheduler/core/job_table.h"
 #include "scheduler/core/reuse_decider.h"
 
@@ -53,8 +54,9 @@ class PipelineRunner {
  public:
   // Nothing owned; everything must outlive the runner. `blobs` may be null
   // (tests that use no files).
+  // `images` pins the plan's node jobs as Submit pins jobs.
   PipelineRunner(JobSubmitter* submitter, JobTable* jobs, const ReuseDecider* reuse,
-                 BlobIndex* blobs);
+                 BlobIndex* blobs, const ImageTable* images);
   PipelineRunner(const PipelineRunner&) = delete;
   PipelineRunner& operator=(const PipelineRunner&) = delete;
 
@@ -88,6 +90,7 @@ class PipelineRunner {
   JobTable* const jobs_;
   const ReuseDecider* const reuse_;
   BlobIndex* const blobs_;
+  const ImageTable* const images_;
 
   // Pipelines by id ("p<seq>"), and the node each pipeline job runs.
   std::map<uint64_t, deja::v1::Pipeline> pipelines_;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/hash.h"
 #include "common/job_identity.h"
 #include "common/job_spec.h"
 #include "common/job_state.h"
@@ -27,7 +28,9 @@ SchedulerCore::SchedulerCore(CoreOptions options, BlobIndex* blobs, StoreReader*
       single_flight_(&jobs_, &reuse_, &projects_),
       reports_(&jobs_, &memo_, &projects_, &dispatcher_,
                [this](Job& job, absl::Time now, Effects* fx) { Finished(job, now, fx); }),
-      pipelines_(this, &jobs_, &reuse_, blobs) {}
+      pipelines_(this, &jobs_, &reuse_, blobs, &images_) {
+  dispatcher_.SetImages(&images_);
+}
 
 // --- Loading and committing ---------------------------------------------------
 
@@ -41,6 +44,9 @@ absl::Status SchedulerCore::LoadFromStore(absl::Time now) {
   DEJA_CHECK(store_ != nullptr, "LoadFromStore needs a StoreReader");
   if (absl::Status s = store_->ScanProjects([&](auto& p) { projects_.Load(std::move(p)); });
       !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = store_->ScanImages([&](auto& i) { images_.Load(std::move(i)); }); !s.ok()) {
     return s;
   }
   if (absl::Status s = store_->ScanPipelines([&](auto& p) { pipelines_.Load(std::move(p)); });
@@ -95,6 +101,8 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
                                                                absl::Time now, Effects* fx) {
   NormalizeJobSpec(&spec);
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
+  // A pushed image's name means its content now: that enters the identity.
+  images_.Pin(&spec);
   for (int i = 0; i < spec.inputs_size(); ++i) {
     const auto& input = spec.inputs(i);
     if (!HasInput(input, *fx)) {
@@ -131,12 +139,27 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
   const MemoPolicy policy = DecideMemoPolicy(job.spec(), projects_.Settings(job.spec().project()));
   job.set_memoization_off_reason(policy.off_reason);
   const bool reused = reuse_.LookUp(job, now, fx);
+  if (!reused && job.spec().fail_unplaceable()) {
+    // Judged before it may wait for an identical job in flight (queued jobs
+    // are judged as they are dispatched).
+    if (std::string why = dispatcher_.WhyUnplaceable(job);
+        !why.empty() && why != Dispatcher::kNoWorker) {
+      SetJobState(job, deja::v1::FAILED, now);
+      job.set_unplaceable(why);
+      job.set_message(UnplaceableMessage(why));
+      Job& failed = jobs_.Add(std::move(job));
+      Finished(failed, now, fx);
+      *response.mutable_job() = failed;
+      return response;
+    }
+  }
   // Single-flight: an identical fresh job in flight makes this one wait.
   const bool waiting = single_flight_.Join(job, policy, reused, now);
   Job& stored = jobs_.Add(std::move(job));
   if (!waiting) jobs_.Enqueue(stored);
   const std::string job_id = stored.job_id();
   fx->jobs[job_id] = stored;
+
   dispatcher_.Dispatch(now, fx);
   *response.mutable_job() = jobs_.At(job_id);
   response.set_reused(reused);
@@ -191,6 +214,19 @@ absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Ti
   Job result = job;
   dispatcher_.Dispatch(now, fx);  // a promoted follower may run now
   return result;
+}
+
+absl::StatusOr<deja::v1::ImageRecord> SchedulerCore::PushImage(
+    const deja::v1::PushImageRequest& request, const std::string& pushed_by, absl::Time now,
+    Effects* fx) {
+  if (blobs_ != nullptr && IsDigest(request.digest()) &&
+      !blobs_->Has(request.digest(), request.size())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("blob ", request.digest(), " (", request.size(),
+                     " bytes) is not in the content store; upload the image's docker save "
+                     "first (deja image push does)"));
+  }
+  return images_.Push(request, pushed_by, now, fx);
 }
 
 absl::StatusOr<std::string> SchedulerCore::WorkspaceHolder(const std::string& job_id) const {

@@ -50,6 +50,7 @@
 #include "scheduler/core/blob_index.h"
 #include "scheduler/core/dispatcher.h"
 #include "scheduler/core/effects.h"
+#include "scheduler/core/image_table.h"
 #include "scheduler/core/job_table.h"
 #include "scheduler/core/keys.h"
 #include "scheduler/core/memo_index.h"
@@ -115,6 +116,16 @@ class SchedulerCore final : public JobSubmitter {
   absl::StatusOr<std::string> WorkspaceHolder(const std::string& job_id) const;
 
   std::vector<deja::v1::WorkerInfo> ListWorkers() const;
+
+  // Images pushed with `deja image push` (scheduler/core/image_table.h).
+  // PushImage: FAILED_PRECONDITION when the blob is not in the content
+  // store, INVALID_ARGUMENT naming a bad field.
+  absl::StatusOr<deja::v1::ImageRecord> PushImage(const deja::v1::PushImageRequest& request,
+                                                  const std::string& pushed_by, absl::Time now,
+                                                  Effects* fx);
+  std::vector<deja::v1::ImageRecord> ListImages() const { return images_.List(); }
+  // The blobs the pushed images are saved in: kept by the blob collector.
+  std::vector<std::string> ImageDigests() const { return images_.Digests(); }
 
   // Project settings (defaults for a project never set). SetProject:
   // INVALID_ARGUMENT naming a bad field; applies to jobs finishing later.
@@ -196,6 +207,7 @@ class SchedulerCore final : public JobSubmitter {
   JobTable jobs_;
   MemoIndex memo_;
   ProjectTable projects_;
+  ImageTable images_;
   Dispatcher dispatcher_;
   ReuseDecider reuse_;
   SingleFlight single_flight_;

@@ -52,6 +52,9 @@ class StoreReader {
       const std::function<void(deja::v1::ProjectSettings&)>& visit) const = 0;
   virtual absl::Status ScanPipelines(
       const std::function<void(deja::v1::Pipeline&)>& visit) const = 0;
+  // Every image pushed (deja image push), for the same.
+  virtual absl::Status ScanImages(
+      const std::function<void(deja::v1::ImageRecord&)>& visit) const = 0;
 };
 
 }  // namespace deja

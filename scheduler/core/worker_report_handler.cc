@@ -92,6 +92,8 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
       *job.mutable_manifest() = result.manifest();
       *job.mutable_outputs() = result.outputs();
       job.set_run_time_ms(result.run_time_ms());
+      // Served from a run of the same identity: the same pinned image.
+      job.set_image_id(job.spec().app().image_id());
       finished_(job, now, fx);
     } else {
       const std::string memo_id = MemoId(job.spec().project(), job.job_hash());
@@ -120,6 +122,7 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
     if (!result.never_started()) job.set_exit_code(result.exit_code());
     job.set_run_time_ms(result.run_time_ms());
     *job.mutable_manifest() = result.manifest();
+    if (!result.image_id().empty()) job.set_image_id(result.image_id());
     if (result.never_started() || !result.error().empty() || result.exit_code() != 0) {
       // E.g. a declared output that matched no file: never memoized.
       SetJobState(job, deja::v1::FAILED, now);

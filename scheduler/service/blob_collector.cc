@@ -92,6 +92,8 @@ absl::StatusOr<deja::v1::ContentStoreStats> BlobCollector::Collect() {
       for (const auto& node : pipeline.spec().nodes()) inputs(node.inputs());
     });
     if (!status.ok()) return status;
+    status = store_->ScanImages([&](deja::v1::ImageRecord& image) { keep.insert(image.digest()); });
+    if (!status.ok()) return status;
     // Directory inputs keep their whole tree. A directory blob that cannot
     // be read keeps only itself (its files stay unless otherwise unkept:
     // such a tree is broken already).

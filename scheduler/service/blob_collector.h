@@ -8,6 +8,7 @@
 //     kFailedManifestHours after it finished;
 //   - a memo entry not expired: its outputs and manifest;
 //   - a running pipeline: the inputs its spec names;
+//   - a pushed image (deja image push): its saved tar;
 //   - any blob created or used (BlobStore::Use: told present to a client,
 //     uploaded again, referenced by a submit or a memo hit) within `grace`:
 //     uploads for a submit still to come, and whatever the loop committed

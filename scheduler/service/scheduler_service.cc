@@ -291,6 +291,32 @@ grpc::ServerUnaryReactor* SchedulerService::SetProject(grpc::CallbackServerConte
                });
 }
 
+grpc::ServerUnaryReactor* SchedulerService::PushImage(grpc::CallbackServerContext* ctx,
+                                                      const deja::v1::PushImageRequest* request,
+                                                      deja::v1::ImageRecord* response) {
+  // What a name means is every project's: the cluster admin's to change.
+  return Unary(ctx, "PushImage", Right::kAdmin, Named(""),
+               [this, request, response](const Caller& caller) {
+                 auto record = loop_->core().PushImage(*request, caller.principal.Describe(),
+                                                       loop_->Now(), loop_->fx());
+                 if (!record.ok()) return record.status();
+                 access_->AuditAction(
+                     caller, absl::StrCat("pushed image ", record->name(), " = ",
+                                          record->image_id(), " (blob ", record->digest(), ")"));
+                 *response = *std::move(record);
+                 return absl::OkStatus();
+               });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::ListImages(
+    grpc::CallbackServerContext* ctx, const deja::v1::ListImagesRequest* /*request*/,
+    deja::v1::ListImagesResponse* response) {
+  return Unary(ctx, "ListImages", Right::kRead, Looked, [loop = loop_, response](const Caller&) {
+    for (auto& image : loop->core().ListImages()) *response->add_images() = std::move(image);
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* SchedulerService::ListMemo(grpc::CallbackServerContext* ctx,
                                                      const deja::v1::ListMemoRequest* request,
                                                      deja::v1::ListMemoResponse* response) {

@@ -122,6 +122,12 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
   grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* ctx,
                                       const deja::v1::ListAuditRequest* request,
                                       deja::v1::ListAuditResponse* response) override;
+  grpc::ServerUnaryReactor* PushImage(grpc::CallbackServerContext* ctx,
+                                      const deja::v1::PushImageRequest* request,
+                                      deja::v1::ImageRecord* response) override;
+  grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* ctx,
+                                       const deja::v1::ListImagesRequest* request,
+                                       deja::v1::ListImagesResponse* response) override;
 
  private:
   // The project a call is admitted on, given its caller; nullopt: on some

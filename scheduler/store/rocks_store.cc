@@ -313,6 +313,19 @@ absl::Status RocksStore::ScanProjects(
   return FromRocks(it->status(), "scan settings");
 }
 
+absl::Status RocksStore::ScanImages(
+    const std::function<void(deja::v1::ImageRecord&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(ScanOptions(), handles_[schema::kSettings]));
+  for (it->Seek(schema::kImagePrefix); it->Valid() && it->key().starts_with(schema::kImagePrefix);
+       it->Next()) {
+    deja::v1::ImageRecord record;
+    if (absl::Status s = Parse(it->value(), &record, "image record"); !s.ok()) return s;
+    visit(record);
+  }
+  return FromRocks(it->status(), "scan images");
+}
+
 absl::Status RocksStore::ScanPipelines(
     const std::function<void(deja::v1::Pipeline&)>& visit) const {
   std::unique_ptr<rocksdb::Iterator> it(
@@ -505,7 +518,7 @@ bool RocksStore::BlobGranted(const std::string& digest, const std::string& proje
 
 absl::Status RocksStore::Commit(const Effects& fx, bool durable) {
   if (fx.jobs.empty() && fx.memo_puts.empty() && fx.memo_deletes.empty() && fx.projects.empty() &&
-      fx.pipelines.empty() && fx.requests.empty()) {
+      fx.pipelines.empty() && fx.requests.empty() && fx.images.empty()) {
     return absl::OkStatus();
   }
   rocksdb::WriteBatch batch;
@@ -527,6 +540,9 @@ absl::Status RocksStore::Commit(const Effects& fx, bool durable) {
   for (const auto& [name, settings] : fx.projects) {
     batch.Put(handles_[schema::kSettings], schema::kProjectPrefix + name,
               settings.SerializeAsString());
+  }
+  for (const auto& [name, record] : fx.images) {
+    batch.Put(handles_[schema::kSettings], schema::kImagePrefix + name, record.SerializeAsString());
   }
   rocksdb::WriteOptions options;
   options.sync = durable;

@@ -92,6 +92,7 @@ class RocksStore final : public StoreReader, public BlobMetadataStore, public Ac
   absl::StatusOr<uint64_t> ReadRequest(const std::string& request_key) const override;
   absl::Status ScanProjects(
       const std::function<void(deja::v1::ProjectSettings&)>& visit) const override;
+  absl::Status ScanImages(const std::function<void(deja::v1::ImageRecord&)>& visit) const override;
   absl::Status ScanPipelines(const std::function<void(deja::v1::Pipeline&)>& visit) const override;
 
   // BlobMetadataStore ("blobs" family; thread-safe).

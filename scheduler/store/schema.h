@@ -10,6 +10,7 @@
 //                  project \0 job_hash
 //   settings       "schema_version"                 decimal kSchemaVersion
 //   settings       "project/" + project name        deja.v1.ProjectSettings
+//   settings       "image/" + image name            deja.v1.ImageRecord
 //   blobs          blob digest (32 hex)             deja.v1.BlobMeta
 //   pipelines      pipeline seq, 8 bytes big-endian deja.v1.Pipeline
 //   requests       project \0 request_id            job seq, 8 bytes big-endian
@@ -71,6 +72,7 @@ enum ColumnFamily : int {
 const std::vector<std::string>& ColumnFamilyNames();
 
 inline constexpr char kProjectPrefix[] = "project/";
+inline constexpr char kImagePrefix[] = "image/";
 
 // "blob_projects": which projects may read a blob (issue 13): one empty
 // value per grant, keyed "<digest>/<project>".

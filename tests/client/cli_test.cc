@@ -106,6 +106,35 @@ TEST(SubmitFlagsTest, MemoPolicyFlags) {
   ASSERT_EQ(spec.app().cache_key_size(), 1);
 }
 
+TEST(SubmitFlagsTest, ResourceFlags) {
+  deja::v1::JobSpec none = DryRun({"--", "x"});
+  EXPECT_FALSE(none.has_resources());
+  EXPECT_FALSE(none.fail_unplaceable());
+  deja::v1::JobSpec spec =
+      DryRun({"--cpus", "1.5", "--memory", "4GiB", "--gpus", "2", "--time-limit", "2h",
+              "--unplaceable", "FAIL", "--network", "--image", "deja-test-job:1", "--", "x"});
+  EXPECT_EQ(spec.resources().milli_cpus(), 1500u);
+  EXPECT_EQ(spec.resources().memory_bytes(), uint64_t{4} << 30);
+  EXPECT_EQ(spec.resources().gpus(), 2u);
+  EXPECT_EQ(spec.resources().time_limit_ms(), 7'200'000u);
+  EXPECT_TRUE(spec.fail_unplaceable());
+  EXPECT_TRUE(spec.network());
+  EXPECT_EQ(spec.app().image(), "deja-test-job:1");
+
+  CliResult memory = RunDeja({"submit", "--memory", "4XB", "--", "echo"});
+  EXPECT_EQ(memory.code, kExitUsage);
+  EXPECT_EQ(memory.err,
+            "deja: --memory 4XB: unknown unit; use B, KiB, MiB, GiB or TiB (K, M, G, T)\n");
+  CliResult limit = RunDeja({"submit", "--time-limit", "soon", "--", "echo"});
+  EXPECT_EQ(limit.code, kExitUsage);
+  EXPECT_EQ(limit.err, "deja: --time-limit soon: expected a duration (2h, 90m, 1h30m, 45s)\n");
+  CliResult cpus = RunDeja({"submit", "--cpus", "0", "--", "echo"});
+  EXPECT_EQ(cpus.err, "deja: --cpus 0: must be more than 0\n");
+  CliResult unplaceable = RunDeja({"submit", "--unplaceable", "later", "--", "echo"});
+  EXPECT_EQ(unplaceable.code, kExitUsage);
+  EXPECT_TRUE(absl::StrContains(unplaceable.err, "--unplaceable")) << unplaceable.err;
+}
+
 TEST(SubmitFlagsTest, BadKeyValueIsAUsageErrorNamingTheFlag) {
   CliResult result = RunDeja({"submit", "--env", "NOEQUALS", "--", "echo"});
   EXPECT_EQ(result.code, kExitUsage);
@@ -425,12 +454,25 @@ TEST(TableTest, WorkersTable) {
   c.mutable_disk()->set_free_bytes(uint64_t{812} << 20);
   c.mutable_disk()->set_total_bytes(uint64_t{100} << 30);
   c.mutable_disk()->set_refusing("disk full: 812.0 MiB free under /w, below ...");
-  EXPECT_EQ(WorkersTable({a, b, c}),
-            "ID   SLOTS  BUSY  CONNECTED  DISK                       ADVERTISE      PLATFORM\n"
-            "w-a  4      1     yes        13.0 GiB free              10.0.0.1:7071  "
-            "arch=x86_64,os=linux\n"
-            "w-b  2      0     no         -                          -              -\n"
-            "w-c  2      0     no         disk full: 812.0 MiB free  -              -\n");
+  a.mutable_capacity()->mutable_total()->set_milli_cpus(8000);
+  a.mutable_capacity()->mutable_total()->set_memory_bytes(uint64_t{32} << 30);
+  a.mutable_capacity()->mutable_total()->set_gpus(1);
+  a.mutable_capacity()->set_limits("rlimits");
+  a.mutable_capacity()->set_engine("docker 20.10.24 at /var/run/docker.sock");
+  a.mutable_used()->set_milli_cpus(1500);
+  a.mutable_used()->set_memory_bytes(uint64_t{4} << 30);
+  b.mutable_capacity()->set_no_engine("container engine at /var/run/docker.sock: no such file");
+  EXPECT_EQ(
+      WorkersTable({a, b, c}),
+      "ID   SLOTS  CPUS   MEMORY        GPUS  LIMITS   ENGINE                                   "
+      "CONNECTED  DISK                       ADVERTISE      PLATFORM\n"
+      "w-a  1/4    1.5/8  4 GiB/32 GiB  0/1   rlimits  docker 20.10.24 at /var/run/docker.sock  "
+      "yes        13.0 GiB free              10.0.0.1:7071  arch=x86_64,os=linux\n"
+      "w-b  0/2    0/0    0/0 B         0/0   -        none                                     "
+      "no         -                          -              -\n"
+      "w-c  0/2    0/0    0/0 B         0/0   -        none                                     "
+      "no         disk full: 812.0 MiB free  -              -\n"
+      "w-b takes no --image job: container engine at /var/run/docker.sock: no such file\n");
 }
 
 TEST(JsonTest, OneLineWithProtoFieldNames) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "common/pipeline.h"
 
 namespace deja {
 namespace {
@@ -471,6 +472,61 @@ nodes:
     memoization: maybe
 )",
               "pipe.yaml:5: nodes[a].memoization: \"maybe\" is not on, off or inherit");
+}
+
+TEST_F(PipelineYamlTest, NodeResourcesAndTheirErrors) {
+  auto file = Parse(R"(name: p
+params: {mem: 4GiB}
+nodes:
+  - name: train
+    image: deja-test-job:1
+    command: [train]
+    cpus: 1.5
+    memory: ${pipeline.mem}
+    gpus: 1
+    time_limit: 1h30m
+    unplaceable: fail
+    network: true
+  - name: plain
+    command: [echo]
+)");
+  ASSERT_TRUE(file.ok()) << file.status();
+  ExpectSpec(file->spec, R"pb(
+    name: "p"
+    reuse: true
+    source: "pipe.yaml"
+    params { key: "mem" value: "4GiB" }
+    nodes {
+      name: "train"
+      app { name: "train" command: "train" image: "deja-test-job:1" }
+      resources { milli_cpus: 1500 memory_bytes: 4294967296 gpus: 1 time_limit_ms: 5400000 }
+      fail_unplaceable: true
+      network: true
+    }
+    nodes {
+      name: "plain"
+      app { name: "plain" command: "echo" }
+    }
+  )pb");
+  // They reach the node's job spec, and are not its identity.
+  deja::v1::JobSpec job = NodeJobSpec(file->spec, file->spec.nodes(0));
+  EXPECT_EQ(job.resources().memory_bytes(), uint64_t{4} << 30);
+  EXPECT_TRUE(job.fail_unplaceable());
+  EXPECT_TRUE(job.network());
+
+  const std::string node = "name: p\nnodes:\n  - name: a\n    command: [echo]\n";
+  ExpectError(node + "    cpus: lots\n",
+              "pipe.yaml:5: nodes[a].cpus: \"lots\": expected a number of CPUs (2, 0.5)");
+  ExpectError(node + "    memory: 4XB\n",
+              "pipe.yaml:5: nodes[a].memory: \"4XB\": unknown unit; use B, KiB, MiB, GiB or TiB");
+  ExpectError(node + "    gpus: 1.5\n",
+              "pipe.yaml:5: nodes[a].gpus: \"1.5\" is not a whole number");
+  ExpectError(node + "    time_limit: forever\n",
+              "pipe.yaml:5: nodes[a].time_limit: \"forever\": expected a duration (2h, 90m");
+  ExpectError(node + "    unplaceable: maybe\n",
+              "pipe.yaml:5: nodes[a].unplaceable: \"maybe\" is not wait or fail");
+  ExpectError(node + "    network: sometimes\n",
+              "pipe.yaml:5: nodes[a].network: \"sometimes\" is not true or false");
 }
 
 TEST_F(PipelineYamlTest, TypeErrors) {

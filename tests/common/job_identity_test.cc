@@ -59,6 +59,20 @@ TEST(JobIdentityTest, Vector3CacheKey) {
   EXPECT_NE(JobHash(other), JobHash(testing::CacheKeySpec()));
 }
 
+TEST(JobIdentityTest, Vector4PinnedImage) {
+  JobSpec spec = testing::PinnedImageSpec();
+  const std::string full = Hex(CanonicalJobEncoding(testing::FullSpec()));
+  const std::string pinned = Hex(CanonicalJobEncoding(spec));
+  // Vector 2's bytes, then str("image_id") str(app.image_id).
+  ASSERT_EQ(pinned.substr(0, full.size()), full);
+  EXPECT_EQ(pinned.substr(full.size()),
+            "0800000000000000696d6167655f69644700000000000000736861323536"
+            "3a3366613338306163346237356565633132356366613332393638326665"
+            "633865393564316365376539613732613263373765373762353038663961"
+            "3534303132");
+  EXPECT_EQ(JobHash(spec), "368dfa273ef5e41a486773b525028555");
+}
+
 TEST(JobIdentityTest, HashIsHexOfXxh3_128) {
   EXPECT_EQ(JobHash(testing::MinimalSpec()).size(), 32u);
 }
@@ -78,6 +92,7 @@ TEST(JobIdentityTest, EveryIdentityFieldChangesTheHash) {
       {"app.env key", [](JobSpec* s) { (*s->mutable_app()->mutable_env())["C"] = "1"; }},
       {"app.image", [](JobSpec* s) { s->mutable_app()->set_image("debian:13"); }},
       {"app.platform", [](JobSpec* s) { (*s->mutable_app()->mutable_platform())["gpu"] = "1"; }},
+      {"app.image_id", [](JobSpec* s) { s->mutable_app()->set_image_id(testing::kImageId); }},
       {"params value", [](JobSpec* s) { (*s->mutable_params())["lr"] = "0.2"; }},
       {"params key", [](JobSpec* s) { (*s->mutable_params())["seed"] = "1"; }},
       {"input name", [](JobSpec* s) { s->mutable_inputs(0)->set_name("data2"); }},
@@ -106,6 +121,15 @@ TEST(JobIdentityTest, NonIdentityFieldsDoNotChangeTheHash) {
       {"reuse_job_id", [](JobSpec* s) { s->set_reuse_job_id("j1"); }},
       {"app.reuse", [](JobSpec* s) { s->mutable_app()->set_reuse(false); }},
       {"app.side_effects", [](JobSpec* s) { s->mutable_app()->set_side_effects(true); }},
+      {"resources",
+       [](JobSpec* s) {
+         s->mutable_resources()->set_memory_bytes(uint64_t{4} << 30);
+         s->mutable_resources()->set_milli_cpus(2000);
+         s->mutable_resources()->set_gpus(1);
+         s->mutable_resources()->set_time_limit_ms(7'200'000);
+       }},
+      {"network", [](JobSpec* s) { s->set_network(true); }},
+      {"fail_unplaceable", [](JobSpec* s) { s->set_fail_unplaceable(true); }},
       {"map insertion order",
        [](JobSpec* s) {
          s->mutable_app()->mutable_env()->clear();

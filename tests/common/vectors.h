@@ -46,6 +46,16 @@ inline deja::v1::JobSpec CacheKeySpec() {
   return spec;
 }
 
+// Vector 4: vector 2 pinned to an image ID (the scheduler sets app.image_id
+// from a pushed image, docs/containers.md).
+inline constexpr char kImageId[] =
+    "sha256:3fa380ac4b75eec125cfa329682fec8e95d1ce7e9a72a2c77e77b508f9a54012";
+inline deja::v1::JobSpec PinnedImageSpec() {
+  deja::v1::JobSpec spec = FullSpec();
+  spec.mutable_app()->set_image_id(kImageId);
+  return spec;
+}
+
 }  // namespace deja::testing
 
 #endif  // DEJA_TESTS_COMMON_VECTORS_H_

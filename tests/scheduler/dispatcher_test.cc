@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "scheduler/core/job_state_machine.h"
 #include "scheduler/core/keys.h"
+#include "tests/scheduler/assigned.h"
 
 namespace deja {
 namespace {
@@ -21,14 +22,7 @@ deja::v1::Register Reg(const std::string& id, int slots) {
   return reg;
 }
 
-// Worker -> job ids assigned, in `fx` order.
-std::vector<std::string> Assigned(const Effects& fx, const std::string& worker) {
-  std::vector<std::string> out;
-  for (const auto& [w, msg] : fx.to_workers) {
-    if (w == worker && msg.has_assignment()) out.push_back(msg.assignment().job_id());
-  }
-  return out;
-}
+using testing::Assigned;
 
 class DispatcherTest : public ::testing::Test {
  protected:

@@ -21,6 +21,7 @@ class MemStore : public StoreReader {
     for (const auto& [key, entry] : fx.memo_puts) memo_[key] = entry;
     for (const auto& [id, p] : fx.pipelines) pipelines_[ParsePipelineId(id)] = p;
     for (const auto& [name, settings] : fx.projects) projects_[name] = settings;
+    for (const auto& [name, record] : fx.images) images_[name] = record;
     return absl::OkStatus();
   }
 
@@ -70,6 +71,13 @@ class MemStore : public StoreReader {
     }
     return absl::OkStatus();
   }
+  absl::Status ScanImages(const std::function<void(deja::v1::ImageRecord&)>& visit) const override {
+    for (const auto& [name, stored] : images_) {
+      deja::v1::ImageRecord record = stored;
+      visit(record);
+    }
+    return absl::OkStatus();
+  }
   absl::Status ScanPipelines(const std::function<void(deja::v1::Pipeline&)>& visit) const override {
     for (const auto& [seq, stored] : pipelines_) {
       deja::v1::Pipeline pipeline = stored;
@@ -84,6 +92,7 @@ class MemStore : public StoreReader {
   std::map<std::string, deja::v1::MemoEntry> memo_;
   std::map<uint64_t, deja::v1::Pipeline> pipelines_;
   std::map<std::string, deja::v1::ProjectSettings> projects_;
+  std::map<std::string, deja::v1::ImageRecord> images_;
 };
 
 }  // namespace deja

@@ -113,6 +113,7 @@ class ControlsTest : public ::testing::Test {
     reg.set_worker_id("w1");
     reg.set_slots(8);
     reg.set_advertise("h:1");
+    reg.mutable_capacity()->set_engine("docker 20.10.24 at /var/run/docker.sock");  // image jobs
     Effects fx;
     EXPECT_TRUE(core_.WorkerConnected(reg, 1, now_, &fx).ok());
   }
@@ -162,6 +163,75 @@ class ControlsTest : public ::testing::Test {
   absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
   SchedulerCore core_;
 };
+
+TEST_F(ControlsTest, PushedImagesPinJobsToTheirContent) {
+  const std::string id_a = "sha256:" + std::string(64, 'a');
+  const std::string id_b = "sha256:" + std::string(64, 'b');
+  JobSpec spec = Spec("x");
+  spec.mutable_app()->set_image("tool:1");
+  // Not pushed: its name alone says nothing of its content.
+  const std::string unpinned = SubmitId(spec);
+  EXPECT_EQ(Get(unpinned).spec().app().image_id(), "");
+  EXPECT_THAT(Get(unpinned).memoization_off_reason(),
+              HasSubstr("image tool:1 is not pinned to its content: push it"));
+  Report(unpinned, 0);
+
+  deja::v1::PushImageRequest push;
+  push.set_name("tool:1");
+  push.set_image_id(id_a);
+  push.set_digest(std::string(32, 'c'));
+  push.set_size(4096);
+  Effects fx;
+  auto record = core_.PushImage(push, "token t1", now_, &fx);
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_EQ(fx.images.at("tool:1").image_id(), id_a) << "persisted with the round";
+  ASSERT_EQ(core_.ListImages().size(), 1u);
+  EXPECT_EQ(core_.ImageDigests(), std::vector<std::string>{std::string(32, 'c')});
+
+  Effects submitted;
+  auto first = core_.Submit(spec, now_, &submitted);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->job().spec().app().image_id(), id_a) << "pinned at submit";
+  EXPECT_EQ(first->job().memoization_off_reason(), "");
+  bool assigned = false;
+  for (const auto& [worker, msg] : submitted.to_workers) {
+    if (!msg.has_assignment()) continue;
+    assigned = true;
+    EXPECT_EQ(msg.assignment().image_id(), id_a);
+    EXPECT_EQ(msg.assignment().image_digest(), std::string(32, 'c'));
+    EXPECT_EQ(msg.assignment().image_size(), 4096u);
+  }
+  EXPECT_TRUE(assigned);
+  Report(first->job().job_id(), 0);
+  auto again = Submit(spec);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->reused()) << "the same content: reused";
+
+  // The tag now names other content: never served from the old run.
+  push.set_image_id(id_b);
+  ASSERT_TRUE(core_.PushImage(push, "token t1", now_, &fx).ok());
+  auto moved = Submit(spec);
+  ASSERT_TRUE(moved.ok());
+  EXPECT_FALSE(moved->reused());
+  EXPECT_EQ(moved->job().spec().app().image_id(), id_b);
+  EXPECT_NE(moved->job().job_hash(), first->job().job_hash());
+
+  // An image named by its ID is pinned to it.
+  JobSpec by_id = Spec("y");
+  by_id.mutable_app()->set_image(id_a);
+  EXPECT_EQ(Get(SubmitId(by_id)).spec().app().image_id(), id_a);
+
+  // Bad pushes name the field.
+  deja::v1::PushImageRequest bad = push;
+  bad.set_name("-bad");
+  EXPECT_THAT(core_.PushImage(bad, "", now_, &fx).status().message(), HasSubstr("name:"));
+  bad = push;
+  bad.set_image_id("sha256:xyz");
+  EXPECT_THAT(core_.PushImage(bad, "", now_, &fx).status().message(), HasSubstr("image_id:"));
+  bad = push;
+  bad.set_digest("nope");
+  EXPECT_THAT(core_.PushImage(bad, "", now_, &fx).status().message(), HasSubstr("digest:"));
+}
 
 TEST_F(ControlsTest, ProjectOffJobOnAppFlagsEndToEnd) {
   RunToSuccess(Spec("a"));
@@ -427,6 +497,8 @@ TEST_F(ControlsTest, ExplainNamesTheDifferingFieldForEachKind) {
   JobSpec base = Spec("${params.lr}");
   base.mutable_app()->set_version("1");
   base.mutable_app()->set_image("img:1");
+  // Pinned (the scheduler pins a pushed image): else never memoized.
+  base.mutable_app()->set_image_id("sha256:" + std::string(64, 'a'));
   (*base.mutable_app()->mutable_env())["MODE"] = "fast";
   (*base.mutable_params())["lr"] = "0.1";
   auto* input = base.add_inputs();
@@ -447,6 +519,9 @@ TEST_F(ControlsTest, ExplainNamesTheDifferingFieldForEachKind) {
       {"app.command", [](JobSpec* s) { s->mutable_app()->set_command(0, "printf"); }},
       {"app.env[MODE]", [](JobSpec* s) { (*s->mutable_app()->mutable_env())["MODE"] = "slow"; }},
       {"app.image", [](JobSpec* s) { s->mutable_app()->set_image("img:2"); }},
+      // The same tag, other content.
+      {"app.image_id",
+       [](JobSpec* s) { s->mutable_app()->set_image_id("sha256:" + std::string(64, 'b')); }},
   };
   for (const auto& c : cases) {
     JobSpec spec = base;

@@ -61,6 +61,10 @@ TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
     settings.set_project("p");
     settings.set_intermediate_files_hours(72);
     fx.projects["p"] = settings;
+    deja::v1::ImageRecord image;
+    image.set_name("tool:1");
+    image.set_image_id("sha256:" + std::string(64, 'a'));
+    fx.images["tool:1"] = image;
     ASSERT_TRUE((*store)->Commit(fx).ok());
     Effects del;
     del.memo_deletes.insert(MemoId("p", "h"));
@@ -76,6 +80,10 @@ TEST_F(RocksStoreTest, CommittedRecordsSurviveReopen) {
   ASSERT_TRUE((*store)->ScanProjects([&](auto& p) { projects.push_back(p); }).ok());
   ASSERT_EQ(projects.size(), 1u);
   EXPECT_EQ(projects[0].intermediate_files_hours(), 72);
+  std::vector<deja::v1::ImageRecord> images;
+  ASSERT_TRUE((*store)->ScanImages([&](auto& i) { images.push_back(i); }).ok());
+  ASSERT_EQ(images.size(), 1u) << "images beside the projects, each scan its own";
+  EXPECT_EQ(images[0].name(), "tool:1");
   // Submission order, not string order, both ways; from a given seq.
   EXPECT_EQ(ScanIds(**store, 0, false), "j1 j2 j10");
   EXPECT_EQ(ScanIds(**store, 0, true), "j10 j2 j1");

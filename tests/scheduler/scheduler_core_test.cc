@@ -481,6 +481,23 @@ TEST_F(SchedulerCoreTest, PlatformConstraintsPickAMatchingWorker) {
   EXPECT_EQ(Get(a).worker_id(), "gpu");
 }
 
+TEST_F(SchedulerCoreTest, UnplaceableFailDoesNotWaitForAnIdenticalJob) {
+  Effects fx;
+  ASSERT_TRUE(core_.WorkerConnected(Reg("cpu", 1), 1, now_, &fx).ok());
+  JobSpec spec = Echo("train");
+  spec.mutable_resources()->set_gpus(1);
+  const std::string waits = Submit(spec, &fx);
+  EXPECT_EQ(Get(waits).state(), deja::v1::QUEUED);
+  EXPECT_EQ(Get(waits).unplaceable(), "no worker has gpus ≥ 1 (largest: 0)");
+  // The same job again, asking to fail: not a follower of the first.
+  spec.set_fail_unplaceable(true);
+  const std::string fails = Submit(spec, &fx);
+  EXPECT_EQ(Get(fails).state(), deja::v1::FAILED);
+  EXPECT_EQ(Get(fails).message(),
+            "unplaceable: no worker has gpus ≥ 1 (largest: 0) (--unplaceable fail)");
+  EXPECT_EQ(Get(fails).waiting_for(), "");
+}
+
 class FakeBlobs : public BlobIndex {
  public:
   bool Has(const std::string& digest, uint64_t /*size*/) override {
