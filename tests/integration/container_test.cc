@@ -118,8 +118,8 @@ TEST_F(ContainerTest, TheJobSeesItsImageAndWorkspaceAndNothingElse) {
   ASSERT_EQ(job->outputs_size(), 1);
   EXPECT_EQ(job->outputs(0).path(), "out.txt");
   CommandResult status = Deja({"status", id});
-  EXPECT_THAT(status.out, ::testing::ContainsRegex(absl::StrCat(
-                              "\nimage +", kImage, " \\(", image_id_, "\\)\n")));
+  EXPECT_THAT(status.out, ::testing::ContainsRegex(
+                              absl::StrCat("\nimage +", kImage, " \\(", image_id_, "\\)\n")));
   EXPECT_THAT(status.out, HasSubstr("is not pinned to its content")) << "never memoized";
   EXPECT_TRUE(Containers("w1").empty()) << "removed when the job ended";
 
