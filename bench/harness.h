@@ -178,6 +178,7 @@ void RunB3(const Options& options, Report* report);
 void RunB4(const Options& options, Report* report);
 void RunB5(const Options& options, Report* report);
 void RunB6(const Options& options, Report* report);
+void RunB7(const Options& options, Report* report);
 
 // Helper modes of the binary (run as separate processes).
 // The echo server serves TLS with a certificate of its own CA, made in

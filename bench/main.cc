@@ -30,7 +30,7 @@
 ABSL_FLAG(std::string, mode, "run", "run | echo_server | tcp_recv | gen_tree");
 ABSL_FLAG(bool, quick, false, "Tiny sizes, 1 repetition: a smoke test");
 ABSL_FLAG(int, reps, 0, "Repetitions of each benchmark (0: its default)");
-ABSL_FLAG(std::string, only, "", "Comma-separated benchmarks to run (B1..B6); empty: all");
+ABSL_FLAG(std::string, only, "", "Comma-separated benchmarks to run (B1..B7); empty: all");
 ABSL_FLAG(std::string, out, "", "Also write the markdown report here");
 ABSL_FLAG(std::string, tmp_root, "", "Parent of every temp dir (default: $TMPDIR or /tmp)");
 ABSL_FLAG(std::string, port_file, "", "Helper modes: where to write the bound port");
@@ -66,7 +66,8 @@ int RunAll() {
   };
   const std::vector<Bench> benches = {{"B1", deja::bench::RunB1}, {"B2", deja::bench::RunB2},
                                       {"B3", deja::bench::RunB3}, {"B4", deja::bench::RunB4},
-                                      {"B5", deja::bench::RunB5}, {"B6", deja::bench::RunB6}};
+                                      {"B5", deja::bench::RunB5}, {"B6", deja::bench::RunB6},
+                                      {"B7", deja::bench::RunB7}};
   Report report;
   int errors = 0;
   for (const Bench& b : benches) {

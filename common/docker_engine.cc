@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -393,6 +395,52 @@ absl::Status DockerEngine::Remove(const std::string& name) const {
           .status();
   // 404: gone already; 409: its removal is already in progress.
   return absl::IsNotFound(st) || absl::IsFailedPrecondition(st) ? absl::OkStatus() : st;
+}
+
+absl::StatusOr<std::vector<BindMount>> DockerEngine::Mounts(const std::string& name) const {
+  absl::StatusOr<Json> inspect =
+      CallJson(socket_path_, "GET", absl::StrCat("/containers/", Escape(name), "/json"), timeout_);
+  if (!inspect.ok()) return inspect.status();
+  std::vector<BindMount> mounts;
+  auto list = inspect->find("Mounts");
+  if (list == inspect->end() || !list->is_array()) return mounts;
+  for (const Json& m : *list) {
+    if (!m.is_object()) continue;
+    mounts.push_back({StringField(m, "Source"), StringField(m, "Destination"), !m.value("RW", true)});
+  }
+  return mounts;
+}
+
+std::string OwnContainerId() {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line;
+  static constexpr std::string_view kMark = "containers/";
+  while (std::getline(mountinfo, line)) {
+    for (size_t at = line.find(kMark); at != std::string::npos; at = line.find(kMark, at + 1)) {
+      const size_t start = at + kMark.size();
+      if (line.size() < start + 65 || line[start + 64] != '/') continue;
+      const std::string id = line.substr(start, 64);
+      if (std::all_of(id.begin(), id.end(),
+                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
+        return id;
+      }
+    }
+  }
+  return "";
+}
+
+std::string EnginePathOf(const std::string& path, const std::vector<BindMount>& mounts) {
+  const BindMount* best = nullptr;
+  for (const BindMount& m : mounts) {
+    if (m.target.empty() || m.source.empty()) continue;
+    const bool holds = path == m.target ||
+                       (path.size() > m.target.size() && path.compare(0, m.target.size(),
+                                                                      m.target) == 0 &&
+                        path[m.target.size()] == '/');
+    if (holds && (best == nullptr || m.target.size() > best->target.size())) best = &m;
+  }
+  if (best == nullptr) return "";
+  return best->source + path.substr(best->target.size());
 }
 
 absl::StatusOr<std::vector<std::string>> DockerEngine::ListLabelled(

@@ -101,6 +101,9 @@ class DockerEngine {
   // Removes the container, killing it if it runs. One that is already gone
   // is OK.
   absl::Status Remove(const std::string& name) const;
+  // The mounts of container `name` (a bind's source as the engine's host
+  // sees it, a volume's directory there).
+  absl::StatusOr<std::vector<BindMount>> Mounts(const std::string& name) const;
   // The names of the containers (running or not) labelled `key`=`value`.
   absl::StatusOr<std::vector<std::string>> ListLabelled(const std::string& key,
                                                         const std::string& value) const;
@@ -109,6 +112,16 @@ class DockerEngine {
   const std::string socket_path_;
   const absl::Duration timeout_;
 };
+
+// The ID of the container this process runs in, from /proc/self/mountinfo
+// (the engine's bind mounts of /etc/hostname and /etc/resolv.conf name it),
+// or "" outside of one.
+std::string OwnContainerId();
+
+// Where the engine sees `path`, given the mounts of the container `path` is
+// in: the source of the mount holding it, plus the rest of the path; "" when
+// no mount holds it.
+std::string EnginePathOf(const std::string& path, const std::vector<BindMount>& mounts);
 
 // The Create request body for `spec` (JSON), for tests.
 std::string ContainerCreateBody(const ContainerSpec& spec);

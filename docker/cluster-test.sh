@@ -10,6 +10,9 @@
 # 4. reuses a job whose workspace is on a busy worker: another worker container pulls it;
 # 5. `docker kill`s the worker of a long job: the job finishes on another worker;
 # 6. restarts the scheduler container: its jobs are still there, an identical submit is reused;
+# 7. builds a small job image on the host, pushes it (deja image push) and removes it from the
+#    engine, then runs a job in it: a worker loads it from the content store and runs it in a
+#    container of the host's engine (docker/compose.engine.yaml);
 # and tears everything down with its volumes (`down -v`), also on failure or interrupt.
 #
 # Exit 0 when every check passed, or (printing "SKIPPED: ...") when no Docker engine is
@@ -51,8 +54,9 @@ command -v jq >/dev/null 2>&1 || abort "jq is needed (apt-get install jq)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/deja-cluster-test.XXXXXX")"
 compose() {
   DEJA_IMAGE="$image" DEJA_PUBLISH="127.0.0.1:$port" DEJA_WORKER_TIMEOUT=3s DEJA_SLOTS=1 \
+    DEJA_DOCKER_GID="$(stat -c %g /var/run/docker.sock)" \
     "${compose_cmd[@]}" -p "$project" -f "$root/docker/compose.yaml" \
-    -f "$root/tests/docker/compose.test.yaml" "$@"
+    -f "$root/docker/compose.engine.yaml" -f "$root/tests/docker/compose.test.yaml" "$@"
 }
 teardown() {
   local rc=$?
@@ -349,6 +353,31 @@ if [ "$jobs_after" = "$jobs_before" ] && [ "$denied" -ge $((refused - 1)) ]; the
   pass "rogue client: $refused calls refused (no token, another project's reader, plaintext); jobs unchanged ($jobs_after); $denied denials in the audit log"
 else
   fail "rogue client: jobs $jobs_before -> $jobs_after, $denied denials audited for $refused refusals"
+fi
+
+# ------------------------------------------- 7. an image pushed from the host, run in a worker
+job_image="deja-test-job:$project"
+if [ ! -x /bin/busybox ]; then
+  fail "no /bin/busybox to build the job image (apt-get install busybox-static)"
+elif ! image_id="$("$root/tests/containers/make_job_image.sh" "$job_image" "$project" 2>"$work/img.err")"; then
+  fail "building the job image: $(cat "$work/img.err")"
+elif ! deja image push "$job_image" >"$work/push.out" 2>&1; then
+  fail "deja image push: $(cat "$work/push.out")"
+else
+  docker rmi "$job_image" >/dev/null 2>&1  # no engine has it now: a worker must load it
+  img_job="$(submit --project ct-image --image "$job_image" --output release.txt -- \
+              sh -c 'head -1 /etc/os-release | tee release.txt')"
+  state="$(await_job "$img_job" 180)"
+  out="$(deja logs "$img_job" 2>/dev/null)"
+  if [ "$state" = SUCCEEDED ] && [ "$out" = "PRETTY_NAME=\"Deja test image $project\"" ] &&
+     [ "$(field "$img_job" image_id)" = "$image_id" ]; then
+    pass "$img_job ran in $job_image ($image_id) on $(field "$img_job" worker_id), loaded from the content store"
+  else
+    fail "image job $img_job: $state, output '$out', image $(field "$img_job" image_id) (want $image_id): $(field "$img_job" message)"
+  fi
+  left="$(docker ps -aq --filter label=org.deja.job="$img_job" | grep -c .)"
+  [ "$left" = 0 ] || fail "$left container(s) of $img_job left behind"
+  docker rmi -f "$image_id" >/dev/null 2>&1 || true
 fi
 
 [ "$failures" -eq 0 ]

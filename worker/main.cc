@@ -132,6 +132,22 @@ absl::StatusOr<int> PortOf(const std::string& address) {
   return port;
 }
 
+// A worker in a container of the engine it runs jobs with (the Compose
+// cluster) bind-mounts paths the engine knows by their host names: where
+// the engine sees the work dir, from this container's own mounts. "" (the
+// same path) outside of a container, or when it cannot be told.
+std::string DetectEngineWorkDir(const std::string& socket, const std::string& work_dir) {
+  const std::string self = deja::OwnContainerId();
+  if (self.empty()) return "";
+  auto mounts = deja::DockerEngine(socket, absl::Seconds(3)).Mounts(self);
+  if (!mounts.ok()) return "";  // no engine: no image job either
+  std::string seen = deja::EnginePathOf(work_dir, *mounts);
+  if (!seen.empty() && seen != work_dir) {
+    absl::FPrintF(stderr, "deja-worker: the container engine sees %s as %s\n", work_dir, seen);
+  }
+  return seen;
+}
+
 absl::StatusOr<WorkerConfig> ConfigFromFlags() {
   WorkerConfig config;
   config.scheduler_address = absl::GetFlag(FLAGS_scheduler);
@@ -271,6 +287,9 @@ absl::StatusOr<WorkerConfig> ConfigFromFlags() {
   if (!config.engine_work_dir.empty() && config.engine_work_dir.front() != '/') {
     return absl::InvalidArgumentError(
         absl::StrCat("--engine_work_dir ", config.engine_work_dir, ": must be an absolute path"));
+  }
+  if (config.engine_work_dir.empty() && !config.docker_socket.empty()) {
+    config.engine_work_dir = DetectEngineWorkDir(config.docker_socket, config.work_dir);
   }
   return config;
 }
