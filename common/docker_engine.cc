@@ -5,9 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -406,7 +406,8 @@ absl::StatusOr<std::vector<BindMount>> DockerEngine::Mounts(const std::string& n
   if (list == inspect->end() || !list->is_array()) return mounts;
   for (const Json& m : *list) {
     if (!m.is_object()) continue;
-    mounts.push_back({StringField(m, "Source"), StringField(m, "Destination"), !m.value("RW", true)});
+    mounts.push_back(
+        {StringField(m, "Source"), StringField(m, "Destination"), !m.value("RW", true)});
   }
   return mounts;
 }
@@ -419,7 +420,7 @@ std::string OwnContainerId() {
     for (size_t at = line.find(kMark); at != std::string::npos; at = line.find(kMark, at + 1)) {
       const size_t start = at + kMark.size();
       if (line.size() < start + 65 || line[start + 64] != '/') continue;
-      const std::string id = line.substr(start, 64);
+      std::string id = line.substr(start, 64);
       if (std::all_of(id.begin(), id.end(),
                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
         return id;
@@ -433,10 +434,9 @@ std::string EnginePathOf(const std::string& path, const std::vector<BindMount>& 
   const BindMount* best = nullptr;
   for (const BindMount& m : mounts) {
     if (m.target.empty() || m.source.empty()) continue;
-    const bool holds = path == m.target ||
-                       (path.size() > m.target.size() && path.compare(0, m.target.size(),
-                                                                      m.target) == 0 &&
-                        path[m.target.size()] == '/');
+    const bool holds = path == m.target || (path.size() > m.target.size() &&
+                                            path.compare(0, m.target.size(), m.target) == 0 &&
+                                            path[m.target.size()] == '/');
     if (holds && (best == nullptr || m.target.size() > best->target.size())) best = &m;
   }
   if (best == nullptr) return "";

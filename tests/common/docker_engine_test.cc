@@ -62,9 +62,8 @@ TEST(DockerEngineTest, LogStreamFramesSplitAnywhere) {
   frame(1, std::string(70000, 'x'));
   for (size_t slice : {size_t{1}, size_t{3}, size_t{8}, size_t{4096}, stream.size()}) {
     std::string out, err;
-    LogDemuxer demux([&](int kind, std::string_view bytes) {
-      (kind == 2 ? err : out).append(bytes);
-    });
+    LogDemuxer demux(
+        [&](int kind, std::string_view bytes) { (kind == 2 ? err : out).append(bytes); });
     for (size_t at = 0; at < stream.size(); at += slice) {
       demux.Feed(std::string_view(stream).substr(at, slice));
     }
