@@ -177,11 +177,10 @@ std::string ContainerCreateBody(const ContainerSpec& spec) {
   for (const auto& [key, value] : spec.env) env.push_back(absl::StrCat(key, "=", value));
   Json mounts = Json::array();
   for (const BindMount& m : spec.mounts) {
-    mounts.push_back({{"Type", "bind"},
-                      {"Source", m.source},
-                      {"Target", m.target},
-                      {"ReadOnly", m.read_only},
-                      {"BindOptions", {{"Propagation", "rprivate"}}}});
+    // No propagation given: the engine's default, which a source inside its
+    // root (a named volume, the Compose cluster's work dirs) needs.
+    mounts.push_back(
+        {{"Type", "bind"}, {"Source", m.source}, {"Target", m.target}, {"ReadOnly", m.read_only}});
   }
   Json host = {
       {"Mounts", mounts},

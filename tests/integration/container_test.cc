@@ -20,7 +20,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr char kImage[] = "deja-test-job:it";
+// Each test process builds its own (ctest runs the tests of this file in
+// parallel processes): a rebuild gives the tag other content.
+const std::string& Image() {
+  static const std::string* image = new std::string(absl::StrCat("deja-test-job:it-", getpid()));
+  return *image;
+}
 
 // Why container tests cannot run here, or "".
 std::string WhyNoEngine() {
@@ -37,12 +42,16 @@ class ContainerTest : public ::testing::Test {
     if (!why_skipped_.empty()) return;
     CommandResult built = RunCommand(
         "/bin/bash",
-        {absl::StrCat(DEJA_SOURCE_DIR, "/tests/containers/make_job_image.sh"), kImage, "it"});
+        {absl::StrCat(DEJA_SOURCE_DIR, "/tests/containers/make_job_image.sh"), Image(), "it"});
     if (built.exit_code != 0) {
       why_skipped_ = "building the job image failed: " + built.err;
       return;
     }
     image_id_ = std::string(absl::StripTrailingAsciiWhitespace(built.out));
+  }
+  static void TearDownTestSuite() {
+    if (image_id_.empty()) return;
+    RunCommand("/bin/sh", {"-c", absl::StrCat("docker rmi -f ", Image(), " >/dev/null 2>&1")});
   }
   void SetUp() override {
     if (!why_skipped_.empty()) GTEST_SKIP() << "no container engine: " << why_skipped_;
@@ -97,8 +106,8 @@ TEST_F(ContainerTest, TheJobSeesItsImageAndWorkspaceAndNothingElse) {
   const std::string input = cluster_->root() + "/data.txt";
   ASSERT_EQ(RunCommand("/bin/sh", {"-c", "echo payload > " + input}).exit_code, 0);
   CommandResult run =
-      Deja({"run", "--image", kImage, "--input", "data=" + input, "--output", "out.txt", "--", "sh",
-            "-c",
+      Deja({"run", "--image", Image(), "--input", "data=" + input, "--output", "out.txt", "--",
+            "sh", "-c",
             "head -1 /etc/os-release; pwd; id -u; cat inputs/data;"
             " (echo x >> inputs/data) 2>/dev/null && echo input-writable || echo input-read-only;"
             " grep -c : /proc/net/dev; echo made > out.txt"});
@@ -119,13 +128,13 @@ TEST_F(ContainerTest, TheJobSeesItsImageAndWorkspaceAndNothingElse) {
   EXPECT_EQ(job->outputs(0).path(), "out.txt");
   CommandResult status = Deja({"status", id});
   EXPECT_THAT(status.out, ::testing::ContainsRegex(
-                              absl::StrCat("\nimage +", kImage, " \\(", image_id_, "\\)\n")));
+                              absl::StrCat("\nimage +", Image(), " \\(", image_id_, "\\)\n")));
   EXPECT_THAT(status.out, HasSubstr("is not pinned to its content")) << "never memoized";
   EXPECT_TRUE(Containers("w1").empty()) << "removed when the job ended";
 
   // With --network the container has one.
   CommandResult net =
-      Deja({"run", "--image", kImage, "--network", "--", "grep", "-c", ":", "/proc/net/dev"});
+      Deja({"run", "--image", Image(), "--network", "--", "grep", "-c", ":", "/proc/net/dev"});
   ASSERT_EQ(net.exit_code, 0) << net.out << net.err;
   auto net_out = cluster_->client().ReadLogs(FirstWord(net.out), deja::v1::LOG_STDOUT);
   EXPECT_NE(*net_out, "1\n");
@@ -134,8 +143,8 @@ TEST_F(ContainerTest, TheJobSeesItsImageAndWorkspaceAndNothingElse) {
 TEST_F(ContainerTest, OverItsMemoryAJobFailsOutOfMemory) {
   cluster_->StartWorker("w1", 1);
   ASSERT_TRUE(cluster_->WaitForWorkers(1));
-  CommandResult run = Deja({"run", "--image", kImage, "--memory", "32M", "--", "dd", "if=/dev/zero",
-                            "of=/dev/null", "bs=256M", "count=1"});
+  CommandResult run = Deja({"run", "--image", Image(), "--memory", "32M", "--", "dd",
+                            "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"});
   EXPECT_NE(run.exit_code, 0);
   const std::string id = FirstWord(run.out);
   auto job = cluster_->client().GetJob(id);
@@ -152,7 +161,7 @@ TEST_F(ContainerTest, PastItsTimeLimitAJobIsStoppedAndFails) {
   ASSERT_TRUE(cluster_->WaitForWorkers(1));
   for (const bool image : {true, false}) {
     std::vector<std::string> args = {"run", "--time-limit", "1s"};
-    if (image) args.insert(args.end(), {"--image", kImage});
+    if (image) args.insert(args.end(), {"--image", Image()});
     args.insert(args.end(), {"--", "sleep", "60"});
     CommandResult run = Deja(args);
     EXPECT_NE(run.exit_code, 0);
@@ -168,12 +177,12 @@ TEST_F(ContainerTest, PastItsTimeLimitAJobIsStoppedAndFails) {
 TEST_F(ContainerTest, CancelAndAKilledWorkerLeaveNoContainer) {
   cluster_->StartWorker("w1", 1);
   ASSERT_TRUE(cluster_->WaitForWorkers(1));
-  const std::string cancelled = SubmitRunning({"--image", kImage, "--", "sleep", "600"});
+  const std::string cancelled = SubmitRunning({"--image", Image(), "--", "sleep", "600"});
   ASSERT_EQ(Containers("w1").size(), 1u);
   ASSERT_TRUE(cluster_->client().CancelJob(cancelled).ok());
   EXPECT_TRUE(PollUntil([&] { return Containers("w1").empty(); }, absl::Seconds(30)));
 
-  const std::string orphan = SubmitRunning({"--image", kImage, "--", "sleep", "601"});
+  const std::string orphan = SubmitRunning({"--image", Image(), "--", "sleep", "601"});
   ASSERT_EQ(Containers("w1").size(), 1u);
   cluster_->KillWorker("w1", SIGKILL);  // its watchdog removes the container
   EXPECT_TRUE(PollUntil([&] { return Containers("w1").empty(); }, absl::Seconds(30)));
@@ -189,17 +198,17 @@ TEST_F(ContainerTest, AWorkerWithoutAnEngineTakesNoImageJobAndSaysSo) {
   EXPECT_THAT(workers.out,
               HasSubstr("plain takes no --image job: no container engine (--docker_socket is "
                         "empty)"));
-  CommandResult submitted = Deja({"submit", "--image", kImage, "--", "true"});
+  CommandResult submitted = Deja({"submit", "--image", Image(), "--", "true"});
   ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
   const std::string id = FirstWord(submitted.out);
   CommandResult status = Deja({"status", id});
   EXPECT_THAT(status.out,
               HasSubstr(absl::StrCat("unplaceable  no worker has a container engine to run image ",
-                                     kImage, " (see deja workers)")));
+                                     Image(), " (see deja workers)")));
   CommandResult ls = Deja({"ls"});
   EXPECT_THAT(ls.out, HasSubstr(id + " cannot be placed: no worker has a container engine"));
   CommandResult fail =
-      Deja({"run", "--unplaceable", "fail", "--image", kImage, "--", "echo", "other"});
+      Deja({"run", "--unplaceable", "fail", "--image", Image(), "--", "echo", "other"});
   EXPECT_NE(fail.exit_code, 0);
   EXPECT_THAT(fail.out, HasSubstr("FAILED"));
   EXPECT_THAT(fail.out, HasSubstr("unplaceable: no worker has a container engine"));
