@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/hash.h"
 
 namespace deja {
 namespace {
@@ -420,10 +421,7 @@ std::string OwnContainerId() {
       const size_t start = at + kMark.size();
       if (line.size() < start + 65 || line[start + 64] != '/') continue;
       std::string id = line.substr(start, 64);
-      if (std::all_of(id.begin(), id.end(),
-                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
-        return id;
-      }
+      if (IsLowerHex(id)) return id;
     }
   }
   return "";

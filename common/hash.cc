@@ -54,11 +54,13 @@ std::string ToHex(XXH128_hash_t hash) {
 
 }  // namespace
 
-bool IsDigest(std::string_view text) {
-  return text.size() == 32 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
+bool IsLowerHex(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
 }
+
+bool IsDigest(std::string_view text) { return text.size() == 32 && IsLowerHex(text); }
 
 Hasher::Hasher() : state_(XXH3_createState()) { XXH3_128bits_reset(state_); }
 

@@ -33,6 +33,9 @@ class Hasher {
 // The hex digest of `bytes`.
 std::string HashBytes(std::string_view bytes);
 
+// Whether `text` is non-empty and only lowercase hex digits (0-9a-f).
+bool IsLowerHex(std::string_view text);
+
 // Whether `text` has the form of a digest: 32 lowercase hex digits, as
 // HexDigest writes them. Digests from the network and from blobs become
 // file names and keys: every reader checks them with this.

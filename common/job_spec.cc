@@ -1,6 +1,5 @@
 #include "common/job_spec.h"
 
-#include <algorithm>
 #include <set>
 #include <string_view>
 
@@ -137,9 +136,7 @@ bool IsImageId(std::string_view text) {
   if (text.size() != kPrefix.size() + 64 || text.substr(0, kPrefix.size()) != kPrefix) {
     return false;
   }
-  text.remove_prefix(kPrefix.size());
-  return std::all_of(text.begin(), text.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return IsLowerHex(text.substr(kPrefix.size()));
 }
 
 absl::Status ValidateWorkspacePath(const std::string& field, const std::string& path) {

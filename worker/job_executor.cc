@@ -148,8 +148,7 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
     const std::string name = containers_.Name(job_id, attempt);
     record->set_container_id(name);
     record->set_engine_socket(containers_.socket());
-    auto image_id = std::make_shared<std::string>();
-    launch.container_create = [this, assignment, image_id, record,
+    launch.container_create = [this, assignment, record,
                                workspace =
                                    launch.workspace]() -> absl::StatusOr<std::vector<std::string>> {
       if (!containers_.configured()) {
@@ -164,7 +163,6 @@ std::unique_ptr<JobRunner> JobExecutor::StartRun(const deja::v1::Assignment& ass
             return blob_client_->DownloadToFile(blob, path, {}, assignment.blob_ticket());
           });
       if (!id.ok()) return id.status();
-      *image_id = *id;
       record->set_image_id(*id);
       return containers_.Create(assignment, *id, workspace, options_.job_user);
     };

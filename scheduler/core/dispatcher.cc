@@ -330,28 +330,25 @@ bool Dispatcher::Fits(const Worker& worker, const Job& job) const {
       !worker.info.disk().refusing().empty()) {
     return false;
   }
-  if (!CouldRun(worker, job)) return false;
-  // A reuse is a copy: the job's resources are for running it.
-  if (!job.reused_from().empty()) return true;
-  return Shortfall(job.spec().resources(), Remaining(worker.info.capacity().total(), worker.used))
-      .empty();
+  return CouldRun(worker, job, Remaining(worker.info.capacity().total(), worker.used));
 }
 
-bool Dispatcher::CouldRun(const Worker& worker, const Job& job) {
+bool Dispatcher::CouldRun(const Worker& worker, const Job& job, const deja::v1::Resources& have) {
   for (const auto& [key, value] : job.spec().app().platform()) {
     auto it = worker.info.platform().find(key);
     if (it == worker.info.platform().end() || it->second != value) return false;
   }
+  // A reuse is a copy: the job's engine and resources are for running it.
   if (!job.reused_from().empty()) return true;
   if (!job.spec().app().image().empty() && worker.info.capacity().engine().empty()) return false;
-  return Shortfall(job.spec().resources(), worker.info.capacity().total()).empty();
+  return Shortfall(job.spec().resources(), have).empty();
 }
 
 std::string Dispatcher::WhyUnplaceable(const Job& job) const {
   std::vector<const Worker*> up;
   for (const auto& [id, worker] : workers_) {
     if (!worker.connected || worker.draining) continue;
-    if (CouldRun(worker, job)) return "";
+    if (CouldRun(worker, job, worker.info.capacity().total())) return "";
     up.push_back(&worker);
   }
   if (up.empty()) return kNoWorker;

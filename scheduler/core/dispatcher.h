@@ -165,8 +165,11 @@ class Dispatcher {
   Worker* PickWorker(const deja::v1::Job& job);
   // Counts what a RUN of `job` on `worker` asks for as used, once.
   static void TakeResources(Worker& worker, const deja::v1::Job& job);
-  // Whether `worker`, idle, could run `job`: platform, engine, capacity.
-  static bool CouldRun(const Worker& worker, const deja::v1::Job& job);
+  // Whether `worker` could run `job` with `have` of its capacity: platform,
+  // engine, resources (`have`: its total to judge it idle, what is free to
+  // place the job now).
+  static bool CouldRun(const Worker& worker, const deja::v1::Job& job,
+                       const deja::v1::Resources& have);
   // Sets `job`'s unplaceable reason (persisting a change), and fails it when
   // its spec asks to and some worker is connected. True when it failed.
   bool CheckPlaceable(deja::v1::Job& job, absl::Time now, Effects* fx);
