@@ -6,10 +6,14 @@
 #include "client/cache_commands.h"
 #include "client/command_context.h"
 #include "client/command_table.h"
+#include "client/completion.h"
 #include "client/file_commands.h"
+#include "client/health_commands.h"
 #include "client/image_commands.h"
 #include "client/job_commands.h"
 #include "client/pipeline_commands.h"
+#include "client/suggest.h"
+#include "common/version.h"
 
 namespace deja {
 namespace {
@@ -80,6 +84,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   CLI::App app(kDescription, "deja");
   app.footer(kFooter);
   app.require_subcommand(1);
+  app.set_version_flag("--version", VersionLine("deja"),
+                       "Print the version and git commit, and exit");
   GlobalFlags global;
   AddGlobalFlags(&app, &global);
 
@@ -91,11 +97,42 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   cli::PipelineCommands::Register(table);  // pipeline
   cli::AccessCommands::Register(table);    // token audit
   cli::ImageCommands::Register(table);     // image
+  cli::HealthCommands::Register(table);    // health
+  // From the table itself: completion scripts and the man page.
+  std::string shell;
+  CLI::App* completion = table.AddCommand(
+      "completion",
+      "Print the shell completion script of bash, zsh or fish (install: deja completion bash > "
+      "/etc/bash_completion.d/deja)",
+      [&app, &shell](cli::CommandContext& context) {
+        context.out() << (shell == "bash"  ? cli::BashCompletion(app)
+                          : shell == "zsh" ? cli::ZshCompletion(app)
+                                           : cli::FishCompletion(app));
+        return cli::kExitOk;
+      });
+  completion->add_option("SHELL", shell, "bash, zsh or fish")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+  table.AddCommand("man",
+                   "Print the man page deja(1), made from this help (install: deja man > "
+                   "/usr/local/share/man/man1/deja.1)",
+                   [&app](cli::CommandContext& context) {
+                     context.out() << cli::ManPage(app, VersionLine("deja"));
+                     return cli::kExitOk;
+                   });
   for (CLI::App* command : table.commands()) AddGlobalFlags(command, &global);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != static_cast<int>(CLI::ExitCodes::Success)) {
+      // A mistyped command or flag: say which, and what it may have meant.
+      std::string meant = cli::DidYouMean(app, std::vector<std::string>(argv + 1, argv + argc));
+      if (!meant.empty()) {
+        err << "deja: " << meant << "\n";
+        return cli::kExitUsage;
+      }
+    }
     int code = app.exit(e, out, err);
     return code == 0 ? cli::kExitOk : cli::kExitUsage;
   }

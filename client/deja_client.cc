@@ -26,15 +26,21 @@ constexpr absl::Duration kInitialBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           const ClientSecurity& security) {
+                                           const DejaClientOptions& options) {
   grpc::ChannelArguments args;
   // gRPC's default reconnect backoff grows to 120 s; a client re-watching a
   // restarting scheduler wants to notice it is back within seconds.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // gRPC gives each connection attempt (TCP, TLS, the server's first HTTP/2
+  // frame) at least the minimum backoff: it is the connect deadline, which
+  // must be the client's own deadline (--timeout), not a fraction of a second
+  // that a slow link or a busy scheduler overruns.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(options.rpc_timeout),
+                                                   250, int64_t{24} * 3600 * 1000)));
   BoundTransferWindow(&args);  // `deja get` of a large output stays small
-  return grpc::CreateCustomChannel(target, MakeChannelCredentials(security), args);
+  return grpc::CreateCustomChannel(target, MakeChannelCredentials(options.security), args);
 }
 
 // Where a watch stream ends: nothing follows a terminal job or an ended
@@ -72,7 +78,7 @@ DejaClient::DejaClient(std::shared_ptr<grpc::ChannelInterface> channel, std::str
 const DejaClient::Conn& DejaClient::Connection() const {
   absl::call_once(connect_once_, [this] {
     std::shared_ptr<grpc::ChannelInterface> channel =
-        given_channel_ != nullptr ? given_channel_ : MakeChannel(target_, options_.security);
+        given_channel_ != nullptr ? given_channel_ : MakeChannel(target_, options_);
     conn_ = std::unique_ptr<Conn>(new Conn{channel, deja::v1::Scheduler::NewStub(channel),
                                            BlobClient(channel, blob_rpc_timeout_)});
     connected_once_.store(true, std::memory_order_release);
@@ -237,6 +243,45 @@ absl::StatusOr<std::vector<Job>> DejaClient::ListJobs(const std::string& project
                    &deja::v1::ListJobsResponse::mutable_jobs);
 }
 
+absl::StatusOr<DejaClient::JobPage> DejaClient::ListJobPage(deja::v1::ListJobsRequest request,
+                                                            uint32_t limit,
+                                                            const std::string& cursor) const {
+  // Pages come newest first, each oldest first; the result is oldest first.
+  std::vector<std::vector<Job>> pages;
+  size_t total = 0;
+  request.set_page_token(cursor);
+  std::string next;
+  while (true) {
+    request.set_limit(limit == 0 ? 0 : static_cast<uint32_t>(limit - total));
+    absl::StatusOr<deja::v1::ListJobsResponse> response =
+        Unary<deja::v1::ListJobsRequest, deja::v1::ListJobsResponse>(
+            &deja::v1::Scheduler::Stub::ListJobs, request);
+    if (!response.ok()) return response.status();
+    total += static_cast<size_t>(response->jobs_size());
+    pages.emplace_back(std::make_move_iterator(response->mutable_jobs()->begin()),
+                       std::make_move_iterator(response->mutable_jobs()->end()));
+    next = response->next_page_token();
+    if (next.empty() || (limit != 0 && total >= limit) || response->jobs().empty()) break;
+    request.set_page_token(next);
+  }
+  JobPage page;
+  page.next_cursor = next;
+  page.jobs.reserve(total);
+  for (auto it = pages.rbegin(); it != pages.rend(); ++it) {
+    page.jobs.insert(page.jobs.end(), std::make_move_iterator(it->begin()),
+                     std::make_move_iterator(it->end()));
+  }
+  return page;
+}
+
+absl::StatusOr<deja::v1::CancelJobsResponse> DejaClient::CancelJobs(
+    const std::vector<std::string>& job_ids) const {
+  deja::v1::CancelJobsRequest request;
+  for (const std::string& id : job_ids) request.add_job_ids(id);
+  return Unary<deja::v1::CancelJobsRequest, deja::v1::CancelJobsResponse>(
+      &deja::v1::Scheduler::Stub::CancelJobs, request);
+}
+
 absl::StatusOr<deja::v1::ListJobFilesResponse> DejaClient::ListJobFiles(
     const std::string& job_id, const std::string& page_token, uint32_t page_size) const {
   deja::v1::ListJobFilesRequest request;
@@ -253,25 +298,47 @@ absl::StatusOr<Job> DejaClient::CancelJob(const std::string& job_id) const {
   return Unary<deja::v1::GetJobRequest, Job>(&deja::v1::Scheduler::Stub::CancelJob, request);
 }
 
+absl::StatusOr<deja::v1::ReadLogsResponse> DejaClient::ReadLogChunk(const std::string& job_id,
+                                                                    deja::v1::LogStream stream,
+                                                                    uint64_t offset,
+                                                                    uint32_t limit) const {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  deja::v1::ReadLogsRequest request;
+  request.set_job_id(job_id);
+  request.set_stream(stream);
+  request.set_offset(offset);
+  request.set_limit(limit);
+  deja::v1::ReadLogsResponse response;
+  grpc::Status status = stub()->ReadLogs(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
 absl::StatusOr<uint64_t> DejaClient::StreamLogs(
     const std::string& job_id, deja::v1::LogStream stream,
-    const std::function<void(absl::string_view)>& on_chunk) const {
-  uint64_t offset = 0;
+    const std::function<void(absl::string_view)>& on_chunk, uint64_t from) const {
+  uint64_t offset = from;
   while (true) {
-    grpc::ClientContext context;
-    SetDeadline(&context);
-    deja::v1::ReadLogsRequest request;
-    request.set_job_id(job_id);
-    request.set_stream(stream);
-    request.set_offset(offset);
-    deja::v1::ReadLogsResponse response;
-    grpc::Status status = stub()->ReadLogs(&context, request, &response);
-    if (!status.ok()) return FromGrpcStatus(status);
-    if (!response.data().empty() && on_chunk) on_chunk(response.data());
-    offset += response.data().size();
+    auto response = ReadLogChunk(job_id, stream, offset, /*limit=*/0);
+    if (!response.ok()) return response.status();
+    if (!response->data().empty() && on_chunk) on_chunk(response->data());
+    offset += response->data().size();
     // An empty chunk without eof would loop forever; the log has no more now.
-    if (response.eof() || response.data().empty()) return offset;
+    if (response->eof() || response->data().empty()) return offset;
   }
+}
+
+absl::StatusOr<std::string> DejaClient::ReadLogTail(const std::string& job_id,
+                                                    deja::v1::LogStream stream,
+                                                    uint32_t bytes) const {
+  auto sized = ReadLogChunk(job_id, stream, 0, 1);  // only for the size
+  if (!sized.ok()) return sized.status();
+  if (sized->size() <= 1) return std::move(*sized->mutable_data());
+  auto tail =
+      ReadLogChunk(job_id, stream, sized->size() > bytes ? sized->size() - bytes : 0, bytes);
+  if (!tail.ok()) return tail.status();
+  return std::move(*tail->mutable_data());
 }
 
 absl::StatusOr<std::string> DejaClient::ReadLogs(const std::string& job_id,
@@ -287,6 +354,25 @@ absl::StatusOr<std::string> DejaClient::ReadLogs(const std::string& job_id,
 absl::StatusOr<std::vector<deja::v1::WorkerInfo>> DejaClient::ListWorkers() const {
   return UnaryList(&deja::v1::Scheduler::Stub::ListWorkers, deja::v1::ListWorkersRequest(),
                    &deja::v1::ListWorkersResponse::mutable_workers);
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> DejaClient::CheckHealth(
+    const std::string& target, const tls::KeyCert& identity) const {
+  std::shared_ptr<grpc::ChannelInterface> channel;
+  if (target.empty()) {
+    channel = Connection().channel;
+  } else {
+    DejaClientOptions options = options_;
+    options.security.client = identity;
+    channel = MakeChannel(target, options);
+  }
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response.status();
 }
 
 absl::StatusOr<deja::v1::ProjectSettings> DejaClient::GetProject(const std::string& project) const {

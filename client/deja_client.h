@@ -32,6 +32,7 @@
 #include "common/credentials.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/scheduler.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace deja {
 
@@ -102,6 +103,17 @@ class DejaClient {
                                                       uint32_t limit) const;
   static constexpr uint32_t kDefaultListLimit = 1000;
 
+  // Up to `limit` (0: every one) of the newest jobs `request` matches
+  // (request.limit and page_token are set here; start from `cursor`, a
+  // `next_cursor` returned before, to continue), oldest first, a page at a
+  // time; `next_cursor` is empty when no older job matches.
+  struct JobPage {
+    std::vector<deja::v1::Job> jobs;
+    std::string next_cursor;
+  };
+  absl::StatusOr<JobPage> ListJobPage(deja::v1::ListJobsRequest request, uint32_t limit,
+                                      const std::string& cursor) const;
+
   // One page of a finished job's files (`page_token` empty: the first;
   // `page_size` 0: the scheduler's default, 1000).
   absl::StatusOr<deja::v1::ListJobFilesResponse> ListJobFiles(const std::string& job_id,
@@ -111,16 +123,31 @@ class DejaClient {
   // Returns the job after the cancel request (CANCELLED, or its terminal
   // state if it had already ended).
   absl::StatusOr<deja::v1::Job> CancelJob(const std::string& job_id) const;
+  // Cancels many (at most 10000) in one request and one commit.
+  absl::StatusOr<deja::v1::CancelJobsResponse> CancelJobs(
+      const std::vector<std::string>& job_ids) const;
 
   // Reads the whole log file by looping ReadLogs with increasing offsets until
   // eof (or an empty chunk). Each chunk has its own rpc_timeout deadline.
   absl::StatusOr<std::string> ReadLogs(const std::string& job_id, deja::v1::LogStream stream) const;
   // The same, handing each chunk to `on_chunk` instead of keeping the whole
-  // log in memory. Returns the number of bytes read.
+  // log in memory, from byte `from` on. Returns the offset reached (a
+  // running job's log grows: call again from there).
   absl::StatusOr<uint64_t> StreamLogs(const std::string& job_id, deja::v1::LogStream stream,
-                                      const std::function<void(absl::string_view)>& on_chunk) const;
+                                      const std::function<void(absl::string_view)>& on_chunk,
+                                      uint64_t from = 0) const;
+  // The last `bytes` (at most) of a log: two calls, one for its size.
+  absl::StatusOr<std::string> ReadLogTail(const std::string& job_id, deja::v1::LogStream stream,
+                                          uint32_t bytes) const;
 
   absl::StatusOr<std::vector<deja::v1::WorkerInfo>> ListWorkers() const;
+
+  // grpc.health.v1 Check of the server at `target` ("host:port"; empty: the
+  // scheduler), with this client's security and deadline. `identity`, if
+  // set, is the client certificate presented (a worker's peer port takes
+  // only callers with one). The server's answer, or why there was none.
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+      const std::string& target, const tls::KeyCert& identity = {}) const;
 
   // Project settings (memoization on/off, intermediate files retention). A
   // project never set has the defaults (on, 24 h).
@@ -209,6 +236,10 @@ class DejaClient {
   bool Connected() const;
 
  private:
+  // One ReadLogs call (limit 0: the maximum).
+  absl::StatusOr<deja::v1::ReadLogsResponse> ReadLogChunk(const std::string& job_id,
+                                                          deja::v1::LogStream stream,
+                                                          uint64_t offset, uint32_t limit) const;
   struct Conn {
     std::shared_ptr<grpc::ChannelInterface> channel;
     std::unique_ptr<deja::v1::Scheduler::Stub> stub;

@@ -1,15 +1,20 @@
 #include "client/job_commands.h"
 
 #include <google/protobuf/util/message_differencer.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "client/cache_commands.h"
 #include "client/cli.h"
 #include "client/cli_format.h"
 #include "client/file_commands.h"
@@ -43,9 +48,12 @@ void JobCommands::Register(CommandTable& table) {
     std::string job_id;
     bool files = false;
     bool stderr_stream = false;
-    std::string project;
-    std::string state;
-    uint32_t limit = 0;
+    bool follow = false;
+    JobQueryFlags query;
+    uint32_t limit = 1000;
+    std::string cursor;
+    std::vector<std::string> cancel_ids;
+    bool yes = false;
   };
   auto flags = std::make_shared<Flags>();
 
@@ -60,8 +68,13 @@ void JobCommands::Register(CommandTable& table) {
   CLI::App* run = table.AddCommand(
       "run",
       "Submit a job, print a line per state change until it ends, and exit with its exit code",
-      [flags](CommandContext& context) { return JobCommands(context).Run(flags->spec); });
+      [flags](CommandContext& context) {
+        return JobCommands(context).Run(flags->spec, flags->follow);
+      });
   AddSpecFlags(run, &flags->spec);
+  run->add_flag("-f,--follow", flags->follow,
+                "Stream the job's stdout and stderr to ours as it runs (the state lines then go "
+                "to stderr)");
 
   CLI::App* status =
       table.AddCommand("status", "Show everything about one job", [flags](CommandContext& context) {
@@ -76,25 +89,51 @@ void JobCommands::Register(CommandTable& table) {
   CLI::App* logs = table.AddCommand(
       "logs", "Print a job's stdout log (or stderr); a reused job's log is its source's",
       [flags](CommandContext& context) {
-        return JobCommands(context).Logs(flags->job_id, flags->stderr_stream);
+        return JobCommands(context).Logs(flags->job_id, flags->stderr_stream, flags->follow);
       });
   logs->add_option("JOB", flags->job_id, "Job id, e.g. j12")->required();
   logs->add_flag("--stderr", flags->stderr_stream, "Print the stderr log instead of stdout");
+  logs->add_flag("-f,--follow", flags->follow,
+                 "Keep printing what the log gains until the job ends (a queued job: from its "
+                 "start)");
 
+  auto add_filters = [flags](CLI::App* command, const std::string& states_help) {
+    JobQueryFlags& query = flags->query;
+    command->add_option("--project", query.project, "Only this project (default: every project)")
+        ->type_name("P");
+    command->add_option("--state", query.states, states_help)->type_name("S")->delimiter(',');
+    command->add_option("--app", query.app, "Only jobs of this app")->type_name("NAME");
+    command->add_option("--label", query.labels, "Only jobs with this label (repeatable: all)")
+        ->type_name("K=V");
+    command
+        ->add_option("--since", query.since,
+                     "Only jobs submitted at or after TIME: 2026-11-22T10:00:00Z, 2026-11-22, or "
+                     "an age such as 2h or 7d")
+        ->type_name("TIME");
+  };
   CLI::App* ls = table.AddCommand("ls", "List jobs as a table", [flags](CommandContext& context) {
-    return JobCommands(context).List(flags->project, flags->state, flags->limit);
+    return JobCommands(context).List(flags->query, flags->limit, flags->cursor);
   });
-  ls->add_option("--project", flags->project, "Only this project (default: every project)")
-      ->type_name("P");
-  ls->add_option("--state", flags->state,
-                 absl::StrCat("Only jobs in this state: ", AllStateNames()))
-      ->type_name("S");
-  ls->add_option("--limit", flags->limit, "At most N jobs (default 1000)")->type_name("N");
+  add_filters(ls, absl::StrCat("Only jobs in these states (repeatable, or comma-separated): ",
+                               AllStateNames()));
+  ls->add_option("--limit", flags->limit,
+                 "At most N jobs, the newest (default 1000; 0: all); when more match, says how "
+                 "to continue")
+      ->type_name("N");
+  ls->add_option("--cursor", flags->cursor,
+                 "Continue a listing: the older jobs, from the cursor the last page printed")
+      ->type_name("CURSOR");
 
   CLI::App* cancel = table.AddCommand(
-      "cancel", "Cancel a job and print its resulting state",
-      [flags](CommandContext& context) { return JobCommands(context).Cancel(flags->job_id); });
-  cancel->add_option("JOB", flags->job_id, "Job id, e.g. j12")->required();
+      "cancel",
+      "Cancel jobs: those named, or every job the filters match that has not ended (after a "
+      "count and a confirmation)",
+      [flags](CommandContext& context) {
+        return JobCommands(context).Cancel(flags->cancel_ids, flags->query, flags->yes);
+      });
+  cancel->add_option("JOB", flags->cancel_ids, "Job ids, e.g. j12 j13")->type_name("JOB...");
+  add_filters(cancel, "Only jobs in these states (default: every state not ended)");
+  cancel->add_flag("-y,--yes", flags->yes, "Cancel what the filters match without asking");
 
   table.AddCommand("workers", "List the workers the scheduler knows",
                    [](CommandContext& context) { return JobCommands(context).Workers(); });
@@ -132,12 +171,13 @@ int JobCommands::Submit(const SpecFlags& flags, bool dry_run) {
   return kExitOk;
 }
 
-int JobCommands::Run(const SpecFlags& flags) {
+int JobCommands::Run(const SpecFlags& flags, bool follow) {
   int exit_code = kExitOk;
   std::optional<deja::v1::SubmitResponse> response = DoSubmit(flags, &exit_code);
   if (!response.has_value()) return exit_code;
   const std::string job_id = response->job().job_id();
-  std::ostream& out = context_.out();
+  // With --follow the job's output is ours: the state lines go to stderr.
+  std::ostream& lines = follow ? context_.err() : context_.out();
 
   // Every update goes through here, across re-watches; a re-watch starts
   // with the job as it is now, which must not print a second line.
@@ -153,19 +193,36 @@ int JobCommands::Run(const SpecFlags& flags) {
     if (context_.json()) {
       if (!last_job.has_value() ||
           !google::protobuf::util::MessageDifferencer::Equals(*last_job, job)) {
-        context_.PrintJson(job);
-        out.flush();
+        lines << ToJson(job) << "\n";
+        lines.flush();
       }
     } else if (std::string key = StateLineKey(job); key != last_key) {
-      out << FormatStateLine(job) << "\n";
-      out.flush();
+      lines << FormatStateLine(job) << "\n";
+      lines.flush();
       last_key = key;
     }
     last_job = job;
   };
+  auto ended = [&](const Job& job) {
+    if (job.state() == deja::v1::FAILED && !follow) PrintStderrTail(job);
+    return ExitCodeForJob(job);
+  };
+  if (follow) {
+    std::ostream& out = context_.out();
+    std::ostream& err = context_.err();
+    absl::StatusOr<Job> job =
+        Follow(job_id, /*stdout_stream=*/true, /*stderr_stream=*/true, on_update,
+               [&out, &err](deja::v1::LogStream stream, uint64_t, absl::string_view chunk) {
+                 std::ostream& to = stream == deja::v1::LOG_STDERR ? err : out;
+                 to.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+                 to.flush();
+               });
+    if (!job.ok()) return context_.Fail(job.status());
+    return ended(*job);
+  }
   while (true) {
     absl::StatusOr<Job> job = context_.client().WatchJob(job_id, on_update);
-    if (job.ok() && IsTerminal(job->state())) return ExitCodeForJob(*job);
+    if (job.ok() && IsTerminal(job->state())) return ended(*job);
     if (!job.ok() && !IsRetryableWatchError(job.status())) return context_.Fail(job.status());
     if (!interrupted) {
       std::string why = job.ok() ? "stream ended" : std::string(job.status().message());
@@ -176,6 +233,74 @@ int JobCommands::Run(const SpecFlags& flags) {
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
+}
+
+absl::StatusOr<Job> JobCommands::Follow(
+    const std::string& job_id, bool stdout_stream, bool stderr_stream,
+    const std::function<void(const Job&)>& on_job,
+    const std::function<void(deja::v1::LogStream, uint64_t, absl::string_view)>& on_chunk) {
+  std::vector<std::pair<deja::v1::LogStream, uint64_t>> logs;  // stream, offset reached
+  if (stdout_stream) logs.emplace_back(deja::v1::LOG_STDOUT, 0);
+  if (stderr_stream) logs.emplace_back(deja::v1::LOG_STDERR, 0);
+  // Polled: fast while the log grows, backing off to a second while idle.
+  absl::Duration idle = absl::Milliseconds(100);
+  while (true) {
+    absl::StatusOr<Job> job = context_.client().GetJob(job_id);
+    if (!job.ok()) {
+      if (!IsRetryableWatchError(job.status())) return job.status();
+      absl::SleepFor(absl::Seconds(1));
+      continue;
+    }
+    on_job(*job);
+    const bool ended = IsTerminal(job->state());
+    bool grew = false;
+    // A job not yet placed has no log; one whose worker is away or whose
+    // workspace expired has none to give now: wait, or end without.
+    if (!job->worker_id().empty() || ended) {
+      for (auto& [stream, offset] : logs) {
+        const deja::v1::LogStream which = stream;
+        uint64_t from = offset;
+        absl::StatusOr<uint64_t> reached = context_.client().StreamLogs(
+            job_id, which,
+            [&](absl::string_view chunk) {
+              on_chunk(which, from, chunk);
+              from += chunk.size();
+            },
+            offset);
+        if (reached.ok()) {
+          grew = grew || *reached > offset;
+          offset = *reached;
+        }
+      }
+    }
+    if (ended) return *job;
+    if (grew) {
+      idle = absl::Milliseconds(100);
+    } else {
+      absl::SleepFor(idle);
+      idle = std::min(idle * 2, absl::Seconds(1));
+    }
+  }
+}
+
+void JobCommands::PrintStderrTail(const Job& job) {
+  constexpr uint32_t kTailBytes = 4096;
+  constexpr size_t kTailLines = 20;
+  if (job.worker_id().empty()) return;  // never ran: no log
+  absl::StatusOr<std::string> tail =
+      context_.client().ReadLogTail(job.job_id(), deja::v1::LOG_STDERR, kTailBytes);
+  if (!tail.ok() || tail->empty()) return;
+  std::vector<absl::string_view> lines = absl::StrSplit(*tail, '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();
+  // The first line of a tail cut mid-file may be cut too: only whole lines.
+  const bool cut = tail->size() == kTailBytes && lines.size() > 1;
+  size_t first = cut ? 1 : 0;
+  if (lines.size() - first > kTailLines) first = lines.size() - kTailLines;
+  std::ostream& err = context_.err();
+  err << "deja: the last lines of " << job.job_id() << "'s stderr (deja logs " << job.job_id()
+      << " --stderr):\n";
+  for (size_t i = first; i < lines.size(); ++i) err << "  " << lines[i] << "\n";
+  err.flush();
 }
 
 int JobCommands::Status(const std::string& job_id) {
@@ -215,53 +340,171 @@ int JobCommands::Files(const std::string& job_id) {
   return kExitOk;
 }
 
-int JobCommands::Logs(const std::string& job_id, bool stderr_stream) {
+int JobCommands::Logs(const std::string& job_id, bool stderr_stream, bool follow) {
+  const deja::v1::LogStream stream = stderr_stream ? deja::v1::LOG_STDERR : deja::v1::LOG_STDOUT;
+  std::ostream& out = context_.out();
+  auto print = [this, &out, &job_id](deja::v1::LogStream which, uint64_t offset,
+                                     absl::string_view chunk) {
+    if (context_.json()) {
+      nlohmann::ordered_json line;
+      line["job_id"] = job_id;
+      line["stream"] = which == deja::v1::LOG_STDERR ? "stderr" : "stdout";
+      line["offset"] = offset;
+      line["data"] = std::string(chunk);
+      out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    }
+    out.flush();
+  };
+  if (follow) {
+    bool banner = false;
+    absl::StatusOr<Job> job = Follow(
+        job_id, !stderr_stream, stderr_stream,
+        [&](const Job& version) {
+          if (banner || context_.json() || version.reused_from().empty()) return;
+          banner = true;
+          out << ReuseBanner(version, context_.tz()) << "\n";
+        },
+        print);
+    if (!job.ok()) return context_.Fail(job.status());
+    return kExitOk;
+  }
   absl::StatusOr<Job> job = context_.client().GetJob(job_id);
   if (!job.ok()) return context_.Fail(job.status());
-  std::ostream& out = context_.out();
   if (!context_.json()) {
     std::string banner = ReuseBanner(*job, context_.tz());
     if (!banner.empty()) out << banner << "\n";
   }
-  absl::StatusOr<uint64_t> read = context_.client().StreamLogs(
-      job_id, stderr_stream ? deja::v1::LOG_STDERR : deja::v1::LOG_STDOUT,
-      [&out](absl::string_view chunk) {
-        out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+  uint64_t offset = 0;
+  absl::StatusOr<uint64_t> read =
+      context_.client().StreamLogs(job_id, stream, [&](absl::string_view chunk) {
+        print(stream, offset, chunk);
+        offset += chunk.size();
       });
   out.flush();
   if (!read.ok()) return context_.Fail(read.status());
   return kExitOk;
 }
 
-int JobCommands::List(const std::string& project, const std::string& state_name, uint32_t limit) {
-  deja::v1::JobState state = deja::v1::JOB_STATE_UNSPECIFIED;
-  if (!state_name.empty()) {
-    std::optional<deja::v1::JobState> parsed = ParseJobState(state_name);
-    if (!parsed.has_value()) {
-      return context_.UsageError(InvalidFlag(
-          "--state", state_name, absl::StrCat("not a job state; use one of ", AllStateNames())));
-    }
-    state = *parsed;
-  }
-  absl::StatusOr<std::vector<Job>> jobs = context_.client().ListJobs(project, state, limit);
-  if (!jobs.ok()) return context_.Fail(jobs.status());
+int JobCommands::List(const JobQueryFlags& query, uint32_t limit, const std::string& cursor) {
+  absl::StatusOr<deja::v1::ListJobsRequest> request =
+      ListRequestOf(query, absl::Now(), context_.tz());
+  if (!request.ok()) return context_.UsageError(request.status());
+  absl::StatusOr<DejaClient::JobPage> page =
+      context_.client().ListJobPage(*std::move(request), limit, cursor);
+  if (!page.ok()) return context_.Fail(page.status());
   if (context_.json()) {
-    for (const Job& job : *jobs) context_.PrintJson(job);
+    for (const Job& job : page->jobs) context_.PrintJson(job);
   } else {
-    context_.out() << JobsTable(*jobs, context_.tz(), absl::Now());
+    context_.out() << JobsTable(page->jobs, context_.tz(), absl::Now());
+  }
+  if (!page->next_cursor.empty()) {
+    context_.out().flush();
+    context_.err() << "deja: more jobs match than these " << page->jobs.size()
+                   << "; the older ones: the same command with --cursor " << page->next_cursor
+                   << "\n";
   }
   return kExitOk;
 }
 
-int JobCommands::Cancel(const std::string& job_id) {
-  absl::StatusOr<Job> job = context_.client().CancelJob(job_id);
-  if (!job.ok()) return context_.Fail(job.status());
-  if (context_.json()) {
-    context_.PrintJson(*job);
-  } else {
-    context_.out() << job->job_id() << " " << StateName(job->state()) << "\n";
+absl::StatusOr<deja::v1::ListJobsRequest> ListRequestOf(const JobQueryFlags& flags, absl::Time now,
+                                                        absl::TimeZone tz) {
+  deja::v1::ListJobsRequest request;
+  request.set_project(flags.project);
+  request.set_app(flags.app);
+  for (const std::string& name : flags.states) {
+    std::optional<deja::v1::JobState> state = ParseJobState(name);
+    if (!state.has_value()) {
+      return InvalidFlag("--state", name,
+                         absl::StrCat("not a job state; use one of ", AllStateNames()));
+    }
+    request.add_states(*state);
   }
-  return kExitOk;
+  for (const std::string& label : flags.labels) {
+    auto kv = ParseKeyValue("--label", label);
+    if (!kv.ok()) return kv.status();
+    (*request.mutable_labels())[kv->first] = kv->second;
+  }
+  if (!flags.since.empty()) {
+    absl::StatusOr<absl::Time> since = ParseTimeFlag("--since", flags.since, now, tz);
+    if (!since.ok()) return since.status();
+    request.set_since_ms(absl::ToUnixMillis(*since));
+  }
+  return request;
+}
+
+int JobCommands::Cancel(const std::vector<std::string>& job_ids, const JobQueryFlags& query,
+                        bool yes) {
+  std::ostream& out = context_.out();
+  if (!job_ids.empty() && query.any()) {
+    return context_.UsageError(
+        absl::InvalidArgumentError("name jobs, or give filters (--project, --state...), not both"));
+  }
+  if (job_ids.empty() && !query.any()) {
+    return context_.UsageError(absl::InvalidArgumentError(
+        "name the jobs to cancel, or filters that select them (--project P --state queued)"));
+  }
+  std::vector<std::string> ids = job_ids;
+  if (ids.empty()) {
+    absl::StatusOr<deja::v1::ListJobsRequest> request =
+        ListRequestOf(query, absl::Now(), context_.tz());
+    if (!request.ok()) return context_.UsageError(request.status());
+    if (request->states().empty()) {
+      for (deja::v1::JobState state : {deja::v1::QUEUED, deja::v1::WAITING, deja::v1::ASSIGNED,
+                                       deja::v1::RUNNING, deja::v1::MATERIALIZING}) {
+        request->add_states(state);
+      }
+    }
+    absl::StatusOr<DejaClient::JobPage> page =
+        context_.client().ListJobPage(*std::move(request), /*limit=*/0, "");
+    if (!page.ok()) return context_.Fail(page.status());
+    for (const Job& job : page->jobs) {
+      if (!IsTerminal(job.state())) ids.push_back(job.job_id());
+    }
+    if (ids.empty()) {
+      if (!context_.json()) out << "no job to cancel matches\n";
+      return kExitOk;
+    }
+    if (!yes) {
+      if (!isatty(STDIN_FILENO)) {
+        return context_.UsageError(absl::FailedPreconditionError(
+            absl::StrCat(ids.size(), " jobs match; add --yes to cancel them (", ids.front(),
+                         ids.size() > 1 ? absl::StrCat(" ... ", ids.back()) : "", ")")));
+      }
+      context_.err() << "Cancel " << ids.size() << " jobs (" << ids.front()
+                     << (ids.size() > 1 ? " ... " + ids.back() : "") << ")? [y/N] ";
+      context_.err().flush();
+      std::string answer;
+      std::getline(std::cin, answer);
+      if (answer != "y" && answer != "Y" && answer != "yes") {
+        context_.err() << "deja: nothing cancelled\n";
+        return kExitError;
+      }
+    }
+  }
+  constexpr size_t kBatch = 1000;
+  size_t cancelled = 0;
+  std::vector<std::string> errors;
+  for (size_t start = 0; start < ids.size(); start += kBatch) {
+    std::vector<std::string> batch(
+        ids.begin() + static_cast<std::ptrdiff_t>(start),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + kBatch)));
+    absl::StatusOr<deja::v1::CancelJobsResponse> response = context_.client().CancelJobs(batch);
+    if (!response.ok()) return context_.Fail(response.status());
+    for (const Job& job : response->jobs()) {
+      if (context_.json()) {
+        context_.PrintJson(job);
+      } else if (!job_ids.empty()) {
+        out << job.job_id() << " " << StateName(job.state()) << "\n";
+      }
+      if (job.state() == deja::v1::CANCELLED) ++cancelled;
+    }
+    errors.insert(errors.end(), response->errors().begin(), response->errors().end());
+  }
+  if (job_ids.empty() && !context_.json()) out << "cancelled " << cancelled << " jobs\n";
+  for (const std::string& error : errors) context_.err() << "deja: " << error << "\n";
+  return errors.empty() ? kExitOk : kExitError;
 }
 
 int JobCommands::Workers() {

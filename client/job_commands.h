@@ -10,15 +10,37 @@
 #define DEJA_CLIENT_JOB_COMMANDS_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "client/command_context.h"
 #include "client/command_table.h"
 #include "client/spec_flags.h"
 #include "deja/v1/scheduler.pb.h"
 
 namespace deja::cli {
+
+// The filters of `deja ls` and `deja cancel`, as typed.
+struct JobQueryFlags {
+  std::string project;
+  std::vector<std::string> states;  // names, any case; "a,b" splits
+  std::string app;
+  std::vector<std::string> labels;  // K=V
+  std::string since;                // a time flag (ParseTimeFlag)
+
+  bool any() const {
+    return !project.empty() || !states.empty() || !app.empty() || !labels.empty() || !since.empty();
+  }
+};
+
+// The ListJobsRequest of `flags`; INVALID_ARGUMENT names the flag at fault.
+absl::StatusOr<deja::v1::ListJobsRequest> ListRequestOf(const JobQueryFlags& flags, absl::Time now,
+                                                        absl::TimeZone tz);
 
 class JobCommands {
  public:
@@ -34,24 +56,41 @@ class JobCommands {
   int Submit(const SpecFlags& flags, bool dry_run);
   // Submits, then prints a line per state change (each change as JSON with
   // --json) until the job ends, re-watching a broken stream with backoff.
-  // Returns ExitCodeForJob.
-  int Run(const SpecFlags& flags);
+  // A job that failed: the last lines of its stderr follow on stderr. With
+  // `follow`, the job's stdout and stderr are streamed to ours as it runs,
+  // and the state lines go to stderr. Returns ExitCodeForJob.
+  int Run(const SpecFlags& flags, bool follow);
   int Status(const std::string& job_id);
   // `status --files`: a summary line, then a FileLine per workspace file
   // (each FileEntry as JSON with --json), paged through ListJobFiles.
   int Files(const std::string& job_id);
   // The whole stdout (or stderr) log, after the reuse banner of a reused
-  // job.
-  int Logs(const std::string& job_id, bool stderr_stream);
-  // `state_name` "" or a job state name (any case); usage error otherwise.
-  int List(const std::string& project, const std::string& state_name, uint32_t limit);
-  int Cancel(const std::string& job_id);
+  // job. With `follow`, then what the log gains until the job ends. With
+  // --json, one object per chunk: {"job_id", "stream", "offset", "data"}.
+  int Logs(const std::string& job_id, bool stderr_stream, bool follow);
+  // The newest `limit` (0: all) jobs the filters match, from `cursor` (a
+  // page's next cursor) on; says on stderr how to continue when more match.
+  int List(const JobQueryFlags& query, uint32_t limit, const std::string& cursor);
+  // Cancels the jobs named, or every job the filters match that has not
+  // ended (or in the states given), after a count and a confirmation (a
+  // terminal's "y", or `yes`). Exit 1 when one could not be cancelled.
+  int Cancel(const std::vector<std::string>& job_ids, const JobQueryFlags& query, bool yes);
   int Workers();
 
  private:
   // Submits the spec built from `flags` (PrepareSpec with upload); prints
   // nothing but the upload line. Sets *exit_code on failure.
   std::optional<deja::v1::SubmitResponse> DoSubmit(const SpecFlags& flags, int* exit_code);
+  // Polls `job_id` until it ends, handing each version to `on_job` and what
+  // each log gains to `on_chunk`; reads the logs once more after the end, so
+  // nothing written is missed. Returns the ended job, or the error that
+  // stopped the polling (transient ones are retried).
+  absl::StatusOr<deja::v1::Job> Follow(
+      const std::string& job_id, bool stdout_stream, bool stderr_stream,
+      const std::function<void(const deja::v1::Job&)>& on_job,
+      const std::function<void(deja::v1::LogStream, uint64_t, absl::string_view)>& on_chunk);
+  // After a failure: the last lines of the job's stderr on our stderr.
+  void PrintStderrTail(const deja::v1::Job& job);
 
   const CommandContext& context_;
 };

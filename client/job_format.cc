@@ -110,22 +110,25 @@ std::string FormatStateLine(const Job& job) {
           absl::StrAppend(&line, ", saved ", FormatDuration(job.time_saved_ms()));
         }
       } else {
-        if (job.has_exit_code()) absl::StrAppend(&line, " exit ", job.exit_code());
+        if (job.has_exit_code()) absl::StrAppend(&line, " ", ShortExit(job.exit_code()));
         if (job.run_time_ms() > 0) {
           absl::StrAppend(&line, " in ", FormatDuration(job.run_time_ms()));
         }
       }
       break;
     case deja::v1::FAILED:
-      if (job.has_exit_code()) absl::StrAppend(&line, " exit ", job.exit_code());
+      if (job.has_exit_code()) absl::StrAppend(&line, " ", ShortExit(job.exit_code()));
       break;
     default:
       break;
   }
   // A QUEUED line (after a requeue, a lookup that could not be served, or
   // the failure of the identical job it waited for), a failure or a cancel
-  // explains itself.
-  if (!job.message().empty() && job.state() != deja::v1::SUCCEEDED &&
+  // explains itself (a failure's exit once: "FAILED exit 3", not
+  // "FAILED exit 3: command exited with code 3").
+  const bool says_exit =
+      job.has_exit_code() && job.message() == "command " + DescribeExit(job.exit_code());
+  if (!job.message().empty() && !says_exit && job.state() != deja::v1::SUCCEEDED &&
       (IsTerminal(job.state()) || job.attempt() > 1 || job.state() == deja::v1::QUEUED)) {
     absl::StrAppend(&line, ": ", job.message());
   }
@@ -196,7 +199,10 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl
   add("finished", time(job.finished_at_ms()));
   add("run time",
       job.run_time_ms() > 0 || job.has_exit_code() ? FormatDuration(job.run_time_ms()) : "");
-  add("exit code", job.has_exit_code() ? absl::StrCat(job.exit_code()) : "");
+  add("exit code", !job.has_exit_code() ? ""
+                   : job.exit_code() >= 0
+                       ? absl::StrCat(job.exit_code())
+                       : absl::StrCat(job.exit_code(), ", ", ShortExit(job.exit_code())));
   if (!job.reused_from().empty()) {
     std::string source = job.reused_from();
     if (job.reused_source_finished_at_ms() > 0) {

@@ -1,6 +1,9 @@
 #include "common/job_state.h"
 
+#include <string.h>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 
 namespace deja {
 
@@ -40,6 +43,26 @@ std::optional<JobState> ParseJobState(std::string_view name) {
 
 bool IsTerminal(JobState state) {
   return state == deja::v1::SUCCEEDED || state == deja::v1::FAILED || state == deja::v1::CANCELLED;
+}
+
+namespace {
+
+std::string SignalDeath(int signal) {
+  const char* abbrev = sigabbrev_np(signal);  // "KILL"; null for an unknown number
+  if (abbrev == nullptr) return absl::StrCat("killed by signal ", signal);
+  return absl::StrCat("killed by signal ", signal, " (SIG", abbrev, ")");
+}
+
+}  // namespace
+
+std::string DescribeExit(int exit_code) {
+  if (exit_code < 0) return SignalDeath(-exit_code);
+  return absl::StrCat("exited with code ", exit_code);
+}
+
+std::string ShortExit(int exit_code) {
+  if (exit_code < 0) return SignalDeath(-exit_code);
+  return absl::StrCat("exit ", exit_code);
 }
 
 }  // namespace deja

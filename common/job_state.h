@@ -17,6 +17,14 @@ std::optional<deja::v1::JobState> ParseJobState(std::string_view name);
 // SUCCEEDED, FAILED and CANCELLED: nothing changes after these.
 bool IsTerminal(deja::v1::JobState state);
 
+// How a command ended, from its exit code as jobs record it (a signal death
+// is the negated signal number): "exited with code 3", "killed by signal 9
+// (SIGKILL)".
+std::string DescribeExit(int exit_code);
+// The short form the CLI's state lines use: "exit 3", "killed by signal 9
+// (SIGKILL)".
+std::string ShortExit(int exit_code);
+
 }  // namespace deja
 
 #endif  // DEJA_COMMON_JOB_STATE_H_

@@ -178,6 +178,17 @@ absl::Time FromAsn1(const ASN1_TIME* time) {
 
 }  // namespace
 
+Identity SplitIdentityPem(const std::string& pem) {
+  static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+  Identity identity;
+  const size_t cert = pem.find(kBegin);
+  if (cert == std::string::npos) return identity;
+  const size_t ca = pem.find(kBegin, cert + kBegin.size());
+  identity.pair = {pem.substr(0, cert), pem.substr(cert, ca - cert)};
+  if (ca != std::string::npos) identity.ca_pem = pem.substr(ca);
+  return identity;
+}
+
 absl::StatusOr<KeyCert> CreateCa(const std::string& common_name, absl::Duration validity) {
   auto key = NewKey();
   if (!key.ok()) return key.status();

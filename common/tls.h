@@ -42,6 +42,16 @@ struct KeyCert {
   std::string cert_pem;
 };
 
+// One PEM holding a key, its certificate and then (optionally) the CA's,
+// as a worker keeps its identity (WORK_DIR/meta/tls/worker.pem): the key
+// and certificate, and the CA certificate ("" when none follows). Empty
+// fields when `pem` holds no certificate.
+struct Identity {
+  KeyCert pair;
+  std::string ca_pem;
+};
+Identity SplitIdentityPem(const std::string& pem);
+
 // A new self-signed CA named `common_name`, valid from now for `validity`.
 absl::StatusOr<KeyCert> CreateCa(const std::string& common_name, absl::Duration validity);
 

@@ -3,7 +3,8 @@
 #
 #   scheduler [FLAG...]   deja-scheduler, flags from the environment, then FLAG... (last wins)
 #   worker [FLAG...]      deja-worker, likewise
-#   health                exit 0 when this container's daemon accepts connections on its port
+#   health                exit 0 when this container's daemon answers gRPC's health check
+#                         (`deja health`: SERVING)
 #   anything else         run as given (`deja ls`, `deja-worker --help`, `bash`)
 #
 # Environment (every one optional; a flag given as an argument overrides it):
@@ -20,8 +21,17 @@
 #   both:      DEJA_INSECURE=1 (plaintext, no tokens: --insecure)
 set -euo pipefail
 
-# Where `health` looks: "HOST PORT" of the daemon this container runs.
+# What `health` checks: the daemon's HOST:PORT on the first line, then the flags `deja
+# health` needs to reach it (one per line).
 health_file=/tmp/deja-health-target
+
+# Whether --insecure is among the arguments or DEJA_INSECURE=1.
+insecure() {
+  [ "${DEJA_INSECURE:-0}" = 1 ] && return 0
+  local arg
+  for arg in "$@"; do [ "$arg" = --insecure ] && return 0; done
+  return 1
+}
 
 # The value of --NAME=V or --NAME V in the arguments, else $2.
 flag_value() {
@@ -58,7 +68,10 @@ case "${1:-}" in
     [ -n "${DEJA_TLS_NAMES:-}" ] && args+=(--tls_names="$DEJA_TLS_NAMES")
     [ -n "${DEJA_WORKER_CREDENTIALS_DIR:-}" ] && args+=(--worker_credentials_dir="$DEJA_WORKER_CREDENTIALS_DIR")
     [ "${DEJA_INSECURE:-0}" = 1 ] && args+=(--insecure)
-    echo "127.0.0.1 $(port_of "$(flag_value listen "$listen" "$@")")" >"$health_file"
+    data_dir="$(flag_value data_dir "${DEJA_DATA_DIR:-/var/lib/deja}" "$@")"
+    if insecure "$@"; then health=(--insecure); else health=(--tls_ca="$data_dir/tls/ca.crt"); fi
+    printf '%s\n' "127.0.0.1:$(port_of "$(flag_value listen "$listen" "$@")")" "${health[@]}" \
+      >"$health_file"
     exec deja-scheduler "${args[@]}" "$@"
     ;;
   worker)
@@ -85,21 +98,25 @@ case "${1:-}" in
     peer_listen="$(flag_value peer_listen "${DEJA_PEER_LISTEN:-$advertise}" "$@")"
     peer_host="${peer_listen%:*}"
     case "$peer_host" in 0.0.0.0 | "" | "[::]") peer_host=127.0.0.1 ;; esac
-    echo "$peer_host $(port_of "$peer_listen")" >"$health_file"
+    # The worker's own certificate (WORK_DIR/meta/tls/worker.pem, once enrolled): its peer
+    # port takes only callers with a worker certificate.
+    work_dir="$(flag_value work_dir "${DEJA_WORK_DIR:-/var/lib/deja-worker}" "$@")"
+    if insecure "$@"; then
+      health=(--insecure)
+    else
+      health=(--tls_ca="$(flag_value tls_ca "${DEJA_TLS_CA:-${creds:+$creds/}ca.crt}" "$@")"
+              --identity="$work_dir/meta/tls/worker.pem")
+    fi
+    printf '%s\n' "$peer_host:$(port_of "$peer_listen")" "${health[@]}" >"$health_file"
     echo "deja-worker: advertising $advertise" >&2
     exec deja-worker "${args[@]}" "$@"
     ;;
   health)
-    # The gRPC health service (grpc.health.v1.Health/Check: SERVING) when the CLI has a
-    # `health` command; else a TCP connect to the daemon's gRPC port with bash's /dev/tcp
-    # (the server is up and accepting). No gRPC health probe ships in Debian: docs/deploy.md.
+    # gRPC's health service (grpc.health.v1.Health/Check: SERVING) through `deja health`.
     [ -r "$health_file" ] || { echo "no daemon started in this container" >&2; exit 1; }
-    read -r host port <"$health_file"
-    [ "$port" != 0 ] || { echo "port 0: cannot check an ephemeral port" >&2; exit 0; }
-    if [[ "$(deja health --help 2>/dev/null)" == *"Usage: deja health"* ]]; then
-      exec deja --timeout 2 health "$host:$port"
-    fi
-    exec timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port"
+    mapfile -t target <"$health_file"
+    [ "$(port_of "${target[0]}")" != 0 ] || { echo "port 0: cannot check an ephemeral port" >&2; exit 0; }
+    exec deja health --timeout 2 "${target[@]}"
     ;;
   "")
     exec deja --help

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/credentials.h"
 #include "common/daemon_flags.h"
+#include "common/event_log.h"
 #include "common/files.h"
 #include "common/tls.h"
 #include "scheduler/service/scheduler_server.h"
@@ -67,6 +68,16 @@ ABSL_FLAG(std::string, worker_credentials_dir, "",
           "in force). For clusters whose workers share a volume with it (Compose).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving (for --listen=...:0).");
+ABSL_FLAG(std::string, http_listen, "",
+          "If set, HOST:PORT of the HTTP side (port 0 picks a free port): Prometheus metrics "
+          "on /metrics, behind a token that may read every project (Authorization: Bearer), "
+          "as the CLI's; none with --insecure. Off by default. See docs/operations.md.");
+ABSL_FLAG(std::string, http_port_file, "",
+          "If set, the bound HTTP port is written to this file once serving "
+          "(for --http_listen=...:0).");
+ABSL_FLAG(std::string, log_format, "text",
+          "The log on stderr: text (\"<RFC 3339 time> deja-scheduler: <event> key=value...\") "
+          "or json (one object per line: time, daemon, msg and the event's fields).");
 
 namespace {
 
@@ -186,6 +197,7 @@ absl::StatusOr<deja::SchedulerConfig> ConfigFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat(
         "--gc_grace ", absl::FormatDuration(config.gc_grace), ": must be at least 1m"));
   }
+  config.http_listen = absl::GetFlag(FLAGS_http_listen);
   config.worker_credentials_dir = absl::GetFlag(FLAGS_worker_credentials_dir);
   if (!config.worker_credentials_dir.empty() && absl::GetFlag(FLAGS_insecure)) {
     return absl::InvalidArgumentError(
@@ -201,7 +213,7 @@ absl::StatusOr<deja::SchedulerConfig> ConfigFromFlags() {
 
 int main(int argc, char** argv) {
   deja::ParseDaemonFlags(
-      argc, argv,
+      argc, argv, "deja-scheduler",
       "The Deja scheduler. Accepts jobs from the deja CLI over gRPC, keeps\n"
       "jobs and the memo index in RocksDB under --data_dir, and dispatches work to\n"
       "deja-worker daemons.\n\n"
@@ -212,9 +224,16 @@ int main(int argc, char** argv) {
       "Every connection is TLS: on first start the scheduler makes the cluster's CA and its\n"
       "own certificate in DATA_DIR/tls; clients and workers trust DATA_DIR/tls/ca.crt.\n"
       "See docs/security.md.");
+  std::optional<deja::LogFormat> log_format = deja::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.has_value()) {
+    std::fprintf(stderr, "deja-scheduler: --log_format=%s: use text or json\n",
+                 absl::GetFlag(FLAGS_log_format).c_str());
+    return 2;
+  }
+  deja::ConfigureEventLog("deja-scheduler", *log_format);
   auto config = ConfigFromFlags();
   if (!config.ok()) {
-    std::fprintf(stderr, "deja-scheduler: %s\n", std::string(config.status().message()).c_str());
+    deja::LogEvent(config.status().message());
     return 2;
   }
 
@@ -228,33 +247,30 @@ int main(int argc, char** argv) {
   deja::RealClock clock;
   auto server = deja::SchedulerServer::Start(*config, &clock);
   if (!server.ok()) {
-    std::fprintf(stderr, "deja-scheduler: %s\n", std::string(server.status().message()).c_str());
+    deja::LogEvent(server.status().message());
     return 1;
   }
-  std::fprintf(stderr, "deja-scheduler: listening on port %d, data in %s\n", (*server)->port(),
-               config->data_dir.c_str());
+  deja::LogEvent(absl::StrCat(deja::VersionLine("deja-scheduler"), " listening on port ",
+                              (*server)->port(), ", data in ", config->data_dir));
   if (config->security.insecure) {
-    std::fprintf(stderr, "deja-scheduler: --insecure: plaintext, no tokens%s\n",
-                 deja::IsLoopback(config->listen)
-                     ? ""
-                     : "; WARNING: --listen reaches beyond loopback, so anyone on the network "
-                       "can run commands on the workers and change what is stored");
+    deja::LogEvent(absl::StrCat(
+        "--insecure: plaintext, no tokens",
+        deja::IsLoopback(config->listen)
+            ? ""
+            : "; WARNING: --listen reaches beyond loopback, so anyone on the network can run "
+              "commands on the workers and change what is stored"));
   } else if (absl::GetFlag(FLAGS_tls_cert).empty()) {
-    std::fprintf(stderr, "deja-scheduler: TLS on: clients and workers trust %s/tls/ca.crt\n",
-                 config->data_dir.c_str());
+    deja::LogEvent(
+        absl::StrCat("TLS on: clients and workers trust ", config->data_dir, "/tls/ca.crt"));
   } else {
-    std::fprintf(stderr, "deja-scheduler: TLS on: clients and workers trust %s\n",
-                 absl::GetFlag(FLAGS_tls_ca).c_str());
+    deja::LogEvent(absl::StrCat("TLS on: clients and workers trust ", absl::GetFlag(FLAGS_tls_ca)));
   }
-  if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
+  deja::WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
+  deja::WritePortFile(absl::GetFlag(FLAGS_http_port_file), (*server)->http_port());
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    std::fprintf(stderr, "deja-scheduler: signal %d, shutting down\n", sig);
+    deja::LogEvent(absl::StrCat("signal ", sig, ", shutting down"));
     (*server)->Shutdown();
   });
   (*server)->Wait();

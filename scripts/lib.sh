@@ -17,6 +17,7 @@ DEJA_PACKAGES=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   librocksdb-dev libxxhash-dev libabsl-dev libgtest-dev libgmock-dev libcli11-dev libyaml-cpp-dev
   libcurl4-openssl-dev nlohmann-json3-dev  # the Docker Engine API (common/docker_engine.h)
+  libcpp-httplib-dev       # the daemons' /metrics and the dashboard (common/http_endpoint.h)
   xxhash  # xxhsum: the baseline of benchmark B4 (bench/), which the tests smoke-run
 )
 # What scripts/test needs beyond the build.
@@ -26,6 +27,7 @@ DEJA_TEST_PACKAGES=(
   python3                  # tests/torture/torture.py
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # the fuzzers (tests/fuzz, build-fuzz)
   busybox-static           # the job image of the container tests (tests/containers)
+  prometheus               # promtool checks the daemons' /metrics (tests/integration/operations_test.cc)
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

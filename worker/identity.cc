@@ -42,13 +42,12 @@ absl::Status WorkerIdentity::Prepare(ClientSecurity* security) {
     if (current_.cert_pem.empty()) {
       // One file, key, certificate and CA, written atomically: never a
       // certificate without its key.
-      auto pem = ReadWholeFile(path_);
-      const std::string kBegin = "-----BEGIN CERTIFICATE-----";
-      const size_t cert = pem.ok() ? pem->find(kBegin) : std::string::npos;
-      if (cert != std::string::npos) {
-        const size_t ca = pem->find(kBegin, cert + kBegin.size());
-        current_ = {pem->substr(0, cert), pem->substr(cert, ca - cert)};
-        if (ca != std::string::npos) ca_pem_ = pem->substr(ca);
+      if (auto pem = ReadWholeFile(path_); pem.ok()) {
+        tls::Identity identity = tls::SplitIdentityPem(*pem);
+        if (!identity.pair.cert_pem.empty()) {
+          current_ = std::move(identity.pair);
+          ca_pem_ = std::move(identity.ca_pem);
+        }
       }
     }
     current = current_;

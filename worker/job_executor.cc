@@ -50,7 +50,14 @@ JobExecutor::JobExecutor(Options options, Clock* clock, WorkspaceRetention* rete
         containers.work_dir = options_.work_dir;
         containers.worker_id = options_.worker_id;
         return containers;
-      }()) {}
+      }()) {
+  if (options_.metrics != nullptr) {
+    options_.metrics->Declare(kCopiedBytes, Metrics::Type::kCounter,
+                              "Bytes reuses copied into new workspaces, by method: reflink, "
+                              "hardlink, copy, peer (pulled from another worker).",
+                              {"method"});
+  }
+}
 
 std::shared_ptr<grpc::Channel> JobExecutor::ContentStoreChannel(
     const ClientSecurity& security) const {
@@ -311,6 +318,7 @@ deja::v1::JobResult JobExecutor::Materialize(deja::v1::Assignment assignment,
     if (pulled.ok()) {
       how = absl::StrFormat("%d files, %d bytes pulled from worker %s at %s", pulled->files,
                             pulled->bytes, source.worker_id, source.address);
+      CountCopied("peer", pulled->bytes);
     }
   } else {
     auto copied =
@@ -319,6 +327,7 @@ deja::v1::JobResult JobExecutor::Materialize(deja::v1::Assignment assignment,
     if (copied.ok()) {
       how = absl::StrFormat("%d files, %d bytes by %s", copied->files, copied->bytes,
                             CopyMethodName(copied->method));
+      CountCopied(std::string(CopyMethodName(copied->method)), copied->bytes);
     }
   }
   if (status.ok() && options_.job_user.has_value()) {
@@ -349,6 +358,11 @@ deja::v1::JobResult JobExecutor::Materialize(deja::v1::Assignment assignment,
         result.error());
   }
   return result;
+}
+
+void JobExecutor::CountCopied(const std::string& method, uint64_t bytes) const {
+  if (options_.metrics == nullptr) return;
+  options_.metrics->Add(kCopiedBytes, {method}, static_cast<double>(bytes));
 }
 
 }  // namespace deja::worker

@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/credentials.h"
 #include "common/manifest.h"
+#include "common/metrics.h"
 #include "deja/v1/worker.pb.h"
 #include "worker/blob_cache.h"
 #include "worker/containers.h"
@@ -74,7 +75,13 @@ class JobExecutor {
     // where the engine sees work_dir, the shim. work_dir and worker_id are
     // taken from above.
     ContainerOptions containers;
+    // Optional (not owned): what the executor counts (bytes copied by
+    // method, attempts by outcome).
+    Metrics* metrics = nullptr;
   };
+  // The bytes a reuse copied into a new workspace, by method: reflink,
+  // hardlink, copy, peer (pulled from another worker).
+  static constexpr char kCopiedBytes[] = "deja_worker_copied_bytes_total";
   // The attempt's process started (RUN) or its copy began (MATERIALIZE).
   using StartedCallback = std::function<void(absl::Time started_at)>;
   using ResultCallback = std::function<void(deja::v1::JobResult result)>;
@@ -133,6 +140,8 @@ class JobExecutor {
                                   const StartedCallback& on_started) const;
 
  private:
+  // Adds to kCopiedBytes (with metrics).
+  void CountCopied(const std::string& method, uint64_t bytes) const;
   // How blob_client_ retries: options_.store_retry_for, ended by StopRetries.
   RetryPolicy StoreRetryPolicy();
   std::shared_ptr<grpc::Channel> ContentStoreChannel(const ClientSecurity& security) const;

@@ -63,6 +63,7 @@ deja::v1::LogData ReadJobLog(const std::string& work_dir, const std::string& wor
   }
   close(fd);
   data.set_eof(request.offset() + buffer.size() >= size);
+  data.set_size(size);
   data.set_data(std::move(buffer));
   return data;
 }

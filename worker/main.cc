@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,8 +24,12 @@
 #include "common/credentials.h"
 #include "common/daemon_flags.h"
 #include "common/docker_engine.h"
+#include "common/event_log.h"
 #include "common/files.h"
+#include "common/http_endpoint.h"
+#include "common/metrics.h"
 #include "common/resources.h"
+#include "common/version.h"
 #include "worker/capacity.h"
 #include "worker/job_user.h"
 #include "worker/log.h"
@@ -32,6 +38,7 @@
 #include "worker/watchdog.h"
 #include "worker/worker.h"
 #include "worker/worker_id.h"
+#include "worker/workspace_sweeper.h"
 
 namespace {
 
@@ -111,6 +118,15 @@ ABSL_FLAG(int32_t, gpus, -1, "GPUs jobs may ask for in all (default: /dev/nvidia
 ABSL_FLAG(std::string, docker_socket, deja::kDefaultDockerSocket,
           "Unix socket of the container engine (Docker, or podman's compatible service) that "
           "runs jobs with an image. Empty: no engine; the worker takes no image job.");
+ABSL_FLAG(std::string, http_listen, "",
+          "If set, HOST:PORT serving Prometheus metrics on /metrics (port 0 picks a free "
+          "port). Unauthenticated: bind it to an address only your monitoring reaches. Off by "
+          "default. See docs/operations.md.");
+ABSL_FLAG(std::string, http_port_file, "",
+          "If set, the bound HTTP port is written to this file once serving.");
+ABSL_FLAG(std::string, log_format, "text",
+          "The log on stderr: text (\"<RFC 3339 time> deja-worker: <event>\") or json (one "
+          "object per line: time, daemon, msg).");
 ABSL_FLAG(std::string, engine_work_dir, "",
           "Where the container engine sees --work_dir, when the worker itself runs in a "
           "container of that engine (default: the same path).");
@@ -143,9 +159,38 @@ std::string DetectEngineWorkDir(const std::string& socket, const std::string& wo
   if (!mounts.ok()) return "";  // no engine: no image job either
   std::string seen = deja::EnginePathOf(work_dir, *mounts);
   if (!seen.empty() && seen != work_dir) {
-    absl::FPrintF(stderr, "deja-worker: the container engine sees %s as %s\n", work_dir, seen);
+    deja::worker::Log("the container engine sees %s as %s", work_dir, seen);
   }
   return seen;
+}
+
+// /metrics on `listen`: the worker's counters, its disk, its version.
+absl::StatusOr<std::unique_ptr<deja::HttpEndpoint>> StartHttp(const std::string& listen,
+                                                              const std::string& work_dir,
+                                                              deja::Metrics* metrics) {
+  using Type = deja::Metrics::Type;
+  metrics->Declare("deja_build_info", Type::kGauge,
+                   "Always 1: the version and git commit of the worker.", {"version", "commit"});
+  metrics->Set("deja_build_info", {std::string(deja::Version()), std::string(deja::GitCommit())},
+               1);
+  metrics->Declare("deja_worker_disk_free_bytes", Type::kGauge,
+                   "Free bytes of the file system of --work_dir.");
+  metrics->Declare("deja_worker_disk_total_bytes", Type::kGauge,
+                   "Size of the file system of --work_dir.");
+  metrics->AddCollector([work_dir](deja::Metrics& m) {
+    auto space = deja::worker::ReadDiskSpace(work_dir);
+    if (!space.ok()) return;
+    m.Set("deja_worker_disk_free_bytes", {}, static_cast<double>(space->free_bytes));
+    m.Set("deja_worker_disk_total_bytes", {}, static_cast<double>(space->total_bytes));
+  });
+  auto http = deja::HttpEndpoint::Start(listen, [metrics](httplib::Server& server) {
+    server.Get("/metrics", [metrics](const httplib::Request&, httplib::Response& response) {
+      response.set_content(metrics->Render(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+  });
+  if (!http.ok()) return http.status();
+  deja::worker::Log("serving metrics on http port %d", (*http)->port());
+  return http;
 }
 
 absl::StatusOr<WorkerConfig> ConfigFromFlags() {
@@ -301,7 +346,7 @@ int main(int argc, char** argv) {
   std::string merged;
   std::vector<char*> args = deja::worker::MergePlatformFlags(argc, argv, &merged);
   deja::ParseDaemonFlags(
-      static_cast<int>(args.size()), args.data(),
+      static_cast<int>(args.size()), args.data(), "deja-worker",
       "Runs Deja jobs for a deja-scheduler. The process started is the worker's watchdog\n"
       "(deja-watchdog): it passes its signals on to the worker, its child, and kills the\n"
       "worker's jobs if the worker dies or is cut off from the scheduler (docs/worker.md).\n"
@@ -314,9 +359,16 @@ int main(int argc, char** argv) {
       "                   [--platform K=V]... [--cpus=N] [--memory=SIZE] [--gpus=N]\n"
       "                   [--docker_socket=PATH] [--engine_work_dir=PATH]");
 
+  std::optional<deja::LogFormat> log_format = deja::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.has_value()) {
+    absl::FPrintF(stderr, "deja-worker: --log_format=%s: use text or json\n",
+                  absl::GetFlag(FLAGS_log_format));
+    return 2;
+  }
+  deja::ConfigureEventLog("deja-worker", *log_format);
   auto config = ConfigFromFlags();
   if (!config.ok()) {
-    absl::FPrintF(stderr, "deja-worker: %s\n", config.status().message());
+    deja::LogEvent(config.status().message());
     return 2;
   }
 
@@ -330,7 +382,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   if (absl::Status locked = deja::worker::LockWorkDir(config->work_dir); !locked.ok()) {
-    absl::FPrintF(stderr, "deja-worker: %s\n", locked.message());
+    deja::LogEvent(locked.message());
     return 1;
   }
   // Before any thread: this process becomes the watchdog, and the worker
@@ -338,25 +390,38 @@ int main(int argc, char** argv) {
   // or gets stuck; worker/watchdog.h).
   auto contact = deja::worker::StartWatchdog(config->work_dir);
   if (!contact.ok()) {
-    absl::FPrintF(stderr, "deja-worker: %s\n", contact.status().message());
+    deja::LogEvent(contact.status().message());
     return 1;
   }
   config->contact = *contact;
 
-  absl::FPrintF(stderr,
-                "deja-worker: id %s, work_dir %s, scheduler %s, content store %s, %d slots, "
-                "cache %d bytes, sweep every %s, keeping %d bytes free; offers %s\n",
-                config->worker_id, config->work_dir, config->scheduler_address,
-                config->content_store_address, config->slots, config->cache_bytes,
-                absl::FormatDuration(config->sweep_interval), config->min_free_disk,
-                deja::FormatResources(config->resources));
+  deja::worker::Log(
+      "%s: id %s, work_dir %s, scheduler %s, content store %s, %d slots, "
+      "cache %d bytes, sweep every %s, keeping %d bytes free; offers %s",
+      deja::VersionLine("deja-worker"), config->worker_id, config->work_dir,
+      config->scheduler_address, config->content_store_address, config->slots, config->cache_bytes,
+      absl::FormatDuration(config->sweep_interval), config->min_free_disk,
+      deja::FormatResources(config->resources));
+  // In the worker (the watchdog's child): the metrics are the worker's.
+  deja::Metrics metrics;
+  config->metrics = &metrics;
+  std::unique_ptr<deja::HttpEndpoint> http;
+  if (const std::string listen = absl::GetFlag(FLAGS_http_listen); !listen.empty()) {
+    auto started = StartHttp(listen, config->work_dir, &metrics);
+    if (!started.ok()) {
+      deja::LogEvent(started.status().message());
+      return 2;
+    }
+    http = *std::move(started);
+    deja::WritePortFile(absl::GetFlag(FLAGS_http_port_file), http->port());
+  }
   deja::worker::Worker worker(*std::move(config));
   std::atomic<bool> run_returned{false};
   std::thread signal_thread([&worker, &run_returned, stop_signals] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     if (run_returned) return;  // the wake-up below, not a signal to act on
-    absl::FPrintF(stderr, "deja-worker: got signal %d, handing back its jobs and stopping\n", sig);
+    deja::worker::Log("got signal %d, handing back its jobs and stopping", sig);
     worker.Leave(sig == SIGTERM ? "SIGTERM" : "SIGINT");
     worker.Stop();
   });
@@ -369,8 +434,9 @@ int main(int argc, char** argv) {
   // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread)
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  http.reset();
   if (!status.ok()) {
-    absl::FPrintF(stderr, "deja-worker: %s\n", status.ToString());
+    deja::LogEvent(status.ToString());
     return 1;
   }
   return 0;

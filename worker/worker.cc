@@ -40,6 +40,7 @@ JobExecutor::Options ExecutorOptions(const WorkerConfig& config, const Contact* 
   options.containers.engine_work_dir = config.engine_work_dir;
   options.containers.shim = config.container_shim;
   options.store_retry_for = config.store_retry_for;
+  options.metrics = config.metrics;
   options.may_start = [contact] {
     const absl::Duration silent = contact->CutOffFor();
     if (silent == absl::ZeroDuration()) return absl::OkStatus();
@@ -84,7 +85,7 @@ Worker::Worker(WorkerConfig config, Clock* clock)
                    config_, [this](ClientSecurity* security) { return PrepareSecurity(security); }),
                this),
       sweeper_(&retention_, this, config_.sweep_interval, paths::TrashDir(config_.work_dir),
-               WorkDirDiskPolicy(config_)),
+               WorkDirDiskPolicy(config_), config_.metrics),
       core_(config_.slots) {}
 
 Worker::~Worker() {

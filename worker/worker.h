@@ -54,6 +54,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/credentials.h"
+#include "common/metrics.h"
 #include "deja/v1/worker.pb.h"
 #include "worker/identity.h"
 #include "worker/job_executor.h"
@@ -118,6 +119,8 @@ struct WorkerConfig {
   // When the scheduler was last heard from: shared with the daemon's
   // watchdog process (worker/watchdog.h). nullptr: the Worker keeps its own.
   Contact* contact = nullptr;
+  // Optional (not owned): the worker's metrics (/metrics with --http_listen).
+  Metrics* metrics = nullptr;
 };
 
 class Worker : private SessionHandler, private SweeperHost {

@@ -16,6 +16,8 @@
 
 namespace deja::worker {
 
+constexpr char kWorkspacesDeleted[] = "deja_worker_workspaces_deleted_total";
+
 absl::StatusOr<DiskSpace> ReadDiskSpace(const std::string& path) {
   struct statvfs vfs;
   if (statvfs(path.c_str(), &vfs) != 0) {
@@ -30,12 +32,20 @@ absl::StatusOr<DiskSpace> ReadDiskSpace(const std::string& path) {
 
 WorkspaceSweeper::WorkspaceSweeper(WorkspaceRetention* retention, SweeperHost* host,
                                    absl::Duration sweep_interval, std::string trash_dir,
-                                   DiskPolicy disk)
+                                   DiskPolicy disk, Metrics* metrics)
     : retention_(retention),
       host_(host),
       sweep_interval_(sweep_interval),
       trash_dir_(std::move(trash_dir)),
-      disk_(std::move(disk)) {}
+      disk_(std::move(disk)),
+      metrics_(metrics) {
+  if (metrics_ != nullptr) {
+    metrics_->Declare(kWorkspacesDeleted, Metrics::Type::kCounter,
+                      "Workspaces the worker deleted: expired (past their retention window), "
+                      "not_kept (never memoized), disk_low (evicted early, the disk being low).",
+                      {"reason"});
+  }
+}
 
 WorkspaceSweeper::~WorkspaceSweeper() { Stop(); }
 
@@ -214,6 +224,9 @@ void WorkspaceSweeper::CheckDisk() {
       for (const auto& d : doomed) {
         Log("evicted the workspace of %s before its expiry: the disk is low", d.job_id);
       }
+      if (metrics_ != nullptr) {
+        metrics_->Add(kWorkspacesDeleted, {"disk_low"}, static_cast<double>(doomed.size()));
+      }
       deleted += doomed.size();
     }
     if (deleted > 0) {
@@ -254,6 +267,7 @@ std::vector<std::string> WorkspaceSweeper::Sweep(const std::string* only) {
   for (const auto& d : doomed) {
     deleted.push_back(d.job_id);
     Log("deleted the workspace of %s (%s)", d.job_id, d.report ? "expired" : "not kept");
+    if (metrics_ != nullptr) metrics_->Add(kWorkspacesDeleted, {d.report ? "expired" : "not_kept"});
   }
   return deleted;
 }

@@ -53,6 +53,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "deja/v1/worker.pb.h"
 #include "worker/retention.h"
 
@@ -109,8 +110,9 @@ deja::v1::DiskStatus DiskStatusOf(const DiskSpace& space, const DiskPolicy& poli
 class WorkspaceSweeper {
  public:
   // `retention` and `host` (not owned) must outlive the sweeper.
+  // `metrics` (not owned; null: none) counts the workspaces deleted.
   WorkspaceSweeper(WorkspaceRetention* retention, SweeperHost* host, absl::Duration sweep_interval,
-                   std::string trash_dir, DiskPolicy disk = {});
+                   std::string trash_dir, DiskPolicy disk = {}, Metrics* metrics = nullptr);
   // Stops the thread if it runs.
   ~WorkspaceSweeper();
 
@@ -171,6 +173,7 @@ class WorkspaceSweeper {
   const absl::Duration sweep_interval_;
   const std::string trash_dir_;
   const DiskPolicy disk_;
+  Metrics* const metrics_;
 
   // The thread's own.
   std::deque<deja::v1::ResultAck> retry_acks_;  // expiry not recorded yet

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/event_log.h"
 #include "common/job_spec.h"
 
 namespace deja {
@@ -434,9 +435,9 @@ void AccessControl::Audit(const Caller& caller, bool denied, const std::string& 
   absl::Status stored = store_->AppendAudit(event, drop, /*durable=*/!denied);
   const std::string note =
       stored.ok() ? std::string() : absl::StrCat(" (not stored: ", stored.message(), ")");
-  std::fprintf(stderr, "deja-scheduler: audit: %s %s from %s by %s: %s%s\n",
-               denied ? "denied" : "done", event.method().c_str(), event.peer().c_str(),
-               event.principal().c_str(), event.detail().c_str(), note.c_str());
+  LogEvent(absl::StrCat("audit: ", denied ? "denied" : "done", " ", event.method(), " from ",
+                        event.peer(), " by ", event.principal(), ": ", event.detail(), note),
+           {}, {{"event", "audit"}, {"denied", denied ? "true" : "false"}});
 }
 
 }  // namespace deja

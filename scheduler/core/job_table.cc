@@ -78,19 +78,49 @@ Job* JobTable::Resident(const std::string& job_id) {
   return &placed.first->second;
 }
 
+bool JobFilter::Matches(const Job& job) const {
+  if (!project.empty() && job.spec().project() != project) return false;
+  if (!states.empty() && !states.contains(job.state())) return false;
+  if (!app.empty() && job.spec().app().name() != app) return false;
+  if (since_ms > 0 && job.created_at_ms() < since_ms) return false;
+  for (const auto& [key, value] : labels) {
+    auto it = job.spec().labels().find(key);
+    if (it == job.spec().labels().end() || it->second != value) return false;
+  }
+  return true;
+}
+
 absl::StatusOr<std::vector<Job>> JobTable::List(const std::string& project, JobState state,
                                                 size_t limit, uint64_t before, size_t max_bytes,
                                                 uint64_t* next_before) const {
+  JobFilter filter;
+  filter.project = project;
+  if (state != deja::v1::JOB_STATE_UNSPECIFIED) filter.states.insert(state);
+  return List(filter, limit, before, max_bytes, next_before);
+}
+
+absl::StatusOr<std::vector<Job>> JobTable::List(const JobFilter& filter, size_t limit,
+                                                uint64_t before, size_t max_bytes,
+                                                uint64_t* next_before) const {
   // Newest first, merging the jobs in memory (newer versions, and jobs not
-  // yet committed) into a backward scan of the store; stops at `limit`, or
-  // at the first match that would pass `max_bytes`.
+  // yet committed) into a backward scan of the store; stops at the first
+  // match past `limit` or `max_bytes` (which a next page starts with), or
+  // at the first job older than `since_ms`.
   std::vector<Job> out;
   size_t bytes = 0;
-  bool truncated = false;
-  auto full = [&] { return truncated || (limit > 0 && out.size() >= limit); };
+  bool truncated = false;  // a match was left out
+  bool older = false;      // past since_ms: nothing older matches
+  auto full = [&] { return truncated || older; };
   auto consider = [&](const Job& job) {
-    if (!project.empty() && job.spec().project() != project) return;
-    if (state != deja::v1::JOB_STATE_UNSPECIFIED && job.state() != state) return;
+    if (filter.since_ms > 0 && job.created_at_ms() < filter.since_ms) {
+      older = true;
+      return;
+    }
+    if (!filter.Matches(job)) return;
+    if (limit > 0 && out.size() >= limit) {
+      truncated = true;
+      return;
+    }
     const size_t size = job.ByteSizeLong();
     if (max_bytes > 0 && !out.empty() && bytes + size > max_bytes) {
       truncated = true;

@@ -39,6 +39,17 @@
 
 namespace deja {
 
+// Which jobs a list shows: a job must pass every filter set.
+struct JobFilter {
+  std::string project;                        // empty: every project
+  std::set<deja::v1::JobState> states;        // empty: every state
+  std::string app;                            // empty: every app
+  std::map<std::string, std::string> labels;  // each on the job's spec
+  int64_t since_ms = 0;                       // created at or after (0: ever)
+
+  bool Matches(const deja::v1::Job& job) const;
+};
+
 class JobTable {
  public:
   // `store` (not owned; null: everything stays in memory) must outlive the
@@ -80,6 +91,12 @@ class JobTable {
   // oldest job's sequence number returned, else to 0.
   absl::StatusOr<std::vector<deja::v1::Job>> List(const std::string& project,
                                                   deja::v1::JobState state, size_t limit,
+                                                  uint64_t before = 0, size_t max_bytes = 0,
+                                                  uint64_t* next_before = nullptr) const;
+  // The same with every filter; `*next_before` is also set when `limit`
+  // left out a match. Jobs are scanned newest first, so a `since_ms` ends
+  // the scan at the first job created before it.
+  absl::StatusOr<std::vector<deja::v1::Job>> List(const JobFilter& filter, size_t limit,
                                                   uint64_t before = 0, size_t max_bytes = 0,
                                                   uint64_t* next_before = nullptr) const;
   // Every job in memory, oldest first.

@@ -187,6 +187,12 @@ absl::StatusOr<std::vector<Job>> SchedulerCore::ListJobs(const std::string& proj
   return jobs_.List(project, state, limit, before, max_bytes, next_before);
 }
 
+absl::StatusOr<std::vector<Job>> SchedulerCore::ListJobs(const JobFilter& filter, size_t limit,
+                                                         uint64_t before, size_t max_bytes,
+                                                         uint64_t* next_before) const {
+  return jobs_.List(filter, limit, before, max_bytes, next_before);
+}
+
 absl::StatusOr<Job> SchedulerCore::CancelJob(const std::string& job_id, absl::Time now,
                                              Effects* fx) {
   Job* found = jobs_.Find(job_id);
@@ -227,6 +233,14 @@ absl::StatusOr<deja::v1::ImageRecord> SchedulerCore::PushImage(
                      "first (deja image push does)"));
   }
   return images_.Push(request, pushed_by, now, fx);
+}
+
+std::map<deja::v1::JobState, size_t> SchedulerCore::LiveJobsByState() const {
+  std::map<deja::v1::JobState, size_t> counts;
+  jobs_.ForEachResident([&counts](const Job& job) {
+    if (!IsTerminal(job.state())) ++counts[job.state()];
+  });
+  return counts;
 }
 
 absl::StatusOr<std::string> SchedulerCore::WorkspaceHolder(const std::string& job_id) const {

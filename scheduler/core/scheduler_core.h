@@ -38,6 +38,7 @@
 #define DEJA_SCHEDULER_CORE_SCHEDULER_CORE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,9 @@ class SchedulerCore final : public JobSubmitter {
                                                       deja::v1::JobState state, size_t limit,
                                                       uint64_t before = 0, size_t max_bytes = 0,
                                                       uint64_t* next_before = nullptr) const;
+  absl::StatusOr<std::vector<deja::v1::Job>> ListJobs(const JobFilter& filter, size_t limit,
+                                                      uint64_t before, size_t max_bytes,
+                                                      uint64_t* next_before) const;
   // Cancels a job that has not ended (its process group is killed by its
   // worker); FAILED_PRECONDITION if it already ended.
   absl::StatusOr<deja::v1::Job> CancelJob(const std::string& job_id, absl::Time now,
@@ -186,6 +190,9 @@ class SchedulerCore final : public JobSubmitter {
   const CoreOptions& options() const { return options_; }
   // Jobs held in memory (see "Memory" above); for tests and metrics.
   size_t resident_jobs() const { return jobs_.resident(); }
+  // Jobs that have not ended, by state (every such job is in memory); for
+  // metrics.
+  std::map<deja::v1::JobState, size_t> LiveJobsByState() const;
 
  private:
   // Bookkeeping after `job` reached a terminal state: its workspace expiry,

@@ -129,7 +129,7 @@ void WorkerReportHandler::Result(const std::string& worker_id, const deja::v1::J
       job.set_message(result.never_started() ? absl::StrCat("could not start: ", result.error())
                       : !result.error().empty()
                           ? result.error()
-                          : absl::StrCat("command exited with code ", result.exit_code()));
+                          : absl::StrCat("command ", DescribeExit(result.exit_code())));
       finished_(job, now, fx);
     } else {
       Succeed(job, result, worker_id, now, fx);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "common/event_log.h"
 #include "common/grpc_status.h"
 #include "common/job_state.h"
 #include "common/tickets.h"
@@ -14,13 +15,30 @@ namespace {
 using deja::v1::Job;
 
 constexpr uint32_t kMaxLogChunk = 1 << 20;
+constexpr char kCommitLatency[] = "deja_store_commit_seconds";
+constexpr char kMemoRemoved[] = "deja_memo_entries_removed_total";
 constexpr absl::Duration kLogRequestTimeout = absl::Seconds(30);
 
 }  // namespace
 
 SchedulerLoop::SchedulerLoop(absl::Duration tick, const CoreOptions& options, Clock* clock,
-                             RocksStore* store, BlobStore* blobs, BlobIndex* blob_index)
-    : tick_(tick), clock_(clock), store_(store), blobs_(blobs), core_(options, blob_index, store) {}
+                             RocksStore* store, BlobStore* blobs, BlobIndex* blob_index,
+                             Metrics* metrics)
+    : tick_(tick),
+      clock_(clock),
+      store_(store),
+      blobs_(blobs),
+      metrics_(metrics),
+      core_(options, blob_index, store),
+      job_events_(metrics, clock->Now()) {
+  if (metrics_ != nullptr) {
+    metrics_->Declare(kCommitLatency, Metrics::Type::kHistogram,
+                      "Time to commit a round of records to the store (synced or not).", {"synced"},
+                      LatencyBuckets());
+    metrics_->Declare(kMemoRemoved, Metrics::Type::kCounter,
+                      "Memo entries removed: expired past their retention window, or evicted.");
+  }
+}
 
 SchedulerLoop::~SchedulerLoop() { Stop(); }
 
@@ -112,8 +130,9 @@ void SchedulerLoop::OnWorkerRegister(const std::shared_ptr<WorkerOutbox>& outbox
   }
   sessions_[reg.worker_id()] = Session{session, outbox};
   by_outbox_[outbox.get()] = {reg.worker_id(), session};
-  std::fprintf(stderr, "deja-scheduler: worker %s connected (%u slots, %d jobs held)\n",
-               reg.worker_id().c_str(), reg.slots(), reg.held_size());
+  LogEvent(absl::StrCat("worker ", reg.worker_id(), " connected"),
+           {{"slots", absl::StrCat(reg.slots())}, {"held", absl::StrCat(reg.held_size())}},
+           {{"worker", reg.worker_id()}, {"event", "connected"}});
 }
 
 void SchedulerLoop::OnWorkerMessage(WorkerOutbox* outbox, const deja::v1::WorkerMessage& msg) {
@@ -144,7 +163,8 @@ void SchedulerLoop::OnWorkerGone(WorkerOutbox* outbox) {
   if (s != sessions_.end() && s->second.session == session) sessions_.erase(s);
   core_.WorkerDisconnected(worker_id, session, clock_->Now());
   FailLogs(worker_id, absl::UnavailableError(absl::StrCat("worker ", worker_id, " disconnected")));
-  std::fprintf(stderr, "deja-scheduler: worker %s disconnected\n", worker_id.c_str());
+  LogEvent(absl::StrCat("worker ", worker_id, " disconnected"), {},
+           {{"worker", worker_id}, {"event", "disconnected"}});
 }
 
 // --- Watchers -------------------------------------------------------------------------
@@ -224,6 +244,7 @@ void SchedulerLoop::OnLogData(const deja::v1::LogData& data) {
   }
   pending.response->set_data(data.data());
   pending.response->set_eof(data.eof());
+  pending.response->set_size(data.size());
   FinishAfterCommit(pending.reactor, absl::OkStatus());
 }
 
@@ -238,6 +259,47 @@ void SchedulerLoop::FailLogs(const std::string& worker_id, const absl::Status& s
   }
 }
 
+// --- Metrics ---------------------------------------------------------------------------
+
+void SchedulerLoop::CollectMetrics(Metrics& metrics) {
+  using Type = Metrics::Type;
+  metrics.Declare("deja_queue_depth", Type::kGauge, "Jobs QUEUED, waiting for a worker.");
+  metrics.Declare("deja_jobs", Type::kGauge, "Jobs that have not ended, by state.", {"state"});
+  metrics.Declare("deja_workers_connected", Type::kGauge, "Workers connected now.");
+  metrics.Declare("deja_worker_slots", Type::kGauge,
+                  "Job slots of the connected workers: all of them, and those busy.", {"kind"});
+  metrics.Declare("deja_worker_disk_free_bytes", Type::kGauge,
+                  "Free disk under each worker's work dir, as it last reported.", {"worker"});
+  metrics.Declare("deja_store_bytes", Type::kGauge,
+                  "Size of the scheduler's RocksDB store (files and memtables).");
+  const std::map<deja::v1::JobState, size_t> live = core_.LiveJobsByState();
+  for (deja::v1::JobState state : {deja::v1::QUEUED, deja::v1::WAITING, deja::v1::ASSIGNED,
+                                   deja::v1::RUNNING, deja::v1::MATERIALIZING}) {
+    auto it = live.find(state);
+    metrics.Set("deja_jobs", {std::string(JobStateName(state))},
+                static_cast<double>(it == live.end() ? 0 : it->second));
+  }
+  auto queued = live.find(deja::v1::QUEUED);
+  metrics.Set("deja_queue_depth", {},
+              static_cast<double>(queued == live.end() ? 0 : queued->second));
+  size_t connected = 0;
+  uint64_t slots = 0;
+  uint64_t busy = 0;
+  metrics.Clear("deja_worker_disk_free_bytes");
+  for (const deja::v1::WorkerInfo& worker : core_.ListWorkers()) {
+    if (!worker.connected()) continue;
+    ++connected;
+    slots += worker.slots();
+    busy += worker.busy_slots();
+    metrics.Set("deja_worker_disk_free_bytes", {worker.worker_id()},
+                static_cast<double>(worker.disk().free_bytes()));
+  }
+  metrics.Set("deja_workers_connected", {}, static_cast<double>(connected));
+  metrics.Set("deja_worker_slots", {"total"}, static_cast<double>(slots));
+  metrics.Set("deja_worker_slots", {"busy"}, static_cast<double>(busy));
+  metrics.Set("deja_store_bytes", {}, static_cast<double>(store_->ApproximateBytes()));
+}
+
 // --- The commit path --------------------------------------------------------------------
 
 void SchedulerLoop::Flush() {
@@ -246,16 +308,24 @@ void SchedulerLoop::Flush() {
   // Blobs first: the records committed next may name them.
   for (const auto& [digest, bytes] : fx_.blob_puts) {
     if (absl::Status s = blobs_->Put(bytes); !s.ok()) {
-      std::fprintf(stderr, "deja-scheduler: FATAL: storing blob %s: %s\n", digest.c_str(),
-                   s.ToString().c_str());
+      LogEvent(absl::StrCat("FATAL: storing blob ", digest, ": ", s.ToString()));
       std::abort();
     }
   }
-  if (absl::Status s = store_->Commit(fx_, RoundTellsAnyone()); !s.ok()) {
+  const bool durable = RoundTellsAnyone();
+  const absl::Time commit_start = absl::Now();
+  if (absl::Status s = store_->Commit(fx_, durable); !s.ok()) {
     // The in-memory state is ahead of the disk; a restart recovers from
     // what was committed.
-    std::fprintf(stderr, "deja-scheduler: FATAL: %s\n", s.ToString().c_str());
+    LogEvent(absl::StrCat("FATAL: ", s.ToString()));
     std::abort();
+  }
+  if (metrics_ != nullptr) {
+    metrics_->Observe(kCommitLatency, {durable ? "true" : "false"},
+                      absl::ToDoubleSeconds(absl::Now() - commit_start));
+    if (!fx_.memo_deletes.empty()) {
+      metrics_->Add(kMemoRemoved, {}, static_cast<double>(fx_.memo_deletes.size()));
+    }
   }
   core_.Committed(fx_);  // what it names may leave memory now
   Effects fx;
@@ -277,11 +347,15 @@ void SchedulerLoop::Flush() {
       absl::Status st = StampPeerTicket(*ticket_signer_, worker_id, clock_->Now(), assignment);
       if (st.ok()) st = StampBlobTicket(*ticket_signer_, worker_id, clock_->Now(), assignment);
       if (!st.ok()) {
-        std::fprintf(stderr, "deja-scheduler: signing the tickets of %s: %s\n",
-                     assignment->job_id().c_str(), st.ToString().c_str());
+        LogEvent(
+            absl::StrCat("signing the tickets of ", assignment->job_id(), ": ", st.ToString()));
       }
     }
     it->second.outbox->Send(std::move(msg));
+  }
+  const absl::Time now = clock_->Now();
+  for (const auto& [job_id, job] : fx.jobs) {
+    for (const JobEvent& event : job_events_.Observe(job, now)) event.Log();
   }
   for (auto& [job_id, job] : fx.jobs) {
     auto it = watchers_.find(job_id);

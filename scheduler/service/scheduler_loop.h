@@ -43,6 +43,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/tls.h"
 #include "deja/v1/job.pb.h"
 #include "deja/v1/pipeline.pb.h"
@@ -50,6 +51,7 @@
 #include "deja/v1/worker.pb.h"
 #include "scheduler/content/blob_store.h"
 #include "scheduler/core/scheduler_core.h"
+#include "scheduler/service/job_events.h"
 #include "scheduler/service/stream_outbox.h"
 #include "scheduler/store/rocks_store.h"
 
@@ -61,10 +63,10 @@ using PipelineWatchOutbox = StreamOutbox<deja::v1::Pipeline>;
 
 class SchedulerLoop {
  public:
-  // Nothing owned: `store`, `blobs`, `blob_index` and `clock` must outlive
-  // the loop.
+  // Nothing owned: `store`, `blobs`, `blob_index`, `clock` and `metrics`
+  // (null: none) must outlive the loop.
   SchedulerLoop(absl::Duration tick, const CoreOptions& options, Clock* clock, RocksStore* store,
-                BlobStore* blobs, BlobIndex* blob_index);
+                BlobStore* blobs, BlobIndex* blob_index, Metrics* metrics = nullptr);
   ~SchedulerLoop();
   SchedulerLoop(const SchedulerLoop&) = delete;
   SchedulerLoop& operator=(const SchedulerLoop&) = delete;
@@ -117,6 +119,10 @@ class SchedulerLoop {
   void RequestLogs(const std::string& worker_id, const deja::v1::ReadLogsRequest& request,
                    grpc::ServerUnaryReactor* reactor, deja::v1::ReadLogsResponse* response);
 
+  // Sets the gauges read off the core's state (queue depth, jobs by state,
+  // workers, slots, disk, store size) on `metrics`.
+  void CollectMetrics(Metrics& metrics);
+
  private:
   struct Session {
     uint64_t session;
@@ -144,6 +150,7 @@ class SchedulerLoop {
   Clock* const clock_;
   RocksStore* const store_;
   BlobStore* const blobs_;  // thread-safe
+  Metrics* const metrics_;  // thread-safe; may be null
 
   absl::Mutex mu_;
   std::vector<std::function<void()>> pending_ ABSL_GUARDED_BY(mu_);
@@ -153,6 +160,7 @@ class SchedulerLoop {
 
   // Owned by the loop thread (after Start).
   SchedulerCore core_;
+  JobEvents job_events_;
   Effects fx_;
   std::vector<std::function<void()>> after_commit_;
   absl::Time next_tick_;

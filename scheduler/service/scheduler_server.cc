@@ -12,9 +12,14 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/bytes.h"
+#include "common/event_log.h"
 #include "common/files.h"
+#include "common/http_endpoint.h"
+#include "common/metrics.h"
 #include "common/transfer_window.h"
+#include "common/version.h"
 #include "scheduler/access/access_control.h"
 #include "scheduler/content/blob_store.h"
 #include "scheduler/content/content_service.h"
@@ -59,7 +64,7 @@ class ServerImpl final : public SchedulerServer {
         access_(store_.get(), clock, !config.security.insecure),
         content_(blobs_.get(), &access_,
                  config.security.insecure ? std::string() : config.worker_issuer.cert_pem),
-        loop_(config.tick, config.core, clock, store_.get(), blobs_.get(), &blob_index_),
+        loop_(config.tick, config.core, clock, store_.get(), blobs_.get(), &blob_index_, &metrics_),
         collector_(blobs_.get(), store_.get(), clock, config.gc_grace),
         scheduler_service_(&loop_, &access_, &collector_),
         worker_service_(&loop_, &access_, config.worker_issuer) {}
@@ -77,7 +82,7 @@ class ServerImpl final : public SchedulerServer {
       }
       loop_.SetTicketSigner(*std::move(signer));
     }
-    std::fprintf(stderr, "deja-scheduler: restored state from %s\n", config_.data_dir.c_str());
+    LogEvent(absl::StrCat("restored state from ", config_.data_dir));
     if (absl::Status s = InitAccess(); !s.ok()) return s;
 
     grpc::EnableDefaultHealthCheckService(true);
@@ -94,6 +99,7 @@ class ServerImpl final : public SchedulerServer {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen));
     }
     loop_.Start();
+    if (absl::Status s = StartHttp(); !s.ok()) return s;
     if (config_.gc_interval > absl::ZeroDuration()) {
       collector_thread_ = std::thread([this] { CollectorThread(); });
     }
@@ -101,6 +107,7 @@ class ServerImpl final : public SchedulerServer {
   }
 
   int port() const override { return port_; }
+  int http_port() const override { return http_ == nullptr ? 0 : http_->port(); }
 
   void Wait() override {
     absl::MutexLock lock(&mu_);
@@ -119,6 +126,7 @@ class ServerImpl final : public SchedulerServer {
     // The loop keeps running while gRPC cancels the streams, so that every
     // pending call is finished.
     if (collector_thread_.joinable()) collector_thread_.join();  // sees shutting_down_
+    http_.reset();                                               // its handlers post to the loop
     if (server_ != nullptr) {
       server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     }
@@ -141,11 +149,9 @@ class ServerImpl final : public SchedulerServer {
           !s.ok()) {
         return s;
       }
-      std::fprintf(stderr, "deja-scheduler: a new admin token (every project) is in %s\n",
-                   admin_file.c_str());
+      LogEvent(absl::StrCat("a new admin token (every project) is in ", admin_file));
     } else {
-      std::fprintf(stderr, "deja-scheduler: tokens on; the first admin token was written to %s\n",
-                   admin_file.c_str());
+      LogEvent(absl::StrCat("tokens on; the first admin token was written to ", admin_file));
     }
     const std::string& dir = config_.worker_credentials_dir;
     if (dir.empty()) return absl::OkStatus();
@@ -164,9 +170,53 @@ class ServerImpl final : public SchedulerServer {
         !s.ok()) {
       return s;
     }
-    std::fprintf(stderr, "deja-scheduler: worker credentials in %s (ca.crt, worker.token)\n",
-                 dir.c_str());
+    LogEvent(absl::StrCat("worker credentials in ", dir, " (ca.crt, worker.token)"));
     return absl::OkStatus();
+  }
+
+  // The HTTP side (--http_listen): /metrics, behind a token that may read
+  // every project (or none with --insecure).
+  absl::Status StartHttp() {
+    if (config_.http_listen.empty()) return absl::OkStatus();
+    metrics_.Declare("deja_build_info", Metrics::Type::kGauge,
+                     "Always 1: the version and git commit of the scheduler.",
+                     {"version", "commit"});
+    metrics_.Set("deja_build_info", {std::string(Version()), std::string(GitCommit())}, 1);
+    metrics_.AddCollector([this](Metrics& metrics) {
+      // The core's state is the loop's: read it there, waiting a bounded time.
+      auto done = std::make_shared<absl::Notification>();
+      loop_.Post([this, done, &metrics] {
+        loop_.CollectMetrics(metrics);
+        done->Notify();
+      });
+      done->WaitForNotificationWithTimeout(absl::Seconds(5));
+    });
+    auto http = HttpEndpoint::Start(config_.http_listen, [this](httplib::Server& server) {
+      server.Get("/metrics", [this](const httplib::Request& request, httplib::Response& response) {
+        if (!HttpAllowed(request, response, "GET /metrics")) return;
+        response.set_content(metrics_.Render(), "text/plain; version=0.0.4; charset=utf-8");
+      });
+    });
+    if (!http.ok()) return http.status();
+    http_ = *std::move(http);
+    LogEvent(absl::StrCat("serving metrics on http port ", http_->port()));
+    return absl::OkStatus();
+  }
+
+  // Whether `request` carries a token that may read every project; if not,
+  // answers it with 401 or 403.
+  bool HttpAllowed(const httplib::Request& request, httplib::Response& response,
+                   const std::string& what) {
+    std::string token = RequestToken(request);
+    auto caller = access_.Authenticate(token.empty() ? "" : "Bearer " + token,
+                                       CallInfo{what, absl::StrCat("http:", request.remote_addr)});
+    absl::Status allowed =
+        caller.ok() ? access_.Authorize(*caller, Right::kRead, "") : caller.status();
+    if (allowed.ok()) return true;
+    response.status = allowed.code() == absl::StatusCode::kUnauthenticated ? 401 : 403;
+    if (response.status == 401) response.set_header("WWW-Authenticate", "Bearer");
+    response.set_content(std::string(allowed.message()) + "\n", "text/plain; charset=utf-8");
+    return false;
   }
 
   // Collects every gc_interval (the first time after a minute at most)
@@ -181,15 +231,13 @@ class ServerImpl final : public SchedulerServer {
       wait = config_.gc_interval;
       auto stats = collector_.Collect();
       if (!stats.ok()) {
-        std::fprintf(stderr, "deja-scheduler: content store collection failed: %s\n",
-                     stats.status().ToString().c_str());
+        LogEvent(absl::StrCat("content store collection failed: ", stats.status().ToString()));
         continue;
       }
-      std::fprintf(
-          stderr, "deja-scheduler: content store: %llu blobs, %s kept; collected %llu (%s)\n",
-          static_cast<unsigned long long>(stats->blobs()), FormatBytes(stats->bytes()).c_str(),
-          static_cast<unsigned long long>(stats->collected_blobs()),
-          FormatBytes(stats->collected_bytes()).c_str());
+      LogEvent(absl::StrCat("content store: ", stats->blobs(), " blobs, ",
+                            FormatBytes(stats->bytes()), " kept; collected ",
+                            stats->collected_blobs(), " (", FormatBytes(stats->collected_bytes()),
+                            ")"));
     }
   }
 
@@ -200,6 +248,7 @@ class ServerImpl final : public SchedulerServer {
   const std::unique_ptr<RocksStore> store_;
   const std::unique_ptr<BlobStore> blobs_;  // thread-safe
   ContentBlobIndex blob_index_;
+  Metrics metrics_;         // thread-safe
   AccessControl access_;    // thread-safe
   ContentService content_;  // sync handlers on gRPC's thread pool
   SchedulerLoop loop_;
@@ -214,6 +263,7 @@ class ServerImpl final : public SchedulerServer {
 
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpEndpoint> http_;  // after the loop: stopped first
 };
 
 }  // namespace
@@ -226,7 +276,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   auto blobs = BlobStore::Open(config.data_dir + "/blobs", store->get());
   if (!blobs.ok()) return blobs.status();
   if ((*store)->manifests_inline()) {
-    std::fprintf(stderr, "deja-scheduler: moving manifests into the content store (schema 3)\n");
+    LogEvent("moving manifests into the content store (schema 3)");
     BlobStore* content = blobs->get();
     if (absl::Status s = (*store)->MoveManifestsOut(
             [content](absl::string_view bytes) { return content->Put(bytes); });

@@ -52,6 +52,9 @@ struct SchedulerConfig {
   // If set, where the scheduler writes what workers enroll with on every
   // start: ca.crt and worker.token (a worker token, kept while in force).
   std::string worker_credentials_dir;
+  // If set, HOST:PORT of the HTTP side: /metrics (Prometheus) and the
+  // dashboard (docs/operations.md), behind the same tokens as the CLI.
+  std::string http_listen;
 };
 
 class SchedulerServer {
@@ -64,6 +67,8 @@ class SchedulerServer {
 
   // The bound port.
   virtual int port() const = 0;
+  // The bound HTTP port; 0 without http_listen.
+  virtual int http_port() const = 0;
   // Blocks until Shutdown() is called from another thread.
   virtual void Wait() = 0;
   // Stops accepting calls, ends streams, stops the loop. Idempotent.

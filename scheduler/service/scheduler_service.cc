@@ -16,6 +16,9 @@
 namespace deja {
 namespace {
 
+// The most jobs one CancelJobs may name.
+constexpr int kMaxCancelJobs = 10000;
+
 // ListJobFiles' page sizes in files (a page also ends at kMaxListPageBytes).
 constexpr uint32_t kDefaultFilesPage = 1000;
 constexpr uint32_t kMaxFilesPage = 10000;
@@ -151,10 +154,21 @@ grpc::ServerUnaryReactor* SchedulerService::ListJobs(grpc::CallbackServerContext
                    return absl::InvalidArgumentError(absl::StrCat(
                        "page_token \"", request->page_token(), "\": not one ListJobs returned"));
                  }
+                 JobFilter filter;
+                 filter.project = project;
+                 if (request->state() != deja::v1::JOB_STATE_UNSPECIFIED) {
+                   filter.states.insert(request->state());
+                 }
+                 for (int state : request->states()) {
+                   filter.states.insert(static_cast<deja::v1::JobState>(state));
+                 }
+                 filter.app = request->app();
+                 filter.labels.insert(request->labels().begin(), request->labels().end());
+                 filter.since_ms = request->since_ms();
                  size_t limit = request->limit() == 0 ? 1000 : request->limit();
                  uint64_t next_before = 0;
-                 auto jobs = loop->core().ListJobs(project, request->state(), limit, before,
-                                                   kMaxListPageBytes, &next_before);
+                 auto jobs =
+                     loop->core().ListJobs(filter, limit, before, kMaxListPageBytes, &next_before);
                  if (!jobs.ok()) return jobs.status();
                  for (auto& job : *jobs) *response->add_jobs() = std::move(job);
                  if (next_before != 0) response->set_next_page_token(absl::StrCat(next_before));
@@ -214,6 +228,32 @@ grpc::ServerUnaryReactor* SchedulerService::ListJobFiles(
         if (end < static_cast<uint64_t>(files.size()))
           response->set_next_page_token(absl::StrCat(end));
         *response->mutable_manifest() = ref;
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::CancelJobs(grpc::CallbackServerContext* ctx,
+                                                       const deja::v1::CancelJobsRequest* request,
+                                                       deja::v1::CancelJobsResponse* response) {
+  // Each job is authorized on its own project, below.
+  return Unary(
+      ctx, "CancelJobs", Right::kSubmit, Looked,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        if (request->job_ids_size() > kMaxCancelJobs) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "job_ids: ", request->job_ids_size(), " is more than the maximum, ", kMaxCancelJobs));
+        }
+        for (const std::string& id : request->job_ids()) {
+          absl::Status admitted = AdmitJob(caller, Right::kSubmit, id);
+          absl::StatusOr<Job> job = admitted.ok()
+                                        ? loop_->core().CancelJob(id, loop_->Now(), loop_->fx())
+                                        : absl::StatusOr<Job>(admitted);
+          if (job.ok()) {
+            *response->add_jobs() = *std::move(job);
+          } else {
+            response->add_errors(absl::StrCat(id, ": ", job.status().message()));
+          }
+        }
         return absl::OkStatus();
       });
 }

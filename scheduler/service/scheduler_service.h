@@ -56,6 +56,9 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
   grpc::ServerUnaryReactor* ListJobFiles(grpc::CallbackServerContext* ctx,
                                          const deja::v1::ListJobFilesRequest* request,
                                          deja::v1::ListJobFilesResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJobs(grpc::CallbackServerContext* ctx,
+                                       const deja::v1::CancelJobsRequest* request,
+                                       deja::v1::CancelJobsResponse* response) override;
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
                                       const deja::v1::GetJobRequest* request,
                                       deja::v1::Job* response) override;

@@ -458,6 +458,14 @@ absl::Status RocksStore::ScanAudit(
   return FromRocks(it->status(), "scan the audit log");
 }
 
+uint64_t RocksStore::ApproximateBytes() const {
+  uint64_t files = 0;
+  uint64_t memtables = 0;
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &files);
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  return files + memtables;
+}
+
 absl::Status RocksStore::CompactAll() {
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;

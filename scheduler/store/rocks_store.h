@@ -82,6 +82,9 @@ class RocksStore final : public StoreReader, public BlobMetadataStore, public Ac
   // bulk (a benchmark, an import) then reads as one that grew over time.
   // Slow; never called by the scheduler. INTERNAL on RocksDB errors.
   absl::Status CompactAll();
+  // The store's size on disk (SST files) and in memory (memtables), over
+  // every column family; for metrics.
+  uint64_t ApproximateBytes() const;
 
   // StoreReader.
   absl::StatusOr<deja::v1::Job> ReadJob(uint64_t seq) const override;

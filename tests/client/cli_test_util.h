@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "client/cli.h"
+#include "deja/v1/job.pb.h"
 #include "gtest/gtest.h"
 
 namespace deja::cli::testing {

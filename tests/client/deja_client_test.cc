@@ -1,8 +1,11 @@
 // DejaClient behaviour that needs no scheduler.
 #include "client/deja_client.h"
 
+#include <arpa/inet.h>
 #include <grpc/grpc.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -52,6 +55,33 @@ TEST(LazyChannelTest, DryRunWorksWithAnUnreachableScheduler) {
   EXPECT_EQ(result.code, 0) << result.err;
   EXPECT_EQ(result.err, "");
   EXPECT_NE(result.out.find("\"command\":[\"true\"]"), std::string::npos) << result.out;
+}
+
+// A scheduler that accepts the connection but has not yet sent its first
+// HTTP/2 frame (busy, or behind a slow link): the connection is given the
+// whole --timeout. gRPC used to give up after its minimum reconnect backoff
+// (250 ms) with UNAVAILABLE, "timed out before receiving SETTINGS frame".
+TEST(ConnectDeadlineTest, ASlowHandshakeGetsTheWholeTimeout) {
+  // A listening socket nobody accepts on: the kernel completes the TCP
+  // handshake, and nothing is ever sent.
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 16), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string target = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+
+  CliResult result =
+      RunDeja({"status", "j1", "--scheduler", target, "--insecure", "--timeout", "1.5"});
+  close(listener);
+  EXPECT_EQ(result.code, 1);
+  // The deadline ended the call, not gRPC's connect timeout.
+  EXPECT_NE(result.err.find("Deadline"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("SETTINGS"), std::string::npos) << result.err;
 }
 
 }  // namespace

@@ -111,7 +111,12 @@ TEST(JobTableTest, ListPagesByBytesFromTheNewestBack) {
   EXPECT_EQ(next, 5u);
   page = table.List("", deja::v1::JOB_STATE_UNSPECIFIED, 2, 0, 0, &next);
   EXPECT_EQ(ids(*page), "j4 j5 ");
-  EXPECT_EQ(next, 0u) << "the limit is not a page";
+  EXPECT_EQ(next, 4u) << "more match than the limit: the next page starts below j4";
+  page = table.List("", deja::v1::JOB_STATE_UNSPECIFIED, 2, next, 0, &next);
+  EXPECT_EQ(ids(*page), "j2 j3 ");
+  page = table.List("", deja::v1::JOB_STATE_UNSPECIFIED, 1, next, 0, &next);
+  EXPECT_EQ(ids(*page), "j1 ");
+  EXPECT_EQ(next, 0u) << "nothing older matches";
 }
 
 TEST(JobTableTest, CommittedKeepsHeldChangedAndUnendedJobs) {
