@@ -20,8 +20,8 @@ struct Command {
 // Every command, depth first, the root first (empty path).
 std::vector<Command> Commands(const CLI::App& root) {
   std::vector<Command> out;
-  std::function<void(const CLI::App&, std::vector<std::string>)> walk =
-      [&](const CLI::App& app, std::vector<std::string> path) {
+  std::function<void(const CLI::App&, const std::vector<std::string>&)> walk =
+      [&](const CLI::App& app, const std::vector<std::string>& path) {
         out.push_back({path, &app});
         for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
           std::vector<std::string> next = path;

@@ -69,9 +69,10 @@ ABSL_FLAG(std::string, worker_credentials_dir, "",
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving (for --listen=...:0).");
 ABSL_FLAG(std::string, http_listen, "",
-          "If set, HOST:PORT of the HTTP side (port 0 picks a free port): Prometheus metrics "
-          "on /metrics, behind a token that may read every project (Authorization: Bearer), "
-          "as the CLI's; none with --insecure. Off by default. See docs/operations.md.");
+          "If set, HOST:PORT of the HTTP side (port 0 picks a free port): the web dashboard on "
+          "/ and Prometheus metrics on /metrics, behind the CLI's tokens (/metrics: one that "
+          "may read every project); none with --insecure. Off by default. See "
+          "docs/operations.md.");
 ABSL_FLAG(std::string, http_port_file, "",
           "If set, the bound HTTP port is written to this file once serving "
           "(for --http_listen=...:0).");

@@ -28,6 +28,7 @@ DEJA_TEST_PACKAGES=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # the fuzzers (tests/fuzz, build-fuzz)
   busybox-static           # the job image of the container tests (tests/containers)
   prometheus               # promtool checks the daemons' /metrics (tests/integration/operations_test.cc)
+  chromium                 # drives the dashboard in tests/integration/dashboard_test.cc
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -100,9 +100,11 @@ void SchedulerLoop::Tick(absl::Time now) {
   core_.Tick(now, &fx_);
   for (auto it = pending_logs_.begin(); it != pending_logs_.end();) {
     if (now >= it->second.deadline) {
-      FinishAfterCommit(it->second.reactor,
-                        absl::DeadlineExceededError(absl::StrCat("worker ", it->second.worker_id,
-                                                                 " did not answer with the logs")));
+      AfterCommit([done = std::move(it->second.done), worker = it->second.worker_id] {
+        done(absl::DeadlineExceededError(
+                 absl::StrCat("worker ", worker, " did not answer with the logs")),
+             {});
+      });
       it = pending_logs_.erase(it);
     } else {
       ++it;
@@ -220,8 +222,17 @@ void SchedulerLoop::RequestLogs(const std::string& worker_id,
                                 const deja::v1::ReadLogsRequest& request,
                                 grpc::ServerUnaryReactor* reactor,
                                 deja::v1::ReadLogsResponse* response) {
+  RequestLogs(worker_id, request,
+              [reactor, response](const absl::Status& status, deja::v1::ReadLogsResponse read) {
+                if (status.ok()) *response = std::move(read);
+                reactor->Finish(ToGrpcStatus(status));
+              });
+}
+
+void SchedulerLoop::RequestLogs(const std::string& worker_id,
+                                const deja::v1::ReadLogsRequest& request, LogsDone done) {
   uint64_t id = ++next_log_request_;
-  pending_logs_[id] = PendingLog{worker_id, reactor, response, clock_->Now() + kLogRequestTimeout};
+  pending_logs_[id] = PendingLog{worker_id, std::move(done), clock_->Now() + kLogRequestTimeout};
   deja::v1::SchedulerMessage msg;
   auto* req = msg.mutable_log_request();
   req->set_request_id(id);
@@ -236,22 +247,25 @@ void SchedulerLoop::RequestLogs(const std::string& worker_id,
 void SchedulerLoop::OnLogData(const deja::v1::LogData& data) {
   auto it = pending_logs_.find(data.request_id());
   if (it == pending_logs_.end()) return;
-  PendingLog pending = it->second;
+  LogsDone done = std::move(it->second.done);
   pending_logs_.erase(it);
   if (!data.error().empty()) {
-    FinishAfterCommit(pending.reactor, absl::NotFoundError(data.error()));
+    AfterCommit([done, error = data.error()] { done(absl::NotFoundError(error), {}); });
     return;
   }
-  pending.response->set_data(data.data());
-  pending.response->set_eof(data.eof());
-  pending.response->set_size(data.size());
-  FinishAfterCommit(pending.reactor, absl::OkStatus());
+  deja::v1::ReadLogsResponse response;
+  response.set_data(data.data());
+  response.set_eof(data.eof());
+  response.set_size(data.size());
+  AfterCommit([done, response = std::move(response)]() mutable {
+    done(absl::OkStatus(), std::move(response));
+  });
 }
 
 void SchedulerLoop::FailLogs(const std::string& worker_id, const absl::Status& status) {
   for (auto it = pending_logs_.begin(); it != pending_logs_.end();) {
     if (worker_id.empty() || it->second.worker_id == worker_id) {
-      FinishAfterCommit(it->second.reactor, status);
+      AfterCommit([done = std::move(it->second.done), status] { done(status, {}); });
       it = pending_logs_.erase(it);
     } else {
       ++it;

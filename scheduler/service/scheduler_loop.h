@@ -118,6 +118,11 @@ class SchedulerLoop {
   // timeout.
   void RequestLogs(const std::string& worker_id, const deja::v1::ReadLogsRequest& request,
                    grpc::ServerUnaryReactor* reactor, deja::v1::ReadLogsResponse* response);
+  // The same for a caller on the loop that is not an RPC (the dashboard):
+  // `done` runs on the loop thread, after the round's commit.
+  using LogsDone = std::function<void(const absl::Status&, deja::v1::ReadLogsResponse)>;
+  void RequestLogs(const std::string& worker_id, const deja::v1::ReadLogsRequest& request,
+                   LogsDone done);
 
   // Sets the gauges read off the core's state (queue depth, jobs by state,
   // workers, slots, disk, store size) on `metrics`.
@@ -130,8 +135,7 @@ class SchedulerLoop {
   };
   struct PendingLog {
     std::string worker_id;
-    grpc::ServerUnaryReactor* reactor;
-    deja::v1::ReadLogsResponse* response;
+    LogsDone done;
     absl::Time deadline;
   };
 

@@ -24,6 +24,7 @@
 #include "scheduler/content/blob_store.h"
 #include "scheduler/content/content_service.h"
 #include "scheduler/service/blob_collector.h"
+#include "scheduler/service/dashboard.h"
 #include "scheduler/service/scheduler_loop.h"
 #include "scheduler/service/scheduler_service.h"
 #include "scheduler/service/worker_stream.h"
@@ -192,6 +193,7 @@ class ServerImpl final : public SchedulerServer {
       done->WaitForNotificationWithTimeout(absl::Seconds(5));
     });
     auto http = HttpEndpoint::Start(config_.http_listen, [this](httplib::Server& server) {
+      dashboard_.Register(server);
       server.Get("/metrics", [this](const httplib::Request& request, httplib::Response& response) {
         if (!HttpAllowed(request, response, "GET /metrics")) return;
         response.set_content(metrics_.Render(), "text/plain; version=0.0.4; charset=utf-8");
@@ -199,7 +201,8 @@ class ServerImpl final : public SchedulerServer {
     });
     if (!http.ok()) return http.status();
     http_ = *std::move(http);
-    LogEvent(absl::StrCat("serving metrics on http port ", http_->port()));
+    LogEvent(absl::StrCat("serving metrics (/metrics) and the dashboard (/) on http port ",
+                          http_->port()));
     return absl::OkStatus();
   }
 
@@ -252,6 +255,7 @@ class ServerImpl final : public SchedulerServer {
   AccessControl access_;    // thread-safe
   ContentService content_;  // sync handlers on gRPC's thread pool
   SchedulerLoop loop_;
+  Dashboard dashboard_{&loop_, &access_};
   BlobCollector collector_;  // thread-safe
   SchedulerService scheduler_service_;
   WorkerConnectService worker_service_;

@@ -53,7 +53,7 @@ struct SchedulerConfig {
   // start: ca.crt and worker.token (a worker token, kept while in force).
   std::string worker_credentials_dir;
   // If set, HOST:PORT of the HTTP side: /metrics (Prometheus) and the
-  // dashboard (docs/operations.md), behind the same tokens as the CLI.
+  // dashboard (dashboard.h, docs/operations.md), behind the CLI's tokens.
   std::string http_listen;
 };
 

@@ -258,7 +258,11 @@ TEST_F(PeerTest, ALargeFileStreamsInBoundedMemory) {
   const int64_t rss_after = StatusKiB("VmRSS");
   const int64_t hwm_after = StatusKiB("VmHWM");
   ASSERT_GT(rss_before, 0);
-  EXPECT_LT(rss_after - rss_before, 16 * 1024) << "VmRSS grew " << rss_after - rss_before << " KiB";
+  // Well under the file's 64 MiB: what a copy held whole would cost. gRPC's
+  // arenas make the rest: 5-13 MiB alone, 17.4 MiB seen on a loaded 2-core
+  // machine (a Docker build beside the whole suite), so the bound is the
+  // peak's.
+  EXPECT_LT(rss_after - rss_before, 24 * 1024) << "VmRSS grew " << rss_after - rss_before << " KiB";
   // The peak, against the larger of the two baselines (clear_refs may be
   // unsupported, then VmHWM is the whole run's peak). Generous: gRPC's
   // buffers and the allocator's arenas (measured 5-13 MiB).
