@@ -343,9 +343,20 @@ absl::StatusOr<int> DockerEngine::Wait(const std::string& name) const {
   return code->get<int>();
 }
 
-absl::Status DockerEngine::Logs(const std::string& name, int out_fd, int err_fd) const {
+absl::Status DockerEngine::Logs(const std::string& name, int out_fd, int err_fd, bool follow,
+                                LogsWritten* written) const {
+  LogsWritten local;
+  if (written == nullptr) written = &local;
+  LogsWritten seen;  // of each stream in this call: the first `written` are skipped
   LogDemuxer demux([&](int stream, std::string_view bytes) {
     const int fd = stream == 2 ? err_fd : out_fd;
+    uint64_t& seen_bytes = stream == 2 ? seen.stderr_bytes : seen.stdout_bytes;
+    uint64_t& written_bytes = stream == 2 ? written->stderr_bytes : written->stdout_bytes;
+    const uint64_t start = seen_bytes;
+    seen_bytes += bytes.size();
+    if (seen_bytes <= written_bytes) return;  // written by an earlier call
+    if (start < written_bytes) bytes.remove_prefix(static_cast<size_t>(written_bytes - start));
+    written_bytes = seen_bytes;
     while (!bytes.empty()) {
       ssize_t n = write(fd, bytes.data(), bytes.size());
       if (n < 0 && errno == EINTR) continue;
@@ -358,8 +369,9 @@ absl::Status DockerEngine::Logs(const std::string& name, int out_fd, int err_fd)
     return true;
   };
   return Call(socket_path_, "GET",
-              absl::StrCat("/containers/", Escape(name), "/logs?stdout=1&stderr=1"), nullptr,
-              absl::ZeroDuration(), sink)
+              absl::StrCat("/containers/", Escape(name), "/logs?stdout=1&stderr=1",
+                           follow ? "&follow=1" : ""),
+              nullptr, absl::ZeroDuration(), sink)
       .status();
 }
 

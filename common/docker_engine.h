@@ -91,9 +91,18 @@ class DockerEngine {
   absl::Status Start(const std::string& name) const;
   // Blocks until the container is not running; returns its exit code.
   absl::StatusOr<int> Wait(const std::string& name) const;
+  // Bytes of a container's stdout and stderr already written by Logs: a
+  // Logs call given them skips that much of each stream, so one that
+  // broke (the engine restarted) is taken up again where it stopped.
+  struct LogsWritten {
+    uint64_t stdout_bytes = 0;
+    uint64_t stderr_bytes = 0;
+  };
   // Writes what the container printed: its stdout to `out_fd`, its stderr to
-  // `err_fd`.
-  absl::Status Logs(const std::string& name, int out_fd, int err_fd) const;
+  // `err_fd`, past what `written` (if given) says is written, which it
+  // counts on. With `follow`, as the container prints it, until it stops.
+  absl::Status Logs(const std::string& name, int out_fd, int err_fd, bool follow = false,
+                    LogsWritten* written = nullptr) const;
   absl::StatusOr<ContainerState> Inspect(const std::string& name) const;
   // Sends `signal` (e.g. "SIGTERM") to the container's main process. A
   // container that no longer runs is OK.

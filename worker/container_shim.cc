@@ -1,8 +1,9 @@
 // deja-container-shim SOCKET CONTAINER: the process that stands for an image
 // job's container in the worker's process-group model (worker/containers.h).
 // The worker creates the container, then spawns this as the job's leader:
-// it starts the container, waits for it, copies what it printed to its own
-// stdout and stderr (the job's logs/stdout and logs/stderr), and exits with
+// it starts the container, copies what it prints to its own stdout and
+// stderr (the job's logs/stdout and logs/stderr) as it prints it, so that
+// `deja logs -f` follows an image job as it follows any other, and exits with
 // the container's exit code. SIGTERM or SIGINT is passed on to the container
 // (its init forwards it to the command). Whatever ends this process, the
 // worker removes the container once it is reaped; should the worker die, its
@@ -58,6 +59,26 @@ int main(int argc, char** argv) {
   }).detach();
 
   if (absl::Status st = engine.Start(name); !st.ok()) Fail(kCannotStart, st);
+  // The output as it comes, until the container stops. The engine may
+  // restart meanwhile: the stream breaks, and is taken up again where it
+  // stopped (LogsWritten skips what is written).
+  deja::DockerEngine::LogsWritten written;
+  bool complete = false;  // every byte the container printed is written
+  for (int failures = 0;; ++failures) {
+    absl::Status followed =
+        engine.Logs(name, STDOUT_FILENO, STDERR_FILENO, /*follow=*/true, &written);
+    absl::StatusOr<deja::ContainerState> state = engine.Inspect(name);
+    if (state.ok() && !state->running) {
+      complete = followed.ok();
+      break;
+    }
+    if (absl::IsNotFound(state.status())) Fail(kEngineFailed, state.status());
+    if (failures % 30 == 0 && !followed.ok()) {
+      absl::FPrintF(stderr, "deja: following the container's output: %s; trying again\n",
+                    followed.message());
+    }
+    absl::SleepFor(absl::Seconds(1));
+  }
   // The engine may restart while the container runs: its wait breaks, and
   // is taken up again (or the container ended meanwhile).
   int code = 0;
@@ -79,7 +100,11 @@ int main(int argc, char** argv) {
     }
     absl::SleepFor(absl::Seconds(1));
   }
-  if (absl::Status st = engine.Logs(name, STDOUT_FILENO, STDERR_FILENO); !st.ok()) {
+  // A follow that broke at the end may have missed the last bytes.
+  if (absl::Status st = complete ? absl::OkStatus()
+                                 : engine.Logs(name, STDOUT_FILENO, STDERR_FILENO,
+                                               /*follow=*/false, &written);
+      !st.ok()) {
     absl::FPrintF(stderr, "deja: reading the container's output: %s\n", st.message());
   }
   std::fflush(stderr);

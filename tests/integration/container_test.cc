@@ -140,6 +140,32 @@ TEST_F(ContainerTest, TheJobSeesItsImageAndWorkspaceAndNothingElse) {
   EXPECT_NE(*net_out, "1\n");
 }
 
+// The shim copies what the container prints as it prints it: `deja logs -f`
+// follows an image job like any other, and nothing is written twice.
+TEST_F(ContainerTest, ItsOutputReachesTheLogWhileItRuns) {
+  cluster_->StartWorker("w1", 1);
+  ASSERT_TRUE(cluster_->WaitForWorkers(1));
+  const std::string id = SubmitRunning(
+      {"--image", Image(), "--", "sh", "-c",
+       "echo first; echo early >&2; while [ ! -e go ]; do sleep 0.05; done; echo second"});
+  std::string out;
+  ASSERT_TRUE(PollUntil([&] {
+    auto read = cluster_->client().ReadLogs(id, deja::v1::LOG_STDOUT);
+    out = read.ok() ? *read : read.status().ToString();
+    return out == "first\n";
+  })) << out;
+  auto err = cluster_->client().ReadLogs(id, deja::v1::LOG_STDERR);
+  ASSERT_TRUE(err.ok()) << err.status();
+  EXPECT_EQ(*err, "early\n");
+  auto job = cluster_->client().GetJob(id);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), deja::v1::RUNNING) << "still waiting for go";
+  WriteFile(cluster_->Workspace("w1", id) + "/go", "");
+  deja::v1::JobState state;
+  EXPECT_EQ(Finish(id, &state), "first\nsecond\n");
+  EXPECT_EQ(state, deja::v1::SUCCEEDED);
+}
+
 TEST_F(ContainerTest, OverItsMemoryAJobFailsOutOfMemory) {
   cluster_->StartWorker("w1", 1);
   ASSERT_TRUE(cluster_->WaitForWorkers(1));
