@@ -24,6 +24,9 @@ constexpr absl::Duration kAnswerWithin = absl::Seconds(15);
 constexpr size_t kDefaultJobs = 50;
 constexpr size_t kMaxJobs = 500;
 constexpr uint32_t kLogTail = 8192;
+// The workspace files a job's page lists at most (`deja status --files`
+// lists them all).
+constexpr int kMaxFiles = 200;
 // The jobs the time-saved chart reads at most (a day of a busy cluster).
 constexpr size_t kMaxChartJobs = 200'000;
 
@@ -218,6 +221,17 @@ void Dashboard::Register(httplib::Server& server) {
       auto members = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
       members->emplace_back("job", Json(*job));
       members->emplace_back("explain", explained.ok() ? Json(*explained) : "null");
+      // Every file of the finished workspace (its manifest), the first ones.
+      if (!job->manifest().digest().empty()) {
+        auto manifest = loop->blobs()->ReadManifest(job->manifest());
+        if (manifest.ok()) {
+          const int total = manifest->files_size();
+          if (total > kMaxFiles)
+            manifest->mutable_files()->DeleteSubrange(kMaxFiles, total - kMaxFiles);
+          members->emplace_back("files", Array(manifest->files()));
+          members->emplace_back("files_total", absl::StrCat(total));
+        }
+      }
       auto holder = loop->core().WorkspaceHolder(id);
       if (!holder.ok()) {
         members->emplace_back("logs_error", Quote(std::string(holder.status().message())));

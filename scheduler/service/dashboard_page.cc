@@ -128,6 +128,8 @@ async function jobPage() {
   const data = await api("/api/job?id=" + encodeURIComponent(id));
   const j = data.job, x = data.explain;
   const kv = (k, v) => el("tr", {}, el("td", {}, k), el("td", {}, v));
+  const files = (data.files || []).map((f) => el("tr", {}, el("td", {}, f.path), el("td", {}, bytes(f.size)),
+    el("td", {class: "muted"}, "0" + (n(f.mode) & 0o777).toString(8)), el("td", {class: "muted"}, (f.digest || "").slice(0, 16))));
   const outputs = (j.outputs || []).map((o) => el("tr", {}, el("td", {}, o.path), el("td", {}, bytes(o.size)), el("td", {class: "muted"}, (o.digest || "").slice(0, 16))));
   show(
     el("h1", {}, "Job ", j.job_id, " ", state(j.state, j.reused_from)),
@@ -148,7 +150,9 @@ async function jobPage() {
         x.differences.map((d) => el("tr", {}, el("td", {}, d.field), el("td", {}, d.job_value), el("td", {}, d.entry_value)))) : null)
       : el("p", {class: "muted"}, "No explanation."),
     el("h2", {}, "Files (declared outputs)"),
-    outputs.length ? el("table", {id: "files"}, el("tr", {}, el("th", {}, "Path"), el("th", {}, "Size"), el("th", {}, "Digest")), outputs) : el("p", {class: "muted"}, "No declared output."),
+    outputs.length ? el("table", {id: "outputs"}, el("tr", {}, el("th", {}, "Path"), el("th", {}, "Size"), el("th", {}, "Digest")), outputs) : el("p", {class: "muted"}, "No declared output."),
+    el("h2", {}, `Workspace (${n(data.files_total)} files${n(data.files_total) > files.length ? ", the first " + files.length + " shown: deja status --files " + j.job_id + " lists them all" : ""})`),
+    files.length ? el("table", {id: "files"}, el("tr", {}, el("th", {}, "Path"), el("th", {}, "Size"), el("th", {}, "Mode"), el("th", {}, "Digest")), files) : el("p", {class: "muted"}, "No workspace files (it has not finished, or left none)."),
     el("h2", {}, "Logs (last 8 KiB)"),
     data.logs_error ? el("p", {class: "muted"}, data.logs_error) : el("div", {id: "logs"},
       el("div", {class: "muted"}, "stdout"), el("pre", {id: "stdout"}, data.stdout_tail || "(empty)"),

@@ -55,11 +55,12 @@ class DashboardTest : public ::testing::Test {
                                       "--disable-gpu",
                                       "--hide-scrollbars",
                                       "--user-data-dir=" + files_.path() + "/chromium",
-                                      "--virtual-time-budget=10000",
-                                      "--window-size=1280,800"};
+                                      "--virtual-time-budget=10000"};
     if (!screenshot.empty()) {
+      flags.push_back("--window-size=1280,1300");  // the whole of a job's page
       flags.push_back("--screenshot=" + screenshot);
     } else {
+      flags.push_back("--window-size=1280,800");
       flags.push_back("--dump-dom");
     }
     flags.push_back(url);
@@ -116,6 +117,8 @@ TEST_F(DashboardTest, EveryPageShowsWhatAPersonLooksFor) {
   EXPECT_THAT(reused, HasSubstr("id=\"stdout\">epoch 1 loss 0.31"));
   EXPECT_THAT(reused, HasSubstr("REUSED: reused from j1"));
   EXPECT_THAT(reused, HasSubstr("<td>model.txt</td><td>8 B</td>"));
+  // The workspace's files, logs included.
+  EXPECT_THAT(reused, HasSubstr("<td>logs/stdout</td><td>18 B</td>"));
   const std::string failure = Page("job?id=j3", admin_);
   EXPECT_THAT(failure, HasSubstr("id=\"stderr\">no such file: x.csv"));
   EXPECT_THAT(failure, HasSubstr("command exited with code 3"));
