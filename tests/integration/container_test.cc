@@ -148,15 +148,16 @@ TEST_F(ContainerTest, ItsOutputReachesTheLogWhileItRuns) {
   const std::string id = SubmitRunning(
       {"--image", Image(), "--", "sh", "-c",
        "echo first; echo early >&2; while [ ! -e go ]; do sleep 0.05; done; echo second"});
-  std::string out;
+  // The engine copies a container's stdout and stderr in two streams, so
+  // the order between them is not kept: wait for both.
+  std::string out, err;
   ASSERT_TRUE(PollUntil([&] {
-    auto read = cluster_->client().ReadLogs(id, deja::v1::LOG_STDOUT);
-    out = read.ok() ? *read : read.status().ToString();
-    return out == "first\n";
-  })) << out;
-  auto err = cluster_->client().ReadLogs(id, deja::v1::LOG_STDERR);
-  ASSERT_TRUE(err.ok()) << err.status();
-  EXPECT_EQ(*err, "early\n");
+    auto read_out = cluster_->client().ReadLogs(id, deja::v1::LOG_STDOUT);
+    auto read_err = cluster_->client().ReadLogs(id, deja::v1::LOG_STDERR);
+    out = read_out.ok() ? *read_out : read_out.status().ToString();
+    err = read_err.ok() ? *read_err : read_err.status().ToString();
+    return out == "first\n" && err == "early\n";
+  })) << out << err;
   auto job = cluster_->client().GetJob(id);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->state(), deja::v1::RUNNING) << "still waiting for go";
