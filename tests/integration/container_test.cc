@@ -157,7 +157,8 @@ TEST_F(ContainerTest, ItsOutputReachesTheLogWhileItRuns) {
     out = read_out.ok() ? *read_out : read_out.status().ToString();
     err = read_err.ok() ? *read_err : read_err.status().ToString();
     return out == "first\n" && err == "early\n";
-  })) << out << err;
+  })) << out
+      << err;
   auto job = cluster_->client().GetJob(id);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->state(), deja::v1::RUNNING) << "still waiting for go";
