@@ -19,6 +19,8 @@ extern char** environ;
 namespace deja::bench {
 namespace {
 
+using deja::testing::RunCommand;
+
 // Runs /bin/true `n` times, `parallel` at a time (posix_spawn + waitpid);
 // returns the seconds taken.
 double RunLocally(int n, int parallel) {
@@ -52,6 +54,19 @@ double RunLocally(int n, int parallel) {
   const double t = Now() - t0;
   Check(failures == 0, "local /bin/true failed");
   return t;
+}
+
+// Waits until `n` jobs of `project` succeeded (Stats, polled; none may
+// fail).
+void WaitSucceeded(BenchCluster& cluster, const std::string& project, int n) {
+  WaitFor(
+      [&] {
+        auto stats = cluster.client().Stats(project, 0);
+        if (!stats.ok()) return false;
+        Check(stats->total().failed() == 0, "a B2 job failed");
+        return stats->total().succeeded() == static_cast<uint64_t>(n);
+      },
+      absl::Seconds(600), "B2 jobs to succeed");
 }
 
 constexpr int kSubmitters = 4;
@@ -90,14 +105,47 @@ double RunOnDeja(BenchCluster& cluster, const std::string& project, int n) {
   // The last job submitted is about the last to finish (FIFO dispatch):
   // watch it, then count, so that polling does not load the scheduler.
   cluster.Wait(absl::StrCat("j", last_seq.load()), absl::Seconds(600));
-  WaitFor(
-      [&] {
-        auto stats = cluster.client().Stats(project, 0);
-        if (!stats.ok()) return false;
-        Check(stats->total().failed() == 0, "a B2 job failed");
-        return stats->total().succeeded() == static_cast<uint64_t>(n);
-      },
-      absl::Seconds(600), "B2 jobs to succeed");
+  WaitSucceeded(cluster, project, n);
+  return Now() - t0;
+}
+
+// The same `n` jobs as one job array (SubmitArray: one call, one commit);
+// returns the seconds from the call until all succeeded.
+double RunArrayOnDeja(BenchCluster& cluster, const std::string& project, int n) {
+  deja::v1::SubmitArrayRequest request;
+  deja::v1::JobSpec& spec = *request.mutable_spec();
+  spec.set_project(project);
+  spec.mutable_app()->set_name("noop");
+  spec.mutable_app()->set_version("1");
+  spec.mutable_app()->add_command("/bin/true");
+  spec.set_request_id(project);
+  for (int i = 0; i < n; ++i) (*request.add_elements()->mutable_params())["i"] = absl::StrCat(i);
+  const double t0 = Now();
+  auto submitted = cluster.client().SubmitArray(request);
+  Check(submitted.ok(), "B2 SubmitArray: " + submitted.status().ToString());
+  cluster.Wait(submitted->jobs(n - 1).job_id(), absl::Seconds(600));
+  WaitSucceeded(cluster, project, n);
+  return Now() - t0;
+}
+
+// The same `n` jobs as one `deja submit --array` command; returns the
+// seconds from its start until all succeeded.
+double RunCliArrayOnDeja(BenchCluster& cluster, const std::string& project, int n) {
+  const double t0 = Now();
+  auto r = RunCommand(DEJA_CLI_BIN,
+                      {"submit", "--project", project, "--name", "noop", "--array",
+                       absl::StrCat("i=0-", n - 1), "--", "/bin/true"},
+                      cluster.CliEnv());
+  Check(r.exit_code == 0, "B2 deja submit --array: " + r.err);
+  WaitSucceeded(cluster, project, n);
+  return Now() - t0;
+}
+
+// `seq n | xargs -P2 -n1 /bin/true`: the shell's way to run them; seconds.
+double RunXargs(int n) {
+  const double t0 = Now();
+  auto r = RunCommand("/bin/sh", {"-c", absl::StrCat("seq ", n, " | xargs -P2 -n1 /bin/true")});
+  Check(r.exit_code == 0, "xargs: " + r.err);
   return Now() - t0;
 }
 
@@ -129,15 +177,25 @@ void RunB2(const Options& options, Report* report) {
   }
   RunLocally(10, 2);
 
-  std::vector<double> local_rate;
+  std::vector<double> local_rate, array_rate, array_ratio, cli_rate, xargs_rate, cli_ratio;
   for (int rep = 0; rep < reps; ++rep) {
     const std::string project = absl::StrCat("b2-", rep);
     // Interleaved: the local baseline first on even repetitions, last on odd.
     double local_s = rep % 2 == 0 ? RunLocally(n, 2) : 0;
     std::vector<double> deja_s;
     for (Setup& setup : setups) deja_s.push_back(RunOnDeja(*setup.cluster, project, n));
+    // One array, by the client and by the CLI, on the default scheduler.
+    const double array_s = RunArrayOnDeja(*setups[0].cluster, project + "-array", n);
+    const double xargs_s = rep % 2 == 0 ? RunXargs(n) : 0;
+    const double cli_s = RunCliArrayOnDeja(*setups[0].cluster, project + "-cli", n);
     if (rep % 2 != 0) local_s = RunLocally(n, 2);
+    const double xargs_after = rep % 2 != 0 ? RunXargs(n) : xargs_s;
     local_rate.push_back(n / local_s);
+    array_rate.push_back(n / array_s);
+    array_ratio.push_back(local_s / array_s);
+    cli_rate.push_back(n / cli_s);
+    xargs_rate.push_back(n / xargs_after);
+    cli_ratio.push_back(xargs_after / cli_s);
     std::string line =
         absl::StrCat("B2 rep ", rep, ": local ", FmtNum(local_rate.back(), 0), " jobs/s");
     for (size_t i = 0; i < setups.size(); ++i) {
@@ -146,6 +204,9 @@ void RunB2(const Options& options, Report* report) {
       absl::StrAppend(&line, ", Deja ", setups[i].label, " ", FmtNum(setups[i].rate.back(), 0),
                       " jobs/s");
     }
+    absl::StrAppend(&line, ", one SubmitArray ", FmtNum(array_rate.back(), 0),
+                    " jobs/s, deja submit --array ", FmtNum(cli_rate.back(), 0),
+                    " jobs/s, xargs -P2 ", FmtNum(xargs_rate.back(), 0), " jobs/s");
     Log(line);
   }
   for (const Setup& setup : setups) {
@@ -156,6 +217,16 @@ void RunB2(const Options& options, Report* report) {
          Fmt(Summarize(local_rate), 0, "jobs/s") + " local, 2 in flight", Fmt(r, 2, "×"), "≥ 0.5×",
          r.median >= 0.5});
   }
+  const Summary array = Summarize(array_ratio);
+  report->Add({absl::StrCat("B2 ", n,
+                            " fresh no-op jobs as one job array (SubmitArray), scheduler default"),
+               Fmt(Summarize(array_rate), 0, "jobs/s"),
+               Fmt(Summarize(local_rate), 0, "jobs/s") + " local, 2 in flight", Fmt(array, 2, "×"),
+               "≥ 0.5×", array.median >= 0.5});
+  report->Add({absl::StrCat("B2 ", n, " no-op jobs: one `deja submit --array` command, end to end"),
+               Fmt(Summarize(cli_rate), 0, "jobs/s"),
+               Fmt(Summarize(xargs_rate), 0, "jobs/s") + " `xargs -P2 /bin/true`",
+               Fmt(Summarize(cli_ratio), 2, "×"), "—", std::nullopt});
   // TLS and tokens on (the default) against off (--insecure), run for run.
   std::vector<double> security_cost;
   for (int rep = 0; rep < reps; ++rep) {
@@ -180,7 +251,13 @@ void RunB2(const Options& options, Report* report) {
       "and starts it the moment the slot frees; and with `--insecure` (plaintext, no tokens), "
       "against which the default's cost of TLS and tokens is its rate's ratio, run for run "
       "(≤ 1.2× slower is the target). Baseline: the same ",
-      n, " commands run locally by posix_spawn + waitpid, 2 in flight, interleaved."));
+      n,
+      " commands run locally by posix_spawn + waitpid, 2 in flight, interleaved. The array rows: "
+      "the same jobs in one `SubmitArray` call (one commit) on the default cluster, timed from "
+      "the call until all succeeded, against the same local baseline; and one `deja submit "
+      "--array i=0-",
+      n - 1, " -- /bin/true` process, timed from its start, against `seq ", n,
+      " | xargs -P2 -n1 /bin/true` in the same repetition."));
 }
 
 }  // namespace deja::bench

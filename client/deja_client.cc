@@ -182,6 +182,19 @@ absl::StatusOr<deja::v1::SubmitResponse> DejaClient::Submit(const deja::v1::JobS
       &deja::v1::Scheduler::Stub::Submit, request);
 }
 
+absl::StatusOr<deja::v1::SubmitArrayResponse> DejaClient::SubmitArray(
+    const deja::v1::SubmitArrayRequest& request) const {
+  return Unary<deja::v1::SubmitArrayRequest, deja::v1::SubmitArrayResponse>(
+      &deja::v1::Scheduler::Stub::SubmitArray, request);
+}
+
+absl::StatusOr<deja::v1::JobArray> DejaClient::GetArray(const std::string& array_id) const {
+  deja::v1::GetArrayRequest request;
+  request.set_array_id(array_id);
+  return Unary<deja::v1::GetArrayRequest, deja::v1::JobArray>(&deja::v1::Scheduler::Stub::GetArray,
+                                                              request);
+}
+
 absl::StatusOr<Job> DejaClient::GetJob(const std::string& job_id) const {
   deja::v1::GetJobRequest request;
   request.set_job_id(job_id);

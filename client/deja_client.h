@@ -75,6 +75,13 @@ class DejaClient {
   // spec.request_id within a project.
   absl::StatusOr<deja::v1::SubmitResponse> Submit(const deja::v1::JobSpec& spec) const;
 
+  // A job array (scheduler.proto's SubmitArray): every element in one call,
+  // one commit, one reply. Idempotent by request.spec.request_id.
+  absl::StatusOr<deja::v1::SubmitArrayResponse> SubmitArray(
+      const deja::v1::SubmitArrayRequest& request) const;
+  // NOT_FOUND when no such array.
+  absl::StatusOr<deja::v1::JobArray> GetArray(const std::string& array_id) const;
+
   // NOT_FOUND when no such job.
   absl::StatusOr<deja::v1::Job> GetJob(const std::string& job_id) const;
 

@@ -14,11 +14,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "client/array_params.h"
 #include "client/cache_commands.h"
 #include "client/cli.h"
 #include "client/cli_format.h"
 #include "client/file_commands.h"
 #include "client/job_format.h"
+#include "common/files.h"
+#include "common/job_spec.h"
 #include "common/job_state.h"
 
 namespace deja::cli {
@@ -44,6 +47,7 @@ void JobCommands::Register(CommandTable& table) {
   // Where CLI11 writes the arguments; the handlers read them after the parse.
   struct Flags {
     SpecFlags spec;
+    ArrayFlags array;
     bool dry_run = false;
     std::string job_id;
     bool files = false;
@@ -60,9 +64,19 @@ void JobCommands::Register(CommandTable& table) {
   CLI::App* submit = table.AddCommand(
       "submit", "Submit a job and print its id: \"j12 queued\" or \"j13 reusing j12 (saves 1.2s)\"",
       [flags](CommandContext& context) {
-        return JobCommands(context).Submit(flags->spec, flags->dry_run);
+        return JobCommands(context).Submit(flags->spec, flags->array, flags->dry_run);
       });
   AddSpecFlags(submit, &flags->spec);
+  submit
+      ->add_option("--array", flags->array.arrays,
+                   "Submit a job array: one job per value of param K, e.g. i=1-2000, i=0-100:10 "
+                   "or s=a,b,c (repeatable: the product); prints the array's id, a12")
+      ->type_name("K=VALUES");
+  submit
+      ->add_option("--params-file", flags->array.params_file,
+                   "Submit a job array: one job per line of FILE, `k=v k2=v2` or a JSON object "
+                   "(with --array: every line with every value)")
+      ->type_name("FILE");
   submit->add_flag("--dry-run", flags->dry_run,
                    "Print the JobSpec that would be submitted, as JSON, and submit nothing");
   CLI::App* run = table.AddCommand(
@@ -81,7 +95,7 @@ void JobCommands::Register(CommandTable& table) {
         return flags->files ? JobCommands(context).Files(flags->job_id)
                             : JobCommands(context).Status(flags->job_id);
       });
-  status->add_option("JOB", flags->job_id, "Job id, e.g. j12")->required();
+  status->add_option("JOB", flags->job_id, "Job id, e.g. j12, or an array's, a12")->required();
   status->add_flag("--files", flags->files,
                    "List every file of the job's workspace (mode, size, path), a page at a "
                    "time, instead of the summary");
@@ -110,6 +124,8 @@ void JobCommands::Register(CommandTable& table) {
                      "Only jobs submitted at or after TIME: 2026-11-22T10:00:00Z, 2026-11-22, or "
                      "an age such as 2h or 7d")
         ->type_name("TIME");
+    command->add_option("--array", query.array, "Only the jobs of this job array")
+        ->type_name("ARRAY");
   };
   CLI::App* ls = table.AddCommand("ls", "List jobs as a table", [flags](CommandContext& context) {
     return JobCommands(context).List(flags->query, flags->limit, flags->cursor);
@@ -131,7 +147,8 @@ void JobCommands::Register(CommandTable& table) {
       [flags](CommandContext& context) {
         return JobCommands(context).Cancel(flags->cancel_ids, flags->query, flags->yes);
       });
-  cancel->add_option("JOB", flags->cancel_ids, "Job ids, e.g. j12 j13")->type_name("JOB...");
+  cancel->add_option("JOB", flags->cancel_ids, "Job ids, e.g. j12 j13, or an array's, a12")
+      ->type_name("JOB...");
   add_filters(cancel, "Only jobs in these states (default: every state not ended)");
   cancel->add_flag("-y,--yes", flags->yes, "Cancel what the filters match without asking");
 
@@ -152,8 +169,9 @@ std::optional<deja::v1::SubmitResponse> JobCommands::DoSubmit(const SpecFlags& f
   return *std::move(response);
 }
 
-int JobCommands::Submit(const SpecFlags& flags, bool dry_run) {
+int JobCommands::Submit(const SpecFlags& flags, const ArrayFlags& array, bool dry_run) {
   int exit_code = kExitOk;
+  if (array.any()) return SubmitArray(flags, array, dry_run);
   if (dry_run) {
     std::optional<deja::v1::JobSpec> spec =
         FileCommands(context_).PrepareSpec(flags, /*upload=*/false, &exit_code);
@@ -167,6 +185,59 @@ int JobCommands::Submit(const SpecFlags& flags, bool dry_run) {
     context_.PrintJson(response->job());
   } else {
     context_.out() << FormatSubmitLine(*response) << "\n";
+  }
+  return kExitOk;
+}
+
+int JobCommands::SubmitArray(const SpecFlags& flags, const ArrayFlags& array, bool dry_run) {
+  std::vector<ParamSet> lines;
+  if (!array.params_file.empty()) {
+    absl::StatusOr<std::string> content = ReadWholeFile(array.params_file);
+    if (!content.ok()) {
+      return context_.UsageError(
+          absl::InvalidArgumentError(absl::StrCat("--params-file: ", content.status().message())));
+    }
+    absl::StatusOr<std::vector<ParamSet>> parsed = ParseParamsFile(array.params_file, *content);
+    if (!parsed.ok()) return context_.UsageError(parsed.status());
+    lines = *std::move(parsed);
+  }
+  absl::StatusOr<std::vector<ParamSet>> elements =
+      ArrayElements(array.arrays, lines, kMaxArrayElements);
+  if (!elements.ok()) return context_.UsageError(elements.status());
+  // The shared spec is checked with a value for each of the elements'
+  // params (the command may name them), which then leave it.
+  ParamSet element_keys;
+  for (const ParamSet& element : *elements) element_keys.insert(element.begin(), element.end());
+  SpecFlags shared = flags;
+  for (const std::string& param : flags.params) {
+    const std::string key = param.substr(0, param.find('='));
+    if (element_keys.contains(key)) {
+      return context_.UsageError(absl::InvalidArgumentError(
+          absl::StrCat("param ", key, " is given by --param and by the array; give it once")));
+    }
+  }
+  for (const auto& [key, value] : element_keys)
+    shared.params.push_back(absl::StrCat(key, "=", value));
+  int exit_code = kExitOk;
+  std::optional<deja::v1::JobSpec> spec =
+      FileCommands(context_).PrepareSpec(shared, /*upload=*/!dry_run, &exit_code);
+  if (!spec.has_value()) return exit_code;
+  for (const auto& [key, value] : element_keys) spec->mutable_params()->erase(key);
+  deja::v1::SubmitArrayRequest request;
+  for (const ParamSet& element : *elements) {
+    request.add_elements()->mutable_params()->insert(element.begin(), element.end());
+  }
+  *request.mutable_spec() = *std::move(spec);
+  if (dry_run) {
+    context_.PrintJson(request);
+    return kExitOk;
+  }
+  absl::StatusOr<deja::v1::SubmitArrayResponse> response = context_.client().SubmitArray(request);
+  if (!response.ok()) return context_.Fail(response.status());
+  if (context_.json()) {
+    context_.PrintJson(*response);
+  } else {
+    context_.out() << FormatArraySubmitLine(*response) << "\n";
   }
   return kExitOk;
 }
@@ -304,6 +375,16 @@ void JobCommands::PrintStderrTail(const Job& job) {
 }
 
 int JobCommands::Status(const std::string& job_id) {
+  if (IsArrayId(job_id)) {
+    absl::StatusOr<deja::v1::JobArray> array = context_.client().GetArray(job_id);
+    if (!array.ok()) return context_.Fail(array.status());
+    if (context_.json()) {
+      context_.PrintJson(*array);
+    } else {
+      context_.out() << RenderKeyValues(ArrayStatusRows(*array, context_.tz()));
+    }
+    return kExitOk;
+  }
   absl::StatusOr<Job> job = context_.client().GetJob(job_id);
   if (!job.ok()) return context_.Fail(job.status());
   if (context_.json()) {
@@ -431,6 +512,10 @@ absl::StatusOr<deja::v1::ListJobsRequest> ListRequestOf(const JobQueryFlags& fla
     if (!since.ok()) return since.status();
     request.set_since_ms(absl::ToUnixMillis(*since));
   }
+  if (!flags.array.empty()) {
+    if (!IsArrayId(flags.array)) return InvalidFlag("--array", flags.array, "an array id, a12");
+    request.set_array_id(flags.array);
+  }
   return request;
 }
 
@@ -445,7 +530,23 @@ int JobCommands::Cancel(const std::vector<std::string>& job_ids, const JobQueryF
     return context_.UsageError(absl::InvalidArgumentError(
         "name the jobs to cancel, or filters that select them (--project P --state queued)"));
   }
-  std::vector<std::string> ids = job_ids;
+  // Arrays named are their jobs not ended, as with --array.
+  std::vector<std::string> ids;
+  std::vector<std::string> arrays;
+  for (const std::string& id : job_ids) (IsArrayId(id) ? arrays : ids).push_back(id);
+  if (!arrays.empty() && !ids.empty()) {
+    return context_.UsageError(
+        absl::InvalidArgumentError("name jobs or one array, not both (deja cancel a12)"));
+  }
+  if (arrays.size() > 1) {
+    return context_.UsageError(absl::InvalidArgumentError("name one array at a time"));
+  }
+  const bool named = !ids.empty();
+  if (!arrays.empty()) {
+    JobQueryFlags of_array;
+    of_array.array = arrays.front();
+    return Cancel({}, of_array, /*yes=*/true);
+  }
   if (ids.empty()) {
     absl::StatusOr<deja::v1::ListJobsRequest> request =
         ListRequestOf(query, absl::Now(), context_.tz());
@@ -495,14 +596,14 @@ int JobCommands::Cancel(const std::vector<std::string>& job_ids, const JobQueryF
     for (const Job& job : response->jobs()) {
       if (context_.json()) {
         context_.PrintJson(job);
-      } else if (!job_ids.empty()) {
+      } else if (named) {
         out << job.job_id() << " " << StateName(job.state()) << "\n";
       }
       if (job.state() == deja::v1::CANCELLED) ++cancelled;
     }
     errors.insert(errors.end(), response->errors().begin(), response->errors().end());
   }
-  if (job_ids.empty() && !context_.json()) out << "cancelled " << cancelled << " jobs\n";
+  if (!named && !context_.json()) out << "cancelled " << cancelled << " jobs\n";
   for (const std::string& error : errors) context_.err() << "deja: " << error << "\n";
   return errors.empty() ? kExitOk : kExitError;
 }

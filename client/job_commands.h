@@ -32,10 +32,21 @@ struct JobQueryFlags {
   std::string app;
   std::vector<std::string> labels;  // K=V
   std::string since;                // a time flag (ParseTimeFlag)
+  std::string array;                // an array id, "a12"
 
   bool any() const {
-    return !project.empty() || !states.empty() || !app.empty() || !labels.empty() || !since.empty();
+    return !project.empty() || !states.empty() || !app.empty() || !labels.empty() ||
+           !since.empty() || !array.empty();
   }
+};
+
+// `deja submit --array K=VALUES --params-file FILE` (client/array_params.h):
+// any of them makes the submit a job array.
+struct ArrayFlags {
+  std::vector<std::string> arrays;
+  std::string params_file;
+
+  bool any() const { return !arrays.empty() || !params_file.empty(); }
 };
 
 // The ListJobsRequest of `flags`; INVALID_ARGUMENT names the flag at fault.
@@ -53,13 +64,17 @@ class JobCommands {
   // Hashes and uploads the inputs (FileCommands::PrepareSpec), submits, and
   // prints the submit line (the job as JSON with --json). With `dry_run`,
   // uploads and submits nothing and prints the spec as JSON.
-  int Submit(const SpecFlags& flags, bool dry_run);
+  // With `array` flags, submits a job array (one SubmitArray call) and
+  // prints its line (FormatArraySubmitLine; the response as JSON with
+  // --json); `dry_run` then prints the SubmitArrayRequest.
+  int Submit(const SpecFlags& flags, const ArrayFlags& array, bool dry_run);
   // Submits, then prints a line per state change (each change as JSON with
   // --json) until the job ends, re-watching a broken stream with backoff.
   // A job that failed: the last lines of its stderr follow on stderr. With
   // `follow`, the job's stdout and stderr are streamed to ours as it runs,
   // and the state lines go to stderr. Returns ExitCodeForJob.
   int Run(const SpecFlags& flags, bool follow);
+  // A job, or an array's summary (ArrayStatusRows) for an array id.
   int Status(const std::string& job_id);
   // `status --files`: a summary line, then a FileLine per workspace file
   // (each FileEntry as JSON with --json), paged through ListJobFiles.
@@ -73,11 +88,15 @@ class JobCommands {
   int List(const JobQueryFlags& query, uint32_t limit, const std::string& cursor);
   // Cancels the jobs named, or every job the filters match that has not
   // ended (or in the states given), after a count and a confirmation (a
-  // terminal's "y", or `yes`). Exit 1 when one could not be cancelled.
+  // terminal's "y", or `yes`). An array named ("a12") is its jobs that
+  // have not ended, without a confirmation. Exit 1 when one could not be
+  // cancelled.
   int Cancel(const std::vector<std::string>& job_ids, const JobQueryFlags& query, bool yes);
   int Workers();
 
  private:
+  // Submit with array flags.
+  int SubmitArray(const SpecFlags& flags, const ArrayFlags& array, bool dry_run);
   // Submits the spec built from `flags` (PrepareSpec with upload); prints
   // nothing but the upload line. Sets *exit_code on failure.
   std::optional<deja::v1::SubmitResponse> DoSubmit(const SpecFlags& flags, int* exit_code);

@@ -78,6 +78,64 @@ std::string FormatSubmitLine(const deja::v1::SubmitResponse& response) {
   return line;
 }
 
+std::string ArrayStateCounts(const google::protobuf::Map<std::string, uint32_t>& states) {
+  std::vector<std::string> parts;
+  const auto* descriptor = deja::v1::JobState_descriptor();
+  for (int i = 0; i < descriptor->value_count(); ++i) {
+    auto it = states.find(descriptor->value(i)->name());
+    if (it == states.end() || it->second == 0) continue;
+    parts.push_back(absl::StrCat(it->second, " ", absl::AsciiStrToLower(it->first)));
+  }
+  return parts.empty() ? "no jobs" : absl::StrJoin(parts, ", ");
+}
+
+namespace {
+
+// "2000 jobs, j101 to j2100".
+std::string ArrayJobsRange(const google::protobuf::RepeatedPtrField<deja::v1::ArrayJob>& jobs) {
+  if (jobs.empty()) return "no jobs";
+  if (jobs.size() == 1) return absl::StrCat("1 job, ", jobs[0].job_id());
+  return absl::StrCat(jobs.size(), " jobs, ", jobs[0].job_id(), " to ",
+                      jobs[jobs.size() - 1].job_id());
+}
+
+}  // namespace
+
+std::string FormatArraySubmitLine(const deja::v1::SubmitArrayResponse& response) {
+  google::protobuf::Map<std::string, uint32_t> states;
+  size_t reused = 0;
+  for (const deja::v1::ArrayJob& job : response.jobs()) {
+    ++states[deja::v1::JobState_Name(job.state())];
+    if (job.reused()) ++reused;
+  }
+  std::string line = absl::StrCat(response.array_id(), ": ", ArrayJobsRange(response.jobs()), ": ",
+                                  ArrayStateCounts(states));
+  if (reused > 0) absl::StrAppend(&line, " (", reused, " reused)");
+  return line;
+}
+
+std::vector<std::pair<std::string, std::string>> ArrayStatusRows(const deja::v1::JobArray& array,
+                                                                 absl::TimeZone tz) {
+  std::vector<std::pair<std::string, std::string>> rows = {
+      {"array", array.array_id()},
+      {"project", array.project()},
+      {"created", FormatTimestamp(array.created_at_ms(), tz)},
+      {"jobs", ArrayJobsRange(array.jobs())},
+      {"states", ArrayStateCounts(array.states())},
+      {"reused", absl::StrCat(array.reused())},
+  };
+  constexpr size_t kShown = 10;
+  std::vector<std::string> failed;
+  size_t failures = 0;
+  for (const deja::v1::ArrayJob& job : array.jobs()) {
+    if (job.state() != deja::v1::FAILED) continue;
+    if (++failures <= kShown) failed.push_back(job.job_id());
+  }
+  if (failures > kShown) failed.push_back(absl::StrCat("and ", failures - kShown, " more"));
+  if (!failed.empty()) rows.emplace_back("failed", absl::StrJoin(failed, " "));
+  return rows;
+}
+
 std::string FormatStateLine(const Job& job) {
   std::string line = absl::StrCat(job.job_id(), " ", StateName(job.state()));
   const std::string& worker = job.worker_id();
@@ -173,6 +231,10 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const Job& job, absl
   const deja::v1::JobSpec& spec = job.spec();
   add("job", job.job_id());
   add("project", spec.project());
+  if (!job.array_id().empty()) {
+    add("array", absl::StrCat(job.array_id(), " (element ", job.array_index() + 1, " of ",
+                              job.array_size(), ")"));
+  }
   add("app", FormatApp(spec.app()));
   add("command", FormatCommand(spec.app()));
   add("state", StateName(job.state()));

@@ -48,6 +48,18 @@ std::vector<std::pair<std::string, std::string>> StatusRows(const deja::v1::Job&
                                                             absl::TimeZone tz, absl::Time now);
 std::vector<std::pair<std::string, std::string>> StatusRows(const deja::v1::Job& job,
                                                             absl::TimeZone tz);
+// Job arrays. "1998 succeeded, 2 failed": counts by state name
+// (JobArray.states), in the order jobs go through the states; "no jobs"
+// when empty.
+std::string ArrayStateCounts(const google::protobuf::Map<std::string, uint32_t>& states);
+// `deja submit --array`: "a101: 2000 jobs, j101 to j2100: 1360 queued, 640
+// materializing (640 reused)".
+std::string FormatArraySubmitLine(const deja::v1::SubmitArrayResponse& response);
+// `deja status a101`: array, project, created, jobs, states, reused, and
+// the first failed jobs.
+std::vector<std::pair<std::string, std::string>> ArrayStatusRows(const deja::v1::JobArray& array,
+                                                                 absl::TimeZone tz);
+
 // `deja status` tables below the key/value rows; "" when the job has none.
 // INPUT KIND SIZE DIGEST PATH (SIZE: a dir's total_bytes; PATH: the
 // workspace path, default inputs/NAME).

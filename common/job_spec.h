@@ -18,6 +18,7 @@ inline constexpr size_t kMaxNameLength = 128;                 // project, app na
 inline constexpr size_t kMaxValueLength = size_t{64} * 1024;  // one argv word, env or param value
 inline constexpr size_t kMaxEntries = 1024;                   // argv words, env, params, outputs
 inline constexpr size_t kMaxPathLength = 1024;                // output globs, input paths
+inline constexpr size_t kMaxArrayElements = 10000;            // jobs in one job array
 // A job record (spec, outputs, state) must fit a 4 MiB message with room to
 // spare: the spec is at most 1 MiB, and so are its outputs (kMaxOutputsBytes).
 inline constexpr size_t kMaxSpecBytes = size_t{1} << 20;

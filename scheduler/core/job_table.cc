@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/job_spec.h"
 #include "common/job_state.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "scheduler/core/keys.h"
@@ -83,11 +84,24 @@ bool JobFilter::Matches(const Job& job) const {
   if (!states.empty() && !states.contains(job.state())) return false;
   if (!app.empty() && job.spec().app().name() != app) return false;
   if (since_ms > 0 && job.created_at_ms() < since_ms) return false;
+  if (!array_id.empty() && job.array_id() != array_id) return false;
   for (const auto& [key, value] : labels) {
     auto it = job.spec().labels().find(key);
     if (it == job.spec().labels().end() || it->second != value) return false;
   }
   return true;
+}
+
+JobFilter JobFilterOf(const deja::v1::ListJobsRequest& request) {
+  JobFilter filter;
+  filter.project = request.project();
+  if (request.state() != deja::v1::JOB_STATE_UNSPECIFIED) filter.states.insert(request.state());
+  for (int state : request.states()) filter.states.insert(static_cast<JobState>(state));
+  filter.app = request.app();
+  filter.labels.insert(request.labels().begin(), request.labels().end());
+  filter.since_ms = request.since_ms();
+  filter.array_id = request.array_id();
+  return filter;
 }
 
 absl::StatusOr<std::vector<Job>> JobTable::List(const std::string& project, JobState state,
@@ -105,14 +119,22 @@ absl::StatusOr<std::vector<Job>> JobTable::List(const JobFilter& filter, size_t 
   // Newest first, merging the jobs in memory (newer versions, and jobs not
   // yet committed) into a backward scan of the store; stops at the first
   // match past `limit` or `max_bytes` (which a next page starts with), or
-  // at the first job older than `since_ms`.
+  // at the first job older than `since_ms`. An array's jobs are numbered
+  // on from its first, so only those numbers are scanned.
+  const uint64_t array_first = filter.array_id.empty() ? 0 : ParseArrayId(filter.array_id);
+  if (!filter.array_id.empty()) {
+    if (array_first == 0) return std::vector<Job>();
+    const uint64_t array_end = array_first + kMaxArrayElements;
+    if (before == 0 || before > array_end) before = array_end;
+  }
   std::vector<Job> out;
   size_t bytes = 0;
   bool truncated = false;  // a match was left out
   bool older = false;      // past since_ms: nothing older matches
   auto full = [&] { return truncated || older; };
   auto consider = [&](const Job& job) {
-    if (filter.since_ms > 0 && job.created_at_ms() < filter.since_ms) {
+    if ((filter.since_ms > 0 && job.created_at_ms() < filter.since_ms) ||
+        ParseJobId(job.job_id()) < array_first) {
       older = true;
       return;
     }

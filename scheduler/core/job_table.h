@@ -33,6 +33,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "deja/v1/job.pb.h"
+#include "deja/v1/scheduler.pb.h"
 #include "scheduler/core/effects.h"
 #include "scheduler/core/job_stats.h"
 #include "scheduler/core/store_reader.h"
@@ -46,9 +47,14 @@ struct JobFilter {
   std::string app;                            // empty: every app
   std::map<std::string, std::string> labels;  // each on the job's spec
   int64_t since_ms = 0;                       // created at or after (0: ever)
+  std::string array_id;                       // an element of this array
 
   bool Matches(const deja::v1::Job& job) const;
 };
+
+// The filter a ListJobs request asks for (its project as given: the caller
+// scopes it to the caller's).
+JobFilter JobFilterOf(const deja::v1::ListJobsRequest& request);
 
 class JobTable {
  public:

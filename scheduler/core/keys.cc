@@ -38,4 +38,8 @@ std::string PipelineIdFromSeq(uint64_t seq) { return absl::StrCat("p", seq); }
 
 uint64_t ParsePipelineId(const std::string& pipeline_id) { return ParseSeq('p', pipeline_id); }
 
+std::string ArrayIdFromSeq(uint64_t seq) { return absl::StrCat("a", seq); }
+
+uint64_t ParseArrayId(const std::string& array_id) { return ParseSeq('a', array_id); }
+
 }  // namespace deja

@@ -30,6 +30,11 @@ uint64_t ParseJobId(const std::string& job_id);
 std::string PipelineIdFromSeq(uint64_t seq);
 uint64_t ParsePipelineId(const std::string& pipeline_id);
 
+// "a42" <-> 42: a job array, numbered by its first job (j42); its jobs
+// follow in element order. ParseArrayId returns 0 for a malformed id.
+std::string ArrayIdFromSeq(uint64_t seq);
+uint64_t ParseArrayId(const std::string& array_id);
+
 }  // namespace deja
 
 #endif  // DEJA_SCHEDULER_CORE_KEYS_H_

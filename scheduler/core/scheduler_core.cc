@@ -1,6 +1,7 @@
 #include "scheduler/core/scheduler_core.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
@@ -97,21 +98,26 @@ bool SchedulerCore::HasInput(const deja::v1::InputRef& input, const Effects& fx)
   return blobs_->Has(input.digest(), input.size());
 }
 
-absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec spec,
-                                                               absl::Time now, Effects* fx) {
-  NormalizeJobSpec(&spec);
-  if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
+absl::Status SchedulerCore::PrepareSpec(deja::v1::JobSpec* spec, absl::Time now,
+                                        const Effects& fx) {
+  NormalizeJobSpec(spec);
+  if (absl::Status s = ValidateJobSpec(*spec); !s.ok()) return s;
   // A pushed image's name means its content now: that enters the identity.
-  images_.Pin(&spec);
-  for (int i = 0; i < spec.inputs_size(); ++i) {
-    const auto& input = spec.inputs(i);
-    if (!HasInput(input, *fx)) {
+  images_.Pin(spec);
+  for (int i = 0; i < spec->inputs_size(); ++i) {
+    const auto& input = spec->inputs(i);
+    if (!HasInput(input, fx)) {
       return absl::FailedPreconditionError(
           absl::StrCat("inputs[", i, "] (", input.name(), "): blob ", input.digest(),
                        " is not in the content store; upload it first (deja submit --input does)"));
     }
   }
-  if (absl::Status st = reuse_.CheckManualReuse(spec, now); !st.ok()) return st;
+  return reuse_.CheckManualReuse(*spec, now);
+}
+
+absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec spec,
+                                                               absl::Time now, Effects* fx) {
+  if (absl::Status s = PrepareSpec(&spec, now, *fx); !s.ok()) return s;
   deja::v1::SubmitResponse response;
   std::string request_key;
   if (!spec.request_id().empty()) {
@@ -126,7 +132,17 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
     }
     if (!absl::IsNotFound(first.status())) return first.status();
   }
+  Job job = NewJob(std::move(spec), now);
+  if (!request_key.empty()) jobs_.AddRequest(request_key, job.job_id(), fx);
+  const std::string job_id = job.job_id();
+  const bool reused = Create(std::move(job), now, fx);
+  dispatcher_.Dispatch(now, fx);
+  *response.mutable_job() = jobs_.At(job_id);
+  response.set_reused(reused);
+  return response;
+}
 
+Job SchedulerCore::NewJob(deja::v1::JobSpec spec, absl::Time now) {
   Job job;
   job.set_job_id(JobIdFromSeq(jobs_.TakeSeq()));
   job.set_job_hash(JobHash(spec));
@@ -134,8 +150,10 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
   job.set_attempt(1);
   job.set_created_at_ms(absl::ToUnixMillis(now));
   SetJobState(job, deja::v1::QUEUED, now);
-  if (!request_key.empty()) jobs_.AddRequest(request_key, job.job_id(), fx);
+  return job;
+}
 
+bool SchedulerCore::Create(Job job, absl::Time now, Effects* fx) {
   const MemoPolicy policy = DecideMemoPolicy(job.spec(), projects_.Settings(job.spec().project()));
   job.set_memoization_off_reason(policy.off_reason);
   const bool reused = reuse_.LookUp(job, now, fx);
@@ -147,23 +165,121 @@ absl::StatusOr<deja::v1::SubmitResponse> SchedulerCore::Submit(deja::v1::JobSpec
       SetJobState(job, deja::v1::FAILED, now);
       job.set_unplaceable(why);
       job.set_message(UnplaceableMessage(why));
-      Job& failed = jobs_.Add(std::move(job));
-      Finished(failed, now, fx);
-      *response.mutable_job() = failed;
-      return response;
+      Finished(jobs_.Add(std::move(job)), now, fx);
+      return false;
     }
   }
   // Single-flight: an identical fresh job in flight makes this one wait.
   const bool waiting = single_flight_.Join(job, policy, reused, now);
   Job& stored = jobs_.Add(std::move(job));
   if (!waiting) jobs_.Enqueue(stored);
-  const std::string job_id = stored.job_id();
-  fx->jobs[job_id] = stored;
+  fx->jobs[stored.job_id()] = stored;
+  return reused;
+}
 
+// --- Job arrays --------------------------------------------------------------------
+
+namespace {
+
+deja::v1::ArrayJob ArrayJobOf(const Job& job) {
+  deja::v1::ArrayJob out;
+  out.set_job_id(job.job_id());
+  out.set_state(job.state());
+  out.set_reused(!job.reused_from().empty());
+  *out.mutable_params() = job.spec().params();
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<deja::v1::SubmitArrayResponse> SchedulerCore::SubmitArray(
+    const deja::v1::SubmitArrayRequest& request, absl::Time now, Effects* fx) {
+  const int size = request.elements_size();
+  if (size < 1 || static_cast<size_t>(size) > kMaxArrayElements) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("an array has 1 to ", kMaxArrayElements, " elements, not ", size));
+  }
+  const std::string& request_id = request.spec().request_id();
+  auto element_spec = [&](int i) {
+    deja::v1::JobSpec spec = request.spec();
+    for (const auto& [key, value] : request.elements(i).params()) {
+      (*spec.mutable_params())[key] = value;
+    }
+    if (!request_id.empty()) spec.set_request_id(absl::StrCat(request_id, "#", i));
+    return spec;
+  };
+  // Every element is checked before any is stored: a bad one leaves nothing.
+  std::vector<deja::v1::JobSpec> specs;
+  specs.reserve(size);
+  std::vector<std::string> request_keys(size);
+  for (int i = 0; i < size; ++i) {
+    deja::v1::JobSpec spec = element_spec(i);
+    if (absl::Status s = PrepareSpec(&spec, now, *fx); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("elements[", i, "]: ", s.message()));
+    }
+    if (!request_id.empty()) {
+      request_keys[i] = RequestKey(spec.project(), spec.request_id());
+      absl::StatusOr<std::string> first = jobs_.FindRequest(request_keys[i]);
+      if (first.ok()) {
+        // A retry: the array its first element belongs to.
+        absl::StatusOr<Job> job = GetJob(*first);
+        if (!job.ok()) return job.status();
+        if (i == 0 && !job->array_id().empty()) {
+          absl::StatusOr<deja::v1::JobArray> array = GetArray(job->array_id());
+          if (!array.ok()) return array.status();
+          deja::v1::SubmitArrayResponse response;
+          response.set_array_id(array->array_id());
+          *response.mutable_jobs() = std::move(*array->mutable_jobs());
+          return response;
+        }
+        return absl::FailedPreconditionError(absl::StrCat("elements[", i, "]: request id ",
+                                                          spec.request_id(), " already names job ",
+                                                          *first, ", which is not this array's"));
+      }
+      if (!absl::IsNotFound(first.status())) return first.status();
+    }
+    specs.push_back(std::move(spec));
+  }
+  deja::v1::SubmitArrayResponse response;
+  std::vector<std::string> ids;
+  ids.reserve(size);
+  for (int i = 0; i < size; ++i) {
+    Job job = NewJob(std::move(specs[i]), now);
+    if (i == 0) response.set_array_id(ArrayIdFromSeq(ParseJobId(job.job_id())));
+    job.set_array_id(response.array_id());
+    job.set_array_index(i);
+    job.set_array_size(size);
+    if (!request_id.empty()) jobs_.AddRequest(request_keys[i], job.job_id(), fx);
+    ids.push_back(job.job_id());
+    Create(std::move(job), now, fx);
+  }
   dispatcher_.Dispatch(now, fx);
-  *response.mutable_job() = jobs_.At(job_id);
-  response.set_reused(reused);
+  for (const std::string& id : ids) {
+    *response.add_jobs() = ArrayJobOf(jobs_.At(id));
+  }
   return response;
+}
+
+absl::StatusOr<deja::v1::JobArray> SchedulerCore::GetArray(const std::string& array_id) const {
+  const uint64_t first = ParseArrayId(array_id);
+  absl::Status not_found = absl::NotFoundError(absl::StrCat("array ", array_id, " not found"));
+  if (first == 0) return not_found;
+  absl::StatusOr<Job> head = jobs_.Get(JobIdFromSeq(first));
+  if (absl::IsNotFound(head.status())) return not_found;
+  if (!head.ok()) return head.status();
+  if (head->array_id() != array_id) return not_found;
+  deja::v1::JobArray array;
+  array.set_array_id(array_id);
+  array.set_project(head->spec().project());
+  array.set_created_at_ms(head->created_at_ms());
+  for (uint64_t i = 0; i < head->array_size(); ++i) {
+    absl::StatusOr<Job> job = i == 0 ? head : jobs_.Get(JobIdFromSeq(first + i));
+    if (!job.ok()) return job.status();
+    ++(*array.mutable_states())[deja::v1::JobState_Name(job->state())];
+    if (!job->reused_from().empty()) array.set_reused(array.reused() + 1);
+    *array.add_jobs() = ArrayJobOf(*job);
+  }
+  return array;
 }
 
 void SchedulerCore::Finished(Job& job, absl::Time now, Effects* fx) {

@@ -98,6 +98,17 @@ class SchedulerCore final : public JobSubmitter {
   absl::StatusOr<deja::v1::SubmitResponse> Submit(deja::v1::JobSpec spec, absl::Time now,
                                                   Effects* fx) override;
 
+  // A job array: each element is a job of its own, submitted as Submit
+  // does. Every element is checked before any is stored, so a bad one
+  // (its error prefixed "elements[i]: ") leaves nothing behind. A repeated
+  // spec.request_id returns the array first created for it.
+  absl::StatusOr<deja::v1::SubmitArrayResponse> SubmitArray(
+      const deja::v1::SubmitArrayRequest& request, absl::Time now, Effects* fx);
+  // An array's jobs, in element order (each with all its params), and
+  // counts by state. NOT_FOUND "array a7 not found" for an unknown or
+  // malformed id; the store's error if reading a job failed.
+  absl::StatusOr<deja::v1::JobArray> GetArray(const std::string& array_id) const;
+
   // NOT_FOUND for an unknown id; the store's error if reading it failed.
   absl::StatusOr<deja::v1::Job> GetJob(const std::string& job_id) const;
   // The newest `limit` (0: all) matches, oldest first; an empty project or
@@ -198,6 +209,15 @@ class SchedulerCore final : public JobSubmitter {
   // Bookkeeping after `job` reached a terminal state: its workspace expiry,
   // and the identical jobs waiting for it (single-flight).
   void Finished(deja::v1::Job& job, absl::Time now, Effects* fx);
+  // Submit's checks, in place: normalizes and validates the spec, pins its
+  // image, checks its inputs are stored and its manual reuse (reuse_job_id).
+  absl::Status PrepareSpec(deja::v1::JobSpec* spec, absl::Time now, const Effects& fx);
+  // A QUEUED job for a prepared spec, with the next job id.
+  deja::v1::Job NewJob(deja::v1::JobSpec spec, absl::Time now);
+  // Stores a new job: served from the memo index when it can be, else
+  // failed if unplaceable and asked to, else waiting for an identical job
+  // in flight or queued. Returns whether it was reused. Does not dispatch.
+  bool Create(deja::v1::Job job, absl::Time now, Effects* fx);
   // A stored job at startup.
   void LoadJob(deja::v1::Job job, absl::Time now);
   // Whether the content store has `input`, counting this round's

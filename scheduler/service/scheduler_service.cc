@@ -36,6 +36,13 @@ bool IsMemoPageKey(const std::string& key) {
 
 using deja::v1::Job;
 
+SchedulerService::ProjectOf SchedulerService::SubmitsTo(const deja::v1::JobSpec& spec) {
+  return [&spec](const Caller& caller) -> std::optional<std::string> {
+    std::string project = AccessControl::Scope(caller, spec.project());
+    return project.empty() ? kDefaultProject : project;
+  };
+}
+
 grpc::ServerUnaryReactor* SchedulerService::Unary(grpc::CallbackServerContext* ctx,
                                                   const char* method, Right right,
                                                   const ProjectOf& project_of,
@@ -88,13 +95,8 @@ absl::Status SchedulerService::CheckInputsReadable(
 grpc::ServerUnaryReactor* SchedulerService::Submit(grpc::CallbackServerContext* ctx,
                                                    const deja::v1::SubmitRequest* request,
                                                    deja::v1::SubmitResponse* response) {
-  // A token of one project submits to it when the spec names none.
-  auto project_of = [request](const Caller& caller) -> std::optional<std::string> {
-    std::string project = AccessControl::Scope(caller, request->spec().project());
-    return project.empty() ? kDefaultProject : project;
-  };
   return Unary(
-      ctx, "Submit", Right::kSubmit, project_of,
+      ctx, "Submit", Right::kSubmit, SubmitsTo(request->spec()),
       [this, loop = loop_, request, response](const Caller& caller) {
         if (absl::Status st = CheckInputsReadable(caller, request->spec().inputs(), "inputs");
             !st.ok()) {
@@ -107,6 +109,39 @@ grpc::ServerUnaryReactor* SchedulerService::Submit(grpc::CallbackServerContext* 
         *response = *std::move(result);
         return absl::OkStatus();
       });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::SubmitArray(grpc::CallbackServerContext* ctx,
+                                                        const deja::v1::SubmitArrayRequest* request,
+                                                        deja::v1::SubmitArrayResponse* response) {
+  return Unary(
+      ctx, "SubmitArray", Right::kSubmit, SubmitsTo(request->spec()),
+      [this, loop = loop_, request, response](const Caller& caller) {
+        if (absl::Status st = CheckInputsReadable(caller, request->spec().inputs(), "spec.inputs");
+            !st.ok()) {
+          return st;
+        }
+        deja::v1::SubmitArrayRequest scoped = *request;
+        scoped.mutable_spec()->set_project(AccessControl::Scope(caller, request->spec().project()));
+        auto result = loop->core().SubmitArray(scoped, loop->Now(), loop->fx());
+        if (!result.ok()) return result.status();
+        *response = *std::move(result);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* SchedulerService::GetArray(grpc::CallbackServerContext* ctx,
+                                                     const deja::v1::GetArrayRequest* request,
+                                                     deja::v1::JobArray* response) {
+  return Unary(ctx, "GetArray", Right::kRead, Looked,
+               [this, request, response](const Caller& caller) {
+                 auto array = loop_->core().GetArray(request->array_id());
+                 if (!array.ok()) return array.status();
+                 if (auto s = access_->Authorize(caller, Right::kRead, array->project()); !s.ok())
+                   return s;
+                 *response = *std::move(array);
+                 return absl::OkStatus();
+               });
 }
 
 grpc::ServerUnaryReactor* SchedulerService::GetJob(grpc::CallbackServerContext* ctx,
@@ -154,17 +189,8 @@ grpc::ServerUnaryReactor* SchedulerService::ListJobs(grpc::CallbackServerContext
                    return absl::InvalidArgumentError(absl::StrCat(
                        "page_token \"", request->page_token(), "\": not one ListJobs returned"));
                  }
-                 JobFilter filter;
+                 JobFilter filter = JobFilterOf(*request);
                  filter.project = project;
-                 if (request->state() != deja::v1::JOB_STATE_UNSPECIFIED) {
-                   filter.states.insert(request->state());
-                 }
-                 for (int state : request->states()) {
-                   filter.states.insert(static_cast<deja::v1::JobState>(state));
-                 }
-                 filter.app = request->app();
-                 filter.labels.insert(request->labels().begin(), request->labels().end());
-                 filter.since_ms = request->since_ms();
                  size_t limit = request->limit() == 0 ? 1000 : request->limit();
                  uint64_t next_before = 0;
                  auto jobs =

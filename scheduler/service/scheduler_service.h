@@ -45,6 +45,12 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
                                    const deja::v1::SubmitRequest* request,
                                    deja::v1::SubmitResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitArray(grpc::CallbackServerContext* ctx,
+                                        const deja::v1::SubmitArrayRequest* request,
+                                        deja::v1::SubmitArrayResponse* response) override;
+  grpc::ServerUnaryReactor* GetArray(grpc::CallbackServerContext* ctx,
+                                     const deja::v1::GetArrayRequest* request,
+                                     deja::v1::JobArray* response) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,
                                    const deja::v1::GetJobRequest* request,
                                    deja::v1::Job* response) override;
@@ -141,6 +147,9 @@ class SchedulerService final : public deja::v1::Scheduler::CallbackService {
     return [project = std::move(project)](const Caller&) { return project; };
   }
   static std::optional<std::string> Looked(const Caller&) { return std::nullopt; }
+  // The project a submit of `spec` (which must outlive the call) goes to:
+  // its own, else the token's, else the default project.
+  static ProjectOf SubmitsTo(const deja::v1::JobSpec& spec);
 
   // A unary call `method`, admitted for `right` on `project_of(caller)`:
   // `fn` runs on the loop with the caller, and its status finishes the call

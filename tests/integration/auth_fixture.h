@@ -47,6 +47,12 @@ class AuthTest : public ::testing::Test {
     auto p = cluster_->client().SubmitPipeline(pipeline);
     ASSERT_TRUE(p.ok()) << p.status();
     victim_pipeline_ = p->pipeline_id();
+    deja::v1::SubmitArrayRequest array;
+    *array.mutable_spec() = spec;
+    (*array.add_elements()->mutable_params())["i"] = "1";
+    auto a = cluster_->client().SubmitArray(array);
+    ASSERT_TRUE(a.ok()) << a.status();
+    victim_array_ = a->array_id();
     jobs_before_ = JobCount();
   }
 
@@ -86,6 +92,7 @@ class AuthTest : public ::testing::Test {
   std::unique_ptr<Cluster> cluster_;
   std::string victim_job_;
   std::string victim_pipeline_;
+  std::string victim_array_;
   size_t jobs_before_ = 0;
 };
 
