@@ -29,6 +29,8 @@ DEJA_TEST_PACKAGES=(
   busybox-static           # the job image of the container tests (tests/containers)
   prometheus               # promtool checks the daemons' /metrics (tests/integration/operations_test.cc)
   chromium                 # drives the dashboard in tests/integration/dashboard_test.cc
+  # The Python client's tests (python/run_tests.sh, Debian's /usr/bin/python3)
+  python3-grpcio python3-protobuf python3-xxhash python3-yaml python3-pytest
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
