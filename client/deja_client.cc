@@ -120,7 +120,7 @@ absl::StatusOr<std::vector<Item>> DejaClient::UnaryList(
 template <typename Item, typename Request, typename Response, typename Method>
 absl::StatusOr<std::vector<Item>> DejaClient::PagedList(
     Method method, Request request, uint32_t limit,
-    google::protobuf::RepeatedPtrField<Item>* (Response::*items)()) const {
+    google::protobuf::RepeatedPtrField<Item>* (Response::*items)(), std::string* next_token) const {
   // Pages come newest first, each oldest first; the result is oldest first.
   std::vector<std::vector<Item>> pages;
   size_t total = 0;
@@ -134,6 +134,7 @@ absl::StatusOr<std::vector<Item>> DejaClient::PagedList(
         !response->next_page_token().empty() && !page->empty() && (limit == 0 || total < limit);
     pages.emplace_back(std::make_move_iterator(page->begin()),
                        std::make_move_iterator(page->end()));
+    if (next_token != nullptr) *next_token = response->next_page_token();
     if (!more) break;
     request.set_page_token(response->next_page_token());
   }
@@ -259,31 +260,13 @@ absl::StatusOr<std::vector<Job>> DejaClient::ListJobs(const std::string& project
 absl::StatusOr<DejaClient::JobPage> DejaClient::ListJobPage(deja::v1::ListJobsRequest request,
                                                             uint32_t limit,
                                                             const std::string& cursor) const {
-  // Pages come newest first, each oldest first; the result is oldest first.
-  std::vector<std::vector<Job>> pages;
-  size_t total = 0;
   request.set_page_token(cursor);
-  std::string next;
-  while (true) {
-    request.set_limit(limit == 0 ? 0 : static_cast<uint32_t>(limit - total));
-    absl::StatusOr<deja::v1::ListJobsResponse> response =
-        Unary<deja::v1::ListJobsRequest, deja::v1::ListJobsResponse>(
-            &deja::v1::Scheduler::Stub::ListJobs, request);
-    if (!response.ok()) return response.status();
-    total += static_cast<size_t>(response->jobs_size());
-    pages.emplace_back(std::make_move_iterator(response->mutable_jobs()->begin()),
-                       std::make_move_iterator(response->mutable_jobs()->end()));
-    next = response->next_page_token();
-    if (next.empty() || (limit != 0 && total >= limit) || response->jobs().empty()) break;
-    request.set_page_token(next);
-  }
   JobPage page;
-  page.next_cursor = next;
-  page.jobs.reserve(total);
-  for (auto it = pages.rbegin(); it != pages.rend(); ++it) {
-    page.jobs.insert(page.jobs.end(), std::make_move_iterator(it->begin()),
-                     std::make_move_iterator(it->end()));
-  }
+  absl::StatusOr<std::vector<Job>> jobs =
+      PagedList(&deja::v1::Scheduler::Stub::ListJobs, std::move(request), limit,
+                &deja::v1::ListJobsResponse::mutable_jobs, &page.next_cursor);
+  if (!jobs.ok()) return jobs.status();
+  page.jobs = *std::move(jobs);
   return page;
 }
 

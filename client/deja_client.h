@@ -276,11 +276,13 @@ class DejaClient {
   // INTERNAL when the stream ended cleanly without a snapshot.
   // A list RPC with pages (ListJobs, ListMemo, ListPipelines): asks again
   // with each next_page_token until `limit` (0: all) items came, and returns
-  // them oldest first.
+  // them oldest first. `next_token` (if given) gets the last page's
+  // next_page_token: where a listing that stopped at `limit` continues.
   template <typename Item, typename Request, typename Response, typename Method>
   absl::StatusOr<std::vector<Item>> PagedList(
       Method method, Request request, uint32_t limit,
-      google::protobuf::RepeatedPtrField<Item>* (Response::*items)()) const;
+      google::protobuf::RepeatedPtrField<Item>* (Response::*items)(),
+      std::string* next_token = nullptr) const;
   template <typename Item, typename Request, typename Method>
   absl::StatusOr<Item> WatchStream(Method method, const Request& request, absl::Time deadline,
                                    bool (*done)(const Item&),

@@ -552,10 +552,7 @@ int JobCommands::Cancel(const std::vector<std::string>& job_ids, const JobQueryF
         ListRequestOf(query, absl::Now(), context_.tz());
     if (!request.ok()) return context_.UsageError(request.status());
     if (request->states().empty()) {
-      for (deja::v1::JobState state : {deja::v1::QUEUED, deja::v1::WAITING, deja::v1::ASSIGNED,
-                                       deja::v1::RUNNING, deja::v1::MATERIALIZING}) {
-        request->add_states(state);
-      }
+      for (deja::v1::JobState state : NonTerminalStates()) request->add_states(state);
     }
     absl::StatusOr<DejaClient::JobPage> page =
         context_.client().ListJobPage(*std::move(request), /*limit=*/0, "");

@@ -45,6 +45,13 @@ bool IsTerminal(JobState state) {
   return state == deja::v1::SUCCEEDED || state == deja::v1::FAILED || state == deja::v1::CANCELLED;
 }
 
+const std::vector<JobState>& NonTerminalStates() {
+  static const auto* const states =
+      new std::vector<JobState>{deja::v1::QUEUED, deja::v1::WAITING, deja::v1::ASSIGNED,
+                                deja::v1::RUNNING, deja::v1::MATERIALIZING};
+  return *states;
+}
+
 namespace {
 
 std::string SignalDeath(int signal) {

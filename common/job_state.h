@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "deja/v1/job.pb.h"
 
@@ -16,6 +17,9 @@ std::string_view JobStateName(deja::v1::JobState state);
 std::optional<deja::v1::JobState> ParseJobState(std::string_view name);
 // SUCCEEDED, FAILED and CANCELLED: nothing changes after these.
 bool IsTerminal(deja::v1::JobState state);
+// The states a job has not ended in, in the order it goes through them:
+// QUEUED, WAITING, ASSIGNED, RUNNING, MATERIALIZING.
+const std::vector<deja::v1::JobState>& NonTerminalStates();
 
 // How a command ended, from its exit code as jobs record it (a signal death
 // is the negated signal number): "exited with code 3", "killed by signal 9

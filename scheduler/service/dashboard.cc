@@ -108,12 +108,17 @@ void ReadTail(SchedulerLoop* loop, const std::string& worker, const std::string&
 
 }  // namespace
 
+absl::StatusOr<Caller> AuthenticateHttp(AccessControl& access, const httplib::Request& request,
+                                        const std::string& what) {
+  const std::string token = RequestToken(request);
+  return access.Authenticate(token.empty() ? "" : "Bearer " + token,
+                             CallInfo{what, absl::StrCat("http:", request.remote_addr)});
+}
+
 void Dashboard::Serve(const httplib::Request& request, httplib::Response& response,
                       const std::string& what, Work work) {
   response.set_header("Cache-Control", "no-store");
-  const std::string token = RequestToken(request);
-  auto caller = access_->Authenticate(token.empty() ? "" : "Bearer " + token,
-                                      CallInfo{what, absl::StrCat("http:", request.remote_addr)});
+  auto caller = AuthenticateHttp(*access_, request, what);
   if (!caller.ok()) {
     response.status = 401;
     response.set_content(Object({{"error", Quote(std::string(caller.status().message()))}}),
@@ -171,23 +176,24 @@ void Dashboard::Register(httplib::Server& server) {
   server.Get("/api/jobs", [this, loop, readable](const httplib::Request& req,
                                                  httplib::Response& res) {
     Serve(req, res, "GET /api/jobs", [loop, readable, req](const Caller& caller, auto reply) {
-      JobFilter filter;
+      // The filters of ListJobs, from the query string.
+      deja::v1::ListJobsRequest request;
       auto project = readable(caller, req.get_param_value("project"));
       if (!project.ok()) return reply(project.status());
-      filter.project = *project;
       for (absl::string_view name :
            absl::StrSplit(req.get_param_value("state"), ',', absl::SkipEmpty())) {
         deja::v1::JobState state;
         if (!deja::v1::JobState_Parse(std::string(name), &state)) {
           return reply(absl::InvalidArgumentError(absl::StrCat("state: ", name, "?")));
         }
-        filter.states.insert(state);
+        request.add_states(state);
       }
-      filter.app = req.get_param_value("app");
+      request.set_app(req.get_param_value("app"));
+      request.set_array_id(req.get_param_value("array"));
       for (size_t i = 0; i < req.get_param_value_count("label"); ++i) {
         std::pair<std::string, std::string> kv =
             absl::StrSplit(req.get_param_value("label", i), absl::MaxSplits('=', 1));
-        filter.labels[kv.first] = kv.second;
+        (*request.mutable_labels())[kv.first] = kv.second;
       }
       int64_t since_ms = 0;
       uint64_t before = 0;
@@ -198,7 +204,9 @@ void Dashboard::Register(httplib::Server& server) {
           (req.has_param("limit") && !absl::SimpleAtoi(req.get_param_value("limit"), &limit))) {
         return reply(absl::InvalidArgumentError("since_ms, cursor and limit are numbers"));
       }
-      filter.since_ms = since_ms;
+      request.set_since_ms(since_ms);
+      JobFilter filter = JobFilterOf(request);
+      filter.project = *project;
       uint64_t next = 0;
       auto jobs = loop->core().ListJobs(filter, std::clamp<size_t>(limit, 1, kMaxJobs), before,
                                         kMaxListPageBytes, &next);

@@ -26,6 +26,12 @@
 
 namespace deja {
 
+// The caller of an HTTP request (its bearer token, or the dashboard's
+// cookie), authenticated as a gRPC call is: the audit log names `what` and
+// "http:" with the peer's address.
+absl::StatusOr<Caller> AuthenticateHttp(AccessControl& access, const httplib::Request& request,
+                                        const std::string& what);
+
 class Dashboard {
  public:
   // Not owned: both must outlive the HTTP server the routes go on.

@@ -287,8 +287,7 @@ void SchedulerLoop::CollectMetrics(Metrics& metrics) {
   metrics.Declare("deja_store_bytes", Type::kGauge,
                   "Size of the scheduler's RocksDB store (files and memtables).");
   const std::map<deja::v1::JobState, size_t> live = core_.LiveJobsByState();
-  for (deja::v1::JobState state : {deja::v1::QUEUED, deja::v1::WAITING, deja::v1::ASSIGNED,
-                                   deja::v1::RUNNING, deja::v1::MATERIALIZING}) {
+  for (deja::v1::JobState state : NonTerminalStates()) {
     auto it = live.find(state);
     metrics.Set("deja_jobs", {std::string(JobStateName(state))},
                 static_cast<double>(it == live.end() ? 0 : it->second));

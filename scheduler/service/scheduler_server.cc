@@ -210,9 +210,7 @@ class ServerImpl final : public SchedulerServer {
   // answers it with 401 or 403.
   bool HttpAllowed(const httplib::Request& request, httplib::Response& response,
                    const std::string& what) {
-    std::string token = RequestToken(request);
-    auto caller = access_.Authenticate(token.empty() ? "" : "Bearer " + token,
-                                       CallInfo{what, absl::StrCat("http:", request.remote_addr)});
+    auto caller = AuthenticateHttp(access_, request, what);
     absl::Status allowed =
         caller.ok() ? access_.Authorize(*caller, Right::kRead, "") : caller.status();
     if (allowed.ok()) return true;

@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_test_util.h"
+#include "tests/fakes/file_util.h"
 #include "tests/fakes/temp_dir.h"
 
 namespace deja::cli {
@@ -15,6 +16,7 @@ namespace {
 
 using ::deja::cli::testing::CliResult;
 using ::deja::cli::testing::RunDeja;
+using ::deja::testing::Installed;
 using ::testing::HasSubstr;
 
 // Runs `script` with /bin/sh; its stdout and exit code.
@@ -26,10 +28,6 @@ std::pair<int, std::string> Shell(const std::string& script) {
   while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-bool Have(const std::string& program) {
-  return Shell("command -v " + program + " >/dev/null").first == 0;
 }
 
 class CompletionTest : public ::testing::Test {
@@ -66,7 +64,7 @@ TEST_F(CompletionTest, ZshAndFishScriptsParse) {
   EXPECT_THAT(fish.out, HasSubstr("complete -c deja -n '__fish_seen_subcommand_from cache; and "
                                   "not __fish_seen_subcommand_from ls show evict' -a ls"));
   for (const auto& [shell, text] : {std::pair{"zsh", zsh.out}, std::pair{"fish", fish.out}}) {
-    if (!Have(shell)) continue;  // checked where the shell is installed
+    if (!Installed(shell)) continue;  // checked where the shell is installed
     const std::string file = dir_.path() + "/deja." + shell;
     std::ofstream(file) << text;
     EXPECT_EQ(Shell(std::string(shell) + " -n " + file).first, 0) << shell;
@@ -82,7 +80,7 @@ TEST_F(CompletionTest, TheManPageHoldsEveryCommandAndRendersCleanly) {
     EXPECT_THAT(man.out, HasSubstr(std::string(".SS deja ") + command + "\n")) << command;
   }
   EXPECT_THAT(man.out, HasSubstr(".B \\-\\-follow, \\-f"));
-  if (!Have("groff")) GTEST_SKIP() << "groff not installed: the page was not rendered";
+  if (!Installed("groff")) GTEST_SKIP() << "groff not installed: the page was not rendered";
   const std::string page = dir_.path() + "/deja.1";
   std::ofstream(page) << man.out;
   auto [code, text] = Shell("groff -man -Tutf8 -ww -z " + page + " 2>&1");

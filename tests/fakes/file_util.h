@@ -1,20 +1,33 @@
 // File helpers beside tests/fakes/temp_dir.h: mtimes, deterministic content,
-// and listing what a command left.
+// listing what a command left, and whether a program is installed.
 #ifndef DEJA_TESTS_FAKES_FILE_UTIL_H_
 #define DEJA_TESTS_FAKES_FILE_UTIL_H_
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 
 namespace deja::testing {
+
+// Whether `program` is an executable in a directory of $PATH (as `command
+// -v` finds it): tests of optional tools skip, saying why, without it.
+inline bool Installed(const std::string& program) {
+  const char* path = getenv("PATH");
+  for (absl::string_view dir :
+       absl::StrSplit(path == nullptr ? "" : path, ':', absl::SkipEmpty())) {
+    if (access((std::string(dir) + "/" + program).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
 
 // Sets the file's mtime (and atime) to `t`.
 inline void SetMtime(const std::string& path, absl::Time t) {

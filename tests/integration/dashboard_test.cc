@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/file_util.h"
 #include "tests/integration/cluster.h"
 
 namespace deja::testing {
@@ -21,12 +22,10 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-bool HaveChromium() { return RunCommand("/bin/sh", {"-c", "command -v chromium"}).exit_code == 0; }
-
 class DashboardTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!HaveChromium()) GTEST_SKIP() << "chromium not found (Debian's chromium package)";
+    if (!Installed("chromium")) GTEST_SKIP() << "chromium not found (Debian's chromium package)";
     port_file_ = files_.path() + "/http.port";
     cluster_ = std::make_unique<Cluster>(
         std::vector<std::string>{"--http_listen=127.0.0.1:0", "--http_port_file=" + port_file_});

@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/file_util.h"
 #include "tests/integration/cluster.h"
 
 namespace deja::testing {
@@ -86,10 +87,8 @@ CommandResult Promtool(const std::string& root, const std::string& exposition) {
   return RunCommand("/bin/sh", {"-c", "promtool check metrics < '" + file + "' 2>&1"});
 }
 
-bool HavePromtool() { return RunCommand("/bin/sh", {"-c", "command -v promtool"}).exit_code == 0; }
-
 TEST(MetricsTest, BothDaemonsServePrometheusMetricsBehindTheToken) {
-  if (!HavePromtool()) GTEST_SKIP() << "promtool not found (Debian's prometheus package)";
+  if (!Installed("promtool")) GTEST_SKIP() << "promtool not found (Debian's prometheus package)";
   TempDir files("deja-ops");
   const std::string port_file = files.path() + "/scheduler-http.port";
   Cluster c({"--http_listen=127.0.0.1:0", "--http_port_file=" + port_file});
