@@ -1,12 +1,8 @@
 // The elements of a job array, from `deja submit --array K=VALUES` and
 // `--params-file FILE` (docs/cli.md, "Job arrays"). Pure functions;
-// thread-safe.
-//
-//   --array i=1-3        i = 1, 2, 3        a range of integers (up)
-//   --array i=0-10:5     i = 0, 5, 10       with a step
-//   --array s=a,b,1-2    s = a, b, 1, 2     a list; its items may be ranges
-//   --array i=1-2 --array s=x,y             the product, the first flag
-//                                           slowest: (1,x) (1,y) (2,x) (2,y)
+// thread-safe. VALUES are common/array_values.h's (1-3, 0-10:5, a,b,1-2);
+// several --array flags make the product, the first flag slowest:
+// --array i=1-2 --array s=x,y is (1,x) (1,y) (2,x) (2,y).
 //
 // A params file holds one element per line: `k=v k2=v2` (separated by
 // spaces) or a JSON object (`{"k": "v", "n": 3}`: strings, numbers and
@@ -22,18 +18,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/array_values.h"
 
 namespace deja::cli {
 
-using ParamSet = std::map<std::string, std::string>;
-
 // "a12": the id of a job array (an "a" and its first job's number).
 bool IsArrayId(absl::string_view id);
-
-// The values of one --array flag's VALUES. INVALID_ARGUMENT naming `flag`
-// for an empty item or a range that goes down.
-absl::StatusOr<std::vector<std::string>> ExpandArrayValues(absl::string_view flag,
-                                                           absl::string_view values);
 
 // One element per line of a params file's `content`; `name` (the file's
 // path) and the line number name a bad line.

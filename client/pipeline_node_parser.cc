@@ -31,7 +31,7 @@ constexpr absl::string_view kNodeKeys[] = {
     "name",     "app",          "params",       "inputs",    "outputs", "memoization",
     "force",    "reuse_job_id", "command",      "version",   "env",     "image",
     "platform", "reuse",        "side_effects", "cache_key", "cpus",    "memory",
-    "gpus",     "time_limit",   "unplaceable",  "network"};
+    "gpus",     "time_limit",   "unplaceable",  "network",   "array"};
 constexpr absl::string_view kInputKeys[] = {"path", "workspace_path"};
 
 }  // namespace
@@ -174,6 +174,13 @@ absl::Status PipelineNodeParser::ParseNode(const YAML::Node& node, int nodes_lin
       if (auto s = AppKey(e, key_field, &own); !s.ok()) return s;
     } else if (e.key == "params") {
       if (auto s = reader_.StringMap(e, key_field, yaml::Subst::kValue, out->mutable_params(),
+                                     &lines, rel);
+          !s.ok()) {
+        return s;
+      }
+    } else if (e.key == "array") {
+      // K: VALUES, as `deja submit --array K=VALUES` (1-100, a,b,c).
+      if (auto s = reader_.StringMap(e, key_field, yaml::Subst::kValue, out->mutable_array(),
                                      &lines, rel);
           !s.ok()) {
         return s;

@@ -354,7 +354,9 @@ class Parser {
       reader_.Record(Indexed(inputs, index) + ".name", l.to);
       reader_.Record(Indexed(inputs, index) + ".path", l.path);
     }
-    absl::Status status = ValidatePipeline(check);
+    // Array nodes as the scheduler expands them (errors name the node).
+    absl::StatusOr<deja::v1::PipelineSpec> expanded = ExpandArrayNodes(check);
+    absl::Status status = expanded.ok() ? ValidatePipeline(*expanded) : expanded.status();
     if (status.ok()) return status;
     const std::string message(status.message());
     // The field: up to the first ": " outside brackets (node names may hold

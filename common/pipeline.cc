@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/array_values.h"
 #include "common/glob.h"
 #include "common/job_spec.h"
 #include "common/tree.h"
@@ -84,8 +85,10 @@ absl::Status ValidatePipeline(const deja::v1::PipelineSpec& spec) {
                      absl::StrCat("no node is named \"", spec.force_nodes(i), "\""));
     }
   }
-  // Edges: known nodes, declared outputs, one provider per input.
-  std::map<std::string, std::set<std::string>> edge_inputs;  // node -> inputs fed by edges
+  // Edges: known nodes, declared outputs, one provider per input (or the
+  // gathered edges of an array, each under its own name).
+  // node -> input fed by edges -> their gather_as ("" for a plain edge)
+  std::map<std::string, std::map<std::string, std::set<std::string>>> edge_inputs;
   for (int i = 0; i < spec.edges_size(); ++i) {
     const auto& edge = spec.edges(i);
     const std::string field = absl::StrCat("edges[", i, "]");
@@ -121,7 +124,12 @@ absl::Status ValidatePipeline(const deja::v1::PipelineSpec& spec) {
       }
     }
     if (edge.to_input().empty()) return Invalid(field + ".to_input", "must not be empty");
-    if (!edge_inputs[edge.to_node()].insert(edge.to_input()).second) {
+    if (!edge.gather_as().empty()) {
+      if (auto s = ValidateName(field + ".gather_as", edge.gather_as()); !s.ok()) return s;
+    }
+    std::set<std::string>& gathered = edge_inputs[edge.to_node()][edge.to_input()];
+    if (!gathered.insert(edge.gather_as()).second ||
+        (gathered.size() > 1 && gathered.contains(""))) {
       return Invalid(NodeField(edge.to_node(), absl::StrCat("inputs[", edge.to_input(), "]")),
                      "provided by two edges");
     }
@@ -135,13 +143,12 @@ absl::Status ValidatePipeline(const deja::v1::PipelineSpec& spec) {
                        "provided twice (a file input and an edge)");
       }
     }
-    for (const auto& edge : spec.edges()) {
-      if (edge.to_node() != node.name()) continue;
+    for (const auto& group : EdgesInto(spec, node.name())) {
       auto* input = job.add_inputs();
-      input->set_name(edge.to_input());
-      input->set_kind("file");
+      input->set_name(group.front()->to_input());
+      input->set_kind(group.front()->gather_as().empty() ? "file" : "dir");
       input->set_digest(std::string(32, '0'));
-      input->set_path(edge.to_path());
+      input->set_path(group.front()->to_path());
     }
     if (auto s = ValidateJobSpec(job); !s.ok()) return InNode(node.name(), s);
   }
@@ -173,6 +180,99 @@ absl::Status ValidatePipeline(const deja::v1::PipelineSpec& spec) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<deja::v1::PipelineSpec> ExpandArrayNodes(deja::v1::PipelineSpec spec) {
+  for (int i = 0; i < spec.nodes_size();) {
+    if (spec.nodes(i).array().empty()) {
+      ++i;
+      continue;
+    }
+    deja::v1::PipelineNode node = spec.nodes(i);
+    const std::string field = NodeField(node.name(), "array");
+    std::vector<ParamSet> elements(1);
+    // Keys in order (a proto map has none), so elements are numbered the
+    // same way every time.
+    const std::map<std::string, std::string> keys(node.array().begin(), node.array().end());
+    for (const auto& [key, values] : keys) {
+      const std::string key_field = absl::StrCat(field, "[", key, "]");
+      if (node.params().contains(key)) {
+        return Invalid(key_field, absl::StrCat("param ", key, " is given by params and by array"));
+      }
+      absl::StatusOr<std::vector<std::string>> expanded = ExpandArrayValues(key_field, values);
+      if (!expanded.ok()) return expanded.status();
+      absl::StatusOr<std::vector<ParamSet>> product =
+          CombineArray(elements, key, *expanded, key_field, kMaxPipelineNodes);
+      if (!product.ok()) return product.status();
+      elements = *std::move(product);
+    }
+    node.clear_array();
+    std::vector<deja::v1::PipelineNode> made;
+    made.reserve(elements.size());
+    for (size_t e = 0; e < elements.size(); ++e) {
+      deja::v1::PipelineNode& element = made.emplace_back(node);
+      element.set_name(absl::StrCat(node.name(), ".", e + 1));
+      element.mutable_params()->insert(elements[e].begin(), elements[e].end());
+    }
+    google::protobuf::RepeatedPtrField<deja::v1::PipelineEdge> edges;
+    for (int e = 0; e < spec.edges_size(); ++e) {
+      const deja::v1::PipelineEdge& edge = spec.edges(e);
+      if (!edge.gather_as().empty() && edge.from_node() == node.name()) {
+        return Invalid(absl::StrCat("edges[", e, "].gather_as"),
+                       "is the scheduler's, set when it expands an array");
+      }
+      if (edge.to_node() == node.name()) {
+        for (const auto& element : made) {
+          deja::v1::PipelineEdge* copy = edges.Add();
+          *copy = edge;
+          copy->set_to_node(element.name());
+        }
+      } else if (edge.from_node() == node.name()) {
+        for (const auto& element : made) {
+          deja::v1::PipelineEdge* copy = edges.Add();
+          *copy = edge;
+          copy->set_from_node(element.name());
+          copy->set_gather_as(element.name());
+        }
+      } else {
+        *edges.Add() = edge;
+      }
+    }
+    *spec.mutable_edges() = std::move(edges);
+    google::protobuf::RepeatedPtrField<std::string> forced;
+    for (const std::string& name : spec.force_nodes()) {
+      if (name != node.name()) {
+        *forced.Add() = name;
+        continue;
+      }
+      for (const auto& element : made) *forced.Add() = element.name();
+    }
+    *spec.mutable_force_nodes() = std::move(forced);
+    google::protobuf::RepeatedPtrField<deja::v1::PipelineNode> nodes;
+    for (int n = 0; n < spec.nodes_size(); ++n) {
+      if (n != i) {
+        *nodes.Add() = spec.nodes(n);
+        continue;
+      }
+      for (auto& element : made) *nodes.Add() = std::move(element);
+    }
+    *spec.mutable_nodes() = std::move(nodes);
+    i += static_cast<int>(elements.size());
+  }
+  return spec;
+}
+
+std::vector<std::vector<const deja::v1::PipelineEdge*>> EdgesInto(
+    const deja::v1::PipelineSpec& spec, const std::string& node) {
+  std::vector<std::vector<const deja::v1::PipelineEdge*>> groups;
+  std::map<std::string, size_t> by_input;
+  for (const auto& edge : spec.edges()) {
+    if (edge.to_node() != node) continue;
+    auto [it, added] = by_input.emplace(edge.to_input(), groups.size());
+    if (added) groups.emplace_back();
+    groups[it->second].push_back(&edge);
+  }
+  return groups;
 }
 
 std::map<std::string, std::set<std::string>> Downstream(const deja::v1::PipelineSpec& spec) {
@@ -219,15 +319,16 @@ std::set<std::string> DownstreamClosure(const deja::v1::PipelineSpec& spec,
   return out;
 }
 
-absl::StatusOr<EdgeInput> ResolveEdge(
+namespace {
+
+// The outputs `edge` selects of `outputs`; NOT_FOUND naming the edge when
+// none.
+absl::StatusOr<std::vector<const deja::v1::OutputFile*>> Selected(
     const deja::v1::PipelineEdge& edge,
-    const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>& upstream_outputs) {
-  EdgeInput out;
-  out.input.set_name(edge.to_input());
-  out.input.set_path(edge.to_path());
+    const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>& outputs) {
   const bool single = edge.from_output() != "*" && !HasGlobChars(edge.from_output());
   std::vector<const deja::v1::OutputFile*> files;
-  for (const auto& file : upstream_outputs) {
+  for (const auto& file : outputs) {
     if (single ? file.path() == edge.from_output() : EdgeSelects(edge, file.path())) {
       files.push_back(&file);
     }
@@ -237,23 +338,26 @@ absl::StatusOr<EdgeInput> ResolveEdge(
                                             " -> ", edge.to_node(), ".input.", edge.to_input(),
                                             ": no output of ", edge.from_node(), " matches"));
   }
-  if (single) {
-    out.input.set_kind("file");
-    out.input.set_digest(files[0]->digest());
-    out.input.set_size(files[0]->size());
-    out.input.set_total_bytes(files[0]->size());
-    return out;
-  }
-  // A directory of the selected files at their paths: build the tree
-  // bottom-up, one canonical directory blob per directory.
+  return files;
+}
+
+// A directory input of `files` (workspace path -> the output) at their
+// paths: the tree built bottom-up, one canonical directory blob per
+// directory.
+EdgeInput DirectoryInput(
+    const deja::v1::PipelineEdge& edge,
+    const std::vector<std::pair<std::string, const deja::v1::OutputFile*>>& files) {
+  EdgeInput out;
+  out.input.set_name(edge.to_input());
+  out.input.set_path(edge.to_path());
   struct Dir {
     std::map<std::string, Dir> dirs;
     std::vector<DirEntry> files;
   };
   Dir root;
   uint64_t total = 0;
-  for (const auto* file : files) {
-    std::vector<std::string> parts = absl::StrSplit(file->path(), '/');
+  for (const auto& [path, file] : files) {
+    std::vector<std::string> parts = absl::StrSplit(path, '/');
     Dir* dir = &root;
     for (size_t i = 0; i + 1 < parts.size(); ++i) dir = &dir->dirs[parts[i]];
     DirEntry entry;
@@ -281,6 +385,47 @@ absl::StatusOr<EdgeInput> ResolveEdge(
   out.input.set_size(top.size);
   out.input.set_total_bytes(total);
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<EdgeInput> ResolveEdge(
+    const deja::v1::PipelineEdge& edge,
+    const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>& upstream_outputs) {
+  absl::StatusOr<std::vector<const deja::v1::OutputFile*>> files = Selected(edge, upstream_outputs);
+  if (!files.ok()) return files.status();
+  if (edge.from_output() != "*" && !HasGlobChars(edge.from_output())) {
+    EdgeInput out;
+    out.input.set_name(edge.to_input());
+    out.input.set_path(edge.to_path());
+    out.input.set_kind("file");
+    out.input.set_digest((*files)[0]->digest());
+    out.input.set_size((*files)[0]->size());
+    out.input.set_total_bytes((*files)[0]->size());
+    return out;
+  }
+  std::vector<std::pair<std::string, const deja::v1::OutputFile*>> at_paths;
+  for (const auto* file : *files) at_paths.emplace_back(file->path(), file);
+  return DirectoryInput(edge, at_paths);
+}
+
+absl::StatusOr<EdgeInput> ResolveEdges(
+    const std::vector<const deja::v1::PipelineEdge*>& edges,
+    const std::vector<const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>*>&
+        upstream_outputs) {
+  if (edges.size() == 1 && edges[0]->gather_as().empty()) {
+    return ResolveEdge(*edges[0], *upstream_outputs[0]);
+  }
+  std::vector<std::pair<std::string, const deja::v1::OutputFile*>> at_paths;
+  for (size_t i = 0; i < edges.size(); ++i) {
+    absl::StatusOr<std::vector<const deja::v1::OutputFile*>> files =
+        Selected(*edges[i], *upstream_outputs[i]);
+    if (!files.ok()) return files.status();
+    for (const auto* file : *files) {
+      at_paths.emplace_back(absl::StrCat(edges[i]->gather_as(), "/", file->path()), file);
+    }
+  }
+  return DirectoryInput(*edges.front(), at_paths);
 }
 
 }  // namespace deja

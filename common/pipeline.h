@@ -30,6 +30,22 @@ inline constexpr size_t kMaxPipelineSpecBytes = size_t{1} << 20;
 // provides), force_nodes that name no node, cycles.
 absl::Status ValidatePipeline(const deja::v1::PipelineSpec& spec);
 
+// Replaces each node with an `array` by one node per element (its name
+// ".1", ".2"... in element order, its element's params added), edges into it
+// by edges into every element, and edges out of it by one edge from every
+// element, gathered (gather_as: the element's name); force_nodes naming it
+// name its elements. Nodes in spec order, so an edge between two array
+// nodes feeds every element of the second all of the first. A spec without
+// arrays comes back unchanged. INVALID_ARGUMENT naming the node's array
+// for bad values, a param given by the node and its array, more than
+// kMaxPipelineNodes elements, or an edge whose gather_as is set already.
+absl::StatusOr<deja::v1::PipelineSpec> ExpandArrayNodes(deja::v1::PipelineSpec spec);
+
+// The edges into `node`, grouped by the input they feed: one edge, or the
+// gathered edges of an array (in spec order).
+std::vector<std::vector<const deja::v1::PipelineEdge*>> EdgesInto(
+    const deja::v1::PipelineSpec& spec, const std::string& node);
+
 // Node names, every node after all of its upstreams; among nodes ready at
 // the same time, in spec order. Expects a valid (acyclic) pipeline.
 std::vector<std::string> TopologicalOrder(const deja::v1::PipelineSpec& spec);
@@ -58,6 +74,15 @@ struct EdgeInput {
 absl::StatusOr<EdgeInput> ResolveEdge(
     const deja::v1::PipelineEdge& edge,
     const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>& upstream_outputs);
+
+// The input a group of EdgesInto makes: one edge's as ResolveEdge, or, for
+// gathered edges, a directory holding each edge's selected outputs under
+// its gather_as/. `upstream_outputs[i]` are the outputs of edges[i]'s
+// upstream. NOT_FOUND naming an edge whose upstream has no matching output.
+absl::StatusOr<EdgeInput> ResolveEdges(
+    const std::vector<const deja::v1::PipelineEdge*>& edges,
+    const std::vector<const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>*>&
+        upstream_outputs);
 
 }  // namespace deja
 

@@ -44,13 +44,16 @@ class Node:
     resources: Optional[job_pb2.Resources] = None
     fail_unplaceable: bool = False
     network: bool = False
+    # Fans the node out: param -> values ("1-100", "a,b,c"), one node per
+    # element ("NAME.1", "NAME.2"...), expanded by the scheduler.
+    array: Dict[str, str] = field(default_factory=dict)
 
     def to_proto(self):
         """The deja.v1.PipelineNode, without the local inputs (not hashed yet)."""
         node = pipeline_pb2.PipelineNode(
             name=self.name, app=self.app, params=self.params, outputs=self.outputs,
             memoization=self.memoization, force=self.force, reuse_job_id=self.reuse_job_id,
-            fail_unplaceable=self.fail_unplaceable, network=self.network)
+            fail_unplaceable=self.fail_unplaceable, network=self.network, array=self.array)
         if self.resources is not None:
             node.resources.CopyFrom(self.resources)
         return node
@@ -99,7 +102,7 @@ class PipelineDef:
     def node(self, name, command=None, *, app=None, app_name=None, params=None, inputs=None,
              outputs=(), memoization=None, force=False, reuse_job_id=None, cpus=None,
              memory=None, gpus=0, time_limit=None, fail_unplaceable=False, network=False,
-             **app_keywords):
+             array=None, **app_keywords):
         """Adds and returns a node (a Node).
 
         Give its `command` with app_spec's keywords (version, env, image,
@@ -107,7 +110,11 @@ class PipelineDef:
         `app_name`, by default the node's name), or a ready `app` (a
         deja.v1.AppSpec from deja.spec.app_spec). `inputs` maps input names
         to local paths or (path, workspace_path) pairs; the other keywords
-        are Client.submit's. Edges add the inputs they feed.
+        are Client.submit's. `array` ({"i": "1-100"}, values as `deja
+        submit --array`'s) fans the node out over a job array: the
+        scheduler makes one node per element, "NAME.1"..., and an edge out
+        of it gives its downstream a directory per element. Edges add the
+        inputs they feed.
         """
         if (app is None) == (command is None):
             raise errors.InvalidArgument(f"nodes[{name}]: give command or app, not both or none")
@@ -121,7 +128,7 @@ class PipelineDef:
                     content.input_entries(inputs), [str(o) for o in outputs],
                     specs.parse_memoization(memoization), bool(force), reuse_job_id or "",
                     specs.resources(cpus, memory, gpus, time_limit), bool(fail_unplaceable),
-                    bool(network))
+                    bool(network), {k: str(v) for k, v in (array or {}).items()})
         self.nodes.append(node)
         return node
 
@@ -158,7 +165,7 @@ _NODE_APP_KEYS = _APP_KEYS[1:]
 _NODE_KEYS = ("name", "app", "params", "inputs", "outputs", "memoization", "force",
               "reuse_job_id", "command", "version", "env", "image", "platform", "reuse",
               "side_effects", "cache_key", "cpus", "memory", "gpus", "time_limit", "unplaceable",
-              "network")
+              "network", "array")
 _RESOURCE_KEYS = ("cpus", "memory", "gpus", "time_limit", "unplaceable", "network")
 _INPUT_KEYS = ("path", "workspace_path")
 _EDGE_KEYS = ("from", "to", "path")
@@ -439,6 +446,8 @@ def _parse_node(reader, node, nodes_line, index, out):
             _app_key(reader, key, value, key_line, key_field, own)
         elif key == "params":
             kw["params"] = reader.string_map(value, key_line, key_field, _VALUE)
+        elif key == "array":
+            kw["array"] = reader.string_map(value, key_line, key_field, _VALUE)
         elif key == "outputs":
             kw["outputs"] = reader.string_list(value, key_line, key_field, _VALUE,
                                                '[model.bin, "metrics/*.json"]')

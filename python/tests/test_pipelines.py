@@ -61,6 +61,35 @@ def test_a_pipeline_built_in_python_runs_then_is_reused(client, tmp_path, unique
     assert again.node("sum").time_saved == first.node("sum").run_time
 
 
+def test_an_array_node_fans_out_and_its_downstream_gathers_it(client, unique):
+    p = deja.PipelineDef(f"fan-{unique}")
+    p.node("score", ["sh", "-c", f"echo {unique} ${{params.i}} > s.txt"], outputs=["s.txt"],
+           array={"i": "1-3"})
+    p.node("merge", ["sh", "-c", "cat ${inputs.scores}/score.*/s.txt"])
+    p.edge("score.output.s.txt -> merge.input.scores")
+    done = client.pipeline(p, wait=True, timeout=120)
+    assert done.state == "SUCCEEDED"
+    assert [n.name for n in done.nodes] == ["score.1", "score.2", "score.3", "merge"]
+    assert client.logs(done.node("merge").job_id) == "".join(
+        f"{unique} {i}\n" for i in (1, 2, 3))
+    # YAML says the same with `array:`.
+    yaml_def = deja.parse_yaml(f"""
+name: fan-{unique}
+nodes:
+  - name: score
+    array: {{i: 1-3}}
+    command: [sh, -c, "echo {unique} ${{params.i}} > s.txt"]
+    outputs: [s.txt]
+  - name: merge
+    command: [sh, -c, "cat ${{inputs.scores}}/score.*/s.txt"]
+edges:
+  - score.output.s.txt -> merge.input.scores
+""")
+    again = client.wait_pipeline(client.pipeline(yaml_def).id, timeout=120)
+    assert [(n.name, n.reused_from) for n in again.nodes] == [
+        (n.name, n.job_id) for n in done.nodes]
+
+
 def test_the_scheduler_refuses_a_bad_pipeline_naming_the_field(client, unique):
     p = deja.PipelineDef(f"bad-{unique}")
     p.node("a", ["true"])

@@ -46,8 +46,12 @@ void CopyJob(const Job& job, NodeStatus* node) {
   node->set_finished_at_ms(job.finished_at_ms());
 }
 
+// The project defaulted, array nodes expanded, then validated.
 absl::Status CheckProject(deja::v1::PipelineSpec* spec) {
   if (spec->project().empty()) spec->set_project(kDefaultProject);
+  absl::StatusOr<deja::v1::PipelineSpec> expanded = ExpandArrayNodes(std::move(*spec));
+  if (!expanded.ok()) return expanded.status();
+  *spec = *std::move(expanded);
   return ValidatePipeline(*spec);
 }
 
@@ -65,6 +69,10 @@ void PipelineRunner::Load(Pipeline pipeline) {
     if (!pipeline.nodes(i).job_id().empty()) {
       job_nodes_[pipeline.nodes(i).job_id()] = {pipeline.pipeline_id(), i};
     }
+  }
+  if (!pipeline.request_id().empty()) {
+    requests_[RequestKey(pipeline.spec().project(), pipeline.request_id())] =
+        pipeline.pipeline_id();
   }
   pipelines_[seq] = std::move(pipeline);
 }
@@ -101,6 +109,7 @@ absl::StatusOr<Pipeline> PipelineRunner::Submit(const deja::v1::SubmitPipelineRe
   pipeline.set_state(deja::v1::PIPELINE_RUNNING);
   pipeline.set_created_at_ms(absl::ToUnixMillis(now));
   pipeline.set_run(1);
+  pipeline.set_request_id(request.request_id());
   for (const auto& node : pipeline.spec().nodes()) {
     NodeStatus* status = pipeline.add_nodes();
     status->set_name(node.name());
@@ -139,18 +148,26 @@ void PipelineRunner::Advance(Pipeline& p, absl::Time now, Effects* fx) {
     deja::v1::JobSpec job = NodeJobSpec(spec, node);
     (*job.mutable_labels())["pipeline"] = p.pipeline_id();
     absl::Status problem;
-    for (const auto& edge : spec.edges()) {
-      if (edge.to_node() != name || !problem.ok()) continue;
+    for (const auto& group : EdgesInto(spec, name)) {
       // Ended: from the store unless it ended in this round.
-      absl::StatusOr<Job> up = jobs_->Get(p.nodes(NodeIndex(p, edge.from_node())).job_id());
-      if (!up.ok()) {
-        problem = up.status();
-        continue;
+      std::vector<Job> ups;
+      ups.reserve(group.size());
+      for (const auto* edge : group) {
+        absl::StatusOr<Job> up = jobs_->Get(p.nodes(NodeIndex(p, edge->from_node())).job_id());
+        if (!up.ok()) {
+          problem = up.status();
+          break;
+        }
+        ups.push_back(*std::move(up));
       }
-      auto input = ResolveEdge(edge, up->outputs());
+      if (!problem.ok()) break;
+      std::vector<const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>*> outputs;
+      outputs.reserve(ups.size());
+      for (const Job& up : ups) outputs.push_back(&up.outputs());
+      auto input = ResolveEdges(group, outputs);
       if (!input.ok()) {
         problem = input.status();
-        continue;
+        break;
       }
       // Written by the caller before the records that name them.
       for (auto& blob : input->dir_blobs) fx->blob_puts[HashBytes(blob)] = std::move(blob);
@@ -329,17 +346,21 @@ absl::StatusOr<deja::v1::PipelinePlan> PipelineRunner::Plan(
     np.set_name(name);
     deja::v1::JobSpec job = NodeJobSpec(spec, *node);
     std::string unknown;
-    for (const auto& edge : spec.edges()) {
-      if (edge.to_node() != name) continue;
-      auto up = known.find(edge.from_node());
-      if (up == known.end()) {
-        if (unknown.empty()) unknown = edge.from_node();
-        continue;
+    for (const auto& group : EdgesInto(spec, name)) {
+      std::vector<const google::protobuf::RepeatedPtrField<deja::v1::OutputFile>*> outputs;
+      for (const auto* edge : group) {
+        auto up = known.find(edge->from_node());
+        if (up == known.end()) {
+          unknown = edge->from_node();
+          break;
+        }
+        outputs.push_back(&up->second);
       }
-      auto input = ResolveEdge(edge, up->second);
+      if (!unknown.empty()) break;
+      auto input = ResolveEdges(group, outputs);
       if (!input.ok()) {
-        unknown = edge.from_node();
-        continue;
+        unknown = group.front()->from_node();
+        break;
       }
       *job.add_inputs() = input->input;
     }

@@ -181,5 +181,68 @@ TEST(ArrayTest, ARetriedCallReturnsTheSameArrayAndCancelTakesAnArray) {
   EXPECT_EQ(Deja(c, {"cancel", "a1", "j1"}).exit_code, 2);
 }
 
+// A pipeline node with `array:` runs once per element, each memoized on its
+// own; its downstream gets every element's outputs, a directory each.
+TEST(ArrayTest, APipelineNodeFansOutAndItsDownstreamGathersEveryElement) {
+  Cluster c;
+  c.StartWorker("w1", 2);
+  ASSERT_TRUE(c.WaitForWorkers(1));
+  const std::string file = c.root() + "/fan.yaml";
+  auto write = [&](const std::string& range) {
+    WriteFile(file, absl::StrCat(R"(name: fan
+nodes:
+  - name: split
+    command: [sh, -c, "echo data > data.txt"]
+    outputs: [data.txt]
+  - name: score
+    array: {i: ")",
+                                 range, R"("}
+    command: [sh, -c, "echo score ${params.i} $(cat ${inputs.data}) > score.txt"]
+    outputs: [score.txt]
+  - name: merge
+    command: [sh, -c, "cd ${inputs.scores} && for d in *; do cat $d/score.txt; done | tee $OLDPWD/all.txt"]
+    outputs: [all.txt]
+edges:
+  - split.output.data.txt -> score.input.data
+  - score.output.score.txt -> merge.input.scores
+)"));
+  };
+  write("1-3");
+  CommandResult first = Deja(c, {"pipeline", "run", file});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  auto pipelines = c.client().ListPipelines("", 0);
+  ASSERT_TRUE(pipelines.ok());
+  const deja::v1::Pipeline& ran = pipelines->back();
+  std::vector<std::string> names;
+  for (const auto& node : ran.nodes()) names.push_back(node.name());
+  EXPECT_THAT(names, ::testing::ElementsAre("split", "score.1", "score.2", "score.3", "merge"));
+  const std::string merge_job = ran.nodes(4).job_id();
+  auto merged = c.client().ReadLogs(merge_job, deja::v1::LOG_STDOUT);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(*merged, "score 1 data\nscore 2 data\nscore 3 data\n");
+
+  // One more element: the three before are reused; the new one and the
+  // gather run.
+  write("1-4");
+  CommandResult second = Deja(c, {"pipeline", "run", file});
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  const deja::v1::Pipeline rerun = c.client().ListPipelines("", 0)->back();
+  ASSERT_EQ(rerun.nodes_size(), 6);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_FALSE(rerun.nodes(i).reused_from().empty()) << rerun.nodes(i).name();
+  }
+  EXPECT_TRUE(rerun.nodes(4).reused_from().empty()) << "score.4 is new";
+  EXPECT_TRUE(rerun.nodes(5).reused_from().empty()) << "merge has a new input";
+  EXPECT_EQ(*c.client().ReadLogs(rerun.nodes(5).job_id(), deja::v1::LOG_STDOUT),
+            "score 1 data\nscore 2 data\nscore 3 data\nscore 4 data\n");
+
+  // A bad array names the node, its line, and nothing is submitted.
+  write("4-1");
+  CommandResult bad = Deja(c, {"pipeline", "run", file});
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_THAT(bad.err, HasSubstr("nodes[score].array[i]: the range 4-1 is empty"));
+  EXPECT_EQ(c.client().ListPipelines("", 0)->size(), 2u);
+}
+
 }  // namespace
 }  // namespace deja::testing

@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/pipeline_specs.h"
 #include "tests/integration/cluster.h"
 
 namespace deja::testing {
@@ -21,15 +22,6 @@ deja::v1::PipelineNode Node(const std::string& name, const std::string& script,
   node.mutable_app()->add_command(script);
   for (auto& o : outputs) node.add_outputs(o);
   return node;
-}
-
-void Edge(PipelineSpec* spec, const std::string& from, const std::string& output,
-          const std::string& to, const std::string& input) {
-  auto* e = spec->add_edges();
-  e->set_from_node(from);
-  e->set_from_output(output);
-  e->set_to_node(to);
-  e->set_to_input(input);
 }
 
 const deja::v1::NodeStatus& NodeOf(const Pipeline& p, const std::string& name) {
@@ -96,6 +88,7 @@ TEST(PipelineClusterTest, ASchedulerRestartMidPipelineFinishesIt) {
   Edge(&spec, "second", "two.txt", "third", "two");
   deja::v1::SubmitPipelineRequest request;
   *request.mutable_spec() = spec;
+  request.set_request_id("once");
   auto p = c.client().SubmitPipeline(request);
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_TRUE(PollUntil([&] {
@@ -105,6 +98,11 @@ TEST(PipelineClusterTest, ASchedulerRestartMidPipelineFinishesIt) {
   c.StopScheduler(SIGKILL);
   c.StartScheduler();
   ASSERT_TRUE(PollUntil([&] { return c.client().GetPipeline(p->pipeline_id()).ok(); }));
+  // A client retrying across the crash gets the same pipeline, not a second.
+  auto retried = c.client().SubmitPipeline(request);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->pipeline_id(), p->pipeline_id());
+  EXPECT_EQ(c.client().ListPipelines("", 0)->size(), 1u);
   ASSERT_TRUE(c.WaitForWorkers(1));
   WriteFile(gate, "");
   auto done = c.client().WaitForPipeline(p->pipeline_id(), absl::Seconds(60));

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "scheduler/core/scheduler_core.h"
+#include "tests/fakes/pipeline_specs.h"
 #include "tests/scheduler/test_results.h"
 
 namespace deja {
@@ -19,6 +20,8 @@ namespace deja {
 using ::deja::testing::AddTestManifest;
 using ::deja::testing::kTestManifestDigest;
 namespace {
+
+using ::deja::testing::Edge;
 
 using deja::v1::Job;
 using deja::v1::Pipeline;
@@ -50,15 +53,6 @@ deja::v1::PipelineNode Node(const std::string& name, const std::string& command,
   node.mutable_app()->add_command(command);
   for (auto& o : outputs) node.add_outputs(o);
   return node;
-}
-
-void Edge(PipelineSpec* spec, const std::string& from, const std::string& output,
-          const std::string& to, const std::string& input) {
-  auto* e = spec->add_edges();
-  e->set_from_node(from);
-  e->set_from_output(output);
-  e->set_to_node(to);
-  e->set_to_input(input);
 }
 
 // preprocess -> train -> evaluate, plus preprocess -> report (a side branch).
