@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/check.h"
 #include "common/grpc_status.h"
+#include "common/job_spec.h"
 #include "common/job_state.h"
 #include "common/retry.h"
 #include "common/transfer_window.h"
@@ -39,6 +40,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
               static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(options.rpc_timeout),
                                                    250, int64_t{24} * 3600 * 1000)));
+  // As large as the scheduler sends: a large array's reply passes gRPC's
+  // default 4 MiB.
+  args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
   BoundTransferWindow(&args);  // `deja get` of a large output stays small
   return grpc::CreateCustomChannel(target, MakeChannelCredentials(options.security), args);
 }

@@ -26,6 +26,10 @@ inline constexpr size_t kMaxSpecBytes = size_t{1} << 20;
 // digests, not the files); a job whose globs match more fails, saying so.
 inline constexpr size_t kMaxOutputsBytes = size_t{1} << 20;
 
+// The largest gRPC message the scheduler and its clients send or accept: a
+// reply of a large job array, a CancelJobs of 10000 jobs.
+inline constexpr int kMaxGrpcMessageBytes = 64 << 20;
+
 // The project used when a spec names none.
 inline constexpr char kDefaultProject[] = "default";
 

@@ -109,6 +109,9 @@ class Connection:
             # The connect deadline is the client's own deadline.
             ("grpc.min_reconnect_backoff_ms",
              int(min(max(self.timeout * 1000, 250), 24 * 3600 * 1000))),
+            # As large as the scheduler sends: a large array's reply passes
+            # gRPC's default 4 MiB (common/job_spec.h, kMaxGrpcMessageBytes).
+            ("grpc.max_receive_message_length", 64 << 20),
             # A bounded receive window keeps a large download's memory small.
             ("grpc.http2.bdp_probe", 0),
             ("grpc.http2.lookahead_bytes", _TRANSFER_WINDOW_BYTES),

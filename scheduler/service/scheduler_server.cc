@@ -17,6 +17,7 @@
 #include "common/event_log.h"
 #include "common/files.h"
 #include "common/http_endpoint.h"
+#include "common/job_spec.h"
 #include "common/metrics.h"
 #include "common/transfer_window.h"
 #include "common/version.h"
@@ -32,8 +33,6 @@
 
 namespace deja {
 namespace {
-
-constexpr int kMaxMessageBytes = 64 << 20;
 
 // The core's view of the content store: whether a blob a submit or a memo
 // hit references is there, which also marks it in use (BlobStore::Use) for
@@ -89,8 +88,8 @@ class ServerImpl final : public SchedulerServer {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     builder.AddListeningPort(config_.listen, MakeServerCredentials(config_.security), &port_);
-    builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-    builder.SetMaxSendMessageSize(kMaxMessageBytes);
+    builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
+    builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
     BoundTransferWindow(&builder);  // uploads stay small whatever the blob size
     builder.RegisterService(&scheduler_service_);
     builder.RegisterService(&worker_service_);
