@@ -20,10 +20,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-CommandResult Deja(Cluster& c, const std::vector<std::string>& args) {
-  return RunCommand(DEJA_CLI_BIN, args, c.CliEnv());
-}
-
 // "a3: 20 jobs, ..." -> "a3".
 std::string ArrayIdIn(const std::string& line) { return line.substr(0, line.find(':')); }
 
@@ -58,7 +54,7 @@ TEST(ArrayTest, OneCommandSubmitsEveryElementAndEachIsMemoizedOnItsOwn) {
       "--output", "out.txt", "--", "sh", "-c", "echo ${params.i} | tee out.txt"};
   std::vector<std::string> args = {"submit", "--array", "i=1-20"};
   args.insert(args.end(), command.begin(), command.end());
-  CommandResult first = Deja(c, args);
+  CommandResult first = c.Cli(args);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_THAT(first.out, HasSubstr(": 20 jobs, j1 to j20: "));
   const std::string id = ArrayIdIn(first.out);
@@ -76,30 +72,30 @@ TEST(ArrayTest, OneCommandSubmitsEveryElementAndEachIsMemoizedOnItsOwn) {
   EXPECT_EQ(job->array_id(), id);
   EXPECT_EQ(job->outputs_size(), 1);
 
-  CommandResult status = Deja(c, {"status", id});
+  CommandResult status = c.Cli({"status", id});
   EXPECT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, HasSubstr("20 jobs, j1 to j20"));
   EXPECT_THAT(status.out, HasSubstr("20 succeeded"));
-  EXPECT_THAT(Deja(c, {"status", "j7"}).out, HasSubstr("a1 (element 7 of 20)"));
-  EXPECT_EQ(Deja(c, {"status", "a999"}).exit_code, 1);
+  EXPECT_THAT(c.Cli({"status", "j7"}).out, HasSubstr("a1 (element 7 of 20)"));
+  EXPECT_EQ(c.Cli({"status", "a999"}).exit_code, 1);
 
   // The same elements again are all reused; new ones run.
   args[2] = "i=1-22";
-  CommandResult again = Deja(c, args);
+  CommandResult again = c.Cli(args);
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_THAT(again.out, HasSubstr("a21: 22 jobs, j21 to j42: "));
   EXPECT_THAT(again.out, HasSubstr("(20 reused)"));
   deja::v1::JobArray second = Ended(c, "a21");
   EXPECT_EQ(second.reused(), 20u);
   EXPECT_EQ(second.states().at("SUCCEEDED"), 22u);
-  EXPECT_THAT(Deja(c, {"status", "a21"}).out, ::testing::ContainsRegex("reused +20\n"));
+  EXPECT_THAT(c.Cli({"status", "a21"}).out, ::testing::ContainsRegex("reused +20\n"));
 
   // ls of one array lists its elements only.
-  CommandResult ls = Deja(c, {"ls", "--array", "a21", "--json"});
+  CommandResult ls = c.Cli({"ls", "--array", "a21", "--json"});
   EXPECT_EQ(ls.exit_code, 0) << ls.err;
   EXPECT_EQ(std::count(ls.out.begin(), ls.out.end(), '\n'), 22) << ls.out;
   EXPECT_THAT(ls.out, Not(HasSubstr("\"job_id\":\"j20\"")));
-  EXPECT_EQ(Deja(c, {"ls", "--array", "j1"}).exit_code, 2);
+  EXPECT_EQ(c.Cli({"ls", "--array", "j1"}).exit_code, 2);
 }
 
 TEST(ArrayTest, AParamsFileAndAProductOfArraysMakeOneElementEach) {
@@ -107,8 +103,8 @@ TEST(ArrayTest, AParamsFileAndAProductOfArraysMakeOneElementEach) {
   TempDir dir;
   const std::string file = dir.path() + "/params.txt";
   WriteFile(file, "# sample, reference\nsample=a ref=x\n\n{\"sample\": \"b c\", \"ref\": 2}\n");
-  CommandResult submitted = Deja(
-      c, {"submit", "--params-file", file, "--array", "k=1,2", "--", "echo", "${params.sample}"});
+  CommandResult submitted = c.Cli(
+      {"submit", "--params-file", file, "--array", "k=1,2", "--", "echo", "${params.sample}"});
   ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
   EXPECT_THAT(submitted.out, HasSubstr("4 jobs, j1 to j4: 4 queued"));
   auto array = c.client().GetArray(ArrayIdIn(submitted.out));
@@ -123,21 +119,20 @@ TEST(ArrayTest, AParamsFileAndAProductOfArraysMakeOneElementEach) {
   // Bad input names its problem, and nothing is stored.
   const size_t jobs = JobCount(c);
   WriteFile(file, "sample=a\nsample\n");
-  CommandResult bad_line = Deja(c, {"submit", "--params-file", file, "--", "true"});
+  CommandResult bad_line = c.Cli({"submit", "--params-file", file, "--", "true"});
   EXPECT_EQ(bad_line.exit_code, 2);
   EXPECT_THAT(bad_line.err, HasSubstr("params.txt:2: "));
-  CommandResult down = Deja(c, {"submit", "--array", "i=5-1", "--", "true"});
+  CommandResult down = c.Cli({"submit", "--array", "i=5-1", "--", "true"});
   EXPECT_EQ(down.exit_code, 2);
   EXPECT_THAT(down.err, HasSubstr("the range 5-1 is empty"));
-  CommandResult twice = Deja(c, {"submit", "--param", "i=1", "--array", "i=1-2", "--", "true"});
+  CommandResult twice = c.Cli({"submit", "--param", "i=1", "--array", "i=1-2", "--", "true"});
   EXPECT_EQ(twice.exit_code, 2);
   EXPECT_THAT(twice.err, HasSubstr("param i is given by --param and by the array"));
-  CommandResult huge =
-      Deja(c, {"submit", "--array", "i=1-200", "--array", "j=1-200", "--", "true"});
+  CommandResult huge = c.Cli({"submit", "--array", "i=1-200", "--array", "j=1-200", "--", "true"});
   EXPECT_EQ(huge.exit_code, 2);
   EXPECT_THAT(huge.err, HasSubstr("more than 10000 elements"));
   WriteFile(file, "i=1\n" + std::string(200, 'k') + "=2\n");
-  CommandResult long_key = Deja(c, {"submit", "--params-file", file, "--", "true"});
+  CommandResult long_key = c.Cli({"submit", "--params-file", file, "--", "true"});
   EXPECT_EQ(long_key.exit_code, 2) << long_key.out;
   EXPECT_THAT(long_key.err, HasSubstr("too long (200 bytes, at most 128)"));
   // The scheduler checks every element before it stores any.
@@ -174,11 +169,11 @@ TEST(ArrayTest, ARetriedCallReturnsTheSameArrayAndCancelTakesAnArray) {
   EXPECT_EQ(retried->jobs(4).job_id(), first->jobs(4).job_id());
   EXPECT_EQ(JobCount(c), 5u);
 
-  CommandResult cancelled = Deja(c, {"cancel", first->array_id()});
+  CommandResult cancelled = c.Cli({"cancel", first->array_id()});
   EXPECT_EQ(cancelled.exit_code, 0) << cancelled.err;
   EXPECT_EQ(cancelled.out, "cancelled 5 jobs\n");
-  EXPECT_THAT(Deja(c, {"status", first->array_id()}).out, HasSubstr("5 cancelled"));
-  EXPECT_EQ(Deja(c, {"cancel", "a1", "j1"}).exit_code, 2);
+  EXPECT_THAT(c.Cli({"status", first->array_id()}).out, HasSubstr("5 cancelled"));
+  EXPECT_EQ(c.Cli({"cancel", "a1", "j1"}).exit_code, 2);
 }
 
 // A pipeline node with `array:` runs once per element, each memoized on its
@@ -208,7 +203,7 @@ edges:
 )"));
   };
   write("1-3");
-  CommandResult first = Deja(c, {"pipeline", "run", file});
+  CommandResult first = c.Cli({"pipeline", "run", file});
   ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
   auto pipelines = c.client().ListPipelines("", 0);
   ASSERT_TRUE(pipelines.ok());
@@ -224,7 +219,7 @@ edges:
   // One more element: the three before are reused; the new one and the
   // gather run.
   write("1-4");
-  CommandResult second = Deja(c, {"pipeline", "run", file});
+  CommandResult second = c.Cli({"pipeline", "run", file});
   ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
   const deja::v1::Pipeline rerun = c.client().ListPipelines("", 0)->back();
   ASSERT_EQ(rerun.nodes_size(), 6);
@@ -238,7 +233,7 @@ edges:
 
   // A bad array names the node, its line, and nothing is submitted.
   write("4-1");
-  CommandResult bad = Deja(c, {"pipeline", "run", file});
+  CommandResult bad = c.Cli({"pipeline", "run", file});
   EXPECT_EQ(bad.exit_code, 2) << bad.out;
   EXPECT_THAT(bad.err, HasSubstr("nodes[score].array[i]: the range 4-1 is empty"));
   EXPECT_EQ(c.client().ListPipelines("", 0)->size(), 2u);

@@ -20,9 +20,7 @@ class CliTest : public ::testing::Test {
     cluster_->StartWorker("w1", 2);
     ASSERT_TRUE(cluster_->WaitForWorkers(1));
   }
-  CommandResult Deja(std::vector<std::string> args) {
-    return RunCommand(DEJA_CLI_BIN, args, cluster_->CliEnv());
-  }
+  CommandResult Deja(std::vector<std::string> args) { return cluster_->Cli(args); }
   // The job id a submit printed first.
   static std::string FirstWord(const std::string& out) {
     return std::string(out.substr(0, out.find_first_of(" \n")));

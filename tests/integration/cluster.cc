@@ -194,6 +194,10 @@ ClientSecurity SchedulerAccess::Security() const {
   return security;
 }
 
+CommandResult Cluster::Cli(const std::vector<std::string>& args) const {
+  return RunCommand(DEJA_CLI_BIN, args, CliEnv());
+}
+
 std::vector<std::string> SchedulerAccess::CliEnv(const std::string& address) const {
   std::vector<std::string> env = {"DEJA_SCHEDULER=" + address};
   if (insecure_) {

@@ -108,6 +108,8 @@ class Cluster {
   std::string CaFile() const { return access_.CaFile(); }
   // The environment of a `deja` command run against this cluster.
   std::vector<std::string> CliEnv() const { return access_.CliEnv(address()); }
+  // Runs the `deja` CLI against this cluster, with CliEnv().
+  CommandResult Cli(const std::vector<std::string>& args) const;
 
   // `flags` are added to the worker's.
   void StartWorker(const std::string& id, int slots = 1,

@@ -57,9 +57,7 @@ class ContainerTest : public ::testing::Test {
     if (!why_skipped_.empty()) GTEST_SKIP() << "no container engine: " << why_skipped_;
     cluster_ = std::make_unique<Cluster>();
   }
-  CommandResult Deja(std::vector<std::string> args) {
-    return RunCommand(DEJA_CLI_BIN, args, cluster_->CliEnv());
-  }
+  CommandResult Deja(std::vector<std::string> args) { return cluster_->Cli(args); }
   static std::string FirstWord(const std::string& out) {
     return std::string(out.substr(0, out.find_first_of(" \n")));
   }

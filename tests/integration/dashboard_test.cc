@@ -39,9 +39,7 @@ class DashboardTest : public ::testing::Test {
     if (HasFailure() && cluster_ != nullptr) cluster_->DumpLogs();
   }
 
-  CommandResult Deja(const std::vector<std::string>& args) {
-    return RunCommand(DEJA_CLI_BIN, args, cluster_->CliEnv());
-  }
+  CommandResult Deja(const std::vector<std::string>& args) { return cluster_->Cli(args); }
 
   // The page at `fragment` (#jobs, #job?id=j2...) as Chromium has drawn it
   // (its DOM, once the page's script marked it ready), read with `token`.

@@ -204,15 +204,11 @@ TEST(EventLogTest, JsonLogsAreOneObjectPerLine) {
   EXPECT_EQ(job_events, 1);
 }
 
-CommandResult Deja(Cluster& c, const std::vector<std::string>& args) {
-  return RunCommand(DEJA_CLI_BIN, args, c.CliEnv());
-}
-
 TEST(HealthTest, TheSchedulerAndEachWorkerAnswerTheGrpcHealthCheck) {
   Cluster c;
   c.StartWorker("w1");
   ASSERT_TRUE(c.WaitForWorkers(1));
-  CommandResult all = Deja(c, {"health"});
+  CommandResult all = c.Cli({"health"});
   EXPECT_EQ(all.exit_code, 0) << all.err;
   EXPECT_THAT(all.out, HasSubstr("scheduler: SERVING\n"));
   EXPECT_THAT(all.out, HasSubstr("worker w1: connected, 0 of 1 slots busy"));
@@ -223,20 +219,20 @@ TEST(HealthTest, TheSchedulerAndEachWorkerAnswerTheGrpcHealthCheck) {
   ASSERT_TRUE(workers.ok() && workers->size() == 1) << workers.status();
   const std::string peer = workers->front().advertise();
   const std::string identity = c.WorkDir("w1") + "/meta/tls/worker.pem";
-  CommandResult worker = Deja(c, {"health", peer, "--identity", identity});
+  CommandResult worker = c.Cli({"health", peer, "--identity", identity});
   EXPECT_EQ(worker.exit_code, 0) << worker.err;
   EXPECT_EQ(worker.out, peer + ": SERVING\n");
-  CommandResult stranger = Deja(c, {"health", peer, "--timeout", "3"});
+  CommandResult stranger = c.Cli({"health", peer, "--timeout", "3"});
   EXPECT_EQ(stranger.exit_code, 1) << stranger.out;
-  CommandResult json = Deja(c, {"health", peer, "--identity", identity, "--json"});
+  CommandResult json = c.Cli({"health", peer, "--identity", identity, "--json"});
   EXPECT_EQ(json.out, "{\"target\":\"" + peer + "\",\"status\":\"SERVING\"}\n");
 
   // Nothing there: exit 1, saying so.
   c.StopScheduler();
-  CommandResult down = Deja(c, {"health", "--timeout", "2"});
+  CommandResult down = c.Cli({"health", "--timeout", "2"});
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_THAT(down.err, HasSubstr("cannot reach scheduler"));
-  CommandResult bad = Deja(c, {"health", peer, "--identity", c.root() + "/none.pem"});
+  CommandResult bad = c.Cli({"health", peer, "--identity", c.root() + "/none.pem"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--identity"));
 }
@@ -246,18 +242,18 @@ TEST(LiveLogsTest, RunShowsTheStderrOfAFailureAndStreamsWithFollow) {
   c.StartWorker("w1");
   ASSERT_TRUE(c.WaitForWorkers(1));
   CommandResult failed =
-      Deja(c, {"run", "--", "sh", "-c", "echo starting; echo 'no such file: x.csv' >&2; exit 3"});
+      c.Cli({"run", "--", "sh", "-c", "echo starting; echo 'no such file: x.csv' >&2; exit 3"});
   EXPECT_EQ(failed.exit_code, 3);
   EXPECT_THAT(failed.out, HasSubstr("FAILED exit 3\n"));
   EXPECT_THAT(failed.err, HasSubstr("stderr (deja logs j1 --stderr):\n  no such file: x.csv\n"));
 
-  CommandResult killed = Deja(c, {"run", "--", "sh", "-c", "kill -9 $$"});
+  CommandResult killed = c.Cli({"run", "--", "sh", "-c", "kill -9 $$"});
   EXPECT_EQ(killed.exit_code, 128 + 9);
   EXPECT_THAT(killed.out, HasSubstr("FAILED killed by signal 9 (SIGKILL)\n"));
 
   // --follow: the job's output is ours, the state lines go to stderr.
   CommandResult followed =
-      Deja(c, {"run", "--follow", "--", "sh", "-c", "echo out; echo err >&2; echo more"});
+      c.Cli({"run", "--follow", "--", "sh", "-c", "echo out; echo err >&2; echo more"});
   EXPECT_EQ(followed.exit_code, 0) << followed.err;
   EXPECT_EQ(followed.out, "out\nmore\n");
   EXPECT_THAT(followed.err, HasSubstr("err\n"));
@@ -287,7 +283,7 @@ TEST(LiveLogsTest, LogsFollowPrintsWhatARunningJobWritesUntilItEnds) {
   EXPECT_EQ(follower.Wait(), 0);
   EXPECT_EQ(ReadFile(log), "first\nsecond\n");
 
-  CommandResult json = Deja(c, {"logs", id, "--stderr", "--json"});
+  CommandResult json = c.Cli({"logs", id, "--stderr", "--json"});
   EXPECT_EQ(json.out,
             "{\"job_id\":\"" + id + "\",\"stream\":\"stderr\",\"offset\":0,\"data\":\"err\\n\"}\n");
 }
@@ -317,42 +313,42 @@ TEST(ListTest, LsPagesFiltersAndCancelTakesAFilter) {
     if (i % 2 == 0) (*spec.mutable_labels())["batch"] = "even";
     ASSERT_TRUE(c.client().Submit(spec).ok());
   }
-  CommandResult first = Deja(c, {"ls", "--limit", "2"});
+  CommandResult first = c.Cli({"ls", "--limit", "2"});
   EXPECT_EQ(first.exit_code, 0) << first.err;
   EXPECT_EQ(Rows(first.out), 2u) << first.out;
   EXPECT_THAT(first.out, HasSubstr("j5"));
   const std::string cursor = CursorIn(first.err);
   ASSERT_FALSE(cursor.empty()) << first.err;
-  CommandResult second = Deja(c, {"ls", "--limit", "2", "--cursor", cursor});
+  CommandResult second = c.Cli({"ls", "--limit", "2", "--cursor", cursor});
   EXPECT_EQ(Rows(second.out), 2u) << second.out;
   EXPECT_THAT(second.out, HasSubstr("j3"));
-  CommandResult last = Deja(c, {"ls", "--limit", "2", "--cursor", CursorIn(second.err)});
+  CommandResult last = c.Cli({"ls", "--limit", "2", "--cursor", CursorIn(second.err)});
   EXPECT_EQ(Rows(last.out), 1u) << last.out;
   EXPECT_EQ(last.err, "");  // nothing older: no cursor
-  EXPECT_EQ(Rows(Deja(c, {"ls", "--limit", "0"}).out), 5u);
+  EXPECT_EQ(Rows(c.Cli({"ls", "--limit", "0"}).out), 5u);
 
-  EXPECT_EQ(Rows(Deja(c, {"ls", "--app", "a"}).out), 3u);
-  EXPECT_EQ(Rows(Deja(c, {"ls", "--app", "a", "--label", "batch=even"}).out), 2u);
-  EXPECT_EQ(Rows(Deja(c, {"ls", "--state", "queued,running", "--since", "1h"}).out), 5u);
-  EXPECT_EQ(Rows(Deja(c, {"ls", "--since", "2099-01-01"}).out), 0u);
-  CommandResult bad = Deja(c, {"ls", "--state", "sleeping"});
+  EXPECT_EQ(Rows(c.Cli({"ls", "--app", "a"}).out), 3u);
+  EXPECT_EQ(Rows(c.Cli({"ls", "--app", "a", "--label", "batch=even"}).out), 2u);
+  EXPECT_EQ(Rows(c.Cli({"ls", "--state", "queued,running", "--since", "1h"}).out), 5u);
+  EXPECT_EQ(Rows(c.Cli({"ls", "--since", "2099-01-01"}).out), 0u);
+  CommandResult bad = c.Cli({"ls", "--state", "sleeping"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--state"));
 
   // Cancel by filter: a count, and nothing without --yes off a terminal.
-  CommandResult asked = Deja(c, {"cancel", "--app", "a"});
+  CommandResult asked = c.Cli({"cancel", "--app", "a"});
   EXPECT_EQ(asked.exit_code, 2);
   EXPECT_THAT(asked.err, HasSubstr("3 jobs match; add --yes to cancel them"));
-  EXPECT_EQ(Rows(Deja(c, {"ls", "--state", "cancelled"}).out), 0u);
-  CommandResult cancelled = Deja(c, {"cancel", "--app", "a", "--yes"});
+  EXPECT_EQ(Rows(c.Cli({"ls", "--state", "cancelled"}).out), 0u);
+  CommandResult cancelled = c.Cli({"cancel", "--app", "a", "--yes"});
   EXPECT_EQ(cancelled.exit_code, 0) << cancelled.err;
   EXPECT_EQ(cancelled.out, "cancelled 3 jobs\n");
-  EXPECT_EQ(Rows(Deja(c, {"ls", "--state", "cancelled"}).out), 3u);
-  CommandResult named = Deja(c, {"cancel", "j4", "j5", "j9"});
+  EXPECT_EQ(Rows(c.Cli({"ls", "--state", "cancelled"}).out), 3u);
+  CommandResult named = c.Cli({"cancel", "j4", "j5", "j9"});
   EXPECT_EQ(named.exit_code, 1);
   EXPECT_THAT(named.out, HasSubstr("j4 CANCELLED\nj5 CANCELLED\n"));
   EXPECT_THAT(named.err, HasSubstr("j9"));
-  EXPECT_EQ(Deja(c, {"cancel"}).exit_code, 2);
+  EXPECT_EQ(c.Cli({"cancel"}).exit_code, 2);
 }
 
 TEST(DaemonFlagsTest, VersionAndHelpNameTheProgramNotABuildPath) {
